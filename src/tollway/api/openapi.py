@@ -1,0 +1,183 @@
+"""The OpenAPI 3.1 document of Tollway's own routes, served at GET /openapi.json.
+
+Request and response bodies of proxied routes are the providers' own; this document names
+them, the headers Tollway reads and adds, and the error bodies Tollway itself produces.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tollway import __version__
+
+_REF = "#/components/schemas/"
+
+
+def _hdr(name: str, desc: str) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": False, "description": desc, "schema": {"type": "string"}}
+
+
+_ATTRIBUTION = [
+    _hdr("x-tollway-project", "Project to attribute the call to (alias: x-project). A /projects/{slug}/ path wins."),
+    _hdr("x-tollway-source", "Source (tool, service) to attribute the call to (alias: x-source)."),
+    _hdr("x-tollway-customer", "External customer to bill for this call."),
+]
+_TRACE = {"x-tollway-trace-id": {"description": "UUIDv7 of this call; the key of its usage record.",
+                                 "schema": {"type": "string", "format": "uuid"}}}
+_COST = {"x-tollway-cost-usd": {"description": "Cost of this call in USD (non-streaming, when the price is known).",
+                                "schema": {"type": "string"}}}
+
+
+def _errors(fmt: str) -> dict[str, Any]:
+    schema = {"$ref": _REF + ("AnthropicError" if fmt == "anthropic" else "OpenAIError")}
+    out = {}
+    for code, desc in (("400", "Invalid JSON or no model."), ("401", "Missing or invalid Tollway key."),
+                       ("404", "Unknown model (the message names the routable models) or route."),
+                       ("413", "Body over server.max_body_bytes."), ("502", "Provider unreachable."),
+                       ("504", "Provider timed out.")):
+        out[code] = {"description": desc + " Provider errors are relayed unchanged with the provider's status.",
+                     "headers": _TRACE, "content": {"application/json": {"schema": schema}}}
+    return out
+
+
+def _proxy_op(summary: str, fmt: str, provider_schema: str, byok: bool = False) -> dict[str, Any]:
+    params = list(_ATTRIBUTION)
+    if byok:
+        params.insert(0, {"name": "X-Tollway-Key", "in": "header", "required": False, "schema": {"type": "string"},
+                          "description": "Tollway key (required when keys are configured). Authorization / "
+                                         "x-api-key carry YOUR provider key, forwarded untouched and never stored."})
+    return {
+        "summary": summary,
+        "parameters": params,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "description": f"The provider's own request body ({provider_schema}).",
+            "required": ["model"], "properties": {"model": {"type": "string"}, "stream": {"type": "boolean"}}}}}},
+        "responses": {
+            "200": {"description": f"The provider's response ({provider_schema}), unchanged; "
+                                   "text/event-stream when stream is true.",
+                    "headers": {**_TRACE, **_COST},
+                    "content": {"application/json": {"schema": {"type": "object"}},
+                                "text/event-stream": {"schema": {"type": "string"}}}},
+            **_errors(fmt)},
+        "security": [{"bearer": []}] if fmt == "openai" and not byok else (
+            [{"tollwayKey": []}] if byok else [{"apiKey": []}, {"bearer": []}]),
+    }
+
+
+def _list_op(summary: str, params: list[str], schema: str) -> dict[str, Any]:
+    return {"summary": summary, "security": [{"bearer": []}],
+            "parameters": [{"name": p, "in": "query", "required": False, "schema": {"type": "string"}} for p in params],
+            "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": _REF + schema}}}},
+                          "400": {"description": "Bad filter", "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}},
+                          "401": {"description": "No master key", "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}},
+                          "403": {"description": "Not the master key", "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}
+
+
+_GROUP = {"type": "object", "properties": {
+    "requests": {"type": "integer"}, "errors": {"type": "integer"}, "input_tokens": {"type": "integer"},
+    "output_tokens": {"type": "integer"}, "cached_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"},
+    "cost_usd": {"type": "string", "description": "Decimal string"},
+    "latency_ms_p50": {"type": ["number", "null"]}, "latency_ms_p95": {"type": ["number", "null"]}}}
+
+_RECORD = {"type": "object", "properties": {
+    **{k: {"type": t} for k, t in (
+        ("trace_id", "string"), ("time", "string"), ("ts", "number"), ("route", "string"), ("method", "string"),
+        ("path", "string"), ("provider", ["string", "null"]), ("model_requested", ["string", "null"]),
+        ("model_served", ["string", "null"]), ("stream", "boolean"), ("input_tokens", ["integer", "null"]),
+        ("output_tokens", ["integer", "null"]), ("cached_tokens", ["integer", "null"]),
+        ("cache_creation_tokens", ["integer", "null"]), ("reasoning_tokens", ["integer", "null"]),
+        ("total_tokens", ["integer", "null"]), ("tokens_estimated", "boolean"), ("cost_usd", ["string", "null"]),
+        ("cost_note", ["string", "null"]), ("latency_ms", ["number", "null"]), ("ttft_ms", ["number", "null"]),
+        ("status", "integer"), ("error_type", ["string", "null"]), ("cancelled", "boolean"),
+        ("key_id", ["string", "null"]), ("project", ["string", "null"]), ("source", ["string", "null"]),
+        ("customer", ["string", "null"]))}}}
+
+
+def openapi_document() -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        "/health": {"get": {"summary": "Liveness and configured providers", "security": [], "responses": {"200": {
+            "description": "OK", "content": {"application/json": {"schema": {"$ref": _REF + "Health"}}}}}}},
+        "/v1/models": {"get": {"summary": "Models Tollway can route (OpenAI list format)", "security": [{"bearer": []}],
+                               "responses": {"200": {"description": "OK", "content": {"application/json": {
+                                   "schema": {"$ref": _REF + "ModelList"}}}}}}},
+        "/v1/records": {"get": _list_op("Usage records, newest first",
+                                        ["project", "source", "customer", "model", "status", "since", "key_id",
+                                         "limit", "cursor"], "RecordPage")},
+        "/v1/stats": {"get": _list_op("Totals and breakdowns by model, project and source",
+                                      ["project", "source", "customer", "model", "since"], "Stats")},
+        "/v1/chat/completions": {"post": _proxy_op("OpenAI Chat Completions", "openai", "CreateChatCompletionRequest")},
+        "/v1/completions": {"post": _proxy_op("OpenAI Completions (legacy)", "openai", "CreateCompletionRequest")},
+        "/v1/embeddings": {"post": _proxy_op("OpenAI Embeddings", "openai", "CreateEmbeddingRequest")},
+        "/v1/responses": {"post": _proxy_op("OpenAI Responses", "openai", "CreateResponse")},
+        "/v1/messages": {"post": _proxy_op("Anthropic Messages", "anthropic", "CreateMessageParams")},
+        "/v1/messages/count_tokens": {"post": _proxy_op("Anthropic token counting", "anthropic",
+                                                        "CountMessageTokensParams")},
+        "/v1/{path}": {"summary": "Any other OpenAI path (files, batches, audio, images, moderations, …), "
+                                  "passed through to the OpenAI provider with method, query, headers and body intact.",
+                       "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
+                       **{m: {"responses": {"default": {"description": "The provider's response, unchanged",
+                                                        "headers": _TRACE}}}
+                          for m in ("get", "post", "delete")}},
+        "/proxy/openai/v1/{path}": {
+            "summary": "OpenAI with the caller's own key (Authorization), metered; Tollway key in X-Tollway-Key.",
+            "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "post": _proxy_op("Any OpenAI endpoint, caller's key", "openai", "OpenAI API", byok=True)},
+        "/proxy/anthropic/v1/{path}": {
+            "summary": "Anthropic with the caller's own key (x-api-key), metered; Tollway key in X-Tollway-Key.",
+            "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "post": _proxy_op("Any Anthropic endpoint, caller's key", "anthropic", "Anthropic API", byok=True)},
+    }
+    for sub, fmt, schema in (("chat/completions", "openai", "CreateChatCompletionRequest"),
+                             ("completions", "openai", "CreateCompletionRequest"),
+                             ("embeddings", "openai", "CreateEmbeddingRequest"),
+                             ("responses", "openai", "CreateResponse"),
+                             ("messages", "anthropic", "CreateMessageParams"),
+                             ("messages/count_tokens", "anthropic", "CountMessageTokensParams")):
+        op = _proxy_op(f"Project-scoped /v1/{sub} (the slug wins over project headers)", fmt, schema)
+        op["parameters"] = [{"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}},
+                            *op["parameters"]]
+        paths[f"/projects/{{slug}}/v1/{sub}"] = {"post": op}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Tollway", "version": __version__,
+                 "description": "Self-hosted LLM proxy. Proxied bodies are the providers' own; this document "
+                                "describes Tollway's routes, headers and its own error bodies."},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "Master key or a configured key."},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+                "tollwayKey": {"type": "apiKey", "in": "header", "name": "X-Tollway-Key"}},
+            "schemas": {
+                "OpenAIError": {"type": "object", "required": ["error"], "properties": {"error": {
+                    "type": "object", "required": ["message", "type"], "properties": {
+                        "message": {"type": "string"}, "type": {"type": "string"},
+                        "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}}},
+                "AnthropicError": {"type": "object", "required": ["type", "error"], "properties": {
+                    "type": {"const": "error"}, "error": {"type": "object", "required": ["type", "message"],
+                                                          "properties": {"type": {"type": "string"},
+                                                                         "message": {"type": "string"}}}}},
+                "Health": {"type": "object", "required": ["status", "version", "uptime_secs", "providers"],
+                           "properties": {"status": {"type": "string"}, "version": {"type": "string"},
+                                          "uptime_secs": {"type": "integer"},
+                                          "providers": {"type": "array", "items": {"type": "string"}},
+                                          "ledger": {"type": "object"}}},
+                "ModelList": {"type": "object", "properties": {"object": {"const": "list"}, "data": {
+                    "type": "array", "items": {"type": "object", "properties": {
+                        "id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
+                        "owned_by": {"type": "string"}}}}}},
+                "Record": _RECORD,
+                "RecordPage": {"type": "object", "properties": {
+                    "data": {"type": "array", "items": {"$ref": _REF + "Record"}},
+                    "next_cursor": {"type": ["string", "null"]}}},
+                "Stats": {"type": "object", "properties": {
+                    "totals": _GROUP,
+                    "by_model": {"type": "array", "items": {**_GROUP, "properties": {
+                        **_GROUP["properties"], "model": {"type": ["string", "null"]}}}},
+                    "by_project": {"type": "array", "items": {**_GROUP, "properties": {
+                        **_GROUP["properties"], "project": {"type": ["string", "null"]}}}},
+                    "by_source": {"type": "array", "items": {**_GROUP, "properties": {
+                        **_GROUP["properties"], "source": {"type": ["string", "null"]}}}}}},
+            },
+        },
+    }

@@ -1,0 +1,135 @@
+"""The `tollway` command: serve, config check, usage."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from tollway import __version__
+from tollway.config import ConfigError, Settings, load_settings
+
+app = typer.Typer(help="Tollway: a self-hosted, metered LLM proxy for OpenAI- and Anthropic-speaking clients.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+config_app = typer.Typer(help="Work with configuration files.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="Path to tollway.toml. Without it: defaults + environment "
+                                                         "(OPENAI_API_KEY, ANTHROPIC_API_KEY, *_BASE_URL).",
+                         exists=False, dir_okay=False)
+
+
+def _load(config: Optional[Path], demo: bool = False) -> Settings:
+    try:
+        return load_settings(config, demo=demo)
+    except ConfigError as e:
+        typer.echo("Configuration error:", err=True)
+        for p in e.problems:
+            typer.echo(f"  {p}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _override(settings: Settings, **server: object) -> Settings:
+    changes = {k: v for k, v in server.items() if v is not None}
+    if not changes:
+        return settings
+    return settings.model_copy(update={"server": settings.server.model_copy(update=changes)})
+
+
+@app.command()
+def serve(
+    config: Optional[Path] = ConfigOpt,
+    host: Optional[str] = typer.Option(None, "--host", help="Address to bind (default 127.0.0.1, or server.host)."),
+    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port to listen on (default 8930, or server.port)."),
+    demo: bool = typer.Option(False, "--demo", help="Add the built-in demo provider (models 'demo', 'demo-*'): "
+                                                    "answers at once, streaming too, with no provider key."),
+    log_format: Optional[str] = typer.Option(None, "--log-format", help="'text' (default) or 'json'."),
+    log_level: Optional[str] = typer.Option(None, "--log-level", help="debug, info (default), warning or error."),
+) -> None:
+    """Start the proxy."""
+    import uvicorn
+
+    from tollway.app import build_app
+    from tollway.logs import setup_logging
+
+    settings = _override(_load(config, demo=demo), host=host, port=port)
+    level = log_level or settings.logging.level
+    fmt = log_format or settings.logging.format
+    if fmt not in ("text", "json") or level not in ("debug", "info", "warning", "error"):
+        typer.echo("--log-format must be text|json and --log-level debug|info|warning|error", err=True)
+        raise typer.Exit(2)
+    setup_logging(level, fmt)
+    log = logging.getLogger("tollway")
+    if settings.server.master_key is None and not settings.keys:
+        log.warning("no master key set (TOLLWAY_MASTER_KEY or [server] master_key): every route is open")
+    if not settings.providers:
+        log.warning("no providers configured: set OPENAI_API_KEY / ANTHROPIC_API_KEY, write a config, or use --demo")
+    log.info("tollway %s listening on http://%s:%d (providers: %s; store: %s)", __version__, settings.server.host,
+             settings.server.port, ", ".join(p.id for p in settings.providers) or "none",
+             "sqlite" if settings.store_url.startswith("sqlite") else "external")
+    uv = uvicorn.Config(
+        build_app(settings), host=settings.server.host, port=settings.server.port, loop="uvloop",
+        http="httptools", lifespan="on", access_log=False, log_config=None, server_header=False,
+        timeout_graceful_shutdown=int(settings.server.shutdown_grace_secs) or None, backlog=4096,
+    )
+    uvicorn.Server(uv).run()
+
+
+@config_app.command("check")
+def config_check(file: Path = typer.Argument(..., help="The config file to validate.", dir_okay=False)) -> None:
+    """Validate a config file: print each problem with its key path; exit 1 if there is any."""
+    try:
+        settings = load_settings(file)
+    except ConfigError as e:
+        for p in e.problems:
+            typer.echo(f"error: {p}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{file}: ok ({len(settings.providers)} provider(s), {len(settings.keys)} key(s), "
+               f"{len(settings.aliases)} alias(es))")
+
+
+@app.command()
+def usage(
+    config: Optional[Path] = ConfigOpt,
+    since: Optional[str] = typer.Option(None, "--since", help="Unix seconds or ISO 8601 time."),
+    project: Optional[str] = typer.Option(None, "--project", help="Only this project."),
+) -> None:
+    """Print request, token and cost totals per model from the store."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tollway.api.admin import parse_since
+    from tollway.storage.engine import make_engine
+    from tollway.storage.queries import stats
+
+    settings = _load(config)
+
+    async def run() -> dict:
+        engine = make_engine(settings.store_url)
+        try:
+            return await stats(engine, since=parse_since(since) if since else None, project=project)
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(run())
+    table = Table(title="Tollway usage")
+    for col in ("model", "requests", "errors", "input tokens", "output tokens", "cost USD", "p50 ms", "p95 ms"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for row in [*result["by_model"], {**result["totals"], "model": "TOTAL"}]:
+        table.add_row(str(row.get("model") or "-"), str(row["requests"]), str(row["errors"]),
+                      str(row["input_tokens"]), str(row["output_tokens"]), str(row["cost_usd"]),
+                      str(row["latency_ms_p50"]), str(row["latency_ms_p95"]))
+    Console().print(table)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

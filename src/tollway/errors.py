@@ -1,0 +1,59 @@
+"""Tollway's own errors, rendered in the wire format of the route that failed.
+
+A `ProxyError` carries a provider-neutral `kind`; `render()` turns it into an OpenAI-shaped
+`{"error": {...}}` or an Anthropic-shaped `{"type": "error", "error": {...}}` body.
+Provider errors are *not* ProxyErrors: those are relayed to the client unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import orjson
+
+WireFormat = Literal["openai", "anthropic"]
+
+# kind -> (http status, OpenAI error type, OpenAI code, Anthropic error type)
+_KINDS: dict[str, tuple[int, str, str | None, str]] = {
+    "invalid_request": (400, "invalid_request_error", None, "invalid_request_error"),
+    "authentication": (401, "invalid_request_error", "invalid_api_key", "authentication_error"),
+    "permission": (403, "permission_error", None, "permission_error"),
+    "not_found": (404, "invalid_request_error", "not_found", "not_found_error"),
+    "model_not_found": (404, "invalid_request_error", "model_not_found", "not_found_error"),
+    "request_too_large": (413, "invalid_request_error", "request_too_large", "request_too_large"),
+    "rate_limit": (429, "rate_limit_error", "rate_limit_exceeded", "rate_limit_error"),
+    "internal": (500, "server_error", None, "api_error"),
+    "upstream_unreachable": (502, "server_error", "upstream_unreachable", "api_error"),
+    "upstream_error": (502, "server_error", "upstream_error", "api_error"),
+    "upstream_timeout": (504, "server_error", "upstream_timeout", "timeout_error"),
+}
+
+
+class ProxyError(Exception):
+    """An error Tollway itself answers with (as opposed to one relayed from a provider)."""
+
+    def __init__(self, kind: str, message: str, *, param: str | None = None) -> None:
+        if kind not in _KINDS:
+            raise ValueError(f"unknown error kind {kind!r}")
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.param = param
+
+    @property
+    def status(self) -> int:
+        return _KINDS[self.kind][0]
+
+    @property
+    def error_type(self) -> str:
+        """The value recorded in the ledger's error_type column."""
+        return self.kind
+
+
+def render(err: ProxyError, fmt: WireFormat) -> tuple[int, bytes]:
+    status, oa_type, oa_code, an_type = _KINDS[err.kind]
+    if fmt == "anthropic":
+        body = {"type": "error", "error": {"type": an_type, "message": err.message}}
+    else:
+        body = {"error": {"message": err.message, "type": oa_type, "param": err.param, "code": oa_code}}
+    return status, orjson.dumps(body)

@@ -1,0 +1,80 @@
+"""Who is calling: the master key or a configured key, compared as SHA-256 digests.
+
+Unified OpenAI routes take `Authorization: Bearer`; Anthropic routes `x-api-key` or Bearer.
+Pass-through routes (`/proxy/...`) carry the caller's *provider* key in those headers, so
+Tollway's key travels in `X-Tollway-Key` there instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from tollway.config import Settings
+from tollway.errors import ProxyError
+from tollway.pipeline.context import RequestContext
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    id: str
+    project: str | None = None
+
+
+def _digest(secret: str | bytes) -> bytes:
+    return hashlib.sha256(secret.encode() if isinstance(secret, str) else secret).digest()
+
+
+def presented_key(ctx: RequestContext) -> bytes | None:
+    if ctx.route.startswith("proxy."):
+        return ctx.headers.get(b"x-tollway-key")
+    if ctx.wire_format == "anthropic":
+        key = ctx.headers.get(b"x-api-key")
+        if key:
+            return key
+    auth = ctx.headers.get(b"authorization")
+    if auth and auth[:7].lower() == b"bearer ":
+        return auth[7:].strip()
+    return ctx.headers.get(b"x-tollway-key")
+
+
+class KeyRing:
+    """Digest → key. Built once from settings; the plaintext keys are not kept."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._keys: dict[bytes, KeyInfo] = {}
+        if settings.server.master_key is not None:
+            self._keys[_digest(settings.server.master_key.get_secret_value())] = KeyInfo("master")
+        for k in settings.keys:
+            self._keys[_digest(k.key.get_secret_value())] = KeyInfo(k.id, k.project)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._keys)
+
+    def lookup(self, presented: bytes | None) -> KeyInfo | None:
+        if not presented:
+            return None
+        # Looking up a SHA-256 digest leaks nothing useful through timing: an attacker
+        # cannot choose digest prefixes.
+        return self._keys.get(_digest(presented))
+
+
+class AuthStage:
+    def __init__(self, keys: KeyRing) -> None:
+        self._keys = keys
+
+    async def before(self, ctx: RequestContext) -> None:
+        if not self._keys.enabled:
+            return
+        info = self._keys.lookup(presented_key(ctx))
+        if info is None:
+            where = "X-Tollway-Key" if ctx.route.startswith("proxy.") else (
+                "x-api-key" if ctx.wire_format == "anthropic" else "Authorization: Bearer")
+            raise ProxyError("authentication", f"Missing or invalid Tollway key (send it in {where}).")
+        ctx.key_id = info.id
+        if info.project and ctx.project is None:
+            ctx.project = info.project
+
+    async def after(self, ctx: RequestContext) -> None:
+        return None

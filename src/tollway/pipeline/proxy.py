@@ -1,0 +1,176 @@
+"""The call itself: send to the provider, relay the answer, note usage on the way.
+
+Same-format calls are the fast path: request bytes go upstream with only the edits the
+proxy must make, response bytes come back as they are (a stream block by block), and usage
+is read from those bytes. Provider errors are relayed unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+import orjson
+
+from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers
+from tollway.errors import ProxyError, render
+from tollway.pipeline.accounting import meter
+from tollway.pipeline.context import RequestContext
+from tollway.providers.base import Endpoint, split_complete
+
+if TYPE_CHECKING:
+    from tollway.state import AppState
+
+_EVENT_STREAM = b"text/event-stream"
+
+
+def _is_event_stream(raw_headers) -> bool:
+    for k, v in raw_headers:
+        if k.lower() == b"content-type":
+            return v.startswith(_EVENT_STREAM)
+    return False
+
+
+def _provider_error_type(body: bytes) -> str:
+    """`error.type` from an OpenAI- or Anthropic-shaped error body, for the ledger."""
+    try:
+        obj = orjson.loads(body)
+        err = obj.get("error") if isinstance(obj, dict) else None
+        if isinstance(err, dict) and isinstance(err.get("type"), str):
+            return "provider:" + err["type"][:60]
+    except orjson.JSONDecodeError:
+        pass
+    return "provider_error"
+
+
+# The caller's own provider credentials, forwarded untouched on /proxy/<kind>/ routes.
+BYOK_HEADERS = (b"authorization", b"x-api-key", b"openai-organization", b"openai-project")
+
+
+def with_caller_credentials(headers: dict[str, str], client: dict[bytes, bytes]) -> dict[str, str]:
+    out = dict(headers)
+    for name in BYOK_HEADERS:
+        v = client.get(name)
+        if v is not None:
+            out[name.decode()] = v.decode("latin-1")
+    return out
+
+
+def stream_error_event(fmt: str, err: ProxyError) -> bytes:
+    """An in-stream error in the client's format, so its SDK raises instead of hanging."""
+    _, body = render(err, "anthropic" if fmt == "anthropic" else "openai")
+    if fmt == "anthropic":
+        return b"event: error\ndata: " + body + b"\n\n"
+    return b"data: " + body + b"\n\n"
+
+
+class Forwarder:
+    def __init__(self, state: "AppState") -> None:
+        self._state = state
+
+    def _headers(self, ctx: RequestContext, raw) -> list[tuple[bytes, bytes]]:
+        hdrs = relay_headers(raw)
+        hdrs.append((b"x-tollway-trace-id", ctx.trace_id.encode()))
+        return hdrs
+
+    async def forward(self, ctx: RequestContext, receive: Receive, send: Send) -> None:
+        dep = ctx.deployment
+        assert dep is not None and ctx.json is not None
+        endpoint = Endpoint(ctx.endpoint)
+        call = dep.provider.prepare(endpoint, ctx.json, ctx.body, dep.model, ctx.stream, ctx.headers)
+        if ctx.byok:
+            call.request.headers = with_caller_credentials(call.request.headers, ctx.headers)
+        resp = await dep.transport.send(call.request)
+        try:
+            ctx.status = resp.status
+            if resp.status >= 400:
+                body = await resp.read()
+                ctx.error_type = _provider_error_type(body)
+                ctx.response_started = True
+                await self._send_whole(send, resp.status, self._headers(ctx, resp.raw_headers), body)
+                return
+            if ctx.stream and _is_event_stream(resp.raw_headers):
+                await self._relay_stream(ctx, endpoint, call.injected_usage_option, resp, receive, send)
+                return
+            body = await resp.read()
+            parsed = None
+            try:
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                ctx.error_type = "invalid_provider_body"
+            text = None
+            if isinstance(parsed, dict):
+                ctx.usage = dep.provider.usage_from_response(endpoint, parsed)
+                served = parsed.get("model")
+                if isinstance(served, str):
+                    ctx.model_served = served
+                if ctx.usage is None or not ctx.usage.known:
+                    text = dep.provider.output_text(endpoint, parsed)
+            meter(self._state, ctx, text)
+            hdrs = self._headers(ctx, resp.raw_headers)
+            if ctx.cost is not None:
+                hdrs.append((b"x-tollway-cost-usd", format(ctx.cost, "f").encode()))
+            ctx.response_started = True
+            await self._send_whole(send, resp.status, hdrs, body)
+        finally:
+            resp.release()
+
+    @staticmethod
+    async def _send_whole(send: Send, status: int, hdrs: list, body: bytes) -> None:
+        hdrs.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": hdrs})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    async def _relay_stream(self, ctx: RequestContext, endpoint: Endpoint, injected: bool, resp,
+                            receive: Receive, send: Send) -> None:
+        provider = ctx.deployment.provider  # type: ignore[union-attr]
+        watcher = provider.stream_watcher(endpoint, injected)
+        hdrs = self._headers(ctx, resp.raw_headers)
+        hdrs.append((b"cache-control", b"no-cache"))
+        hdrs.append((b"x-accel-buffering", b"no"))
+        await send({"type": "http.response.start", "status": resp.status, "headers": hdrs})
+        ctx.response_started = True
+        watch = DisconnectWatch(receive).start()
+        buf = b""
+        t0 = ctx.t0
+        try:
+            async for chunk in resp.iter_chunks():
+                buf = buf + chunk if buf else chunk
+                complete, buf = split_complete(buf)
+                if not complete:
+                    continue
+                out = watcher.relay(complete)
+                if ctx.ttft_ms is None and watcher.first_token:
+                    ctx.ttft_ms = (time.perf_counter() - t0) * 1000.0
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+            if buf:
+                out = watcher.relay(buf)
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+        except asyncio.CancelledError:
+            if not watch.fired:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            ctx.cancelled = ctx.incomplete = True
+            ctx.error_type = "client_disconnected"
+        except ProxyError as e:
+            ctx.incomplete = True
+            ctx.error_type = e.error_type
+            await send({"type": "http.response.body", "body": stream_error_event(ctx.wire_format, e),
+                        "more_body": True})
+        finally:
+            watch.stop()
+        if watcher.error_type and not ctx.error_type:
+            ctx.error_type = watcher.error_type
+        ctx.usage = watcher.usage
+        if watcher.model_served:
+            ctx.model_served = watcher.model_served
+        complete_usage = ctx.usage is not None and ctx.usage.known and not ctx.incomplete
+        text = None if complete_usage else watcher.output_text()
+        meter(self._state, ctx, text)
+        if not ctx.cancelled:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -1,0 +1,50 @@
+"""Stages and the runner: `before` in order, `after` in reverse for every stage that ran.
+
+A stage may end the request early by raising a ProxyError in `before` (a 401, a 429).
+`after` runs for errors too, so accounting sees every request.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Awaitable, Callable, Protocol
+
+from tollway.errors import ProxyError
+from tollway.pipeline.context import RequestContext
+
+log = logging.getLogger("tollway")
+
+
+class Stage(Protocol):
+    async def before(self, ctx: RequestContext) -> None: ...
+
+    async def after(self, ctx: RequestContext) -> None: ...
+
+
+async def run_stages(ctx: RequestContext, stages: tuple[Stage, ...],
+                     handler: Callable[[RequestContext], Awaitable[None]],
+                     on_error: Callable[[RequestContext, ProxyError], Awaitable[None]]) -> None:
+    ran = 0
+    try:
+        for stage in stages:
+            ran += 1
+            await stage.before(ctx)
+        await handler(ctx)
+    except ProxyError as e:
+        ctx.error = e
+        ctx.status = e.status
+        ctx.error_type = e.error_type
+        if not ctx.response_started:
+            await on_error(ctx, e)
+    except Exception:
+        log.exception("internal error in trace %s", ctx.trace_id)
+        e = ProxyError("internal", f"Internal error in Tollway (trace id {ctx.trace_id}).")
+        ctx.error, ctx.status, ctx.error_type = e, 500, "internal"
+        if not ctx.response_started:
+            await on_error(ctx, e)
+    finally:
+        for stage in reversed(stages[:ran]):
+            try:
+                await stage.after(ctx)
+            except Exception:
+                log.exception("stage %s failed in after() for trace %s", type(stage).__name__, ctx.trace_id)

@@ -1,0 +1,309 @@
+"""The built-in demo provider: fixed replies with realistic usage, no network, no key.
+
+It answers in the client's own wire format (so it is always the fast path) through an
+in-process transport, which means the whole pipeline, metering and ledger included, runs
+exactly as it does for a real provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import struct
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+
+from tollway.config import ProviderSettings
+from tollway.ids import uuid7
+from tollway.providers.anthropic import AnthropicProvider
+from tollway.providers.base import Endpoint, ErrorClass, PreparedCall, UpstreamRequest, classify_http_status
+from tollway.providers.openai import OpenAIProvider
+from tollway.usage import Usage
+
+Counter = Callable[[Endpoint, str, dict[str, Any]], int]  # (endpoint, model, body) -> prompt tokens
+
+
+def _words(text: str) -> list[str]:
+    out: list[str] = []
+    for i, w in enumerate(text.split(" ")):
+        out.append(w if i == 0 else " " + w)
+    return out
+
+
+def _last_user_text(endpoint: Endpoint, body: dict[str, Any]) -> str:
+    if endpoint == Endpoint.RESPONSES:
+        inp = body.get("input")
+        if isinstance(inp, str):
+            return inp
+        items = inp if isinstance(inp, list) else []
+    elif endpoint == Endpoint.COMPLETIONS:
+        p = body.get("prompt")
+        return p if isinstance(p, str) else str(p)
+    else:
+        items = body.get("messages") or []
+    for m in reversed(items):
+        if isinstance(m, dict) and m.get("role") == "user":
+            c = m.get("content")
+            if isinstance(c, str):
+                return c
+            if isinstance(c, list):
+                return " ".join(p.get("text", "") for p in c if isinstance(p, dict) and "text" in p)
+    return ""
+
+
+def reply_text(prompt: str) -> str:
+    shown = " ".join(prompt.split())[:60]
+    return (f"Hello from Tollway's demo model! You said: \"{shown}\". "
+            "Point Tollway at a real provider to get real answers.")
+
+
+class DemoResponse:
+    __slots__ = ("status", "raw_headers", "_body", "_events", "_delay")
+
+    def __init__(self, status: int, body: bytes = b"", events: list[bytes] | None = None, delay: float = 0.0) -> None:
+        self.status = status
+        ctype = b"text/event-stream" if events is not None else b"application/json"
+        self.raw_headers = ((b"content-type", ctype), (b"x-demo-provider", b"tollway"))
+        self._body = body
+        self._events = events
+        self._delay = delay
+
+    async def read(self) -> bytes:
+        return self._body
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        for ev in self._events or ():
+            if self._delay:
+                await asyncio.sleep(self._delay)
+            yield ev
+
+    def release(self) -> None:
+        pass
+
+
+class DemoTransport:
+    """Builds the demo answer in process, in the wire format the request path implies."""
+
+    def __init__(self, count_prompt: Counter, count_text: Callable[[str], int], token_delay: float = 0.01) -> None:
+        self._count_prompt = count_prompt
+        self._count_text = count_text
+        self._delay = token_delay
+
+    async def send(self, req: UpstreamRequest) -> DemoResponse:
+        endpoint = Endpoint(req.url.removeprefix("demo:/"))
+        body = orjson.loads(req.body)
+        model = str(body.get("model") or "demo")
+        prompt_tokens = self._count_prompt(endpoint, model, body)
+        if endpoint == Endpoint.COUNT_TOKENS:
+            return DemoResponse(200, orjson.dumps({"input_tokens": prompt_tokens}))
+        if endpoint == Endpoint.EMBEDDINGS:
+            return DemoResponse(200, self._embeddings(body, model, prompt_tokens))
+        text = reply_text(_last_user_text(endpoint, body))
+        out_tokens = self._count_text(text)
+        usage = Usage(input_tokens=prompt_tokens, output_tokens=out_tokens)
+        stream = bool(body.get("stream"))
+        build = {
+            Endpoint.CHAT: (self._chat, self._chat_stream),
+            Endpoint.COMPLETIONS: (self._completion, self._completion_stream),
+            Endpoint.RESPONSES: (self._responses, self._responses_stream),
+            Endpoint.MESSAGES: (self._messages, self._messages_stream),
+        }[endpoint]
+        if stream:
+            return DemoResponse(200, events=build[1](body, model, text, usage), delay=self._delay)
+        return DemoResponse(200, orjson.dumps(build[0](body, model, text, usage)))
+
+    # --- OpenAI chat / completions -------------------------------------------------------
+    @staticmethod
+    def _oa_usage(u: Usage) -> dict[str, Any]:
+        return {"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
+                "total_tokens": u.total_tokens,
+                "prompt_tokens_details": {"cached_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0}}
+
+    def _chat(self, body: dict, model: str, text: str, u: Usage) -> dict[str, Any]:
+        return {"id": "chatcmpl-demo" + uuid7()[-12:], "object": "chat.completion", "created": int(time.time()),
+                "model": model, "choices": [{"index": 0, "message": {"role": "assistant", "content": text,
+                                                                     "refusal": None},
+                                             "logprobs": None, "finish_reason": "stop"}],
+                "usage": self._oa_usage(u), "system_fingerprint": "fp_tollway_demo"}
+
+    def _chat_stream(self, body: dict, model: str, text: str, u: Usage) -> list[bytes]:
+        include = bool((body.get("stream_options") or {}).get("include_usage"))
+        base = {"id": "chatcmpl-demo" + uuid7()[-12:], "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": model, "system_fingerprint": "fp_tollway_demo"}
+
+        def chunk(choices: list, usage: Any = None) -> bytes:
+            obj = {**base, "choices": choices}
+            if include:
+                obj["usage"] = usage
+            return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+        events = [chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                          "finish_reason": None}])]
+        for w in _words(text):
+            events.append(chunk([{"index": 0, "delta": {"content": w}, "logprobs": None, "finish_reason": None}]))
+        events.append(chunk([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]))
+        if include:
+            events.append(chunk([], self._oa_usage(u)))
+        events.append(b"data: [DONE]\n\n")
+        return events
+
+    def _completion(self, body: dict, model: str, text: str, u: Usage) -> dict[str, Any]:
+        return {"id": "cmpl-demo" + uuid7()[-12:], "object": "text_completion", "created": int(time.time()),
+                "model": model, "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}],
+                "usage": self._oa_usage(u)}
+
+    def _completion_stream(self, body: dict, model: str, text: str, u: Usage) -> list[bytes]:
+        include = bool((body.get("stream_options") or {}).get("include_usage"))
+        base = {"id": "cmpl-demo" + uuid7()[-12:], "object": "text_completion", "created": int(time.time()),
+                "model": model}
+        events = []
+        for w in _words(text):
+            obj = {**base, "choices": [{"index": 0, "text": w, "logprobs": None, "finish_reason": None}]}
+            if include:
+                obj["usage"] = None
+            events.append(b"data: " + orjson.dumps(obj) + b"\n\n")
+        last = {**base, "choices": [{"index": 0, "text": "", "logprobs": None, "finish_reason": "stop"}]}
+        if include:
+            last["usage"] = None
+        events.append(b"data: " + orjson.dumps(last) + b"\n\n")
+        if include:
+            events.append(b"data: " + orjson.dumps({**base, "choices": [], "usage": self._oa_usage(u)}) + b"\n\n")
+        events.append(b"data: [DONE]\n\n")
+        return events
+
+    def _embeddings(self, body: dict, model: str, prompt_tokens: int) -> bytes:
+        inp = body.get("input")
+        items = inp if isinstance(inp, list) and inp and not isinstance(inp[0], int) else [inp]
+        dims = int(body.get("dimensions") or 256)
+        as_b64 = body.get("encoding_format") == "base64"
+        data = []
+        for i, item in enumerate(items):
+            seed = hashlib.sha256(orjson.dumps(item)).digest()
+            vec = [((seed[(j * 7) % 32] + j * 31) % 255) / 127.0 - 1.0 for j in range(dims)]
+            emb: Any = base64.b64encode(struct.pack(f"<{dims}f", *vec)).decode() if as_b64 else vec
+            data.append({"object": "embedding", "index": i, "embedding": emb})
+        return orjson.dumps({"object": "list", "data": data, "model": model,
+                             "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}})
+
+    # --- OpenAI Responses --------------------------------------------------------------
+    @staticmethod
+    def _resp_obj(body: dict, model: str, text: str | None, u: Usage | None, rid: str, mid: str) -> dict[str, Any]:
+        output = []
+        if text is not None:
+            output = [{"id": mid, "type": "message", "status": "completed", "role": "assistant",
+                       "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]}]
+        return {
+            "id": rid, "object": "response", "created_at": int(time.time()),
+            "status": "completed" if text is not None else "in_progress", "model": model,
+            "output": output, "parallel_tool_calls": True, "tool_choice": "auto", "tools": body.get("tools") or [],
+            "instructions": body.get("instructions"), "previous_response_id": body.get("previous_response_id"),
+            "temperature": body.get("temperature", 1.0), "top_p": body.get("top_p", 1.0),
+            "max_output_tokens": body.get("max_output_tokens"), "store": body.get("store", True),
+            "text": {"format": {"type": "text"}}, "truncation": "disabled", "metadata": body.get("metadata") or {},
+            "error": None, "incomplete_details": None, "reasoning": {"effort": None, "summary": None},
+            "usage": None if u is None else {
+                "input_tokens": u.input_tokens, "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": u.output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": u.total_tokens},
+        }
+
+    def _responses(self, body: dict, model: str, text: str, u: Usage) -> dict[str, Any]:
+        return self._resp_obj(body, model, text, u, "resp_demo" + uuid7().replace("-", ""), "msg_demo" + uuid7()[-12:])
+
+    def _responses_stream(self, body: dict, model: str, text: str, u: Usage) -> list[bytes]:
+        rid, mid = "resp_demo" + uuid7().replace("-", ""), "msg_demo" + uuid7()[-12:]
+        seq = iter(range(1_000_000))
+        events: list[bytes] = []
+
+        def ev(kind: str, **fields: Any) -> None:
+            events.append(b"event: " + kind.encode() + b"\ndata: "
+                          + orjson.dumps({"type": kind, "sequence_number": next(seq), **fields}) + b"\n\n")
+
+        pending = self._resp_obj(body, model, None, None, rid, mid)
+        ev("response.created", response=pending)
+        ev("response.in_progress", response=pending)
+        item = {"id": mid, "type": "message", "status": "in_progress", "role": "assistant", "content": []}
+        ev("response.output_item.added", output_index=0, item=item)
+        part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        ev("response.content_part.added", item_id=mid, output_index=0, content_index=0, part=part)
+        for w in _words(text):
+            ev("response.output_text.delta", item_id=mid, output_index=0, content_index=0, delta=w, logprobs=[])
+        ev("response.output_text.done", item_id=mid, output_index=0, content_index=0, text=text, logprobs=[])
+        ev("response.content_part.done", item_id=mid, output_index=0, content_index=0, part={**part, "text": text})
+        done = self._resp_obj(body, model, text, u, rid, mid)
+        ev("response.output_item.done", output_index=0, item=done["output"][0])
+        ev("response.completed", response=done)
+        return events
+
+    # --- Anthropic Messages ------------------------------------------------------------
+    def _messages(self, body: dict, model: str, text: str, u: Usage) -> dict[str, Any]:
+        return {"id": "msg_demo" + uuid7()[-12:], "type": "message", "role": "assistant", "model": model,
+                "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
+                "usage": {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
+                          "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
+
+    def _messages_stream(self, body: dict, model: str, text: str, u: Usage) -> list[bytes]:
+        def ev(kind: str, obj: dict[str, Any]) -> bytes:
+            return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps({"type": kind, **obj}) + b"\n\n"
+
+        start = self._messages(body, model, text, Usage(u.input_tokens, 1))
+        start["content"], start["stop_reason"] = [], None
+        events = [ev("message_start", {"message": start}),
+                  ev("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
+                  ev("ping", {})]
+        for w in _words(text):
+            events.append(ev("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": w}}))
+        events.append(ev("content_block_stop", {"index": 0}))
+        events.append(ev("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                           "usage": {"output_tokens": u.output_tokens}}))
+        events.append(ev("message_stop", {}))
+        return events
+
+
+class DemoProvider:
+    """Speaks whichever format the client speaks; usage is read with the real parsers."""
+
+    wire_format = "native"
+    endpoints = frozenset(Endpoint)
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        self.id = settings.id
+        self.kind = settings.kind
+        self.settings = settings
+        self._openai = OpenAIProvider(settings)
+        self._anthropic = AnthropicProvider(settings)
+
+    def __repr__(self) -> str:
+        return f"DemoProvider(id={self.id!r})"
+
+    def _parser(self, endpoint: Endpoint) -> OpenAIProvider | AnthropicProvider:
+        return self._anthropic if endpoint in AnthropicProvider.endpoints else self._openai
+
+    def auth_headers(self) -> dict[str, str]:
+        return {}
+
+    def prepare(self, endpoint: Endpoint, body: dict[str, Any], raw: bytes, upstream_model: str,
+                stream: bool, client_headers: dict[bytes, bytes]) -> PreparedCall:
+        call = self._parser(endpoint).prepare(endpoint, body, raw, upstream_model, stream, client_headers)
+        call.request = UpstreamRequest("POST", f"demo:/{endpoint.value}", {}, call.request.body)
+        return call
+
+    def usage_from_response(self, endpoint: Endpoint, body: dict[str, Any]) -> Usage | None:
+        return self._parser(endpoint).usage_from_response(endpoint, body)
+
+    def output_text(self, endpoint: Endpoint, body: dict[str, Any]) -> str:
+        return self._parser(endpoint).output_text(endpoint, body)
+
+    def stream_watcher(self, endpoint: Endpoint, injected_usage_option: bool):
+        return self._parser(endpoint).stream_watcher(endpoint, injected_usage_option)
+
+    def classify_error(self, status: int, body: bytes) -> ErrorClass:
+        return classify_http_status(status)
+
+    def passthrough_url(self, subpath: str, query: bytes) -> str:
+        raise LookupError("the demo provider has no pass-through API")

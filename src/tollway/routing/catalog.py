@@ -1,0 +1,114 @@
+"""Which provider serves a model name: aliases, `provider:model`, exact names, then globs.
+
+Resolution is cached per name on the instance; a config reload builds a new Catalog.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING
+
+from tollway.errors import ProxyError
+
+if TYPE_CHECKING:
+    from tollway.providers.base import Endpoint, Provider
+    from tollway.providers.transport import Transport
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    provider: "Provider"
+    transport: "Transport"
+    model: str  # the name sent upstream
+
+
+class Catalog:
+    def __init__(self, providers: list[tuple["Provider", "Transport"]], aliases: dict[str, str]) -> None:
+        self._providers = providers
+        self._by_id = {p.id: (p, t) for p, t in providers}
+        self._aliases = dict(aliases)
+        self._cache: dict[str, Deployment | None] = {}
+
+    @property
+    def providers(self) -> list["Provider"]:
+        return [p for p, _ in self._providers]
+
+    def provider(self, provider_id: str) -> "Provider | None":
+        entry = self._by_id.get(provider_id)
+        return entry[0] if entry else None
+
+    def first_of_kind(self, kind: str) -> tuple["Provider", "Transport"] | None:
+        for p, t in self._providers:
+            if p.kind == kind:
+                return p, t
+        return None
+
+    def deployment_for(self, provider_id: str, model: str) -> Deployment | None:
+        entry = self._by_id.get(provider_id)
+        return Deployment(entry[0], entry[1], model) if entry else None
+
+    def resolve(self, model: str) -> Deployment | None:
+        try:
+            return self._cache[model]
+        except KeyError:
+            pass
+        found = self._resolve(model)
+        if len(self._cache) < 10_000:
+            self._cache[model] = found
+        return found
+
+    def _resolve(self, model: str) -> Deployment | None:
+        target = self._aliases.get(model, model)
+        prov_id, sep, rest = target.partition(":")
+        if sep and prov_id in self._by_id:
+            p, t = self._by_id[prov_id]
+            return Deployment(p, t, rest)
+        for p, t in self._providers:
+            if target in p.settings.models:
+                return Deployment(p, t, target)
+        for p, t in self._providers:
+            for pattern in p.settings.models:
+                if fnmatchcase(target, pattern):
+                    return Deployment(p, t, target)
+        return None
+
+    def require(self, model: str, endpoint: "Endpoint") -> Deployment:
+        dep = self.resolve(model)
+        if dep is None:
+            raise ProxyError(
+                "model_not_found",
+                f"The model '{model}' is not routable by this Tollway. Routable models: {', '.join(self.routable())}.",
+                param="model",
+            )
+        if endpoint not in dep.provider.endpoints:
+            raise ProxyError(
+                "invalid_request",
+                f"The model '{model}' is served by provider '{dep.provider.id}' ({dep.provider.kind}), "
+                f"which does not offer this endpoint.",
+                param="model",
+            )
+        return dep
+
+    def routable(self) -> list[str]:
+        """Every name a client may send: aliases, exact names, then patterns."""
+        names: list[str] = list(self._aliases)
+        for p, _ in self._providers:
+            names.extend(m for m in p.settings.models if m not in names)
+        return names
+
+    def listed_models(self) -> list[tuple[str, str]]:
+        """(model id, provider id) for /v1/models: aliases and exact (non-glob) names."""
+        out: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for alias, target in self._aliases.items():
+            dep = self.resolve(alias)
+            if dep and alias not in seen:
+                out.append((alias, dep.provider.id))
+                seen.add(alias)
+        for p, _ in self._providers:
+            for m in p.settings.models:
+                if not any(c in m for c in "*?[") and m not in seen:
+                    out.append((m, p.id))
+                    seen.add(m)
+        return out

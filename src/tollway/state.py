@@ -1,0 +1,102 @@
+"""AppState: every shared object of a running Tollway, built at start-up, closed at shutdown.
+
+Nothing else holds state between requests: no module globals.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tollway.config import ProviderSettings, Settings
+from tollway.pipeline.accounting import AccountingStage
+from tollway.pipeline.attribution import AttributionStage
+from tollway.pipeline.auth import AuthStage, KeyRing
+from tollway.pipeline.proxy import Forwarder
+from tollway.pipeline.stage import Stage
+from tollway.pricing import ModelPrice, PriceBook
+from tollway.providers.base import Provider
+from tollway.providers.registry import build_provider
+from tollway.providers.transport import HttpTransport, Transport
+from tollway.routing.catalog import Catalog, Deployment
+from tollway.storage.engine import make_engine, migrate
+from tollway.storage.ledger import LedgerWriter
+from tollway.tokens import TokenCounter
+
+log = logging.getLogger("tollway")
+
+# The demo provider prices its tokens like a small real model, so new users see costs.
+DEMO_PRICE = ModelPrice(input_per_mtok=Decimal("0.15"), output_per_mtok=Decimal("0.60"),
+                        cached_input_per_mtok=Decimal("0.075"))
+
+
+def price_overrides(settings: Settings) -> dict[str, ModelPrice]:
+    out: dict[str, ModelPrice] = {"demo:*": DEMO_PRICE}
+    for p in settings.prices:
+        out[p.model] = ModelPrice(p.input_per_mtok, p.output_per_mtok, p.cached_input_per_mtok,
+                                  p.cache_write_per_mtok)
+    return out
+
+
+@dataclass(eq=False)
+class AppState:
+    settings: Settings
+    engine: AsyncEngine
+    ledger: LedgerWriter
+    http: HttpTransport
+    catalog: Catalog
+    keys: KeyRing
+    prices: PriceBook
+    tokens: TokenCounter
+    forwarder: Forwarder = field(init=False)
+    stages: tuple[Stage, ...] = field(init=False)
+    started_at: float = field(default_factory=time.time)
+    _byok: dict[str, tuple[Provider, Transport]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.forwarder = Forwarder(self)
+        # accounting first: its after() runs last, for every request, failures included
+        self.stages = (AccountingStage(self), AuthStage(self.keys), AttributionStage())
+
+    @classmethod
+    async def open(cls, settings: Settings) -> "AppState":
+        url = settings.store_url
+        await migrate(url)
+        engine = make_engine(url)
+        ledger = LedgerWriter(engine, settings.server.data_dir / "spool", batch_size=settings.store.batch_size,
+                              flush_interval=settings.store.flush_interval_secs)
+        await ledger.start()
+        http = HttpTransport(settings.server.connect_timeout_secs, settings.server.read_timeout_secs)
+        await http.start()
+        tokens = TokenCounter()
+        providers: list[tuple[Provider, Transport]] = []
+        for ps in settings.providers:
+            providers.append(build_provider(ps, http, tokens))
+        catalog = Catalog(providers, settings.aliases)
+        state = cls(settings=settings, engine=engine, ledger=ledger, http=http, catalog=catalog,
+                    keys=KeyRing(settings), prices=PriceBook(price_overrides(settings)), tokens=tokens)
+        return state
+
+    async def close(self) -> None:
+        await self.ledger.stop(timeout=max(5.0, self.settings.server.shutdown_grace_secs))
+        await self.http.close()
+        await self.engine.dispose()
+
+    def byok_provider(self, kind: str) -> tuple[Provider, Transport]:
+        """The provider for `/proxy/<kind>/`: the configured one's URL, but no key of ours."""
+        found = self._byok.get(kind)
+        if found is None:
+            configured = self.catalog.first_of_kind(kind)
+            base = configured[0].settings.base_url if configured else ""
+            ps = ProviderSettings(id=configured[0].id if configured else kind, kind=kind, base_url=base)  # type: ignore[arg-type]
+            found = build_provider(ps, self.http, self.tokens)
+            self._byok[kind] = found
+        return found
+
+    def byok_deployment(self, kind: str, model: str) -> Deployment:
+        provider, transport = self.byok_provider(kind)
+        return Deployment(provider, transport, model)

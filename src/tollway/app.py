@@ -40,6 +40,7 @@ class Router:
 
     def __init__(self, state: AppState) -> None:
         admin, health = AdminRoutes(state), HealthRoutes(state)
+        self.admin = admin
         self.unified: dict[str, UnifiedRoute] = {
             "/v1" + sub: UnifiedRoute(state, route, fmt, ep) for sub, route, fmt, ep in UNIFIED}
         self.byok: dict[str, dict[str, UnifiedRoute]] = {
@@ -92,6 +93,8 @@ class Router:
                     return await route(scope, receive, send)
                 return await self.passthrough[kind](scope, receive, send, subpath=rest[3:])
             return await not_found(scope, send)
+        if path.startswith("/v1/records/") and method in ("GET", "HEAD"):
+            return await self.admin.record(scope, receive, send, trace_id=path[12:])
         if path.startswith("/v1/"):
             if path.startswith("/v1/messages"):
                 return await not_found(scope, send, fmt="anthropic")

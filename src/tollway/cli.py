@@ -61,6 +61,8 @@ def serve(
     if fmt not in ("text", "json") or level not in ("debug", "info", "warning", "error"):
         typer.echo("--log-format must be text|json and --log-level debug|info|warning|error", err=True)
         raise typer.Exit(2)
+    settings = settings.model_copy(update={"logging": settings.logging.model_copy(update={"level": level,
+                                                                                         "format": fmt})})
     setup_logging(level, fmt)
     log = logging.getLogger("tollway")
     if settings.server.master_key is None and not settings.keys:
@@ -72,7 +74,7 @@ def serve(
              "sqlite" if settings.store_url.startswith("sqlite") else "external")
     uv = uvicorn.Config(
         build_app(settings), host=settings.server.host, port=settings.server.port, loop="uvloop",
-        http="httptools", lifespan="on", access_log=False, log_config=None, server_header=False,
+        http="httptools", lifespan="on", access_log=False, log_config=None, server_header=False, proxy_headers=False,
         timeout_graceful_shutdown=int(settings.server.shutdown_grace_secs) or None, backlog=4096,
     )
     uvicorn.Server(uv).run()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
+from typing import TextIO
 
 import orjson
 
@@ -25,21 +27,89 @@ class JsonFormatter(logging.Formatter):
         t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         out: dict[str, object] = {"time": f"{t}.{int(record.msecs):03d}Z", "level": record.levelname.lower(),
                                   "logger": record.name}
-        rec: UsageRecord | None = getattr(record, "record", None)
-        if rec is not None:
-            u = rec.usage
-            out.update(trace_id=rec.trace_id, method=rec.method, route=rec.route, path=rec.path,
-                       model=rec.model_served or rec.model_requested, provider=rec.provider, status=rec.status,
-                       latency_ms=rec.latency_ms, ttft_ms=rec.ttft_ms, stream=rec.stream,
-                       input_tokens=u.input_tokens, output_tokens=u.output_tokens, estimated=u.estimated,
-                       cost_usd=None if rec.cost_usd is None else format(rec.cost_usd, "f"),
-                       error_type=rec.error_type, cancelled=rec.cancelled, key_id=rec.key_id,
-                       project=rec.project, source=rec.source, customer=rec.customer)
-        else:
-            out["msg"] = record.getMessage()
+        out["msg"] = record.getMessage()
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(out).decode()
+
+
+class AccessLog:
+    """One line per request, buffered and written in batches off the request path.
+
+    Going through `logging` for every request costs more than the rest of the accounting
+    together; lines are formatted here and flushed every `interval` seconds (and at shutdown).
+    """
+
+    def __init__(self, fmt: str = "text", enabled: bool = True, stream: TextIO | None = None,
+                 interval: float = 0.2) -> None:
+        self._json = fmt == "json"
+        self.enabled = enabled
+        self._stream = stream if stream is not None else sys.stderr
+        self._interval = interval
+        self._buf: list[str] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def write(self, rec: UsageRecord) -> None:
+        if not self.enabled:
+            return
+        self._buf.append(self._json_line(rec) if self._json else self._text_line(rec))
+
+    @staticmethod
+    def _text_line(rec: UsageRecord) -> str:
+        u = rec.usage
+        t = time.gmtime(rec.ts)
+        return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}."
+                f"{int(rec.ts * 1000) % 1000:03d}Z INFO    {rec.trace_id} {rec.method} {rec.path} "
+                f"model={rec.model_served or rec.model_requested or '-'} provider={rec.provider or '-'} "
+                f"status={rec.status} latency_ms={rec.latency_ms} "
+                f"tokens={'-' if u.input_tokens is None else u.input_tokens}/"
+                f"{'-' if u.output_tokens is None else u.output_tokens}{'~' if u.estimated else ''} "
+                f"cost={'-' if rec.cost_usd is None else format(rec.cost_usd, 'f')}"
+                f"{' error=' + rec.error_type if rec.error_type else ''}"
+                f"{' project=' + rec.project if rec.project else ''}{' source=' + rec.source if rec.source else ''}\n")
+
+    @staticmethod
+    def _json_line(rec: UsageRecord) -> str:
+        u = rec.usage
+        t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(rec.ts))
+        return orjson.dumps({
+            "time": f"{t}.{int(rec.ts * 1000) % 1000:03d}Z", "level": "info", "logger": "tollway.access",
+            "trace_id": rec.trace_id, "method": rec.method, "route": rec.route, "path": rec.path,
+            "model": rec.model_served or rec.model_requested, "provider": rec.provider, "status": rec.status,
+            "latency_ms": rec.latency_ms, "ttft_ms": rec.ttft_ms, "stream": rec.stream,
+            "input_tokens": u.input_tokens, "output_tokens": u.output_tokens, "estimated": u.estimated,
+            "cost_usd": None if rec.cost_usd is None else format(rec.cost_usd, "f"), "error_type": rec.error_type,
+            "cancelled": rec.cancelled, "key_id": rec.key_id, "project": rec.project, "source": rec.source,
+            "customer": rec.customer,
+        }).decode() + "\n"
+
+    def flush(self) -> None:
+        if self._buf:
+            lines, self._buf = self._buf, []
+            try:
+                self._stream.write("".join(lines))
+                self._stream.flush()
+            except (OSError, ValueError):
+                pass
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            self.flush()
+
+    def start(self) -> None:
+        if self.enabled and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        self.flush()
 
 
 def setup_logging(level: str = "info", fmt: str = "text") -> None:

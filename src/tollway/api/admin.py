@@ -86,6 +86,15 @@ class AdminRoutes:
             return await queries.list_records(self._state.engine, **f)
         await self._answer(scope, send, produce)
 
+    async def record(self, scope: Scope, receive: Receive, send: Send, trace_id: str) -> None:
+        async def produce() -> dict[str, Any]:
+            await self._state.ledger.flush()
+            found = await queries.get_record(self._state.engine, trace_id)
+            if found is None:
+                raise ProxyError("not_found", f"No record with trace id {trace_id!r}.")
+            return found
+        await self._answer(scope, send, produce)
+
     async def stats(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def produce() -> dict[str, Any]:
             f = self._filters(scope, ("project", "source", "customer", "model", "since"))

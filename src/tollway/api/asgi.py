@@ -37,9 +37,18 @@ def relay_headers(raw: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
     return [(k, v) for k, v in raw if k.lower() not in _DROP_RESPONSE]
 
 
+async def _discard_rest(receive: Receive, msg: dict[str, Any]) -> None:
+    """Read and drop the rest of a body, so the client gets to read our 413 instead of a reset."""
+    while msg.get("more_body"):
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            return
+
+
 async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
     declared = headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
+        await _discard_rest(receive, {"more_body": True})
         raise ProxyError("request_too_large", f"Request body is larger than the limit of {limit} bytes.")
     msg = await receive()
     body = msg.get("body", b"")
@@ -56,6 +65,7 @@ async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -
         chunk = msg.get("body", b"")
         size += len(chunk)
         if size > limit:
+            await _discard_rest(receive, msg)
             raise ProxyError("request_too_large", f"Request body is larger than the limit of {limit} bytes.")
         parts.append(chunk)
     return b"".join(parts)

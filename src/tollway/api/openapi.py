@@ -103,6 +103,12 @@ def openapi_document() -> dict[str, Any]:
         "/v1/records": {"get": _list_op("Usage records, newest first",
                                         ["project", "source", "customer", "model", "status", "since", "key_id",
                                          "limit", "cursor"], "RecordPage")},
+        "/v1/records/{trace_id}": {"get": {
+            "summary": "One usage record by the trace id a client got in x-tollway-trace-id",
+            "security": [{"bearer": []}],
+            "parameters": [{"name": "trace_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": _REF + "Record"}}}},
+                          "404": {"description": "No such record", "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
         "/v1/stats": {"get": _list_op("Totals and breakdowns by model, project and source",
                                       ["project", "source", "customer", "model", "since"], "Stats")},
         "/v1/chat/completions": {"post": _proxy_op("OpenAI Chat Completions", "openai", "CreateChatCompletionRequest")},

@@ -7,7 +7,6 @@ failures included. Nothing here waits on the store: records go to the writer's q
 
 from __future__ import annotations
 
-import logging
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -18,8 +17,6 @@ from tollway.usage import Usage, UsageRecord
 
 if TYPE_CHECKING:
     from tollway.state import AppState
-
-access_log = logging.getLogger("tollway.access")
 
 
 def meter(state: "AppState", ctx: RequestContext, output_text: str | None = None) -> None:
@@ -55,10 +52,6 @@ def meter(state: "AppState", ctx: RequestContext, output_text: str | None = None
     ctx.cost, ctx.cost_note = state.prices.cost(dep.provider.kind, model, usage)
 
 
-def _fmt_cost(c: Decimal | None) -> str:
-    return "-" if c is None else format(c, "f")
-
-
 class AccountingStage:
     def __init__(self, state: "AppState") -> None:
         self._state = state
@@ -81,12 +74,4 @@ class AccountingStage:
             source=ctx.source, customer=ctx.customer,
         )
         self._state.ledger.put(rec)
-        if access_log.isEnabledFor(logging.INFO):
-            access_log.info(
-                "%s %s %s model=%s provider=%s status=%s latency_ms=%.1f tokens=%s/%s cost=%s%s",
-                ctx.trace_id, ctx.method, ctx.path, rec.model_served or ctx.model or "-", rec.provider or "-",
-                ctx.status, latency, usage.input_tokens if usage.input_tokens is not None else "-",
-                usage.output_tokens if usage.output_tokens is not None else "-", _fmt_cost(ctx.cost),
-                (" error=" + ctx.error_type) if ctx.error_type else "",
-                extra={"record": rec},
-            )
+        self._state.access_log.write(rec)

@@ -29,7 +29,7 @@ class UpstreamRequest:
     method: str
     url: str
     headers: dict[str, str]
-    body: bytes | Any  # bytes, or an async iterable of bytes for streamed pass-through bodies
+    body: bytes | None
 
 
 @dataclass(slots=True)

@@ -1,0 +1,395 @@
+"""A lean HTTP/1.1 client for upstream calls: asyncio protocols + httptools, keep-alive pools.
+
+Why not aiohttp's ClientSession: on the proxy's hot path its per-request bookkeeping
+(cookies, tracing hooks, header merging, URL joining, payload registry) cost more CPU than
+the rest of Tollway's pipeline together. This client does only what a proxy needs: write one
+request, parse the answer with the same C parser uvicorn uses, hand the body over chunk by
+chunk with back-pressure, reuse connections, and time out idle reads.
+
+Not supported on purpose: redirects (a proxy relays them), cookies, HTTP proxies, HTTP/2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import zlib
+from collections import deque
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import httptools
+
+from tollway.errors import ProxyError
+
+_HIGH_WATER = 1 << 20  # pause reading from upstream when this much is buffered unread
+
+
+class UpstreamClosed(Exception):
+    """The connection ended before a complete response (reset, or a stale keep-alive)."""
+
+
+class _Connection(asyncio.Protocol):
+    __slots__ = ("_loop", "_pool", "key", "transport", "_parser", "_resp", "closed", "_paused", "_headers",
+                 "_got_bytes")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, pool: "HttpClient", key: tuple) -> None:
+        self._loop = loop
+        self._pool = pool
+        self.key = key
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._resp: Response | None = None
+        self.closed = False
+        self._paused = False
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._got_bytes = False
+
+    # asyncio.Protocol --------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._got_bytes = True
+        resp = self._resp
+        if resp is not None:
+            resp.last_activity = self._loop.time()
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:  # pragma: no cover - we never ask for upgrades
+            self._fail(UpstreamClosed("unexpected protocol upgrade"))
+        except httptools.HttpParserError as e:
+            self._fail(UpstreamClosed(f"invalid HTTP from provider: {e}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        resp = self._resp
+        if resp is not None and not resp.done:
+            if resp.status and resp.ends_at_close:
+                resp.finish()  # a body without length or chunking ends when the connection does
+                self._resp = None
+            else:
+                self._fail(UpstreamClosed("connection closed by provider"))
+
+    def pause_writing(self) -> None:  # request bodies are written whole; nothing to pause
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+    # httptools callbacks -----------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        resp = self._resp
+        if resp is None:
+            return
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self._headers = []  # an interim response (100 Continue): the real one follows
+            return
+        resp.headers_received(status, self._headers)
+        self._headers = []
+        if resp.head_only:  # a HEAD answer has headers only, whatever content-length says
+            resp.finish()
+            self._resp = None
+            self.close()
+
+    def on_body(self, body: bytes) -> None:
+        resp = self._resp
+        if resp is not None:
+            resp.feed(body)
+            if resp.buffered > _HIGH_WATER and not self._paused and self.transport is not None:
+                self._paused = True
+                self.transport.pause_reading()
+
+    def on_message_complete(self) -> None:
+        resp = self._resp
+        if resp is not None:
+            keep = self._parser.should_keep_alive()
+            resp.finish()
+            self._resp = None
+            if not keep:
+                self.close()
+
+    # used by Response --------------------------------------------------------------
+    def _fail(self, exc: BaseException) -> None:
+        resp, self._resp = self._resp, None
+        if resp is not None:
+            resp.fail(exc)
+        self.close()
+
+    def resume(self) -> None:
+        if self._paused and self.transport is not None and not self.closed:
+            self._paused = False
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def start(self, resp: "Response", data: bytes) -> None:
+        self._resp = resp
+        self._got_bytes = False
+        self._parser = httptools.HttpResponseParser(self)
+        assert self.transport is not None
+        self.transport.write(data)
+
+
+class Response:
+    """One upstream response: status and headers first, then the body as it arrives."""
+
+    __slots__ = ("status", "raw_headers", "done", "buffered", "last_activity", "_conn", "_chunks", "_waiter",
+                 "_error", "_head", "_client", "_decoder", "_timer", "head_only", "ends_at_close")
+
+    def __init__(self, conn: _Connection, client: "HttpClient", head_only: bool = False) -> None:
+        self.head_only = head_only
+        self.ends_at_close = False
+        self.status = 0
+        self.raw_headers: list[tuple[bytes, bytes]] = []
+        self.done = False
+        self.buffered = 0
+        self._conn: _Connection | None = conn
+        self._client = client
+        self._chunks: deque[bytes] = deque()
+        loop = client.loop
+        self._waiter: asyncio.Future[None] | None = None
+        self._error: BaseException | None = None
+        self._head: asyncio.Future[None] = loop.create_future()
+        self._decoder: zlib._Decompress | None = None  # type: ignore[name-defined]
+        self.last_activity = loop.time()
+        self._timer = loop.call_at(self.last_activity + client.read_timeout, self._check_timeout)
+
+    # fed by the connection ---------------------------------------------------------
+    def headers_received(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status = status
+        self.raw_headers = headers
+        framed = status in (204, 304)
+        for k, v in headers:
+            lk = k.lower()
+            if lk == b"content-length" or (lk == b"transfer-encoding" and b"chunked" in v.lower()):
+                framed = True
+            elif lk == b"content-encoding":
+                enc = v.strip().lower()
+                if enc in (b"gzip", b"x-gzip"):
+                    self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                elif enc == b"deflate":
+                    self._decoder = zlib.decompressobj()
+        self.ends_at_close = not framed
+        if not self._head.done():
+            self._head.set_result(None)
+
+    def feed(self, data: bytes) -> None:
+        if self._decoder is not None:
+            data = self._decoder.decompress(data)
+            if not data:
+                return
+        self._chunks.append(data)
+        self.buffered += len(data)
+        self._wake()
+
+    def finish(self) -> None:
+        if self._decoder is not None:
+            rest = self._decoder.flush()
+            if rest:
+                self._chunks.append(rest)
+        self.done = True
+        self._timer.cancel()
+        self._wake()
+
+    def fail(self, exc: BaseException) -> None:
+        if self.done:
+            return
+        self._error = exc
+        self.done = True
+        self._timer.cancel()
+        if not self._head.done():
+            self._head.set_exception(exc)
+            self._head.exception()  # mark retrieved: the caller may be gone already
+        self._wake()
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _check_timeout(self) -> None:
+        if self.done:
+            return
+        loop = self._client.loop
+        idle = loop.time() - self.last_activity
+        if idle >= self._client.read_timeout:
+            conn, self._conn = self._conn, None
+            self.fail(asyncio.TimeoutError())
+            if conn is not None:
+                conn._resp = None
+                conn.close()
+        else:
+            self._timer = loop.call_at(self.last_activity + self._client.read_timeout, self._check_timeout)
+
+    # used by the proxy --------------------------------------------------------------
+    async def wait_head(self) -> None:
+        await self._head
+
+    def _raise(self) -> None:
+        err = self._error
+        if isinstance(err, asyncio.TimeoutError):
+            raise ProxyError("upstream_timeout", "The provider stopped sending within the read timeout.")
+        raise ProxyError("upstream_error", f"The provider's response broke off ({err}).")
+
+    async def _next(self) -> bytes | None:
+        while not self._chunks:
+            if self.done:
+                if self._error is not None:
+                    self._raise()
+                return None
+            self._waiter = self._client.loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        data = self._chunks.popleft()
+        self.buffered -= len(data)
+        if self._conn is not None and self.buffered < _HIGH_WATER // 2:
+            self._conn.resume()
+        return data
+
+    async def read(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            data = await self._next()
+            if data is None:
+                return parts[0] if len(parts) == 1 else b"".join(parts)
+            parts.append(data)
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        while True:
+            data = await self._next()
+            if data is None:
+                return
+            yield data
+
+    def release(self) -> None:
+        """Give the connection back (body fully read) or close it (response abandoned)."""
+        conn, self._conn = self._conn, None
+        self._timer.cancel()
+        if conn is None:
+            return
+        if self.done and self._error is None and not conn.closed:
+            self._client._put(conn)
+        else:
+            conn._resp = None
+            conn.close()
+            self.done = True
+
+
+class HttpClient:
+    """Keep-alive connection pools per (scheme, host, port)."""
+
+    def __init__(self, connect_timeout: float, read_timeout: float, max_idle_per_host: int = 256) -> None:
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self._max_idle = max_idle_per_host
+        self._idle: dict[tuple, list[_Connection]] = {}
+        self._targets: dict[str, tuple[tuple, bytes, str]] = {}  # url -> (key, path, host header)
+        self._ssl: ssl.SSLContext | None = None
+        self.loop = asyncio.get_event_loop()
+
+    def bind_loop(self) -> None:
+        self.loop = asyncio.get_running_loop()
+
+    def _target(self, url: str) -> tuple[tuple, bytes, str]:
+        t = self._targets.get(url)
+        if t is None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ProxyError("upstream_unreachable", f"Unsupported provider URL scheme in {parts.scheme}://…")
+            tls = parts.scheme == "https"
+            port = parts.port or (443 if tls else 80)
+            path = (parts.path or "/") + (("?" + parts.query) if parts.query else "")
+            default_port = port == (443 if tls else 80)
+            host = parts.hostname if default_port else f"{parts.hostname}:{port}"
+            if ":" in (parts.hostname or "") and not default_port:  # IPv6 literal
+                host = f"[{parts.hostname}]:{port}"
+            t = ((tls, parts.hostname, port), path.encode("latin-1"), host)
+            if len(self._targets) < 4096:
+                self._targets[url] = t
+        return t
+
+    async def _connect(self, key: tuple) -> _Connection:
+        tls, host, port = key
+        ctx = None
+        if tls:
+            if self._ssl is None:
+                self._ssl = ssl.create_default_context()
+            ctx = self._ssl
+        loop = self.loop
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(lambda: _Connection(loop, self, key), host, port, ssl=ctx,
+                                       server_hostname=host if tls else None),
+                self.connect_timeout)
+        except asyncio.TimeoutError:
+            raise ProxyError("upstream_timeout", "The provider did not accept a connection in time.") from None
+        except (OSError, ssl.SSLError) as e:
+            raise ProxyError("upstream_unreachable", f"The provider could not be reached ({type(e).__name__}).") from None
+        return conn
+
+    def _put(self, conn: _Connection) -> None:
+        idle = self._idle.setdefault(conn.key, [])
+        if len(idle) < self._max_idle:
+            idle.append(conn)
+        else:
+            conn.close()
+
+    def _get(self, key: tuple) -> _Connection | None:
+        idle = self._idle.get(key)
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                return conn
+        return None
+
+    async def request(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> Response:
+        key, path, host = self._target(url)
+        head = [f"{method} ".encode(), path, b" HTTP/1.1\r\nhost: ", host.encode("latin-1"), b"\r\n"]
+        for k, v in headers.items():
+            head.append(f"{k}: {v}\r\n".encode("latin-1"))
+        if body is not None or method in ("POST", "PUT", "PATCH"):
+            head.append(b"content-length: %d\r\n" % len(body or b""))
+        head.append(b"\r\n")
+        if body:
+            head.append(body)
+        data = b"".join(head)
+        for attempt in (0, 1):
+            conn = self._get(key)
+            reused = conn is not None
+            if conn is None:
+                conn = await self._connect(key)
+            resp = Response(conn, self, head_only=method == "HEAD")
+            conn.start(resp, data)
+            try:
+                await resp.wait_head()
+                return resp
+            except UpstreamClosed as e:
+                resp.release()
+                # A kept-alive connection the provider had just closed: nothing was processed,
+                # so one retry on a fresh connection is safe.
+                if reused and attempt == 0 and not conn._got_bytes:
+                    continue
+                raise ProxyError("upstream_unreachable", f"The provider closed the connection ({e}).") from None
+            except asyncio.TimeoutError:
+                resp.release()
+                raise ProxyError("upstream_timeout", "The provider did not answer in time.") from None
+            except BaseException:
+                resp.release()
+                raise
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        for conns in self._idle.values():
+            for c in conns:
+                c.close()
+        self._idle.clear()

@@ -94,7 +94,8 @@ class Tollway:
         raise RuntimeError(f"tollway did not become ready:\n{self.log()}")
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def get(self, path: str, key: str | None = MASTER_KEY) -> tuple[int, Any]:

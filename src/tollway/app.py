@@ -14,6 +14,7 @@ from tollway.api.asgi import Receive, Scope, Send, send_bytes, JSON_HEADERS
 from tollway.api.health import HealthRoutes
 from tollway.api.openapi import openapi_document
 from tollway.api.passthrough import PassthroughRoute
+from tollway.api.responses_state import ResponsesStateRoute
 from tollway.api.unified import UnifiedRoute
 from tollway.config import Settings
 from tollway.errors import ProxyError, render
@@ -49,6 +50,7 @@ class Router:
             for kind in ("openai", "anthropic")}
         self.passthrough = {kind: PassthroughRoute(state, kind, byok=True) for kind in ("openai", "anthropic")}
         self.openai_passthrough = PassthroughRoute(state, "openai", byok=False)
+        self.responses_state = ResponsesStateRoute(state, self.openai_passthrough)
         self.get: dict[str, Handler] = {
             "/health": health.health,
             "/v1/models": health.models,
@@ -95,6 +97,8 @@ class Router:
             return await not_found(scope, send)
         if path.startswith("/v1/records/") and method in ("GET", "HEAD"):
             return await self.admin.record(scope, receive, send, trace_id=path[12:])
+        if path.startswith("/v1/responses/") and method in ("GET", "DELETE") and path.count("/") == 3:
+            return await self.responses_state(scope, receive, send, response_id=path[14:])
         if path.startswith("/v1/"):
             if path.startswith("/v1/messages"):
                 return await not_found(scope, send, fmt="anthropic")

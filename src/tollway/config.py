@@ -13,7 +13,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_serializer, field_validator,
+                      model_validator)
 
 ProviderKind = Literal["openai", "anthropic", "demo"]
 PROVIDER_KINDS: tuple[str, ...] = ("openai", "anthropic", "demo")
@@ -75,7 +76,12 @@ class ProviderSettings(_Strict):
     base_url: str = ""
     api_key: SecretStr | None = None
     models: list[str] = Field(default_factory=list)  # exact names and glob patterns
-    headers: dict[str, str] = Field(default_factory=dict)  # extra headers sent upstream
+    # extra headers sent upstream; they often carry credentials, so they stay out of repr / JSON
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)
+
+    @field_serializer("headers", when_used="json")
+    def _mask_headers(self, v: dict[str, str]) -> dict[str, str]:
+        return {k: "**********" for k in v}
 
     @model_validator(mode="after")
     def _defaults(self) -> "ProviderSettings":
@@ -101,10 +107,16 @@ class PriceSettings(_Strict):
     cache_write_per_mtok: Decimal | None = None
 
 
+class TranslationSettings(_Strict):
+    strict: bool = False  # a parameter the target provider cannot honour: 400 instead of dropped + header
+    default_max_tokens: int = Field(4096, ge=1)  # for providers that require max_tokens when the client sent none
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     store: StoreSettings = StoreSettings()
     logging: LoggingSettings = LoggingSettings()
+    translation: TranslationSettings = TranslationSettings()
     providers: list[ProviderSettings] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)  # alias -> "provider_id:model" or "model"
     keys: list[KeySettings] = Field(default_factory=list)
@@ -161,7 +173,9 @@ def _format_validation_error(err: ValidationError) -> list[str]:
         loc = ""
         for part in e["loc"]:
             loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
-        out.append(f"{loc or '(top level)'}: {e['msg']}")
+        msg = e["msg"].removeprefix("Value error, ")
+        # a model-level check names its own key path ("aliases.fast: ...")
+        out.append(f"{loc}: {msg}" if loc else msg)
     return out
 
 

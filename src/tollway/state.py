@@ -28,6 +28,7 @@ from tollway.providers.transport import HttpTransport, Transport
 from tollway.routing.catalog import Catalog, Deployment
 from tollway.storage.engine import make_engine, migrate
 from tollway.storage.ledger import LedgerWriter
+from tollway.storage.responses import ResponseStore
 from tollway.tokens import TokenCounter
 
 log = logging.getLogger("tollway")
@@ -56,6 +57,7 @@ class AppState:
     prices: PriceBook
     tokens: TokenCounter
     access_log: AccessLog
+    responses: ResponseStore = field(init=False)
     forwarder: Forwarder = field(init=False)
     stages: tuple[Stage, ...] = field(init=False)
     started_at: float = field(default_factory=time.time)
@@ -63,6 +65,7 @@ class AppState:
 
     def __post_init__(self) -> None:
         self.forwarder = Forwarder(self)
+        self.responses = ResponseStore(self.engine)
         # accounting first: its after() runs last, for every request, failures included
         self.stages = (AccountingStage(self), AuthStage(self.keys), AttributionStage())
 

@@ -69,34 +69,39 @@ class PassthroughRoute:
                     raise ProxyError("not_found", f"No {self.kind} provider is configured, so {ctx.path} "
                                                   "cannot be passed through.")
                 provider, transport = found
-            ctx.provider = provider
-            ctx.body = await read_body(receive, ctx.headers, state.settings.server.max_body_bytes)
-            ctype = ctx.headers.get(b"content-type", b"")
-            if ctype.startswith(b"application/json") and ctx.body:
-                try:
-                    obj = orjson.loads(ctx.body)
-                except orjson.JSONDecodeError:
-                    obj = None
-                if isinstance(obj, dict):
-                    ctx.json = obj
-                    if isinstance(obj.get("model"), str):
-                        ctx.model = obj["model"]
-                        ctx.deployment = Deployment(provider, transport, ctx.model)
-                    ctx.stream = obj.get("stream") is True
-            headers = upstream_headers(scope["headers"], keep_credentials=self.byok)
-            if not self.byok:
-                headers.update(provider.auth_headers())
-            url = provider.passthrough_url(subpath, scope.get("query_string", b""))
-            resp = await transport.send(UpstreamRequest(ctx.method, url, headers, ctx.body or None))
-            try:
-                await self._relay(ctx, resp, receive, send)
-            finally:
-                resp.release()
+            await self.forward(ctx, scope, receive, send, subpath, provider, transport)
 
         async def on_error(ctx: RequestContext, err: ProxyError) -> None:
             await send_error(ctx, send, err)
 
         await run_stages(ctx, state.stages, handle, on_error)
+
+    async def forward(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send, subpath: str,
+                      provider, transport) -> None:
+        state = self._state
+        ctx.provider = provider
+        ctx.body = await read_body(receive, ctx.headers, state.settings.server.max_body_bytes)
+        ctype = ctx.headers.get(b"content-type", b"")
+        if ctype.startswith(b"application/json") and ctx.body:
+            try:
+                obj = orjson.loads(ctx.body)
+            except orjson.JSONDecodeError:
+                obj = None
+            if isinstance(obj, dict):
+                ctx.json = obj
+                if isinstance(obj.get("model"), str):
+                    ctx.model = obj["model"]
+                    ctx.deployment = Deployment(provider, transport, ctx.model)
+                ctx.stream = obj.get("stream") is True
+        headers = upstream_headers(scope["headers"], keep_credentials=self.byok)
+        if not self.byok:
+            headers.update(provider.auth_headers())
+        url = provider.passthrough_url(subpath, scope.get("query_string", b""))
+        resp = await transport.send(UpstreamRequest(ctx.method, url, headers, ctx.body or None))
+        try:
+            await self._relay(ctx, resp, receive, send)
+        finally:
+            resp.release()
 
     async def _relay(self, ctx: RequestContext, resp, receive: Receive, send: Send) -> None:
         ctx.status = resp.status

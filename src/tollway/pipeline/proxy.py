@@ -17,6 +17,7 @@ from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers
 from tollway.errors import ProxyError, render
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
+from tollway.pipeline.translate import forward_translated, needs_translation
 from tollway.providers.base import Endpoint, split_complete
 
 if TYPE_CHECKING:
@@ -78,6 +79,8 @@ class Forwarder:
         dep = ctx.deployment
         assert dep is not None and ctx.json is not None
         endpoint = Endpoint(ctx.endpoint)
+        if needs_translation(endpoint, dep.provider):
+            return await forward_translated(self._state, ctx, receive, send)
         call = dep.provider.prepare(endpoint, ctx.json, ctx.body, dep.model, ctx.stream, ctx.headers)
         if ctx.byok:
             call.request.headers = with_caller_credentials(call.request.headers, ctx.headers)

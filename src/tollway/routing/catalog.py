@@ -81,7 +81,9 @@ class Catalog:
                 f"The model '{model}' is not routable by this Tollway. Routable models: {', '.join(self.routable())}.",
                 param="model",
             )
-        if endpoint not in dep.provider.endpoints:
+        from tollway.pipeline.translate import can_translate
+
+        if not can_translate(endpoint, dep.provider):
             raise ProxyError(
                 "invalid_request",
                 f"The model '{model}' is served by provider '{dep.provider.id}' ({dep.provider.kind}), "

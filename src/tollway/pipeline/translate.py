@@ -1,0 +1,298 @@
+"""The translated call: a client format the provider does not speak.
+
+client body → canonical → provider body; provider answer → canonical → client answer, and
+for streams provider events → canonical deltas → client events, emitted as they arrive.
+Only used when formats differ; same-format calls stay on the byte fast path in `proxy`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers
+from tollway.errors import ProxyError
+from tollway.formats import anthropic as f_anthropic
+from tollway.formats import gemini as f_gemini
+from tollway.formats import openai_chat as f_openai
+from tollway.formats import responses as f_responses
+from tollway.formats.canonical import CanonicalRequest, CanonicalResponse
+from tollway.formats.errors import TranslationError, parse_provider_error, render_error, render_translation_error
+from tollway.formats.stream import (
+    Accumulator, MessageStart, StreamError, TextDelta, ThinkingDelta, ToolCallStart, UsageDelta,
+)
+from tollway.pipeline.accounting import meter
+from tollway.pipeline.context import RequestContext
+from tollway.providers.base import Endpoint
+
+if TYPE_CHECKING:
+    from tollway.state import AppState
+
+# client endpoint -> the client's format name in tollway.formats
+CLIENT_FORMAT = {Endpoint.CHAT: "openai_chat", Endpoint.RESPONSES: "responses", Endpoint.MESSAGES: "anthropic"}
+WIRE_MODULES: dict[str, Any] = {"openai": f_openai, "anthropic": f_anthropic, "gemini": f_gemini}
+# the provider-side endpoint a translated chat-like call goes to
+PROVIDER_CHAT_ENDPOINT = {"openai": Endpoint.CHAT, "anthropic": Endpoint.MESSAGES, "gemini": Endpoint.CHAT}
+_FIRST_TOKEN = (TextDelta, ToolCallStart, ThinkingDelta)
+
+
+def client_wire(endpoint: Endpoint) -> str:
+    return "anthropic" if endpoint in (Endpoint.MESSAGES, Endpoint.COUNT_TOKENS) else "openai"
+
+
+def needs_translation(endpoint: Endpoint, provider: Any) -> bool:
+    if provider.wire_format == "native":
+        return False
+    return endpoint not in provider.endpoints or client_wire(endpoint) != provider.wire_format
+
+
+def can_translate(endpoint: Endpoint, provider: Any) -> bool:
+    if not needs_translation(endpoint, provider):
+        return True
+    return endpoint in CLIENT_FORMAT and provider.wire_format in WIRE_MODULES
+
+
+class Translated:
+    """One translated call. `forward()` mirrors `Forwarder.forward()` for differing formats."""
+
+    def __init__(self, state: "AppState", ctx: RequestContext) -> None:
+        self._state = state
+        self.ctx = ctx
+        self.endpoint = Endpoint(ctx.endpoint)
+        self.client_fmt = CLIENT_FORMAT[self.endpoint]
+        self.client_mod: Any = f_responses if self.client_fmt == "responses" else (
+            f_anthropic if self.client_fmt == "anthropic" else f_openai)
+        provider = ctx.deployment.provider  # type: ignore[union-attr]
+        self.wire = provider.wire_format
+        self.wire_mod = WIRE_MODULES[self.wire]
+        self.response_id: str | None = None
+
+    # -- request --------------------------------------------------------------------------------
+    def _canonical(self, history: list[dict]) -> CanonicalRequest:
+        body = self.ctx.json or {}
+        if self.client_fmt == "responses":
+            return f_responses.request_to_canonical(body, history)
+        return self.client_mod.request_to_canonical(body)
+
+    def _provider_body(self, req: CanonicalRequest) -> tuple[dict, list[str]]:
+        dep = self.ctx.deployment
+        assert dep is not None
+        opts = dict(getattr(dep.provider, "translate_options", {}) or {})
+        if self.wire == "anthropic":
+            opts.setdefault("default_max_tokens", self._state.settings.translation.default_max_tokens)
+        return self.wire_mod.request_from_canonical(req, dep.model, **opts)
+
+    def _error(self, status: int, etype: str, message: str, param: str | None = None) -> tuple[int, bytes]:
+        st, body = render_error(self.client_fmt, etype, message, param)
+        return status or st, orjson.dumps(body)
+
+    async def forward(self, receive: Receive, send: Send, history: list[dict]) -> None:
+        ctx, state = self.ctx, self._state
+        dep = ctx.deployment
+        assert dep is not None
+        try:
+            req = self._canonical(history)
+            body, dropped = self._provider_body(req)
+        except TranslationError as e:
+            status, err = render_translation_error(self.client_fmt, e)
+            raise _Rendered(status, orjson.dumps(err), "invalid_request") from None
+        if dropped and state.settings.translation.strict:
+            raise _Rendered(*self._error(400, "invalid_request_error",
+                                         f"These parameters cannot be honoured by provider '{dep.provider.id}' "
+                                         f"({self.wire}): {', '.join(dropped)} (translation.strict is on).",
+                                         dropped[0]), "invalid_request")
+        extra: list[tuple[bytes, bytes]] = [(b"x-tollway-trace-id", ctx.trace_id.encode())]
+        if dropped:
+            extra.append((b"x-tollway-dropped-params", ",".join(dropped).encode()))
+        p_endpoint = PROVIDER_CHAT_ENDPOINT[self.wire]
+        call = dep.provider.prepare(p_endpoint, body, orjson.dumps(body), dep.model, ctx.stream, ctx.headers)
+        resp = await dep.transport.send(call.request)
+        try:
+            ctx.status = resp.status
+            if resp.status >= 400:
+                raw = await resp.read()
+                perr = parse_provider_error(self.wire, resp.status, raw)
+                ctx.error_type = "provider:" + perr.type
+                status, err = self._error(resp.status, perr.type, perr.message, perr.param)
+                keep = [(k, v) for k, v in resp.raw_headers if k.lower() in (b"retry-after", b"x-request-id",
+                                                                             b"request-id")]
+                await _send_whole(ctx, send, status, [*keep, *extra, (b"content-type", b"application/json")], err)
+                return
+            is_sse = any(k.lower() == b"content-type" and v.startswith(b"text/event-stream")
+                         for k, v in resp.raw_headers)
+            if ctx.stream and is_sse:
+                await self._stream(resp, receive, send, req, extra)
+            else:
+                await self._whole(resp, send, extra, req)
+        finally:
+            resp.release()
+
+    # -- non-stream -----------------------------------------------------------------------------
+    async def _whole(self, resp: Any, send: Send, extra: list, req: CanonicalRequest) -> None:
+        ctx = self.ctx
+        raw = await resp.read()
+        try:
+            parsed = orjson.loads(raw)
+            canon: CanonicalResponse = self.wire_mod.response_to_canonical(parsed)
+        except (orjson.JSONDecodeError, TranslationError, TypeError, AttributeError) as e:
+            ctx.error_type = "invalid_provider_body"
+            status, err = self._error(502, "api_error", f"The provider's answer could not be read ({e}).")
+            ctx.status = 502
+            await _send_whole(ctx, send, status, [*extra, (b"content-type", b"application/json")], err)
+            return
+        ctx.model_served = canon.model or ctx.model_served
+        ctx.usage = canon.usage if canon.usage.known else None
+        out = self._client_response(canon)
+        meter(self._state, ctx, None if ctx.usage else _canonical_text(canon))
+        hdrs = [*extra, (b"content-type", b"application/json")]
+        if ctx.cost is not None:
+            hdrs.append((b"x-tollway-cost-usd", format(ctx.cost, "f").encode()))
+        await self._store_response(out)
+        await _send_whole(ctx, send, 200, hdrs, orjson.dumps(out))
+
+    def _client_response(self, canon: CanonicalResponse) -> dict:
+        model = canon.model or self.ctx.deployment.model  # type: ignore[union-attr]
+        if self.client_fmt == "responses":
+            self.response_id = f_responses.new_response_id()
+            return f_responses.response_from_canonical(canon, self.ctx.json or {}, response_id=self.response_id,
+                                                       model=model)
+        return self.client_mod.response_from_canonical(canon, model=model)
+
+    # -- stream ---------------------------------------------------------------------------------
+    def _writer(self, req: CanonicalRequest) -> Any:
+        model = self.ctx.deployment.model  # type: ignore[union-attr]
+        if self.client_fmt == "responses":
+            self.response_id = f_responses.new_response_id()
+            return f_responses.StreamWriter(self.ctx.json or {}, model=model, response_id=self.response_id,
+                                            created_at=time.time())
+        if self.client_fmt == "openai_chat":
+            return f_openai.StreamWriter(model=model, include_usage=bool(req.include_usage))
+        return f_anthropic.StreamWriter(model=model)
+
+    async def _stream(self, resp: Any, receive: Receive, send: Send, req: CanonicalRequest, extra: list) -> None:
+        import asyncio
+
+        ctx = self.ctx
+        parser = self.wire_mod.StreamParser()
+        writer = self._writer(req)
+        acc = Accumulator()
+        hdrs = relay_headers(resp.raw_headers)
+        hdrs = [h for h in hdrs if h[0].lower() != b"content-type"]
+        hdrs += [*extra, (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
+                 (b"x-accel-buffering", b"no")]
+        await send({"type": "http.response.start", "status": 200, "headers": hdrs})
+        ctx.response_started = True
+        watch = DisconnectWatch(receive).start()
+        finished = False
+
+        def emit(deltas: list) -> bytes:
+            out = []
+            for d in deltas:
+                if ctx.ttft_ms is None and isinstance(d, _FIRST_TOKEN):
+                    ctx.ttft_ms = ctx.elapsed_ms()
+                if isinstance(d, UsageDelta):
+                    ctx.usage = d.usage
+                elif isinstance(d, MessageStart):
+                    ctx.model_served = d.model or ctx.model_served
+                    if d.usage is not None:
+                        ctx.usage = d.usage
+                elif isinstance(d, StreamError):
+                    ctx.error_type = ctx.error_type or "provider:" + d.type
+                acc.feed(d)
+                out.append(writer.write(d))
+            return b"".join(out)
+
+        try:
+            async for chunk in resp.iter_chunks():
+                data = emit(parser.feed_bytes(chunk))
+                if data:
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+            finished = True
+            data = emit(parser.close()) + writer.close()
+        except asyncio.CancelledError:
+            if not watch.fired:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            ctx.cancelled = ctx.incomplete = True
+            ctx.error_type = "client_disconnected"
+            data = b""
+        except ProxyError as e:
+            ctx.incomplete = True
+            ctx.error_type = e.error_type
+            data = emit([StreamError("api_error", e.message)]) + writer.close()
+        finally:
+            watch.stop()
+        complete = finished and not ctx.incomplete and ctx.usage is not None and ctx.usage.known
+        meter(self._state, ctx, None if complete else _canonical_text(acc.response()))
+        if self.client_fmt == "responses" and finished and getattr(writer, "response", None):
+            await self._store_response(writer.response, writer.stored_output())
+        if not ctx.cancelled:
+            await send({"type": "http.response.body", "body": data, "more_body": False})
+
+    # -- Responses state --------------------------------------------------------------------------
+    async def _store_response(self, response: dict, output: list[dict] | None = None) -> None:
+        if self.client_fmt != "responses" or not response:
+            return
+        body = self.ctx.json or {}
+        if body.get("store") is False:
+            return
+        store = self._state.responses
+        items = [*self._history, *f_responses.input_items(body),
+                 *(output if output is not None else response.get("output") or [])]
+        await store.put(response["id"], response, items, provider=self.ctx.deployment.provider.id,  # type: ignore[union-attr]
+                        project=self.ctx.project, key_id=self.ctx.key_id)
+
+    _history: list[dict] = []
+
+
+class _Rendered(Exception):
+    """An error already rendered in the client's format (translation errors, strict mode)."""
+
+    def __init__(self, status: int, body: bytes, error_type: str) -> None:
+        super().__init__(error_type)
+        self.status = status
+        self.body = body
+        self.error_type = error_type
+
+
+async def _send_whole(ctx: RequestContext, send: Send, status: int, hdrs: list, body: bytes) -> None:
+    ctx.response_started = True
+    hdrs = [*hdrs, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": hdrs})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _canonical_text(resp: CanonicalResponse) -> str:
+    parts: list[str] = []
+    for p in resp.content:
+        if p.kind == "text":
+            parts.append(p.text)
+        elif p.kind == "tool_call":
+            parts.append(p.name + p.arguments_json)
+        elif p.kind == "thinking" and not p.redacted:
+            parts.append(p.text)
+    return "".join(parts)
+
+
+async def forward_translated(state: "AppState", ctx: RequestContext, receive: Receive, send: Send) -> None:
+    call = Translated(state, ctx)
+    history: list[dict] = []
+    body = ctx.json or {}
+    if call.client_fmt == "responses" and body.get("previous_response_id"):
+        prev = body["previous_response_id"]
+        found = await state.responses.get(str(prev))
+        if found is None:
+            raise ProxyError("not_found", f"Previous response with id '{prev}' not found.",
+                             param="previous_response_id")
+        history = found[1]
+    call._history = history
+    try:
+        await call.forward(receive, send, history)
+    except _Rendered as r:
+        ctx.status, ctx.error_type = r.status, r.error_type
+        await _send_whole(ctx, send, r.status, [(b"content-type", b"application/json"),
+                                                (b"x-tollway-trace-id", ctx.trace_id.encode())], r.body)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from pathlib import Path
 from typing import Optional
 
@@ -77,6 +78,11 @@ def serve(
         http="httptools", lifespan="on", access_log=False, log_config=None, server_header=False, proxy_headers=False,
         timeout_graceful_shutdown=int(settings.server.shutdown_grace_secs) or None, backlog=4096,
     )
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then restores the handlers it found and
+    # raises the signal again; with the default handlers a clean drain would end as "killed by
+    # SIGTERM" (exit -15 / 143). Handlers that do nothing let a graceful shutdown exit 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     uvicorn.Server(uv).run()
 
 
@@ -107,16 +113,35 @@ def usage(
     from tollway.storage.engine import make_engine
     from tollway.storage.queries import stats
 
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tollway.errors import ProxyError
+
     settings = _load(config)
+    try:
+        since_ts = parse_since(since) if since else None
+    except ProxyError as e:
+        typer.echo(f"error: --{e.message}", err=True)
+        raise typer.Exit(2) from None
+    url = make_url(settings.store_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        typer.echo(f"No records yet: there is no store at {url.database} (run `tollway serve` here first).")
+        return
 
     async def run() -> dict:
         engine = make_engine(settings.store_url)
         try:
-            return await stats(engine, since=parse_since(since) if since else None, project=project)
+            return await stats(engine, since=since_ts, project=project)
         finally:
             await engine.dispose()
 
-    result = asyncio.run(run())
+    try:
+        result = asyncio.run(run())
+    except SQLAlchemyError as e:
+        reason = str(getattr(e, "orig", None) or e).splitlines()[0]
+        typer.echo(f"error: cannot read the store at {url.render_as_string(hide_password=True)}: {reason}", err=True)
+        raise typer.Exit(1) from None
     table = Table(title="Tollway usage")
     for col in ("model", "requests", "errors", "input tokens", "output tokens", "cost USD", "p50 ms", "p95 ms"):
         table.add_column(col, justify="left" if col == "model" else "right")

@@ -16,12 +16,15 @@ from typing import Any, Literal
 from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_serializer, field_validator,
                       model_validator)
 
-ProviderKind = Literal["openai", "anthropic", "demo"]
-PROVIDER_KINDS: tuple[str, ...] = ("openai", "anthropic", "demo")
+ProviderKind = Literal["openai", "anthropic", "azure_openai", "gemini", "openai_compatible", "demo"]
+PROVIDER_KINDS: tuple[str, ...] = ("openai", "anthropic", "azure_openai", "gemini", "openai_compatible", "demo")
 
 DEFAULT_BASE_URLS: dict[str, str] = {
     "openai": "https://api.openai.com/v1",
     "anthropic": "https://api.anthropic.com",
+    "azure_openai": "",  # required: https://RESOURCE.openai.azure.com
+    "gemini": "https://generativelanguage.googleapis.com",
+    "openai_compatible": "",  # required, e.g. http://127.0.0.1:11434/v1 (Ollama)
     "demo": "",
 }
 DEFAULT_MODELS: dict[str, list[str]] = {
@@ -30,8 +33,19 @@ DEFAULT_MODELS: dict[str, list[str]] = {
         "davinci-*", "babbage-*", "whisper-*", "tts-*", "dall-e-*",
     ],
     "anthropic": ["claude-*"],
+    "azure_openai": [],  # default: the keys of `deployments`
+    "gemini": ["gemini-*", "text-embedding-004", "gemini-embedding-*"],
+    "openai_compatible": [],  # default: discovered from the server's GET /v1/models
     "demo": ["demo", "demo-*"],
 }
+
+# `--demo`: the native demo (answers in the client's format) and, before it so their names win
+# over its `demo-*`, two that act as Anthropic and Gemini so that translation is exercised too.
+DEMO_PROVIDERS: tuple[dict[str, Any], ...] = (
+    {"id": "demo-claude", "kind": "demo", "wire_format": "anthropic", "models": ["demo-claude", "demo-claude*"]},
+    {"id": "demo-gemini", "kind": "demo", "wire_format": "gemini", "models": ["demo-gemini", "demo-gemini*"]},
+    {"id": "demo", "kind": "demo"},
+)
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -83,12 +97,25 @@ class ProviderSettings(_Strict):
     def _mask_headers(self, v: dict[str, str]) -> dict[str, str]:
         return {k: "**********" for k in v}
 
+    # azure_openai: model name -> deployment name (a model not listed uses its own name)
+    deployments: dict[str, str] = Field(default_factory=dict)
+    api_version: str = "2024-10-21"  # azure_openai
+    # openai_compatible: ask the server's GET /v1/models at start-up and add what it lists
+    discover_models: bool = True
+    # demo only: the wire format it answers in ("native" = whatever the client speaks)
+    wire_format: Literal["native", "openai", "anthropic", "gemini"] = "native"
+
     @model_validator(mode="after")
     def _defaults(self) -> "ProviderSettings":
         if not self.base_url:
+            if self.kind in ("azure_openai", "openai_compatible"):
+                raise ValueError(f"base_url is required for kind {self.kind!r}")
             object.__setattr__(self, "base_url", DEFAULT_BASE_URLS[self.kind])
+        if self.wire_format != "native" and self.kind != "demo":
+            raise ValueError("wire_format applies to the demo provider only")
         if not self.models:
-            object.__setattr__(self, "models", list(DEFAULT_MODELS[self.kind]))
+            models = list(self.deployments) if self.kind == "azure_openai" else list(DEFAULT_MODELS[self.kind])
+            object.__setattr__(self, "models", models)
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
         return self
 
@@ -212,7 +239,9 @@ def build_settings(raw: dict[str, Any], env: dict[str, str] | None = None, *, de
     if demo or data.get("demo"):
         data["demo"] = True
         if not any(p.get("kind") == "demo" for p in data["providers"]):
-            data["providers"] = [*data["providers"], {"id": "demo", "kind": "demo"}]
+            taken = {p.get("id") for p in data["providers"]}
+            demos = [{**p, "models": list(p.get("models", []))} for p in DEMO_PROVIDERS if p["id"] not in taken]
+            data["providers"] = [*data["providers"], *demos]
     try:
         return Settings.model_validate(data)
     except ValidationError as e:

@@ -93,12 +93,19 @@ class AppState:
                     keys=KeyRing(settings), prices=PriceBook(price_overrides(settings)), tokens=tokens,
                     access_log=AccessLog(settings.logging.format, enabled=settings.logging.level in ("debug", "info")))
         state.access_log.start()
+        # models of OpenAI-compatible servers: one short look now, retried in the background
+        from tollway.providers.openai_compatible import ModelDiscovery
+
+        catalog.discovery = ModelDiscovery(catalog, http)
+        await catalog.discovery.start()
         if any(p.kind == "demo" for p in settings.providers):
             # the demo counts tokens on every call: load the encodings now, off the event loop
             asyncio.get_running_loop().run_in_executor(None, tokens.preload)
         return state
 
     async def close(self) -> None:
+        if self.catalog.discovery is not None:
+            await self.catalog.discovery.stop()
         await self.access_log.stop()
         await self.ledger.stop(timeout=max(5.0, self.settings.server.shutdown_grace_secs))
         await self.http.close()

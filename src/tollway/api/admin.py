@@ -8,7 +8,6 @@ from urllib.parse import parse_qsl
 
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_json
 from tollway.errors import ProxyError, render
-from tollway.pipeline.auth import _digest
 from tollway.storage import queries
 
 if TYPE_CHECKING:
@@ -36,7 +35,6 @@ class AdminRoutes:
         self._state = state
 
     def _authorize(self, scope: Scope) -> None:
-        master = self._state.settings.server.master_key
         if not self._state.keys.enabled:
             return
         h = dict(scope["headers"])
@@ -45,7 +43,10 @@ class AdminRoutes:
             h.get(b"x-api-key") or h.get(b"x-tollway-key"))
         if not presented:
             raise ProxyError("authentication", "This endpoint needs the master key (Authorization: Bearer).")
-        if master is None or _digest(presented) != _digest(master.get_secret_value()):
+        info = self._state.keys.lookup(presented)
+        if info is None:
+            raise ProxyError("authentication", "Invalid key (send the master key as Authorization: Bearer).")
+        if not info.master:
             raise ProxyError("permission", "Only the master key may read records and stats.")
 
     @staticmethod

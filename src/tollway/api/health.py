@@ -27,6 +27,9 @@ class HealthRoutes:
         })
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        discovery = self._state.catalog.discovery
+        if discovery is not None:
+            await discovery.refresh()  # list what local servers have now (rate-limited, bounded)
         created = int(self._state.started_at)
         data = [{"id": mid, "object": "model", "created": created, "owned_by": pid}
                 for mid, pid in self._state.catalog.listed_models()]

@@ -19,6 +19,7 @@ from tollway.pipeline.context import RequestContext
 class KeyInfo:
     id: str
     project: str | None = None
+    master: bool = False
 
 
 def _digest(secret: str | bytes) -> bytes:
@@ -44,7 +45,7 @@ class KeyRing:
     def __init__(self, settings: Settings) -> None:
         self._keys: dict[bytes, KeyInfo] = {}
         if settings.server.master_key is not None:
-            self._keys[_digest(settings.server.master_key.get_secret_value())] = KeyInfo("master")
+            self._keys[_digest(settings.server.master_key.get_secret_value())] = KeyInfo("master", master=True)
         for k in settings.keys:
             self._keys[_digest(k.key.get_secret_value())] = KeyInfo(k.id, k.project)
 

@@ -158,8 +158,9 @@ class Forwarder:
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
-            ctx.cancelled = ctx.incomplete = True
-            ctx.error_type = "client_disconnected"
+            if not watcher.done:  # SDKs hang up right after the final event: that is no cancel
+                ctx.cancelled = ctx.incomplete = True
+                ctx.error_type = "client_disconnected"
         except ProxyError as e:
             ctx.incomplete = True
             ctx.error_type = e.error_type
@@ -175,5 +176,5 @@ class Forwarder:
         complete_usage = ctx.usage is not None and ctx.usage.known and not ctx.incomplete
         text = None if complete_usage else watcher.output_text()
         meter(self._state, ctx, text)
-        if not ctx.cancelled:
+        if not watch.fired:
             await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -51,6 +51,10 @@ def needs_translation(endpoint: Endpoint, provider: Any) -> bool:
 def can_translate(endpoint: Endpoint, provider: Any) -> bool:
     if not needs_translation(endpoint, provider):
         return True
+    if endpoint in (Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS):
+        from tollway.pipeline import translate_aux
+
+        return translate_aux.can_translate(endpoint, provider)
     return endpoint in CLIENT_FORMAT and provider.wire_format in WIRE_MODULES
 
 
@@ -217,8 +221,9 @@ class Translated:
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
-            ctx.cancelled = ctx.incomplete = True
-            ctx.error_type = "client_disconnected"
+            if not parser.finished:  # a hang-up after the final event is no cancel
+                ctx.cancelled = ctx.incomplete = True
+                ctx.error_type = "client_disconnected"
             data = b""
         except ProxyError as e:
             ctx.incomplete = True
@@ -230,7 +235,7 @@ class Translated:
         meter(self._state, ctx, None if complete else _canonical_text(acc.response()))
         if self.client_fmt == "responses" and finished and getattr(writer, "response", None):
             await self._store_response(writer.response, writer.stored_output())
-        if not ctx.cancelled:
+        if not watch.fired:
             await send({"type": "http.response.body", "body": data, "more_body": False})
 
     # -- Responses state --------------------------------------------------------------------------
@@ -279,6 +284,10 @@ def _canonical_text(resp: CanonicalResponse) -> str:
 
 
 async def forward_translated(state: "AppState", ctx: RequestContext, receive: Receive, send: Send) -> None:
+    if ctx.endpoint in (Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS):
+        from tollway.pipeline import translate_aux
+
+        return await translate_aux.forward(state, ctx, receive, send)
     call = Translated(state, ctx)
     history: list[dict] = []
     body = ctx.json or {}

@@ -50,9 +50,10 @@ def messages_output_text(body: dict[str, Any]) -> str:
 class MessagesStreamWatcher:
     """Fast-path watcher: usage from message_start and the cumulative message_delta."""
 
-    __slots__ = ("usage", "first_token", "error_type", "model_served", "_collect")
+    __slots__ = ("usage", "first_token", "error_type", "model_served", "done", "_collect")
 
     def __init__(self) -> None:
+        self.done = False  # message_stop was relayed
         self.usage: Usage | None = None
         self.first_token = False
         self.error_type: str | None = None
@@ -83,6 +84,8 @@ class MessagesStreamWatcher:
             self.usage = usage_from_anthropic(delta.get("usage"), self.usage)
         if b"event: error" in block:
             self.error_type = "stream_error"
+        if b"event: message_stop" in block:
+            self.done = True
         self._collect.add(block)
         return block
 

@@ -53,6 +53,7 @@ class StreamWatcher(Protocol):
     first_token: bool  # a content event has been seen
     error_type: str | None
     model_served: str | None
+    done: bool  # the stream's final event was relayed: a disconnect after it is no cancel
 
     def relay(self, block: bytes) -> bytes: ...
 

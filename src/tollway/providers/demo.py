@@ -1,8 +1,14 @@
 """The built-in demo provider: fixed replies with realistic usage, no network, no key.
 
-It answers in the client's own wire format (so it is always the fast path) through an
-in-process transport, which means the whole pipeline, metering and ledger included, runs
-exactly as it does for a real provider.
+By default (`wire_format = "native"`) it answers in the client's own wire format, so it is
+always the fast path. With `wire_format = "openai" | "anthropic" | "gemini"` it acts as that
+provider instead (Gemini's generateContent, SSE streams, embeddings and countTokens included),
+so Tollway translates to it exactly as it would to the real one: `tollway serve --demo` adds
+`demo-claude` (Anthropic) and `demo-gemini` (Gemini) next to the native `demo`.
+
+Answers are built in process by `DemoTransport`, which means the whole pipeline, metering and
+ledger included, runs exactly as it does for a real provider. Token counts are real counts of
+the prompt and the reply (tiktoken), so usage and cost look like a small real model's.
 """
 
 from __future__ import annotations
@@ -18,11 +24,18 @@ from typing import Any
 import orjson
 
 from tollway.config import ProviderSettings
+from tollway.formats import gemini as f_gemini
+from tollway.formats import openai_chat as f_openai
+from tollway.formats.errors import TranslationError, gemini_error_body
 from tollway.ids import uuid7
 from tollway.providers.anthropic import AnthropicProvider
 from tollway.providers.base import Endpoint, ErrorClass, PreparedCall, UpstreamRequest, classify_http_status
+from tollway.providers.gemini import GeminiProvider
 from tollway.providers.openai import OpenAIProvider
 from tollway.usage import Usage
+
+GEMINI_PREFIX = "demo:/v1beta/models/"
+GEMINI_EMBEDDING_DIMENSIONS = 768
 
 Counter = Callable[[Endpoint, str, dict[str, Any]], int]  # (endpoint, model, body) -> prompt tokens
 
@@ -94,6 +107,8 @@ class DemoTransport:
         self._delay = token_delay
 
     async def send(self, req: UpstreamRequest) -> DemoResponse:
+        if req.url.startswith(GEMINI_PREFIX):
+            return self._gemini(req)
         endpoint = Endpoint(req.url.removeprefix("demo:/"))
         body = orjson.loads(req.body)
         model = str(body.get("model") or "demo")
@@ -176,6 +191,11 @@ class DemoTransport:
         events.append(b"data: [DONE]\n\n")
         return events
 
+    @staticmethod
+    def _vector(item: Any, dims: int) -> list[float]:
+        seed = hashlib.sha256(orjson.dumps(item)).digest()
+        return [((seed[(j * 7) % 32] + j * 31) % 255) / 127.0 - 1.0 for j in range(dims)]
+
     def _embeddings(self, body: dict, model: str, prompt_tokens: int) -> bytes:
         inp = body.get("input")
         items = inp if isinstance(inp, list) and inp and not isinstance(inp[0], int) else [inp]
@@ -183,8 +203,7 @@ class DemoTransport:
         as_b64 = body.get("encoding_format") == "base64"
         data = []
         for i, item in enumerate(items):
-            seed = hashlib.sha256(orjson.dumps(item)).digest()
-            vec = [((seed[(j * 7) % 32] + j * 31) % 255) / 127.0 - 1.0 for j in range(dims)]
+            vec = self._vector(item, dims)
             emb: Any = base64.b64encode(struct.pack(f"<{dims}f", *vec)).decode() if as_b64 else vec
             data.append({"object": "embedding", "index": i, "embedding": emb})
         return orjson.dumps({"object": "list", "data": data, "model": model,
@@ -265,23 +284,109 @@ class DemoTransport:
         return events
 
 
-class DemoProvider:
-    """Speaks whichever format the client speaks; usage is read with the real parsers."""
+    # --- Gemini (generateContent, streamGenerateContent?alt=sse, embeddings, countTokens) ---
+    def _gemini(self, req: UpstreamRequest) -> DemoResponse:
+        path, _, query = req.url[len(GEMINI_PREFIX):].partition("?")
+        model, _, action = path.partition(":")
+        try:
+            body = orjson.loads(req.body or b"{}")
+        except orjson.JSONDecodeError:
+            body = None
+        if not isinstance(body, dict):
+            return DemoResponse(400, orjson.dumps(gemini_error_body("invalid_request_error", "Invalid JSON payload.")))
+        if action == "countTokens":
+            n = self._gemini_prompt(model, body.get("generateContentRequest") or body)
+            return DemoResponse(200, orjson.dumps({"totalTokens": n,
+                                                   "promptTokensDetails": [{"modality": "TEXT", "tokenCount": n}]}))
+        if action == "embedContent":
+            return DemoResponse(200, orjson.dumps({"embedding": {"values": self._gemini_vector(body)}}))
+        if action == "batchEmbedContents":
+            vecs = [{"values": self._gemini_vector(r)} for r in body.get("requests") or () if isinstance(r, dict)]
+            return DemoResponse(200, orjson.dumps({"embeddings": vecs}))
+        if action not in ("generateContent", "streamGenerateContent"):
+            return DemoResponse(404, orjson.dumps(gemini_error_body(
+                "not_found_error", f"models/{model} is not found for API version v1beta, or is not supported "
+                                   f"for {action}.")))
+        text = reply_text(_gemini_user_text(body))
+        usage = Usage(input_tokens=self._gemini_prompt(model, body), output_tokens=self._count_text(text))
+        rid = uuid7().replace("-", "")[-22:]
+        if action == "streamGenerateContent" and "alt=sse" in query:
+            return DemoResponse(200, events=self._gemini_stream(model, text, usage, rid), delay=self._delay)
+        return DemoResponse(200, orjson.dumps({
+            "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP",
+                            "index": 0}],
+            "usageMetadata": self._gemini_usage(usage), "modelVersion": model, "responseId": rid}))
 
-    wire_format = "native"
-    endpoints = frozenset(Endpoint)
+    @staticmethod
+    def _gemini_usage(u: Usage) -> dict[str, Any]:
+        return {"promptTokenCount": u.input_tokens, "candidatesTokenCount": u.output_tokens,
+                "totalTokenCount": u.total_tokens,
+                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": u.input_tokens}]}
+
+    def _gemini_stream(self, model: str, text: str, u: Usage, rid: str) -> list[bytes]:
+        words = _words(text)
+        events = []
+        for i, w in enumerate(words):
+            last = i == len(words) - 1
+            cand: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": w}]}, "index": 0}
+            if last:
+                cand["finishReason"] = "STOP"
+            usage = self._gemini_usage(u) if last else {"promptTokenCount": u.input_tokens,
+                                                         "totalTokenCount": u.input_tokens}
+            chunk = {"candidates": [cand], "usageMetadata": usage, "modelVersion": model, "responseId": rid}
+            events.append(b"data: " + orjson.dumps(chunk) + b"\r\n\r\n")  # Google frames SSE with CRLF
+        return events
+
+    def _gemini_prompt(self, model: str, body: dict[str, Any]) -> int:
+        """Prompt tokens of a Gemini body, counted as the equivalent chat request."""
+        try:
+            canon = f_gemini.request_to_canonical(body, model)
+            chat, _ = f_openai.request_from_canonical(canon, model)
+        except (TranslationError, TypeError, ValueError):
+            return self._count_text(orjson.dumps(body).decode())
+        return self._count_prompt(Endpoint.CHAT, model, chat)
+
+    def _gemini_vector(self, req: dict[str, Any]) -> list[float]:
+        parts = (req.get("content") or {}).get("parts") or ()
+        text = " ".join(p.get("text", "") for p in parts if isinstance(p, dict))
+        dims = req.get("outputDimensionality")
+        return self._vector(text, dims if isinstance(dims, int) and dims > 0 else GEMINI_EMBEDDING_DIMENSIONS)
+
+
+def _gemini_user_text(body: dict[str, Any]) -> str:
+    for c in reversed(body.get("contents") or ()):
+        if isinstance(c, dict) and c.get("role", "user") == "user":
+            texts = [p["text"] for p in c.get("parts") or () if isinstance(p, dict) and isinstance(p.get("text"), str)]
+            if texts:
+                return " ".join(texts)
+    return ""
+
+
+class DemoProvider:
+    """Speaks whichever format the client speaks ("native"), or one provider's format; usage is
+    read with the real providers' parsers."""
+
+    translate_options: dict[str, Any] = {}
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.id = settings.id
         self.kind = settings.kind
         self.settings = settings
+        self.wire_format: str = settings.wire_format
         self._openai = OpenAIProvider(settings)
         self._anthropic = AnthropicProvider(settings)
+        self._gemini = GeminiProvider(settings)
+        acting = {"openai": self._openai, "anthropic": self._anthropic, "gemini": self._gemini}
+        self._acting = acting.get(self.wire_format)
+        self.endpoints: frozenset[Endpoint] = (
+            frozenset(Endpoint) if self._acting is None else self._acting.endpoints)
 
     def __repr__(self) -> str:
-        return f"DemoProvider(id={self.id!r})"
+        return f"DemoProvider(id={self.id!r}, wire_format={self.wire_format!r})"
 
-    def _parser(self, endpoint: Endpoint) -> OpenAIProvider | AnthropicProvider:
+    def _parser(self, endpoint: Endpoint) -> OpenAIProvider | AnthropicProvider | GeminiProvider:
+        if self._acting is not None:
+            return self._acting
         return self._anthropic if endpoint in AnthropicProvider.endpoints else self._openai
 
     def auth_headers(self) -> dict[str, str]:
@@ -289,8 +394,13 @@ class DemoProvider:
 
     def prepare(self, endpoint: Endpoint, body: dict[str, Any], raw: bytes, upstream_model: str,
                 stream: bool, client_headers: dict[bytes, bytes]) -> PreparedCall:
-        call = self._parser(endpoint).prepare(endpoint, body, raw, upstream_model, stream, client_headers)
-        call.request = UpstreamRequest("POST", f"demo:/{endpoint.value}", {}, call.request.body)
+        parser = self._parser(endpoint)
+        call = parser.prepare(endpoint, body, raw, upstream_model, stream, client_headers)
+        if parser is self._gemini:  # the URL carries model, action and alt=sse, as Google's does
+            url = "demo:" + call.request.url
+        else:
+            url = f"demo:/{endpoint.value}"
+        call.request = UpstreamRequest("POST", url, {}, call.request.body)
         return call
 
     def usage_from_response(self, endpoint: Endpoint, body: dict[str, Any]) -> Usage | None:

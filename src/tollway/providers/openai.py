@@ -80,9 +80,10 @@ def responses_output_text(body: dict[str, Any]) -> str:
 class ChatStreamWatcher:
     """Fast-path watcher for Chat Completions / legacy Completions streams."""
 
-    __slots__ = ("usage", "first_token", "error_type", "model_served", "_strip", "_collect")
+    __slots__ = ("usage", "first_token", "error_type", "model_served", "done", "_strip", "_collect")
 
     def __init__(self, strip_usage: bool) -> None:
+        self.done = False  # [DONE] was relayed: the client has everything
         self.usage: Usage | None = None
         self.first_token = False
         self.error_type: str | None = None
@@ -111,6 +112,8 @@ class ChatStreamWatcher:
                     block = block[:start] + block[end:]
         elif b'"error":{' in block:
             self.error_type = "stream_error"
+        if b"data: [DONE]" in block:
+            self.done = True
         self._collect.add(block)
         return block
 
@@ -148,11 +151,12 @@ class ChatStreamWatcher:
 class ResponsesStreamWatcher:
     """Fast-path watcher for Responses API streams: usage arrives in response.completed."""
 
-    __slots__ = ("usage", "first_token", "error_type", "model_served", "_collect")
+    __slots__ = ("usage", "first_token", "error_type", "model_served", "done", "_collect")
 
     _FINAL = (b'"response.completed"', b'"response.incomplete"', b'"response.failed"')
 
     def __init__(self) -> None:
+        self.done = False
         self.usage: Usage | None = None
         self.first_token = False
         self.error_type: str | None = None
@@ -171,6 +175,7 @@ class ResponsesStreamWatcher:
                 except orjson.JSONDecodeError:
                     continue
                 resp = obj.get("response") or {}
+                self.done = True
                 self.usage = usage_from_openai(resp.get("usage"))
                 self.model_served = resp.get("model") or self.model_served
                 if marker == b'"response.failed"':

@@ -7,11 +7,23 @@ from typing import Any
 from tollway.config import ProviderSettings
 from tollway.estimate import prompt_tokens
 from tollway.providers.anthropic import AnthropicProvider
+from tollway.providers.azure_openai import AzureOpenAIProvider
 from tollway.providers.base import Endpoint, Provider
 from tollway.providers.demo import DemoProvider, DemoTransport
+from tollway.providers.gemini import GeminiProvider
 from tollway.providers.openai import OpenAIProvider
+from tollway.providers.openai_compatible import OpenAICompatibleProvider
 from tollway.providers.transport import HttpTransport, Transport
 from tollway.tokens import TokenCounter
+
+# kinds that talk HTTP through the shared transport
+HTTP_PROVIDERS: dict[str, Any] = {
+    "openai": OpenAIProvider,
+    "anthropic": AnthropicProvider,
+    "azure_openai": AzureOpenAIProvider,
+    "gemini": GeminiProvider,
+    "openai_compatible": OpenAICompatibleProvider,
+}
 
 
 def _demo_transport(tokens: TokenCounter) -> DemoTransport:
@@ -25,10 +37,9 @@ def _demo_transport(tokens: TokenCounter) -> DemoTransport:
 
 
 def build_provider(ps: ProviderSettings, http: HttpTransport, tokens: TokenCounter) -> tuple[Provider, Transport]:
-    if ps.kind == "openai":
-        return OpenAIProvider(ps), http
-    if ps.kind == "anthropic":
-        return AnthropicProvider(ps), http
+    cls = HTTP_PROVIDERS.get(ps.kind)
+    if cls is not None:
+        return cls(ps), http
     if ps.kind == "demo":
         return DemoProvider(ps), _demo_transport(tokens)
     raise ValueError(f"unknown provider kind {ps.kind!r}")

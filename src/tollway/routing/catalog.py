@@ -1,19 +1,28 @@
 """Which provider serves a model name: aliases, `provider:model`, exact names, then globs.
 
-Resolution is cached per name on the instance; a config reload builds a new Catalog.
+Exact names are a provider's configured `models` plus the models it discovered at run time
+(an OpenAI-compatible server's `GET /v1/models`, see `providers.openai_compatible`).
+Resolution is cached per name on the instance; the cache is dropped whenever a provider's
+discovered models change. A config reload builds a new Catalog.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tollway.errors import ProxyError
 
 if TYPE_CHECKING:
     from tollway.providers.base import Endpoint, Provider
     from tollway.providers.transport import Transport
+
+_GLOB = frozenset("*?[")
+
+
+def is_pattern(name: str) -> bool:
+    return any(c in _GLOB for c in name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +38,10 @@ class Catalog:
         self._by_id = {p.id: (p, t) for p, t in providers}
         self._aliases = dict(aliases)
         self._cache: dict[str, Deployment | None] = {}
+        self._discovered: dict[str, tuple[str, ...]] = {}  # provider id -> model ids, in listed order
+        self._discovered_sets: dict[str, frozenset[str]] = {}
+        # The background model discovery of this catalog's providers (started by AppState.open).
+        self.discovery: Any = None
 
     @property
     def providers(self) -> list["Provider"]:
@@ -48,6 +61,34 @@ class Catalog:
         entry = self._by_id.get(provider_id)
         return Deployment(entry[0], entry[1], model) if entry else None
 
+    # -- discovered models ----------------------------------------------------------------------
+    def set_discovered(self, provider_id: str, models: list[str] | tuple[str, ...]) -> bool:
+        """Record the models a provider listed; True when that changed what is routable."""
+        if provider_id not in self._by_id:
+            raise KeyError(provider_id)
+        clean = tuple(dict.fromkeys(m for m in models if isinstance(m, str) and m))
+        if self._discovered.get(provider_id) == clean:
+            return False
+        self._discovered[provider_id] = clean
+        self._discovered_sets[provider_id] = frozenset(clean)
+        self._cache.clear()  # a name may now resolve elsewhere (or at all)
+        return True
+
+    def discovered(self, provider_id: str) -> tuple[str, ...]:
+        return self._discovered.get(provider_id, ())
+
+    def _exact(self, provider: "Provider", name: str) -> bool:
+        if name in provider.settings.models:
+            return True
+        found = self._discovered_sets.get(provider.id)
+        return found is not None and name in found
+
+    def _names(self, provider: "Provider") -> list[str]:
+        names = list(provider.settings.models)
+        names.extend(m for m in self._discovered.get(provider.id, ()) if m not in names)
+        return names
+
+    # -- resolution -----------------------------------------------------------------------------
     def resolve(self, model: str) -> Deployment | None:
         try:
             return self._cache[model]
@@ -65,7 +106,7 @@ class Catalog:
             p, t = self._by_id[prov_id]
             return Deployment(p, t, rest)
         for p, t in self._providers:
-            if target in p.settings.models:
+            if self._exact(p, target):
                 return Deployment(p, t, target)
         for p, t in self._providers:
             for pattern in p.settings.models:
@@ -76,6 +117,8 @@ class Catalog:
     def require(self, model: str, endpoint: "Endpoint") -> Deployment:
         dep = self.resolve(model)
         if dep is None:
+            if self.discovery is not None:
+                self.discovery.poke()  # a model pulled on a local server since the last look
             raise ProxyError(
                 "model_not_found",
                 f"The model '{model}' is not routable by this Tollway. Routable models: {', '.join(self.routable())}.",
@@ -95,22 +138,27 @@ class Catalog:
     def routable(self) -> list[str]:
         """Every name a client may send: aliases, exact names, then patterns."""
         names: list[str] = list(self._aliases)
+        seen = set(names)
         for p, _ in self._providers:
-            names.extend(m for m in p.settings.models if m not in names)
+            for m in self._names(p):
+                if m not in seen:
+                    names.append(m)
+                    seen.add(m)
         return names
 
     def listed_models(self) -> list[tuple[str, str]]:
-        """(model id, provider id) for /v1/models: aliases and exact (non-glob) names."""
+        """(model id, provider id) for /v1/models: aliases and exact (non-glob) names,
+        discovered models included."""
         out: list[tuple[str, str]] = []
         seen: set[str] = set()
-        for alias, target in self._aliases.items():
+        for alias in self._aliases:
             dep = self.resolve(alias)
             if dep and alias not in seen:
                 out.append((alias, dep.provider.id))
                 seen.add(alias)
         for p, _ in self._providers:
-            for m in p.settings.models:
-                if not any(c in m for c in "*?[") and m not in seen:
+            for m in self._names(p):
+                if not is_pattern(m) and m not in seen:
                     out.append((m, p.id))
                     seen.add(m)
         return out

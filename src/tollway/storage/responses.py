@@ -11,21 +11,10 @@ import time
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Float, MetaData, String, Table, Text, delete, insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-_meta = MetaData()
-responses_table = Table(
-    "responses", _meta,
-    Column("id", String(80), primary_key=True),
-    Column("created_at", Float, nullable=False),
-    Column("provider", String),
-    Column("project", String),
-    Column("key_id", String),
-    Column("response", Text, nullable=False),
-    Column("conversation", Text, nullable=False),
-)
-
+from tollway.storage.schema import responses as responses_table
 
 class ResponseStore:
     def __init__(self, engine: AsyncEngine) -> None:

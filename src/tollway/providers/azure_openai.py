@@ -1,0 +1,131 @@
+"""Azure OpenAI: the OpenAI wire format behind per-model deployments.
+
+Chat, completions and embeddings go to `{base}/openai/deployments/{deployment}/{op}?api-version=`;
+Responses to the v1 API `{base}/openai/v1/responses` with the deployment as the body's model.
+The key goes in `api-key`. Everything else (usage injection and stripping, usage parsing,
+watchers) is OpenAI's, reused from `providers.openai`.
+
+Azure's streams open with a chunk of their own: empty `choices`, `model` and `id`, carrying
+only `prompt_filter_results`. The watcher relays it untouched but does not count it as the
+first token, nor take its empty model for the model served.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from tollway.config import ProviderSettings
+from tollway.providers.base import Endpoint, PreparedCall, event_bounds, event_data
+from tollway.providers.openai import ChatStreamWatcher, OpenAIProvider, ResponsesStreamWatcher
+from tollway.usage import Usage
+
+_DEPLOYMENT_OPS = {
+    Endpoint.CHAT: "chat/completions",
+    Endpoint.COMPLETIONS: "completions",
+    Endpoint.EMBEDDINGS: "embeddings",
+}
+_PROMPT_FILTER = b'"prompt_filter_results"'
+
+
+def _is_prompt_filter_event(data: bytes) -> bool:
+    """Azure's leading annotation chunk: prompt_filter_results and no choices or usage."""
+    if _PROMPT_FILTER not in data or b'"usage":{' in data:
+        return False
+    return b'"choices":[]' in data or b'"choices": []' in data
+
+
+class AzureChatStreamWatcher(ChatStreamWatcher):
+    """OpenAI's chat watcher, minus Azure's leading prompt-filter chunk(s)."""
+
+    __slots__ = ()
+
+    def relay(self, block: bytes) -> bytes:
+        if self.first_token:
+            return super().relay(block)
+        head = b""
+        while block and not self.first_token:
+            start, end = event_bounds(block, 0)
+            if not _is_prompt_filter_event(event_data(block[start:end])):
+                break
+            head, block = head + block[:end], block[end:]
+        if not block:
+            return head
+        return head + super().relay(block)
+
+    def _note_model(self, block: bytes) -> None:
+        super()._note_model(block)
+        if not self.model_served:  # never record "" as the model served
+            self.model_served = None
+
+
+class AzureResponsesStreamWatcher(ResponsesStreamWatcher):
+    __slots__ = ("_provider",)
+
+    def __init__(self, provider: "AzureOpenAIProvider") -> None:
+        super().__init__()
+        self._provider = provider
+
+    def relay(self, block: bytes) -> bytes:
+        out = super().relay(block)
+        self.model_served = self._provider.served_model(self.model_served)
+        return out
+
+
+class AzureOpenAIProvider(OpenAIProvider):
+    wire_format = "openai"
+    endpoints = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.RESPONSES})
+    translate_options: dict[str, Any] = {}
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        super().__init__(settings)
+        self._version = quote(settings.api_version, safe="")
+        self._models_by_deployment = {d: m for m, d in settings.deployments.items() if d != m}
+
+    def __repr__(self) -> str:
+        return f"AzureOpenAIProvider(id={self.id!r}, base_url={self._base!r})"
+
+    def auth_headers(self) -> dict[str, str]:
+        key = self.settings.api_key
+        return {"api-key": key.get_secret_value()} if key else {}
+
+    def deployment(self, model: str) -> str:
+        return self.settings.deployments.get(model, model)
+
+    def url(self, endpoint: Endpoint, deployment: str) -> str:
+        if endpoint == Endpoint.RESPONSES:
+            return f"{self._base}/openai/v1/responses"
+        op = _DEPLOYMENT_OPS[endpoint]
+        return f"{self._base}/openai/deployments/{quote(deployment, safe='')}/{op}?api-version={self._version}"
+
+    def prepare(self, endpoint: Endpoint, body: dict[str, Any], raw: bytes, upstream_model: str,
+                stream: bool, client_headers: dict[bytes, bytes]) -> PreparedCall:
+        deployment = self.deployment(upstream_model)
+        # The v1 Responses API routes by the body's model, which must name the deployment; the
+        # deployment routes ignore it, so it keeps the model name (and the bytes stay untouched
+        # unless an alias renamed the model). OpenAI's prepare() does the usage-option edit.
+        named = deployment if endpoint == Endpoint.RESPONSES else upstream_model
+        call = super().prepare(endpoint, body, raw, named, stream, client_headers)
+        call.request.url = self.url(endpoint, deployment)
+        return call
+
+    def served_model(self, served: Any) -> Any:
+        """The model a response names, with a deployment name mapped back to its model (for
+        pricing: a deployment is not a model)."""
+        if isinstance(served, str) and served:
+            return self._models_by_deployment.get(served, served)
+        return served
+
+    def usage_from_response(self, endpoint: Endpoint, body: dict[str, Any]) -> Usage | None:
+        if "model" in body:  # read next as the model served: never a deployment name
+            body["model"] = self.served_model(body["model"])
+        return super().usage_from_response(endpoint, body)
+
+    def stream_watcher(self, endpoint: Endpoint, injected_usage_option: bool):
+        if endpoint == Endpoint.RESPONSES:
+            return AzureResponsesStreamWatcher(self)
+        return AzureChatStreamWatcher(strip_usage=injected_usage_option)
+
+    def passthrough_url(self, subpath: str, query: bytes) -> str:
+        url = f"{self._base}/openai{subpath}"
+        return url + "?" + query.decode("latin-1") if query else url

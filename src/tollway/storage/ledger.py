@@ -1,0 +1,395 @@
+"""The ledger writer: takes usage records off the request path and batches them into the store.
+
+`put()` is the only call on the hot path: one deque append and a length check. A background
+task turns records into rows and writes them with one executemany INSERT per batch.
+
+When the store fails, batches go to a local spool (see `spool.py`) and the writer stops
+trying the store: every later batch goes straight to the spool until a replay succeeds, so a
+dead database costs one failed attempt, not one per batch. A replay task moves the spool back
+into the store at start() and every `replay_interval` seconds with
+INSERT .. ON CONFLICT (trace_id) DO NOTHING, so a batch that was in fact committed before its
+failure was reported is never stored twice. Records the store refuses on their own merits
+(integrity or data errors) are found by retrying the batch row by row and are dead-lettered
+instead of blocking the rest.
+
+Everything here runs on the event loop thread; `put()` must be called from that thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import insert, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.dml import Insert
+
+from tollway.storage.rows import row_from_record
+from tollway.storage.schema import usage_records
+from tollway.storage.spool import Spool
+from tollway.usage import UsageRecord
+
+log = logging.getLogger(__name__)
+
+_BAD_VALUE = (TypeError, ValueError, AttributeError, OverflowError)
+
+
+def _is_row_error(exc: BaseException) -> bool:
+    """True when the failure is about the data (retrying cannot help), not the store."""
+    if isinstance(exc, (IntegrityError, DataError)):
+        return True
+    # asyncpg errors reach us as plain DBAPIError; SQLSTATE classes 22 (data exception) and
+    # 23 (integrity violation) are about the row.
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if isinstance(code, str) and code[:2] in ("22", "23"):
+        return True
+    if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
+        return isinstance(exc.orig, _BAD_VALUE)  # a bind parameter could not be converted
+    return isinstance(exc, _BAD_VALUE)
+
+
+def _idempotent_insert(engine: AsyncEngine) -> Insert:
+    dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(engine.dialect.name)
+    if dialect is None:
+        raise ValueError(f"unsupported store dialect: {engine.dialect.name}")
+    return dialect.insert(usage_records).on_conflict_do_nothing(index_elements=["trace_id"])
+
+
+def _driver_statement(engine: AsyncEngine, stmt: Insert) -> tuple[str, tuple[str, ...]] | None:
+    """SQLite only: the statement compiled once to its SQL and parameter order.
+
+    Executing the compiled SQL with plain tuples skips SQLAlchemy's per-row parameter
+    processing, which cost more than the insert itself at thousands of rows per second.
+    """
+    if engine.dialect.name != "sqlite":
+        return None
+    compiled = stmt.compile(dialect=engine.dialect)
+    if not compiled.positiontup:
+        return None
+    return str(compiled), tuple(compiled.positiontup)
+
+
+class LedgerWriter:
+    """Background, batching, never-losing writer of `UsageRecord`s.
+
+    Counters: `written` (records stored, replays included), `replayed` (of those, how many
+    came from the spool), `spooled` (records ever appended to the spool), `rejected`
+    (dead-lettered), `lost` (only when both the store and the spool disk failed at stop),
+    `pending` (queued or in flight now).
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        spool_dir: Path,
+        *,
+        batch_size: int = 500,
+        flush_interval: float = 0.25,
+        max_queue: int = 100_000,
+        replay_interval: float = 5.0,
+    ) -> None:
+        self._engine = engine
+        self._spool = Spool(spool_dir)
+        self._batch_size = max(1, batch_size)
+        self._flush_interval = flush_interval
+        self._max_queue = max(1, max_queue)
+        self._replay_interval = replay_interval
+        self._insert = insert(usage_records)
+        self._replay_insert = _idempotent_insert(engine)
+        self._driver_sql = {id(st): _driver_statement(engine, st) for st in (self._insert, self._replay_insert)}
+
+        self._queue: deque[UsageRecord] = deque()
+        self._wake = asyncio.Event()
+        self._write_lock = asyncio.Lock()  # one batch in flight: the writer task's or flush()'s
+        self._replay_lock = asyncio.Lock()
+        self._inflight: list[UsageRecord] | None = None  # the batch being written now
+        self._store_ok = True
+        self._closing = False  # stop() has begun: drain, then exit
+        self._stop_event = asyncio.Event()  # wakes the replay loop's sleep at stop()
+        self._closed = False  # stop() is done: put() goes straight to the spool
+        self._writer: asyncio.Task[None] | None = None
+        self._replayer: asyncio.Task[None] | None = None
+
+        self.written = 0
+        self.replayed = 0
+        self.spooled = 0
+        self.rejected = 0
+        self.lost = 0
+
+    # -- public API -------------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue) + (len(self._inflight) if self._inflight else 0)
+
+    @property
+    def store_ok(self) -> bool:
+        """False from a failed write until a replay or probe gets through (for health)."""
+        return self._store_ok
+
+    @property
+    def spool_dir(self) -> Path:
+        return self._spool.directory
+
+    def put(self, record: UsageRecord) -> None:
+        """Queue a record. Never blocks on the store and never raises."""
+        queue = self._queue
+        if len(queue) < self._max_queue and not self._closed:
+            queue.append(record)
+            if len(queue) >= self._batch_size:
+                self._wake.set()
+            return
+        self._overflow(record)
+
+    async def start(self) -> None:
+        """Start the writer and the replay task (which replays any spool right away)."""
+        if self._writer is not None or self._closed:
+            return
+        self._writer = asyncio.create_task(self._run(), name="tollway-ledger-writer")
+        self._replayer = asyncio.create_task(self._replay_loop(), name="tollway-ledger-replay")
+
+    async def flush(self) -> None:
+        """Write (or spool) everything queued at the time of the call, in-flight included."""
+        if self._closed:  # stop() spooled everything; an abandoned write may hold the lock
+            return
+        remaining = len(self._queue)
+        async with self._write_lock:  # waits for a batch the writer task has in flight
+            pass
+        while remaining > 0 and self._queue:
+            async with self._write_lock:
+                batch = self._take(remaining)
+                remaining -= len(batch)
+                await self._write(batch)
+
+    async def replay(self) -> int:
+        """Move spooled records into the store; returns how many were stored. Stops at the
+        first store failure, leaving the rest in the spool for the next try."""
+        async with self._replay_lock:
+            stored = 0
+            try:
+                segments = self._spool.seal()
+            except OSError:
+                log.exception("ledger: cannot read spool in %s", self._spool.directory)
+                return 0
+            for segment in segments:
+                done, n = await self._replay_segment(segment)
+                stored += n
+                if not done:
+                    return stored
+            # Every segment went through, so the store takes writes again.
+            self._store_ok = True if segments else self._store_ok or await self._probe()
+            return stored
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Drain the queue into the store within `timeout` seconds; spool what is left.
+
+        When the store does not answer in time, the batch being written is spooled too and
+        the write is abandoned, not cancelled: it finishes (or fails) on its own shortly
+        after, and if it did commit, replay's ON CONFLICT DO NOTHING keeps the rows single.
+        (Cancelling a query mid-flight can wedge aiosqlite's worker thread and with it
+        the event loop's shutdown.) A replay in progress stops after its current batch.
+        """
+        if self._closed:
+            return
+        self._closing = True
+        self._wake.set()
+        self._stop_event.set()
+        writer = self._writer or asyncio.create_task(self._run(), name="tollway-ledger-drain")
+        tasks = {writer} if self._replayer is None else {writer, self._replayer}
+        await asyncio.wait(tasks, timeout=max(0.0, timeout))
+        self._closed = True
+        leftover = (self._inflight or []) + list(self._queue)
+        self._inflight = None  # taken over: the abandoned write will not spool it again
+        self._queue.clear()
+        if not leftover:
+            return
+        if self._spool_records(leftover):
+            log.warning("ledger: store did not take %d record(s) within %.1fs; spooled to %s",
+                        len(leftover), timeout, self._spool.directory)
+        else:
+            self.lost += len(leftover)
+            log.critical("ledger: LOST %d record(s): store and spool both failed; trace ids: %s",
+                         len(leftover), ", ".join(r.trace_id for r in leftover))
+
+    # -- writer -----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            if not self._closing and len(self._queue) < self._batch_size:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._flush_interval):
+                        await self._wake.wait()
+            progressed = await self._drain()
+            if self._closing and not self._queue:
+                return
+            if not progressed:  # store and spool both failing: don't spin
+                await asyncio.sleep(1.0)
+
+    async def _drain(self) -> bool:
+        while self._queue:
+            async with self._write_lock:
+                if not await self._write(self._take(self._batch_size)):
+                    return False
+        return True
+
+    def _take(self, limit: int) -> list[UsageRecord]:
+        queue = self._queue
+        batch = [queue.popleft() for _ in range(min(limit, self._batch_size, len(queue)))]
+        self._inflight = batch
+        return batch
+
+    async def _write(self, batch: list[UsageRecord]) -> bool:
+        """Store or spool one batch. False when it could do neither (batch requeued)."""
+        try:
+            if not batch:
+                return True
+            if not self._store_ok:
+                return self._spool_or_requeue(batch)
+            try:
+                stopped_at = await self._store(self._insert, batch)
+            except asyncio.CancelledError:
+                # Possibly half stored (row by row): spool it whole; replay skips what is
+                # already there. Unless stop() has taken the batch over already.
+                if self._inflight is batch:
+                    self._spool_or_requeue(batch)
+                raise
+            if stopped_at is None or self._inflight is not batch:  # done, or taken over
+                return True
+            return self._spool_or_requeue(batch[stopped_at:])
+        finally:
+            if self._inflight is batch:
+                self._inflight = None
+
+    async def _store(self, stmt: Insert, records: Sequence[UsageRecord]) -> int | None:
+        """Insert records in one executemany. If the store refuses the batch because of its
+        data, go row by row and dead-letter the bad rows. Returns None when every record was
+        stored or dead-lettered, else the index from which the store failed (not stored)."""
+        try:
+            await self._insert_records(stmt, records)
+        except Exception as exc:
+            if not _is_row_error(exc):
+                self._store_down(exc)
+                return 0
+        else:
+            self.written += len(records)
+            return None
+        for i, record in enumerate(records):
+            try:
+                await self._insert_records(stmt, [record])
+            except Exception as exc:
+                if not _is_row_error(exc):
+                    self._store_down(exc)
+                    return i
+                self._reject([record], exc)
+            else:
+                self.written += 1
+        return None
+
+    async def _insert_records(self, stmt: Insert, records: Sequence[UsageRecord]) -> None:
+        rows = [row_from_record(r) for r in records]
+        driver = self._driver_sql.get(id(stmt))
+        async with self._engine.begin() as conn:
+            if driver is None:
+                await conn.execute(stmt, rows)
+            else:
+                sql, keys = driver
+                await conn.exec_driver_sql(sql, [tuple(row[k] for k in keys) for row in rows])
+
+    def _store_down(self, exc: BaseException) -> None:
+        if self._store_ok:
+            log.warning("ledger: store write failed, spooling to %s until it recovers: %s",
+                        self._spool.directory, exc)
+        self._store_ok = False
+
+    # -- spool ------------------------------------------------------------------------------
+
+    def _spool_records(self, records: list[UsageRecord]) -> bool:
+        try:
+            self.spooled += self._spool.append(records)
+            return True
+        except OSError:
+            log.exception("ledger: cannot write spool in %s", self._spool.directory)
+            return False
+
+    def _spool_or_requeue(self, batch: list[UsageRecord]) -> bool:
+        if self._spool_records(batch):
+            return True
+        self._queue.extendleft(reversed(batch))  # keep them in memory and try again later
+        return False
+
+    def _overflow(self, record: UsageRecord) -> None:
+        """put() when the queue is full or the writer has stopped: spool this one record."""
+        try:
+            if self._spool_records([record]):
+                return
+            if not self._closed:
+                self._queue.append(record)  # memory over losing it
+                return
+            self.lost += 1
+            log.critical("ledger: LOST record %s: writer stopped and spool failed", record.trace_id)
+        except Exception:  # put() must never raise
+            log.exception("ledger: cannot queue record %s", getattr(record, "trace_id", "?"))
+
+    def _reject(self, records: list[UsageRecord], exc: BaseException) -> None:
+        self.rejected += len(records)
+        try:
+            self._spool.reject_records(records, f"{type(exc).__name__}: {exc}")
+        except OSError:
+            self.lost += len(records)
+            log.exception("ledger: LOST rejected record(s) %s", [r.trace_id for r in records])
+
+    # -- replay -----------------------------------------------------------------------------
+
+    async def _replay_loop(self) -> None:
+        while not self._closing:
+            try:
+                if not self._store_ok or self._spool.has_data():
+                    n = await self.replay()
+                    if n:
+                        log.info("ledger: replayed %d spooled record(s)", n)
+            except Exception:
+                log.exception("ledger: replay failed")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._replay_interval):
+                    await self._stop_event.wait()
+
+    async def _replay_segment(self, segment: Path) -> tuple[bool, int]:
+        """Replay one segment: (finished?, records stored)."""
+        stored = 0
+        offset = 0
+        try:
+            for batch in self._spool.read(segment, self._batch_size):
+                offset = batch[0][0]
+                if self._closing:  # shutting down: leave the rest for the next start
+                    self._spool.keep_from(segment, offset)
+                    return False, stored
+                before = self.written
+                stopped_at = await self._store(self._replay_insert, [r for _, r in batch])
+                stored += self.written - before
+                self.replayed += self.written - before
+                if stopped_at is not None:
+                    self._spool.keep_from(segment, batch[stopped_at][0])
+                    return False, stored
+        except asyncio.CancelledError:
+            self._spool.keep_from(segment, offset)  # what is not yet stored stays spooled
+            raise
+        except OSError:
+            log.exception("ledger: cannot replay spool segment %s", segment)
+            return False, stored
+        self._spool.remove(segment)
+        return True, stored
+
+    async def _probe(self) -> bool:
+        try:
+            async with self._engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True

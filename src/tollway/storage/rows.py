@@ -1,0 +1,113 @@
+"""Conversions of a `UsageRecord`: to a table row, to and from a spool line, and of a table
+row to the JSON-friendly dict the HTTP API returns."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, fields
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from tollway.storage.money import decimal_from_nanousd, format_usd, nanousd_from_decimal
+from tollway.usage import Usage, UsageRecord
+
+log = logging.getLogger(__name__)
+
+_RECORD_FIELDS = frozenset(f.name for f in fields(UsageRecord))
+_USAGE_FIELDS = frozenset(f.name for f in fields(Usage))
+
+
+def row_from_record(r: UsageRecord) -> dict[str, Any]:
+    """The `usage_records` row for a record. Never raises on a bad cost: the row keeps a
+    NULL cost and says why in `cost_note`, because losing the call is worse."""
+    u = r.usage
+    cost_note = r.cost_note
+    try:
+        cost = nanousd_from_decimal(r.cost_usd)
+    except (ValueError, TypeError, ArithmeticError):
+        log.warning("ledger: unstorable cost %r on trace %s", r.cost_usd, r.trace_id)
+        cost, cost_note = None, f"invalid cost {r.cost_usd!r}"
+    return {
+        "trace_id": r.trace_id,
+        "ts": r.ts,
+        "route": r.route,
+        "method": r.method,
+        "path": r.path,
+        "provider": r.provider,
+        "model_requested": r.model_requested,
+        "model_served": r.model_served,
+        "stream": r.stream,
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cached_tokens": u.cached_tokens,
+        "cache_creation_tokens": u.cache_creation_tokens,
+        "reasoning_tokens": u.reasoning_tokens,
+        "total_tokens": u.total_tokens,
+        "tokens_estimated": u.estimated,
+        "cost_nanousd": cost,
+        "cost_note": cost_note,
+        "latency_ms": r.latency_ms,
+        "ttft_ms": r.ttft_ms,
+        "status": r.status,
+        "error_type": r.error_type,
+        "cancelled": r.cancelled,
+        "key_id": r.key_id,
+        "project": r.project,
+        "source": r.source,
+        "customer": r.customer,
+    }
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Decimal):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def record_to_json(r: UsageRecord) -> bytes:
+    """One spool line (without the newline). Decimals become strings, so money is exact."""
+    try:
+        return orjson.dumps(r, default=_json_default)
+    except TypeError:
+        # orjson refuses integers beyond 64 bits; such a record is bound for the dead-letter
+        # file, where it should still read exactly as it was.
+        return json.dumps(asdict(r), default=str, separators=(",", ":")).encode()
+
+
+def record_from_json(line: bytes | str) -> UsageRecord:
+    """Inverse of `record_to_json`. Unknown keys are ignored and missing ones take their
+    defaults, so a spool written by an older or newer Tollway still replays."""
+    data = orjson.loads(line)
+    usage = Usage(**{k: v for k, v in (data.get("usage") or {}).items() if k in _USAGE_FIELDS})
+    kwargs = {k: v for k, v in data.items() if k in _RECORD_FIELDS and k != "usage"}
+    cost = kwargs.get("cost_usd")
+    kwargs["cost_usd"] = None if cost is None else Decimal(str(cost))
+    return UsageRecord(usage=usage, **kwargs)
+
+
+def iso_utc(ts: float) -> str:
+    """Unix seconds → '2024-11-22T14:37:01.123Z'."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+API_FIELDS = (
+    "trace_id", "time", "ts", "route", "method", "path", "provider", "model_requested",
+    "model_served", "stream", "input_tokens", "output_tokens", "cached_tokens",
+    "cache_creation_tokens", "reasoning_tokens", "total_tokens", "tokens_estimated",
+    "cost_usd", "cost_note", "latency_ms", "ttft_ms", "status", "error_type", "cancelled",
+    "key_id", "project", "source", "customer",
+)  # fmt: skip
+
+
+def api_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A `usage_records` row → the dict `GET /v1/records` returns (cost as a decimal string)."""
+    derived = {
+        "time": iso_utc(row["ts"]),
+        "cost_usd": format_usd(decimal_from_nanousd(row["cost_nanousd"])),
+    }
+    return {k: derived[k] if k in derived else row[k] for k in API_FIELDS}

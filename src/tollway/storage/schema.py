@@ -1,0 +1,88 @@
+"""The ledger schema: one `usage_records` row per proxied call (SQLAlchemy Core).
+
+This module is the *current* shape of the table, used by the writer and the queries. The
+migrations in `tollway/migrations/versions/` are the history that produces it; a change here
+needs a new migration there.
+
+Money is `cost_nanousd`, a BIGINT of 1e-9 USD (see `money.py`), so sums are exact on both
+engines. Filter indexes lead with the filter column and end with `ts` so "project = X, newest
+first" is one index range scan.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+usage_records = Table(
+    "usage_records",
+    metadata,
+    Column("trace_id", String(36), primary_key=True),
+    Column("ts", Float, nullable=False),  # unix seconds, request start
+    Column("route", String, nullable=False),
+    Column("method", String, nullable=False),
+    Column("path", String, nullable=False),
+    Column("provider", String),
+    Column("model_requested", String),
+    Column("model_served", String),
+    Column("stream", Boolean, nullable=False),
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+    Column("cached_tokens", Integer),
+    Column("cache_creation_tokens", Integer),
+    Column("reasoning_tokens", Integer),
+    Column("total_tokens", Integer),
+    Column("tokens_estimated", Boolean, nullable=False),
+    Column("cost_nanousd", BigInteger),  # 1e-9 USD; NULL when the price is unknown
+    Column("cost_note", String),
+    Column("latency_ms", Float),
+    Column("ttft_ms", Float),
+    Column("status", Integer, nullable=False),
+    Column("error_type", String),
+    Column("cancelled", Boolean, nullable=False),
+    Column("key_id", String),
+    Column("project", String),
+    Column("source", String),
+    Column("customer", String),
+)
+
+Index("ix_usage_records_ts", usage_records.c.ts, usage_records.c.trace_id)
+Index("ix_usage_records_project", usage_records.c.project, usage_records.c.ts)
+Index("ix_usage_records_source", usage_records.c.source, usage_records.c.ts)
+Index("ix_usage_records_customer", usage_records.c.customer, usage_records.c.ts)
+Index("ix_usage_records_model_requested", usage_records.c.model_requested, usage_records.c.ts)
+Index("ix_usage_records_key_id", usage_records.c.key_id, usage_records.c.ts)
+
+# Conversations kept for the Responses API on providers that have no state of their own
+# (see storage/responses.py). `conversation` is every input and output item up to the response.
+responses = Table(
+    "responses",
+    metadata,
+    Column("id", String(80), primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("provider", String),
+    Column("project", String),
+    Column("key_id", String),
+    Column("response", Text, nullable=False),
+    Column("conversation", Text, nullable=False),
+)

@@ -1,0 +1,136 @@
+"""SIGTERM: in-flight streams finish, new connections are refused, the ledger drains, exit 0."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import openai
+from openai.types.chat import ChatCompletionChunk
+
+from tests.fakes.provider import FakeProvider
+from tests.harness import MASTER_KEY, Tollway, standard_config
+
+HELLO = [{"role": "user", "content": "Hello"}]
+SLOW = [{"role": "user", "content": "slow stream [[chunk_delay:0.2]]"}]
+
+
+def lazy_store_config(fake_url: str) -> dict[str, Any]:
+    """A writer that would not flush on its own for a minute: only the shutdown drain stores rows."""
+    return standard_config(fake_url, store={"flush_interval_secs": 60, "batch_size": 10_000})
+
+
+def client(tw: Tollway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=tw.url + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=20)
+
+
+def refuses_connections(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return False
+    except OSError:  # ConnectionRefusedError (or reset) once the listener is closed
+        return True
+
+
+def db_rows(workdir: Path) -> dict[str, sqlite3.Row]:
+    db = sqlite3.connect(workdir / ".tollway" / "tollway.db")
+    db.row_factory = sqlite3.Row
+    try:
+        return {r["trace_id"]: r for r in db.execute("SELECT * FROM usage_records")}
+    finally:
+        db.close()
+
+
+def test_sigterm_during_stream_finishes_it_and_drains_the_ledger(fake: FakeProvider, tmp_path: Path) -> None:
+    tw = Tollway(tmp_path, lazy_store_config(fake.url))
+    try:
+        oai = client(tw)
+        quick = [oai.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=HELLO,
+                                                               extra_headers={"x-source": f"pre-{i}"})
+                 for i in range(3)]
+        quick_traces = [r.headers["x-tollway-trace-id"] for r in quick]
+
+        first_chunk = threading.Event()
+        result: dict[str, Any] = {}
+
+        def stream() -> None:
+            try:
+                with oai.chat.completions.with_streaming_response.create(
+                        model="gpt-4o-mini", messages=SLOW, stream=True) as raw:
+                    result["trace"] = raw.headers["x-tollway-trace-id"]
+                    text = []
+                    # read to the end of the body (the SDK's own iterator hangs up at [DONE], which
+                    # races Tollway's end of stream: see test_records_api's xfail on that)
+                    for line in raw.iter_lines():
+                        if not line.startswith("data: ") or line == "data: [DONE]":
+                            continue
+                        chunk = ChatCompletionChunk.model_validate_json(line[6:])
+                        first_chunk.set()
+                        if chunk.choices:
+                            text.append(chunk.choices[0].delta.content or "")
+                    result["text"] = "".join(text)
+            except BaseException as e:  # reported by the main thread
+                result["error"] = e
+            finally:
+                first_chunk.set()
+
+        t = threading.Thread(target=stream, daemon=True)
+        t.start()
+        assert first_chunk.wait(10), "no stream chunk arrived"
+        assert "error" not in result, result.get("error")
+        tw.signal()
+
+        # shutdown has begun: the listener closes while the stream is still running
+        deadline = time.time() + 3
+        while not refuses_connections(tw.port) and time.time() < deadline:
+            time.sleep(0.05)
+        assert refuses_connections(tw.port), "Tollway still accepts connections after SIGTERM"
+        assert t.is_alive(), "the stream ended before shutdown began: the test proves nothing"
+
+        t.join(20)
+        assert not t.is_alive(), "the stream did not finish"
+        assert "error" not in result, result.get("error")
+        assert result["text"] == "Hello from the fake provider!"
+        assert tw.proc.wait(20) == 0, tw.log()
+    finally:
+        tw.stop()
+
+    rows = db_rows(tmp_path)
+    streamed = rows[result["trace"]]
+    assert streamed["status"] == 200 and streamed["output_tokens"] == 7 and streamed["cancelled"] == 0
+    assert streamed["stream"] == 1 and streamed["error_type"] is None
+    for i, trace in enumerate(quick_traces):
+        assert trace in rows, f"non-stream call {i} made before SIGTERM was lost"
+        assert rows[trace]["status"] == 200 and rows[trace]["source"] == f"pre-{i}"
+        assert (rows[trace]["input_tokens"], rows[trace]["output_tokens"]) == (11, 7)
+    assert len(rows) == 4
+    # nothing was left behind in a spool
+    spool = tmp_path / ".tollway" / "spool"
+    assert not spool.exists() or not any(p.stat().st_size for p in spool.rglob("*") if p.is_file())
+
+
+def test_restart_on_drained_store_still_serves_records(fake: FakeProvider, tmp_path: Path) -> None:
+    tw = Tollway(tmp_path, lazy_store_config(fake.url))
+    try:
+        raw = client(tw).chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=HELLO,
+                                                                   extra_headers={"x-project": "before"})
+        before = raw.headers["x-tollway-trace-id"]
+        tw.signal()
+        assert tw.proc.wait(20) == 0, tw.log()
+    finally:
+        tw.stop()
+
+    again = Tollway(tmp_path, lazy_store_config(fake.url))
+    try:
+        rec = again.record(before)
+        assert rec["project"] == "before" and rec["status"] == 200 and rec["output_tokens"] == 7
+        raw = client(again).chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=HELLO,
+                                                                      extra_headers={"x-project": "after"})
+        after = raw.headers["x-tollway-trace-id"]
+        assert [r["trace_id"] for r in again.records()] == [after, before]  # newest first, both kept
+    finally:
+        assert again.stop() == 0

@@ -1,0 +1,291 @@
+"""LedgerWriter on both databases: round trip, batching, draining, outages, replay, dead
+letters. Failures are real (locked SQLite, Postgres behind a proxy that goes down)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event
+
+from tollway.storage import LedgerWriter, list_records
+from tollway.storage.rows import record_from_json
+from tollway.storage.spool import Spool
+from tollway.usage import Usage, UsageRecord
+
+if TYPE_CHECKING:
+    from tests.storage.conftest import Outage, Store
+
+MakeRecord = Callable[..., UsageRecord]
+Eventually = Callable[..., Awaitable[None]]
+
+
+def expected_row(r: UsageRecord) -> dict[str, Any]:
+    u = r.usage
+    cost = None if r.cost_usd is None else f"{r.cost_usd.quantize(Decimal('1e-9')):f}"
+    return {
+        "trace_id": r.trace_id, "ts": r.ts, "route": r.route, "method": r.method,
+        "path": r.path, "provider": r.provider, "model_requested": r.model_requested,
+        "model_served": r.model_served, "stream": r.stream, "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens, "cached_tokens": u.cached_tokens,
+        "cache_creation_tokens": u.cache_creation_tokens,
+        "reasoning_tokens": u.reasoning_tokens, "total_tokens": u.total_tokens,
+        "tokens_estimated": u.estimated, "cost_usd": cost, "cost_note": r.cost_note,
+        "latency_ms": r.latency_ms, "ttft_ms": r.ttft_ms, "status": r.status,
+        "error_type": r.error_type, "cancelled": r.cancelled, "key_id": r.key_id,
+        "project": r.project, "source": r.source, "customer": r.customer,
+    }  # fmt: skip
+
+
+async def test_round_trip_keeps_every_field_and_exact_money(
+    store: Store, spool_dir: Path, make_record: MakeRecord
+) -> None:
+    records = [
+        make_record(1),
+        make_record(
+            2, cost_usd=None, cost_note="unknown model price", usage=Usage(), latency_ms=None,
+            ttft_ms=None, status=502, error_type="upstream_error", cancelled=True,
+            provider=None, model_served=None, key_id=None, project=None, source=None,
+            customer=None,
+        ),  # fmt: skip
+        make_record(3, cost_usd=Decimal("1234567.890123456")),
+        make_record(4, cost_usd=Decimal("0.0000000015")),  # rounds half-even to 2 nano
+        make_record(5, cost_usd=Decimal("0")),
+    ]
+    writer = LedgerWriter(store.engine, spool_dir)
+    for r in records:
+        writer.put(r)
+    await writer.flush()
+    assert (writer.written, writer.spooled, writer.pending) == (5, 0, 0)
+
+    got = {row["trace_id"]: row for row in (await list_records(store.engine))["data"]}
+    for r in records:
+        row = got[r.trace_id]
+        assert row.pop("time").endswith("Z")
+        assert row == expected_row(r)
+    assert got["trace-000003"]["cost_usd"] == "1234567.890123456"
+    assert got["trace-000004"]["cost_usd"] == "0.000000002"
+    assert got["trace-000005"]["cost_usd"] == "0.000000000"
+    assert got["trace-000002"]["cost_usd"] is None
+    assert (await store.raw("trace-000001"))["cost_nanousd"] == 24690
+    await writer.stop(5)
+
+
+async def test_each_batch_is_one_insert(store: Store, spool_dir: Path, make_record: MakeRecord) -> None:
+    inserts: list[int] = []
+
+    def on_execute(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("INSERT INTO USAGE_RECORDS"):
+            inserts.append(len(parameters) if executemany else 1)
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", on_execute)
+    writer = LedgerWriter(store.engine, spool_dir, batch_size=100)
+    for i in range(250):
+        writer.put(make_record(i))
+    await writer.flush()
+    event.remove(store.engine.sync_engine, "before_cursor_execute", on_execute)
+    assert inserts == [100, 100, 50]
+    assert writer.written == 250
+    assert await store.count() == 250
+
+
+async def test_writer_flushes_on_interval_and_on_full_batch(
+    store: Store, spool_dir: Path, make_record: MakeRecord, eventually: Eventually
+) -> None:
+    writer = LedgerWriter(store.engine, spool_dir, batch_size=10, flush_interval=0.05)
+    await writer.start()
+    for i in range(3):
+        writer.put(make_record(i))
+    await eventually(lambda: writer.written == 3, timeout=3)
+    await writer.stop(5)
+
+    # With a long interval, only a full batch wakes the writer.
+    writer = LedgerWriter(store.engine, spool_dir, batch_size=10, flush_interval=60)
+    await writer.start()
+    await asyncio.sleep(0.05)
+    for i in range(10, 13):
+        writer.put(make_record(i))
+    await asyncio.sleep(0.2)
+    assert writer.pending == 3  # not a full batch: waits for the interval
+    for i in range(13, 23):
+        writer.put(make_record(i))
+    await eventually(lambda: writer.written == 13, timeout=3)  # woken: writes all queued
+    await writer.stop(5)
+    assert await store.count() == 16
+
+
+async def test_stop_drains_everything(store: Store, spool_dir: Path, make_record: MakeRecord) -> None:
+    writer = LedgerWriter(store.engine, spool_dir, batch_size=100)
+    await writer.start()
+    for i in range(1234):
+        writer.put(make_record(i))
+    await writer.stop(10)
+    assert (writer.written, writer.spooled, writer.pending) == (1234, 0, 0)
+    assert await store.count() == 1234
+
+
+async def test_stop_without_start_drains(store: Store, spool_dir: Path, make_record: MakeRecord) -> None:
+    writer = LedgerWriter(store.engine, spool_dir)
+    for i in range(10):
+        writer.put(make_record(i))
+    await writer.stop(5)
+    assert await store.count() == 10
+
+
+async def test_put_after_stop_spools_and_next_start_replays(
+    store: Store, spool_dir: Path, make_record: MakeRecord, eventually: Eventually
+) -> None:
+    writer = LedgerWriter(store.engine, spool_dir)
+    await writer.start()
+    await writer.stop(5)
+    writer.put(make_record(1))  # a straggler after shutdown began: spooled, not lost
+    assert (writer.spooled, writer.pending) == (1, 0)
+
+    writer = LedgerWriter(store.engine, spool_dir)
+    await writer.start()  # replays at start
+    await eventually(lambda: writer.replayed == 1)
+    await writer.stop(5)
+    assert await store.ids() == ["trace-000001"]
+    assert not Spool(spool_dir).has_data()
+
+
+async def test_full_queue_spills_to_spool(
+    store: Store, spool_dir: Path, make_record: MakeRecord, eventually: Eventually
+) -> None:
+    writer = LedgerWriter(store.engine, spool_dir, max_queue=10)
+    for i in range(25):
+        writer.put(make_record(i))
+    assert (writer.pending, writer.spooled) == (10, 15)
+    await writer.start()
+    await eventually(lambda: writer.replayed == 15)
+    await writer.stop(5)
+    assert await store.ids() == [f"trace-{i:06d}" for i in range(25)]
+
+
+async def test_outage_spools_then_replays_without_loss_or_duplicates(
+    store: Store, outage: Outage, spool_dir: Path, make_record: MakeRecord, eventually: Eventually
+) -> None:
+    writer = LedgerWriter(
+        outage.engine, spool_dir, batch_size=50, flush_interval=0.02, replay_interval=0.1
+    )
+    await writer.start()
+    for i in range(100):
+        writer.put(make_record(i))
+    await writer.flush()
+    assert writer.written == 100
+
+    await outage.begin()
+    for i in range(100, 400):
+        writer.put(make_record(i))
+        if i % 37 == 0:
+            await asyncio.sleep(0)  # let the writer run mid-stream
+    await writer.flush()
+    assert (writer.spooled, writer.pending, writer.store_ok) == (300, 0, False)
+    await asyncio.sleep(0.3)  # replays keep failing while the store is down
+    assert writer.replayed == 0
+    assert await store.count() == 100
+
+    await outage.end()
+    await eventually(lambda: writer.replayed == 300 and writer.store_ok, timeout=15)
+    for i in range(400, 450):
+        writer.put(make_record(i))
+    await writer.stop(5)
+
+    assert writer.spooled == 300 and writer.written == 450
+    assert await store.ids() == [f"trace-{i:06d}" for i in range(450)]
+    assert not Spool(spool_dir).has_data()
+
+
+async def test_replay_after_partial_failure_never_duplicates(
+    store: Store, spool_dir: Path, make_record: MakeRecord
+) -> None:
+    writer = LedgerWriter(store.engine, spool_dir, batch_size=30)
+    stored = [make_record(i) for i in range(50)]
+    for r in stored:
+        writer.put(r)
+    await writer.flush()
+    # As if those writes had committed but reported failure: they are spooled as well,
+    # along with 50 that really were not stored.
+    Spool(spool_dir).append(stored + [make_record(i) for i in range(50, 100)])
+    assert await writer.replay() == 100
+    assert await writer.replay() == 0
+    assert await store.ids() == [f"trace-{i:06d}" for i in range(100)]
+    assert not Spool(spool_dir).has_data()
+
+
+async def test_stop_with_hung_store_spools_within_timeout(
+    store: Store, hang: Outage, spool_dir: Path, make_record: MakeRecord
+) -> None:
+    loop = asyncio.get_running_loop()
+    writer = LedgerWriter(hang.engine, spool_dir, batch_size=20)
+    await writer.start()
+    for i in range(5):
+        writer.put(make_record(i))
+    await writer.flush()
+
+    await hang.begin()
+    for i in range(5, 55):
+        writer.put(make_record(i))
+    await asyncio.sleep(0.3)  # the writer is now stuck inside an INSERT
+    assert writer.pending == 50
+    started = loop.time()
+    await writer.stop(timeout=0.5)
+    assert loop.time() - started < 2.0
+    assert (writer.pending, writer.spooled, writer.lost) == (0, 50, 0)
+    await hang.end()
+
+    replayer = LedgerWriter(store.engine, spool_dir)
+    await replayer.replay()
+    await replayer.stop(5)
+    assert await store.ids() == [f"trace-{i:06d}" for i in range(55)]
+
+
+async def test_bad_records_are_dead_lettered_and_do_not_block_the_batch(
+    store: Store, spool_dir: Path, make_record: MakeRecord
+) -> None:
+    writer = LedgerWriter(store.engine, spool_dir, batch_size=10)
+    writer.put(make_record(0))
+    await writer.flush()
+    batch = [make_record(i) for i in range(1, 5)]
+    batch.append(make_record(0))  # duplicate trace_id: integrity error
+    batch.append(make_record(5, usage=Usage(input_tokens=2**70)))  # no integer column holds it
+    batch += [make_record(i) for i in range(6, 9)]
+    for r in batch:
+        writer.put(r)
+    await writer.flush()
+
+    assert (writer.rejected, writer.spooled, writer.store_ok) == (2, 0, True)
+    assert await store.ids() == [f"trace-{i:06d}" for i in (0, 1, 2, 3, 4, 6, 7, 8)]
+    lines = Spool(spool_dir).rejected_path.read_bytes().splitlines()
+    assert sorted(record_from_json(line).trace_id for line in lines) == ["trace-000000", "trace-000005"]
+    await writer.stop(5)
+
+
+async def test_unstorable_cost_is_kept_as_null_with_a_note(
+    store: Store, spool_dir: Path, make_record: MakeRecord
+) -> None:
+    writer = LedgerWriter(store.engine, spool_dir)
+    writer.put(make_record(1, cost_usd=Decimal("NaN")))
+    await writer.stop(5)
+    row = await store.raw("trace-000001")
+    assert row["cost_nanousd"] is None
+    assert row["cost_note"].startswith("invalid cost")
+
+
+async def test_unreadable_spool_lines_are_dead_lettered(
+    store: Store, spool_dir: Path, make_record: MakeRecord
+) -> None:
+    spool = Spool(spool_dir)
+    spool.append([make_record(1), make_record(2)])
+    with spool.active_path.open("ab") as f:
+        f.write(b'{"trace_id": "half a line\n')
+    spool.append([make_record(3)])
+
+    writer = LedgerWriter(store.engine, spool_dir)
+    assert await writer.replay() == 3
+    assert await store.ids() == ["trace-000001", "trace-000002", "trace-000003"]
+    assert spool.rejected_path.read_bytes() == b'{"trace_id": "half a line\n'
+    assert not spool.has_data()

@@ -48,33 +48,45 @@ class AccessLog:
         self._interval = interval
         self._buf: list[str] = []
         self._task: asyncio.Task[None] | None = None
+        self._sec = -1
+        self._prefix = ""
 
     def write(self, rec: UsageRecord) -> None:
         if not self.enabled:
             return
         self._buf.append(self._json_line(rec) if self._json else self._text_line(rec))
 
-    @staticmethod
-    def _text_line(rec: UsageRecord) -> str:
-        u = rec.usage
-        t = time.gmtime(rec.ts)
-        return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}."
-                f"{int(rec.ts * 1000) % 1000:03d}Z INFO    {rec.trace_id} {rec.method} {rec.path} "
-                f"model={rec.model_served or rec.model_requested or '-'} provider={rec.provider or '-'} "
-                f"status={rec.status} latency_ms={rec.latency_ms} "
-                f"tokens={'-' if u.input_tokens is None else u.input_tokens}/"
-                f"{'-' if u.output_tokens is None else u.output_tokens}{'~' if u.estimated else ''} "
-                f"cost={'-' if rec.cost_usd is None else format(rec.cost_usd, 'f')}"
-                f"{' error=' + rec.error_type if rec.error_type else ''}"
-                f"{' project=' + rec.project if rec.project else ''}{' source=' + rec.source if rec.source else ''}\n")
+    def _stamp(self, ts: float) -> str:
+        """`2026-11-22T14:45:50.531Z`; the part up to the second is formatted once per second."""
+        sec = int(ts)
+        if sec != self._sec:
+            self._sec = sec
+            t = time.gmtime(sec)
+            self._prefix = (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+                            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.")
+        return f"{self._prefix}{int((ts - sec) * 1000):03d}Z"
 
-    @staticmethod
-    def _json_line(rec: UsageRecord) -> str:
+    def _text_line(self, rec: UsageRecord) -> str:
         u = rec.usage
-        t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(rec.ts))
+        cost = "-" if rec.cost_usd is None else format(rec.cost_usd, "f")
+        tokens_in = "-" if u.input_tokens is None else u.input_tokens
+        tokens_out = "-" if u.output_tokens is None else u.output_tokens
+        line = (f"{self._stamp(rec.ts)} INFO    {rec.trace_id} {rec.method} {rec.path} "
+                f"model={rec.model_served or rec.model_requested or '-'} provider={rec.provider or '-'} "
+                f"status={rec.status} latency_ms={rec.latency_ms} tokens={tokens_in}/{tokens_out}"
+                f"{'~' if u.estimated else ''} cost={cost}")
+        if rec.error_type:
+            line += " error=" + rec.error_type
+        if rec.project:
+            line += " project=" + rec.project
+        if rec.source:
+            line += " source=" + rec.source
+        return line + "\n"
+
+    def _json_line(self, rec: UsageRecord) -> str:
+        u = rec.usage
         return orjson.dumps({
-            "time": f"{t}.{int(rec.ts * 1000) % 1000:03d}Z", "level": "info", "logger": "tollway.access",
-            "trace_id": rec.trace_id, "method": rec.method, "route": rec.route, "path": rec.path,
+            "time": self._stamp(rec.ts), "level": "info", "logger": "tollway.access",            "trace_id": rec.trace_id, "method": rec.method, "route": rec.route, "path": rec.path,
             "model": rec.model_served or rec.model_requested, "provider": rec.provider, "status": rec.status,
             "latency_ms": rec.latency_ms, "ttft_ms": rec.ttft_ms, "stream": rec.stream,
             "input_tokens": u.input_tokens, "output_tokens": u.output_tokens, "estimated": u.estimated,

@@ -17,7 +17,7 @@ from tests.harness import MASTER_KEY, Tollway
 HELLO = [{"role": "user", "content": "Hello"}]
 
 PATHS = (
-    "/health", "/v1/records", "/v1/records/{trace_id}", "/v1/stats", "/v1/models", "/v1/chat/completions",
+    "/health", "/v1/records", "/v1/records/{trace_id}", "/v1/responses/{response_id}", "/v1/stats", "/v1/models", "/v1/chat/completions",
     "/v1/completions", "/v1/embeddings", "/v1/responses", "/v1/messages", "/v1/messages/count_tokens",
     "/proxy/openai/v1/{path}", "/proxy/anthropic/v1/{path}", "/projects/{slug}/v1/chat/completions",
 )

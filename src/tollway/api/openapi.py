@@ -26,6 +26,13 @@ _TRACE = {"x-tollway-trace-id": {"description": "UUIDv7 of this call; the key of
                                  "schema": {"type": "string", "format": "uuid"}}}
 _COST = {"x-tollway-cost-usd": {"description": "Cost of this call in USD (non-streaming, when the price is known).",
                                 "schema": {"type": "string"}}}
+_DROPPED = {"x-tollway-dropped-params": {
+    "description": "Request parameters the provider cannot honour, dropped in translation (comma-separated). "
+                   "With translation.strict = true such a request is a 400 instead.",
+    "schema": {"type": "string"}}}
+_ESTIMATED = {"x-tollway-tokens-estimated": {
+    "description": "count_tokens only: 'true' when the count is a local estimate (no exact tokenizer for the model).",
+    "schema": {"type": "string"}}}
 
 
 def _errors(fmt: str) -> dict[str, Any]:
@@ -55,7 +62,7 @@ def _proxy_op(summary: str, fmt: str, provider_schema: str, byok: bool = False) 
         "responses": {
             "200": {"description": f"The provider's response ({provider_schema}), unchanged; "
                                    "text/event-stream when stream is true.",
-                    "headers": {**_TRACE, **_COST},
+                    "headers": {**_TRACE, **_COST, **_DROPPED, **_ESTIMATED},
                     "content": {"application/json": {"schema": {"type": "object"}},
                                 "text/event-stream": {"schema": {"type": "string"}}}},
             **_errors(fmt)},
@@ -109,6 +116,20 @@ def openapi_document() -> dict[str, Any]:
             "parameters": [{"name": "trace_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": _REF + "Record"}}}},
                           "404": {"description": "No such record", "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
+        "/v1/responses/{response_id}": {
+            "parameters": [{"name": "response_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "get": {"summary": "A stored Response: Tollway's own (non-OpenAI providers), else the OpenAI provider's",
+                    "security": [{"bearer": []}],
+                    "responses": {"200": {"description": "The Response object", "headers": _TRACE,
+                                          "content": {"application/json": {"schema": {"type": "object"}}}},
+                                  "404": {"description": "Unknown id",
+                                          "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}},
+            "delete": {"summary": "Delete a stored Response", "security": [{"bearer": []}],
+                       "responses": {"200": {"description": "Deleted", "content": {"application/json": {"schema": {
+                           "type": "object", "properties": {"id": {"type": "string"}, "object": {"const": "response"},
+                                                            "deleted": {"type": "boolean"}}}}}},
+                                     "404": {"description": "Unknown id",
+                                             "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
         "/v1/stats": {"get": _list_op("Totals and breakdowns by model, project and source",
                                       ["project", "source", "customer", "model", "since"], "Stats")},
         "/v1/chat/completions": {"post": _proxy_op("OpenAI Chat Completions", "openai", "CreateChatCompletionRequest")},

@@ -12,7 +12,6 @@ its table locked.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sqlite3
 import uuid
@@ -156,7 +155,8 @@ class Store:
 
     async def count(self) -> int:
         async with self.engine.connect() as conn:
-            return (await conn.execute(select(func.count()).select_from(usage_records))).scalar_one()
+            stmt = select(func.count()).select_from(usage_records)
+            return (await conn.execute(stmt)).scalar_one()
 
     async def ids(self) -> list[str]:
         """Every stored trace_id, sorted, duplicates kept (there must be none)."""

@@ -74,10 +74,13 @@ async def test_round_trip_keeps_every_field_and_exact_money(
     await writer.stop(5)
 
 
-async def test_each_batch_is_one_insert(store: Store, spool_dir: Path, make_record: MakeRecord) -> None:
+async def test_each_batch_is_one_insert(
+    store: Store, spool_dir: Path, make_record: MakeRecord
+) -> None:
     inserts: list[int] = []
 
-    def on_execute(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+    def on_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                   executemany: bool) -> None:
         if statement.lstrip().upper().startswith("INSERT INTO USAGE_RECORDS"):
             inserts.append(len(parameters) if executemany else 1)
 
@@ -117,7 +120,9 @@ async def test_writer_flushes_on_interval_and_on_full_batch(
     assert await store.count() == 16
 
 
-async def test_stop_drains_everything(store: Store, spool_dir: Path, make_record: MakeRecord) -> None:
+async def test_stop_drains_everything(
+    store: Store, spool_dir: Path, make_record: MakeRecord
+) -> None:
     writer = LedgerWriter(store.engine, spool_dir, batch_size=100)
     await writer.start()
     for i in range(1234):
@@ -127,7 +132,9 @@ async def test_stop_drains_everything(store: Store, spool_dir: Path, make_record
     assert await store.count() == 1234
 
 
-async def test_stop_without_start_drains(store: Store, spool_dir: Path, make_record: MakeRecord) -> None:
+async def test_stop_without_start_drains(
+    store: Store, spool_dir: Path, make_record: MakeRecord
+) -> None:
     writer = LedgerWriter(store.engine, spool_dir)
     for i in range(10):
         writer.put(make_record(i))
@@ -260,7 +267,8 @@ async def test_bad_records_are_dead_lettered_and_do_not_block_the_batch(
     assert (writer.rejected, writer.spooled, writer.store_ok) == (2, 0, True)
     assert await store.ids() == [f"trace-{i:06d}" for i in (0, 1, 2, 3, 4, 6, 7, 8)]
     lines = Spool(spool_dir).rejected_path.read_bytes().splitlines()
-    assert sorted(record_from_json(line).trace_id for line in lines) == ["trace-000000", "trace-000005"]
+    rejected = sorted(record_from_json(line).trace_id for line in lines)
+    assert rejected == ["trace-000000", "trace-000005"]
     await writer.stop(5)
 
 

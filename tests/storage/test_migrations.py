@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -57,7 +56,9 @@ async def test_concurrent_migrations_on_postgres(
     name = f"tollway_mig_{uuid.uuid4().hex[:12]}"
     await pg_admin(f'CREATE DATABASE "{name}"')
     url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-    code = "import asyncio, sys; from tollway.storage import migrate; asyncio.run(migrate(sys.argv[1]))"
+    code = (
+        "import asyncio, sys; from tollway.storage import migrate; asyncio.run(migrate(sys.argv[1]))"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     try:
         procs = [

@@ -16,7 +16,10 @@ from tollway.storage.money import (
 
 @pytest.mark.parametrize(
     "usd",
-    ["0", "0.000000001", "0.000012345", "1.5", "123456789.123456789", "-0.25", "9223372036.854775807"],
+    [
+        "0", "0.000000001", "0.000012345", "1.5", "123456789.123456789", "-0.25",
+        "9223372036.854775807",  # the largest BIGINT of nano-USD
+    ],  # fmt: skip
 )
 def test_round_trip_is_exact(usd: str) -> None:
     nanos = nanousd_from_decimal(Decimal(usd))

@@ -228,7 +228,7 @@ async def test_stats_on_a_known_data_set(
     by_project = {p["project"]: p for p in result["by_project"]}
     assert [p["project"] for p in result["by_project"]] == ["alpha", "beta", None]
     assert (by_project["alpha"]["requests"], by_project["alpha"]["errors"]) == (12, 1)
-    assert by_project["alpha"]["latency_ms_p50"] == 6.0 and by_project["alpha"]["latency_ms_p95"] == 12.0
+    assert (by_project["alpha"]["latency_ms_p50"], by_project["alpha"]["latency_ms_p95"]) == (6.0, 12.0)
     assert (by_project["beta"]["requests"], by_project["beta"]["cost_usd"]) == (9, "0.200000132")
     assert (by_project[None]["requests"], by_project[None]["unpriced"]) == (2, 1)
     assert by_project[None]["latency_ms_p50"] == 5.0 == by_project[None]["latency_ms_p95"]

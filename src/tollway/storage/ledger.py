@@ -102,7 +102,9 @@ class LedgerWriter:
         self._replay_interval = replay_interval
         self._insert = insert(usage_records)
         self._replay_insert = _idempotent_insert(engine)
-        self._driver_sql = {id(st): _driver_statement(engine, st) for st in (self._insert, self._replay_insert)}
+        self._driver_sql = {
+            id(st): _driver_statement(engine, st) for st in (self._insert, self._replay_insert)
+        }
 
         self._queue: deque[UsageRecord] = deque()
         self._wake = asyncio.Event()

@@ -299,3 +299,21 @@ key = "{TEAM_SECRET}"
     for secret in ALL_SECRETS:
         assert secret not in out
     assert not (tmp_path / ".tollway").exists()  # it stopped before touching the store
+
+
+def test_the_example_config_is_valid_and_documents_every_section() -> None:
+    """tollway.example.toml must stay true to the code: every key it shows is accepted."""
+    from pathlib import Path
+
+    from tollway.config import Settings, load_settings
+
+    example = Path(__file__).resolve().parent.parent / "tollway.example.toml"
+    env = {v: "x" for v in ("TOLLWAY_MASTER_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "TEAM_ALPHA_KEY",
+                            "AZURE_OPENAI_API_KEY", "GEMINI_API_KEY")}
+    settings = load_settings(example, env)
+    assert {p.kind for p in settings.providers} == {"openai", "anthropic", "azure_openai", "gemini",
+                                                   "openai_compatible"}
+    text = example.read_text()
+    for section in Settings.model_fields:
+        if section != "demo":
+            assert f"[{section}]" in text or f"[[{section}]]" in text, section

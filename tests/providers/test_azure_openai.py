@@ -13,8 +13,8 @@ import pytest
 
 from tests.fakes.provider import FakeProvider
 from tests.harness import Tollway
-from tollway.tokens import TokenCounter
 from tests.providers.support import anthropic_client, base_config, cost, nonce, only_upstream, openai_client
+from tollway.tokens import TokenCounter
 
 DEPLOYMENT = "prod-gpt41-mini"
 EMBED_DEPLOYMENT = "embed-small"

@@ -190,6 +190,13 @@ def test_embeddings_list_base64_as_the_sdk_asks_by_default(oai: openai.OpenAI, f
         assert d.embedding == pytest.approx(embedding_vector(t), abs=1e-7)
 
 
+def test_embedding_params_gemini_cannot_honour_are_named(oai: openai.OpenAI) -> None:
+    raw = oai.embeddings.with_raw_response.create(model=EMBED, input="x", user="u-1",
+                                                  extra_body={"truncate_prompt_tokens": 8})
+    assert raw.headers["x-tollway-dropped-params"] == "truncate_prompt_tokens"  # `user` is not worth reporting
+    assert len(raw.parse().data) == 1
+
+
 def test_embeddings_of_token_ids_are_refused_in_openais_shape(oai: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as ei:
         oai.embeddings.create(model=EMBED, input=[[1, 2, 3]])

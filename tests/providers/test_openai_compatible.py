@@ -17,8 +17,8 @@ import pytest
 
 from tests.fakes.provider import FakeProvider
 from tests.harness import Tollway, free_port
-from tollway.tokens import TokenCounter
 from tests.providers.support import anthropic_client, base_config, nonce, only_upstream, openai_client
+from tollway.tokens import TokenCounter
 
 LOCAL_MODELS = ["llama3.2:1b", "qwen2.5:0.5b", "nomic-embed-text:latest"]  # the fake's GET /local/v1/models
 REPLY = "Hello from the fake provider!"

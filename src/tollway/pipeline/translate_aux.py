@@ -28,6 +28,7 @@ from tollway.errors import ProxyError
 from tollway.formats import anthropic as f_anthropic
 from tollway.formats import gemini as f_gemini
 from tollway.formats import openai_chat as f_openai
+from tollway.formats._util import is_neutral
 from tollway.formats.errors import TranslationError, parse_provider_error, render_error, render_translation_error
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 OPENAI_FAMILY = frozenset({"openai", "azure_openai"})
 ESTIMATED_HEADER = (b"x-tollway-tokens-estimated", b"true")
 _KEEP_ERROR_HEADERS = (b"retry-after", b"x-request-id", b"request-id")
+# OpenAI embeddings params Gemini honours (`user` has no Gemini field and is not worth reporting)
+_EMBED_PARAMS = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
 # Gemini's countTokens takes bare `contents`, or a whole request when more than contents counts
 _COUNTED_FIELDS = ("contents", "systemInstruction", "tools", "toolConfig")
 
@@ -178,12 +181,19 @@ class _Embeddings(_Call):
             raise ProxyError("invalid_request", "'encoding_format' must be 'float' or 'base64'.",
                              param="encoding_format")
         texts, single = _embedding_texts(body.get("input"))
+        dropped = [k for k, v in body.items() if k not in _EMBED_PARAMS and not is_neutral(k, v)]
+        if dropped:
+            if self.state.settings.translation.strict:
+                raise ProxyError("invalid_request", f"These parameters cannot be honoured by provider "
+                                                    f"'{dep.provider.id}' (gemini): {', '.join(dropped)} "
+                                                    "(translation.strict is on).", param=dropped[0])
+            self.extra.append((b"x-tollway-dropped-params", ",".join(dropped).encode()))
         answer = await self._call(send, Endpoint.EMBEDDINGS, self.gemini_body(texts, single))
         if answer is None:
             return
-        vectors = [_values(answer.get("embedding"))] if single else \
-            [_values(e) for e in answer.get("embeddings") or ()]
-        if len(vectors) != len(texts) or any(v is None for v in vectors):
+        found = [_values(answer.get("embedding"))] if single else [_values(e) for e in answer.get("embeddings") or ()]
+        vectors = [v for v in found if v is not None]
+        if len(vectors) != len(texts):
             await self._error(send, 502, "api_error",
                               f"The provider's answer could not be read (expected {len(texts)} embedding(s)).",
                               error_type="invalid_provider_body")
@@ -195,7 +205,7 @@ class _Embeddings(_Call):
         as_b64 = fmt == "base64"
         out = {
             "object": "list",
-            "data": [{"object": "embedding", "index": i, "embedding": encode_vector(v, as_b64)}  # type: ignore[arg-type]
+            "data": [{"object": "embedding", "index": i, "embedding": encode_vector(v, as_b64)}
                      for i, v in enumerate(vectors)],
             "model": dep.model,
             "usage": {"prompt_tokens": n, "total_tokens": n},

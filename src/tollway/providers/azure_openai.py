@@ -79,6 +79,11 @@ class AzureOpenAIProvider(OpenAIProvider):
 
     def __init__(self, settings: ProviderSettings) -> None:
         super().__init__(settings)
+        # the resource endpoint; also accept the URLs Azure's portal shows (…/openai, …/openai/v1)
+        for suffix in ("/openai/v1", "/openai"):
+            if self._base.endswith(suffix):
+                self._base = self._base[: -len(suffix)]
+                break
         self._version = quote(settings.api_version, safe="")
         self._models_by_deployment = {d: m for m, d in settings.deployments.items() if d != m}
 

@@ -115,15 +115,20 @@ class ModelDiscovery:
         self._retry.clear()
         self._inflight.clear()
 
-    async def refresh(self, wait: float | None = None) -> None:
+    async def refresh(self, wait: float = 1.0) -> None:
         """Ask again now (rate-limited per provider) and wait up to `wait` seconds for the
-        answers: used by `GET /v1/models`, so it lists what the servers have now."""
+        answers (they go on in the background): used by `GET /v1/models`, so that it lists what
+        the servers have now."""
         tasks = [t for t in (self._schedule(p) for p in self._targets) if t is not None]
         if tasks:
-            await asyncio.wait(tasks, timeout=self._timeout if wait is None else wait)
+            await asyncio.wait(tasks, timeout=wait)
 
     def poke(self) -> None:
         """Ask again soon, without waiting (a request named a model nobody serves)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
         for p in self._targets:
             self._schedule(p)
 

@@ -110,6 +110,17 @@ class DisconnectWatch:
                     self._task.cancel()
                 return
 
+    def absorb(self) -> bool:
+        """Call in `except CancelledError`: True when the cancellation was this watch's (the
+        client went away), and the task is un-cancelled so the request can still be recorded;
+        False for any other cancellation, which the caller must re-raise."""
+        if not self.fired:
+            return False
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        return True
+
     def stop(self) -> None:
         if self._watch is not None and not self._watch.done():
             self._watch.cancel()

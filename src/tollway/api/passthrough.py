@@ -135,11 +135,9 @@ class PassthroughRoute:
             async for chunk in resp.iter_chunks():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except asyncio.CancelledError:
-            if not watch.fired:
+            if not watch.absorb():
                 raise
-            asyncio.current_task().uncancel()  # type: ignore[union-attr]
-            ctx.cancelled = ctx.incomplete = True
-            ctx.error_type = "client_disconnected"
+            ctx.client_went_away()
             return
         except ProxyError as e:
             ctx.incomplete = True

@@ -54,6 +54,10 @@ class RequestContext:
     incomplete: bool = False  # a stream ended before its final event (disconnect or upstream break)
     response_started: bool = False
 
+    def client_went_away(self) -> None:
+        self.cancelled = self.incomplete = True
+        self.error_type = "client_disconnected"
+
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.t0) * 1000.0
 

@@ -153,14 +153,10 @@ class Forwarder:
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
         except asyncio.CancelledError:
-            if not watch.fired:
+            if not watch.absorb():
                 raise
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
             if not watcher.done:  # SDKs hang up right after the final event: that is no cancel
-                ctx.cancelled = ctx.incomplete = True
-                ctx.error_type = "client_disconnected"
+                ctx.client_went_away()
         except ProxyError as e:
             ctx.incomplete = True
             ctx.error_type = e.error_type

@@ -216,14 +216,10 @@ class Translated:
             finished = True
             data = emit(parser.close()) + writer.close()
         except asyncio.CancelledError:
-            if not watch.fired:
+            if not watch.absorb():
                 raise
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
             if not parser.finished:  # a hang-up after the final event is no cancel
-                ctx.cancelled = ctx.incomplete = True
-                ctx.error_type = "client_disconnected"
+                ctx.client_went_away()
             data = b""
         except ProxyError as e:
             ctx.incomplete = True

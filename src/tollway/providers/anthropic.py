@@ -90,16 +90,9 @@ class MessagesStreamWatcher:
         return block
 
     def output_text(self) -> str:
-        from tollway.sse import SSEDecoder
-
-        dec = SSEDecoder()
         parts: list[str] = []
-        for ev in dec.feed(self._collect.joined()) + dec.flush():
-            try:
-                obj = orjson.loads(ev.data) if ev.data else None
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(obj, dict) and obj.get("type") == "content_block_delta":
+        for obj in self._collect.events():
+            if obj.get("type") == "content_block_delta":
                 d = obj.get("delta") or {}
                 parts.append(d.get("text") or d.get("partial_json") or d.get("thinking") or "")
         return "".join(parts)

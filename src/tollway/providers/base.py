@@ -7,9 +7,12 @@ the HTTP client; `pipeline.proxy` drives the two.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
+
+import orjson
 
 from tollway.config import ProviderSettings
 from tollway.usage import Usage
@@ -113,6 +116,28 @@ class TextCollector:
 
     def joined(self) -> bytes:
         return b"".join(self.blocks)
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """The JSON object of every collected event (malformed ones and [DONE] skipped)."""
+        return json_events(self.joined())
+
+
+def json_events(data: bytes) -> Iterator[dict[str, Any]]:
+    """Decode SSE bytes and yield each event's JSON object (a one-element array unwrapped)."""
+    from tollway.sse import SSEDecoder
+
+    dec = SSEDecoder()
+    for ev in dec.feed(data) + dec.flush():
+        if not ev.data or ev.is_done:
+            continue
+        try:
+            obj = orjson.loads(ev.data)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(obj, list) and len(obj) == 1:
+            obj = obj[0]
+        if isinstance(obj, dict):
+            yield obj
 
 
 def split_complete(buf: bytes) -> tuple[bytes, bytes]:

@@ -21,7 +21,7 @@ import orjson
 from tollway.config import ProviderSettings
 from tollway.formats.gemini import usage_to_canonical
 from tollway.providers.base import (
-    Endpoint, ErrorClass, PreparedCall, TextCollector, UpstreamRequest, classify_http_status,
+    Endpoint, ErrorClass, PreparedCall, TextCollector, UpstreamRequest, classify_http_status, json_events,
 )
 from tollway.usage import Usage
 
@@ -74,24 +74,9 @@ class GeminiStreamWatcher:
         self.model_served: str | None = None
         self._collect = TextCollector()
 
-    def _events(self, block: bytes):
-        from tollway.sse import SSEDecoder
-
-        dec = SSEDecoder()
-        for ev in dec.feed(block) + dec.flush():
-            if not ev.data:
-                continue
-            try:
-                obj = orjson.loads(ev.data)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(obj, list) and len(obj) == 1:
-                obj = obj[0]
-            if isinstance(obj, dict):
-                yield obj
 
     def relay(self, block: bytes) -> bytes:
-        for obj in self._events(block):
+        for obj in json_events(block):
             if obj.get("error"):
                 self.error_type = "stream_error"
                 continue
@@ -110,7 +95,7 @@ class GeminiStreamWatcher:
         return block
 
     def output_text(self) -> str:
-        return "".join(gemini_output_text(obj) for obj in self._events(self._collect.joined()))
+        return "".join(gemini_output_text(obj) for obj in self._collect.events())
 
 
 class GeminiProvider:

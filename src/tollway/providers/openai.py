@@ -125,17 +125,8 @@ class ChatStreamWatcher:
                 self.model_served = block[i + 9 : j].decode("utf-8", "replace")
 
     def output_text(self) -> str:
-        from tollway.sse import SSEDecoder
-
-        dec = SSEDecoder()
         parts: list[str] = []
-        for ev in dec.feed(self._collect.joined()) + dec.flush():
-            if not ev.data or ev.is_done:
-                continue
-            try:
-                obj = orjson.loads(ev.data)
-            except orjson.JSONDecodeError:
-                continue
+        for obj in self._collect.events():
             for ch in obj.get("choices") or ():
                 d = ch.get("delta") or {}
                 if isinstance(d.get("content"), str):
@@ -186,16 +177,9 @@ class ResponsesStreamWatcher:
         return block
 
     def output_text(self) -> str:
-        from tollway.sse import SSEDecoder
-
-        dec = SSEDecoder()
         parts: list[str] = []
-        for ev in dec.feed(self._collect.joined()) + dec.flush():
-            try:
-                obj = orjson.loads(ev.data) if ev.data else None
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(obj, dict) and obj.get("type") in (
+        for obj in self._collect.events():
+            if obj.get("type") in (
                 "response.output_text.delta", "response.function_call_arguments.delta"
             ):
                 parts.append(obj.get("delta") or "")

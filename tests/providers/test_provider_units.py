@@ -83,7 +83,8 @@ def test_azure_maps_a_deployment_named_as_served_back_to_its_model() -> None:
     p = azure(deployments={"gpt-4o": "prod"})
     body = {"model": "prod", "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
     assert p.usage_from_response(Endpoint.RESPONSES, body).input_tokens == 3
-    assert body["model"] == "gpt-4o"
+    assert body["model"] == "prod"  # the relayed body is left as the provider sent it
+    assert p.served_model("prod") == "gpt-4o"
     assert p.served_model("gpt-4o-2024-08-06") == "gpt-4o-2024-08-06"
 
 

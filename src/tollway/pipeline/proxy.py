@@ -106,8 +106,8 @@ class Forwarder:
             if isinstance(parsed, dict):
                 ctx.usage = dep.provider.usage_from_response(endpoint, parsed)
                 served = parsed.get("model")
-                if isinstance(served, str):
-                    ctx.model_served = served
+                if isinstance(served, str) and served:
+                    ctx.model_served = dep.provider.served_model(served)
                 if ctx.usage is None or not ctx.usage.known:
                     text = dep.provider.output_text(endpoint, parsed)
             meter(self._state, ctx, text)

@@ -130,6 +130,10 @@ class AnthropicProvider:
         headers.update(self.settings.headers)
         return PreparedCall(UpstreamRequest("POST", self._base + _PATHS[endpoint], headers, data))
 
+    def served_model(self, served: str) -> str:
+        """The model name a response reports, as the ledger should price it."""
+        return served
+
     def usage_from_response(self, endpoint: Endpoint, body: dict[str, Any]) -> Usage | None:
         if endpoint == Endpoint.COUNT_TOKENS:
             return None

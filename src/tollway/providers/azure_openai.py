@@ -114,17 +114,10 @@ class AzureOpenAIProvider(OpenAIProvider):
         call.request.url = self.url(endpoint, deployment)
         return call
 
-    def served_model(self, served: Any) -> Any:
+    def served_model(self, served: str) -> str:
         """The model a response names, with a deployment name mapped back to its model (for
         pricing: a deployment is not a model)."""
-        if isinstance(served, str) and served:
-            return self._models_by_deployment.get(served, served)
-        return served
-
-    def usage_from_response(self, endpoint: Endpoint, body: dict[str, Any]) -> Usage | None:
-        if "model" in body:  # read next as the model served: never a deployment name
-            body["model"] = self.served_model(body["model"])
-        return super().usage_from_response(endpoint, body)
+        return self._models_by_deployment.get(served, served)
 
     def stream_watcher(self, endpoint: Endpoint, injected_usage_option: bool):
         if endpoint == Endpoint.RESPONSES:

@@ -403,6 +403,10 @@ class DemoProvider:
         call.request = UpstreamRequest("POST", url, {}, call.request.body)
         return call
 
+    def served_model(self, served: str) -> str:
+        """The model name a response reports, as the ledger should price it."""
+        return served
+
     def usage_from_response(self, endpoint: Endpoint, body: dict[str, Any]) -> Usage | None:
         return self._parser(endpoint).usage_from_response(endpoint, body)
 

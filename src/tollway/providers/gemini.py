@@ -135,6 +135,10 @@ class GeminiProvider:
         url = self.url(upstream_model, self.action(endpoint, body, stream))
         return PreparedCall(UpstreamRequest("POST", url, self._headers, raw or orjson.dumps(body)))
 
+    def served_model(self, served: str) -> str:
+        """The model name a response reports, as the ledger should price it."""
+        return served
+
     def usage_from_response(self, endpoint: Endpoint, body: dict[str, Any]) -> Usage | None:
         if endpoint != Endpoint.CHAT:
             return None  # embeddings report no usage; countTokens is not usage

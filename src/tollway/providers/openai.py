@@ -221,6 +221,10 @@ class OpenAIProvider:
         req = UpstreamRequest("POST", self._base + _PATHS[endpoint], self._json_headers, data)
         return PreparedCall(req, injected_usage_option=injected)
 
+    def served_model(self, served: str) -> str:
+        """The model name a response reports, as the ledger should price it."""
+        return served
+
     def usage_from_response(self, endpoint: Endpoint, body: dict[str, Any]) -> Usage | None:
         return usage_from_openai(body.get("usage"))
 

@@ -414,6 +414,7 @@ def usage_to_canonical(u: Any) -> Usage:
         input_tokens=tok(u.get("prompt_tokens")),
         output_tokens=tok(u.get("completion_tokens")),
         cached_tokens=(tok(ptd.get("cached_tokens")) or 0) if isinstance(ptd, dict) else 0,
+        cache_creation_tokens=(tok(ptd.get("cache_write_tokens")) or 0) if isinstance(ptd, dict) else 0,
         reasoning_tokens=(tok(ctd.get("reasoning_tokens")) or 0) if isinstance(ctd, dict) else 0,
     )
 
@@ -425,7 +426,8 @@ def usage_from_canonical(u: Usage) -> dict:
         "prompt_tokens": inp,
         "completion_tokens": out,
         "total_tokens": inp + out,
-        "prompt_tokens_details": {"cached_tokens": u.cached_tokens, "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": u.cached_tokens, "cache_write_tokens": u.cache_creation_tokens,
+                                  "audio_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens, "audio_tokens": 0,
                                       "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
     }

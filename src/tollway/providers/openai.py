@@ -35,6 +35,7 @@ def usage_from_openai(u: dict[str, Any] | None) -> Usage | None:
             input_tokens=u.get("input_tokens"),
             output_tokens=u.get("output_tokens"),
             cached_tokens=details.get("cached_tokens") or 0,
+            cache_creation_tokens=details.get("cache_write_tokens") or 0,
             reasoning_tokens=out_details.get("reasoning_tokens") or 0,
         )
     details = u.get("prompt_tokens_details") or {}
@@ -47,6 +48,7 @@ def usage_from_openai(u: dict[str, Any] | None) -> Usage | None:
         input_tokens=prompt,
         output_tokens=completion,
         cached_tokens=details.get("cached_tokens") or 0,
+        cache_creation_tokens=details.get("cache_write_tokens") or 0,
         reasoning_tokens=out_details.get("reasoning_tokens") or 0,
     )
 

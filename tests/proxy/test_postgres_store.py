@@ -1,0 +1,65 @@
+"""A whole Tollway on a Postgres store: migrated at start-up, records written and read back,
+and a second instance on the same database sees the first one's records (scale-out)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+
+import asyncpg
+import openai
+import pytest
+
+from tests.fakes.provider import FakeProvider
+from tests.harness import MASTER_KEY, Tollway, standard_config
+
+ADMIN_DSN = os.environ.get("TOLLWAY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(ADMIN_DSN, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    name = f"tollway_it_{uuid.uuid4().hex[:10]}"
+    try:
+        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as e:
+        if os.environ.get("TOLLWAY_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"Postgres at {ADMIN_DSN} is required (TOLLWAY_REQUIRE_SERVICES=1): {e}")
+        pytest.skip(f"Postgres at {ADMIN_DSN} is not reachable: {e}")
+    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_two_instances_share_one_postgres_ledger(fake: FakeProvider, tmp_path, pg_database: str) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    cfg = standard_config(fake.url, store={"url": pg_database, "flush_interval_secs": 0.05})
+    first = Tollway(tmp_path / "a", cfg)
+    second = Tollway(tmp_path / "b", cfg)
+    try:
+        client = openai.OpenAI(base_url=first.url + "/v1", api_key=MASTER_KEY, max_retries=0)
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello"}],
+            extra_headers={"x-tollway-source": "pg-test"})
+        trace = raw.headers["x-tollway-trace-id"]
+        rec = first.record(trace)
+        assert (rec["input_tokens"], rec["output_tokens"], rec["source"]) == (11, 7, "pg-test")
+        assert Decimal(rec["cost_usd"]) == Decimal(raw.headers["x-tollway-cost-usd"]) > 0
+        # the other instance reads the same ledger
+        assert second.record(trace)["trace_id"] == trace
+        status, stats = second.get("/v1/stats?source=pg-test")
+        assert status == 200 and stats["totals"]["requests"] == 1
+        assert not (tmp_path / "a" / ".tollway" / "tollway.db").exists()  # nothing went to SQLite
+    finally:
+        first.stop()
+        second.stop()

@@ -165,6 +165,7 @@ class PriceBook:
                 self._exact[pattern] = price
         self._globs = tuple(globs_prefixed + globs_plain)
         self._cache: dict[tuple[str, str], _Entry] = {}
+        self._known: dict[str, list[str]] = {}
         self._genai_ids: frozenset[str] | None = None
 
     # ---- public API ------------------------------------------------------------------------
@@ -206,6 +207,23 @@ class PriceBook:
         if entry.per_request is not None:
             total += entry.per_request
         return total, None
+
+    def known_models(self, provider_kind: str) -> list[str]:
+        """Current model ids the price data knows for a provider kind (for GET /v1/models,
+        where a provider is configured with patterns such as `gpt-*`)."""
+        cached = self._known.get(provider_kind)
+        if cached is None:
+            from genai_prices import data
+
+            pid = GENAI_PROVIDER_IDS.get(provider_kind, provider_kind)
+            cached = []
+            for prov in data.providers:
+                if prov.id == pid:
+                    cached = sorted(m.id for m in prov.models
+                                    if not getattr(m, "deprecated", False) and m.id[-1:] not in "-:/"
+                                    and ":" not in m.id)
+            self._known[provider_kind] = cached
+        return cached
 
     def price_of(self, provider_kind: str, model: str) -> ModelPrice | None:
         """Base per-million-token prices for a model (lowest tier), or None when unknown."""

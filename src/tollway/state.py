@@ -83,14 +83,15 @@ class AppState:
         providers: list[tuple[Provider, Transport]] = []
         for ps in settings.providers:
             providers.append(build_provider(ps, http, tokens))
-        catalog = Catalog(providers, settings.aliases)
+        prices = PriceBook(price_overrides(settings))
+        catalog = Catalog(providers, settings.aliases, known_models=prices.known_models)
         # Long-lived start-up objects never need collecting; fewer, larger young-generation
         # collections cost far less per request at thousands of requests per second.
         gc.collect()
         gc.freeze()
         gc.set_threshold(20_000, 50, 100)
         state = cls(settings=settings, engine=engine, ledger=ledger, http=http, catalog=catalog,
-                    keys=KeyRing(settings), prices=PriceBook(price_overrides(settings)), tokens=tokens,
+                    keys=KeyRing(settings), prices=prices, tokens=tokens,
                     access_log=AccessLog(settings.logging.format, enabled=settings.logging.level in ("debug", "info")))
         state.access_log.start()
         # models of OpenAI-compatible servers: one short look now, retried in the background

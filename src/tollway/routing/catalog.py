@@ -8,6 +8,7 @@ discovered models change. A config reload builds a new Catalog.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
@@ -33,8 +34,10 @@ class Deployment:
 
 
 class Catalog:
-    def __init__(self, providers: list[tuple["Provider", "Transport"]], aliases: dict[str, str]) -> None:
+    def __init__(self, providers: list[tuple["Provider", "Transport"]], aliases: dict[str, str],
+                 known_models: "Callable[[str], list[str]] | None" = None) -> None:
         self._providers = providers
+        self._known_models = known_models  # kind -> model ids the price data knows
         self._by_id = {p.id: (p, t) for p, t in providers}
         self._aliases = dict(aliases)
         self._cache: dict[str, Deployment | None] = {}
@@ -161,4 +164,15 @@ class Catalog:
                 if not is_pattern(m) and m not in seen:
                     out.append((m, p.id))
                     seen.add(m)
+        if self._known_models is not None:
+            # patterns (`gpt-*`) list the known models they match that route to this provider
+            for p, _ in self._providers:
+                if not any(is_pattern(m) for m in p.settings.models):
+                    continue
+                for m in self._known_models(p.kind):
+                    if m not in seen:
+                        dep = self.resolve(m)
+                        if dep is not None and dep.provider is p:
+                            out.append((m, p.id))
+                            seen.add(m)
         return out

@@ -45,8 +45,9 @@ def serve(
     config: Optional[Path] = ConfigOpt,
     host: Optional[str] = typer.Option(None, "--host", help="Address to bind (default 127.0.0.1, or server.host)."),
     port: Optional[int] = typer.Option(None, "--port", "-p", help="Port to listen on (default 8930, or server.port)."),
-    demo: bool = typer.Option(False, "--demo", help="Add the built-in demo provider (models 'demo', 'demo-*'): "
-                                                    "answers at once, streaming too, with no provider key."),
+    demo: bool = typer.Option(False, "--demo", help="Add the built-in demo providers, no key needed: 'demo' "
+                                                    "(answers in the client's own format), 'demo-claude' (speaks "
+                                                    "Anthropic) and 'demo-gemini' (speaks Gemini), streaming too."),
     log_format: Optional[str] = typer.Option(None, "--log-format", help="'text' (default) or 'json'."),
     log_level: Optional[str] = typer.Option(None, "--log-level", help="debug, info (default), warning or error."),
 ) -> None:

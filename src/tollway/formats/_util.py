@@ -26,6 +26,16 @@ def loads(data: bytes | str) -> Any:
     return orjson.loads(data)
 
 
+def arguments_object(args: str) -> dict:
+    """Tool-call arguments (a JSON text) as the object Anthropic `input` / Gemini `args` need;
+    `{}` when the text is empty, invalid, or not an object (a provider may stream bad JSON)."""
+    try:
+        v = loads(args) if args else {}
+    except ValueError:
+        return {}
+    return v if isinstance(v, dict) else {}
+
+
 def new_id(prefix: str, nbytes: int = 12) -> str:
     return prefix + os.urandom(nbytes).hex()
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from tollway.formats import stop_reasons
 from tollway.formats._util import (
+    arguments_object,
     dumps_str, is_neutral, loads, new_id, opt_bool, opt_int, opt_num, opt_str, parse_args,
     req_dict, req_list, req_str, stop_list, tok,
 )
@@ -472,13 +473,6 @@ def _msg_id(raw: str | None) -> str:
     return raw if raw.startswith("msg_") else "msg_" + raw
 
 
-def _tool_input(args: str) -> dict:
-    try:
-        v = loads(args) if args else {}
-    except ValueError:
-        return {}
-    return v if isinstance(v, dict) else {}
-
 
 def response_from_canonical(resp: CanonicalResponse, *, model: str | None = None) -> dict:
     content: list[dict] = []
@@ -486,7 +480,7 @@ def response_from_canonical(resp: CanonicalResponse, *, model: str | None = None
         if p.kind == "text":
             content.append({"type": "text", "text": p.text, "citations": None})
         elif p.kind == "tool_call":
-            content.append({"type": "tool_use", "id": p.id, "name": p.name, "input": _tool_input(p.arguments_json),
+            content.append({"type": "tool_use", "id": p.id, "name": p.name, "input": arguments_object(p.arguments_json),
                             "caller": {"type": "direct"}})
         elif p.kind == "thinking":
             if p.redacted:

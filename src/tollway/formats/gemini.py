@@ -19,6 +19,7 @@ from typing import Any
 
 from tollway.formats import stop_reasons
 from tollway.formats._util import (
+    arguments_object,
     as_list, dumps_str, guess_mime, is_neutral, loads, new_id, opt_int, opt_num, opt_str,
     parse_args, req_dict, req_list, req_str, stop_list, tok,
 )
@@ -409,18 +410,11 @@ def _part_out(p) -> dict | None:
         if p.signature and p.signature.startswith(GEMINI_SIGNATURE_PREFIX):
             d["thoughtSignature"] = p.signature[len(GEMINI_SIGNATURE_PREFIX):]
         return d
-    d = {"functionCall": {"id": p.id, "name": p.name, "args": _args_obj(p.arguments_json)}}
+    d = {"functionCall": {"id": p.id, "name": p.name, "args": arguments_object(p.arguments_json)}}
     if p.signature:
         d["thoughtSignature"] = p.signature
     return d
 
-
-def _args_obj(args: str) -> dict:
-    try:
-        v = loads(args) if args else {}
-    except ValueError:
-        return {}
-    return v if isinstance(v, dict) else {}
 
 
 def response_from_canonical(resp: CanonicalResponse, *, model: str | None = None) -> dict:

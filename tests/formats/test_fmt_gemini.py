@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from fmt_support import gemini_stream, g_chunk, sse
+from fmt_support import g_chunk, sse
 from tollway.formats import anthropic as fa
 from tollway.formats import gemini as fg
 from tollway.formats import openai_chat as fo
 from tollway.formats.canonical import (
     CanonicalRequest, CanonicalResponse, Document, Image, Message, NamedToolChoice, Reasoning,
-    ResponseFormat, Text, Thinking, ToolCall, ToolDef, ToolResult,
+    ResponseFormat, Text, Thinking, ToolCall, ToolResult,
 )
 from tollway.formats.errors import TranslationError
 from tollway.formats.stream import Accumulator, Finish, StreamError

@@ -7,7 +7,6 @@ import json
 from collections.abc import Iterator
 from decimal import Decimal
 
-import anthropic
 import openai
 import pytest
 

@@ -17,7 +17,7 @@ from typing import Any
 from tollway.formats import stop_reasons
 from tollway.formats._util import (
     arguments_object,
-    dumps_str, is_neutral, loads, new_id, opt_bool, opt_int, opt_num, opt_str, parse_args,
+    dumps_str, is_neutral, new_id, opt_bool, opt_int, opt_num, opt_str, parse_args,
     req_dict, req_list, req_str, stop_list, tok,
 )
 from tollway.formats.canonical import (

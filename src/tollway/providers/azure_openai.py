@@ -18,7 +18,6 @@ from urllib.parse import quote
 from tollway.config import ProviderSettings
 from tollway.providers.base import Endpoint, PreparedCall, event_bounds, event_data
 from tollway.providers.openai import ChatStreamWatcher, OpenAIProvider, ResponsesStreamWatcher
-from tollway.usage import Usage
 
 _DEPLOYMENT_OPS = {
     Endpoint.CHAT: "chat/completions",

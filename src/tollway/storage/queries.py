@@ -148,13 +148,6 @@ async def list_records(
 
 
 async def get_record(engine: AsyncEngine, trace_id: str) -> dict[str, Any] | None:
-    """One record by its trace id (the `x-tollway-trace-id` a client received), or None."""
-    async with engine.connect() as conn:
-        row = (await conn.execute(select(t).where(t.c.trace_id == trace_id))).mappings().first()
-    return api_row(row) if row is not None else None
-
-
-async def get_record(engine: AsyncEngine, trace_id: str) -> dict[str, Any] | None:
     """One record in the `list_records` row format, or None when there is no such trace."""
     async with engine.connect() as conn:
         row = (await conn.execute(select(t).where(t.c.trace_id == trace_id))).mappings().first()

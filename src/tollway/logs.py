@@ -71,7 +71,7 @@ class AccessLog:
         cost = "-" if rec.cost_usd is None else format(rec.cost_usd, "f")
         tokens_in = "-" if u.input_tokens is None else u.input_tokens
         tokens_out = "-" if u.output_tokens is None else u.output_tokens
-        line = (f"{self._stamp(rec.ts)} INFO    {rec.trace_id} {rec.method} {rec.path} "
+        line = (f"{self._stamp(rec.ts)} INFO    {rec.trace_id} {rec.route} {rec.method} {rec.path} "
                 f"model={rec.model_served or rec.model_requested or '-'} provider={rec.provider or '-'} "
                 f"status={rec.status} latency_ms={rec.latency_ms} tokens={tokens_in}/{tokens_out}"
                 f"{'~' if u.estimated else ''} cost={cost}")

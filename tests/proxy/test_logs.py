@@ -94,7 +94,7 @@ def test_one_text_line_per_request_with_the_essentials(text_log: tuple[str, dict
         assert len(found) == 1, f"{name}: expected one line for {trace}, got {found}"
     line = lines_with(log, traces["chat"])[0]
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\s+INFO\b", line), line  # time first
-    assert "POST /v1/chat/completions" in line
+    assert " openai.chat POST /v1/chat/completions " in line  # route, method, path
     assert "model=gpt-4o-mini" in line and "provider=openai" in line and "status=200" in line
     assert re.search(r"latency_ms=\d+(\.\d+)?", line) and "tokens=11/7" in line
     assert "source=log-test" in line

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from tests.fakes.provider import FakeProvider
-from tests.harness import MASTER_KEY, Tollway, standard_config
+from tests.harness import Tollway, anthropic_client, openai_client, standard_config
 
 
 def services_required() -> bool:
@@ -33,12 +33,20 @@ def tollway(fake: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture
 def oai(tollway: Tollway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=tollway.url + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=20)
+    return openai_client(tollway)
 
 
 @pytest.fixture
 def claude(tollway: Tollway) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=tollway.url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+    return anthropic_client(tollway)
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tollway]:
+    """`tollway serve --demo` with no config file (the harness strips provider env vars)."""
+    tw = Tollway(tmp_path_factory.mktemp("demo"), None, demo=True)
+    yield tw
+    tw.stop()
 
 
 @pytest.fixture

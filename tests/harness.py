@@ -14,6 +14,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import anthropic
+import openai
+
 MASTER_KEY = "tw-master-test-key"
 TEAM_KEY = "tw-team-alpha-key"
 
@@ -136,6 +139,14 @@ class Tollway:
                 self.proc.wait(5)
         self._log.close()
         return self.proc.returncode
+
+
+def openai_client(tw: "Tollway", api_key: str = MASTER_KEY) -> openai.OpenAI:
+    return openai.OpenAI(base_url=tw.url + "/v1", api_key=api_key, max_retries=0, timeout=20)
+
+
+def anthropic_client(tw: "Tollway", api_key: str = MASTER_KEY) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=tw.url, api_key=api_key, max_retries=0, timeout=20)
 
 
 def standard_config(fake_url: str, **overrides: Any) -> dict[str, Any]:

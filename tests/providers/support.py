@@ -6,11 +6,9 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-import anthropic
-import openai
 
 from tests.fakes.provider import FakeProvider, ReceivedRequest
-from tests.harness import MASTER_KEY, Tollway
+from tests.harness import MASTER_KEY
 
 
 def nonce() -> str:
@@ -26,14 +24,6 @@ def only_upstream(fake: FakeProvider, marker: str) -> ReceivedRequest:
     found = upstream(fake, marker)
     assert len(found) == 1, [r.path for r in found]
     return found[0]
-
-
-def openai_client(tw: Tollway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=tw.url + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=20)
-
-
-def anthropic_client(tw: Tollway) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=tw.url, api_key=MASTER_KEY, max_retries=0, timeout=20)
 
 
 def cost(input_tokens: int, output_tokens: int, price: tuple[str, str]) -> Decimal:

@@ -11,8 +11,8 @@ import openai
 import pytest
 
 from tests.fakes.provider import FakeProvider
-from tests.harness import Tollway
-from tests.providers.support import anthropic_client, base_config, cost, nonce, only_upstream, openai_client
+from tests.harness import Tollway, anthropic_client, openai_client
+from tests.providers.support import base_config, cost, nonce, only_upstream
 from tollway.tokens import TokenCounter
 
 DEPLOYMENT = "prod-gpt41-mini"

@@ -4,7 +4,6 @@ a real provider."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,27 +12,20 @@ import anthropic
 import openai
 import pytest
 
-from tests.harness import Tollway
-from tests.providers.support import base_config, openai_client
+from tests.harness import Tollway, anthropic_client, openai_client
+from tests.providers.support import base_config
 
 HELLO = [{"role": "user", "content": "Hello translated demo"}]
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tollway]:
-    tw = Tollway(tmp_path_factory.mktemp("demo-formats"), None, demo=True)
-    yield tw
-    tw.stop()
-
-
 @pytest.fixture
 def oai(demo: Tollway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=demo.url + "/v1", api_key="no-key-needed", max_retries=0, timeout=20)
+    return openai_client(demo, api_key="no-key-needed")  # no Tollway key is configured
 
 
 @pytest.fixture
 def claude(demo: Tollway) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=demo.url, api_key="no-key-needed", max_retries=0, timeout=20)
+    return anthropic_client(demo, api_key="no-key-needed")
 
 
 def metered(demo: Tollway, trace: str, provider: str, *, stream: bool, route: str = "openai.chat") -> dict[str, Any]:

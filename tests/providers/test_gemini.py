@@ -13,8 +13,8 @@ import pytest
 
 from tests.fakes.provider import FakeProvider
 from tests.fakes.scenario import embedding_vector
-from tests.harness import Tollway
-from tests.providers.support import anthropic_client, base_config, cost, nonce, only_upstream, openai_client
+from tests.harness import Tollway, anthropic_client, openai_client
+from tests.providers.support import base_config, cost, nonce, only_upstream
 
 MODEL = "gemini-2.0-flash"
 EMBED = "text-embedding-004"

@@ -16,8 +16,8 @@ import openai
 import pytest
 
 from tests.fakes.provider import FakeProvider
-from tests.harness import Tollway, free_port
-from tests.providers.support import anthropic_client, base_config, nonce, only_upstream, openai_client
+from tests.harness import Tollway, anthropic_client, free_port, openai_client
+from tests.providers.support import base_config, nonce, only_upstream
 from tollway.tokens import TokenCounter
 
 LOCAL_MODELS = ["llama3.2:1b", "qwen2.5:0.5b", "nomic-embed-text:latest"]  # the fake's GET /local/v1/models

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -11,28 +10,19 @@ import anthropic
 import openai
 import pytest
 
-from tests.harness import Tollway
+from tests.harness import Tollway, anthropic_client, openai_client
 
 HELLO = [{"role": "user", "content": "Hello demo"}]
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tollway]:
-    # the harness strips OPENAI_* / ANTHROPIC_* / TOLLWAY_MASTER* from the environment
-    tw = Tollway(tmp_path_factory.mktemp("demo"), None, demo=True)
-    yield tw
-    tw.stop()
-
-
 @pytest.fixture
 def oai(demo: Tollway) -> openai.OpenAI:
-    # no Tollway key is configured: any string satisfies the SDK, none is checked
-    return openai.OpenAI(base_url=demo.url + "/v1", api_key="no-key-needed", max_retries=0, timeout=20)
+    return openai_client(demo, api_key="no-key-needed")  # no Tollway key is configured
 
 
 @pytest.fixture
 def claude(demo: Tollway) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=demo.url, api_key="no-key-needed", max_retries=0, timeout=20)
+    return anthropic_client(demo, api_key="no-key-needed")
 
 
 def assert_metered(demo: Tollway, trace: str, *, route: str, stream: bool, free: bool = False,

@@ -61,9 +61,10 @@ def can_translate(endpoint: Endpoint, provider: Any) -> bool:
 class Translated:
     """One translated call. `forward()` mirrors `Forwarder.forward()` for differing formats."""
 
-    def __init__(self, state: "AppState", ctx: RequestContext) -> None:
+    def __init__(self, state: "AppState", ctx: RequestContext, history: list[dict] | None = None) -> None:
         self._state = state
         self.ctx = ctx
+        self._history = history or []  # Responses: the stored conversation before this request
         self.endpoint = Endpoint(ctx.endpoint)
         self.client_fmt = CLIENT_FORMAT[self.endpoint]
         self.client_mod: Any = f_responses if self.client_fmt == "responses" else (
@@ -74,10 +75,10 @@ class Translated:
         self.response_id: str | None = None
 
     # -- request --------------------------------------------------------------------------------
-    def _canonical(self, history: list[dict]) -> CanonicalRequest:
+    def _canonical(self) -> CanonicalRequest:
         body = self.ctx.json or {}
         if self.client_fmt == "responses":
-            return f_responses.request_to_canonical(body, history)
+            return f_responses.request_to_canonical(body, self._history)
         return self.client_mod.request_to_canonical(body)
 
     def _provider_body(self, req: CanonicalRequest) -> tuple[dict, list[str]]:
@@ -92,12 +93,12 @@ class Translated:
         st, body = render_error(self.client_fmt, etype, message, param)
         return status or st, orjson.dumps(body)
 
-    async def forward(self, receive: Receive, send: Send, history: list[dict]) -> None:
+    async def forward(self, receive: Receive, send: Send) -> None:
         ctx, state = self.ctx, self._state
         dep = ctx.deployment
         assert dep is not None
         try:
-            req = self._canonical(history)
+            req = self._canonical()
             body, dropped = self._provider_body(req)
         except TranslationError as e:
             status, err = render_translation_error(self.client_fmt, e)
@@ -247,8 +248,6 @@ class Translated:
         await store.put(response["id"], response, items, provider=self.ctx.deployment.provider.id,  # type: ignore[union-attr]
                         project=self.ctx.project, key_id=self.ctx.key_id)
 
-    _history: list[dict] = []
-
 
 class _Rendered(Exception):
     """An error already rendered in the client's format (translation errors, strict mode)."""
@@ -284,19 +283,18 @@ async def forward_translated(state: "AppState", ctx: RequestContext, receive: Re
         from tollway.pipeline import translate_aux
 
         return await translate_aux.forward(state, ctx, receive, send)
-    call = Translated(state, ctx)
     history: list[dict] = []
     body = ctx.json or {}
-    if call.client_fmt == "responses" and body.get("previous_response_id"):
+    if CLIENT_FORMAT.get(Endpoint(ctx.endpoint)) == "responses" and body.get("previous_response_id"):
         prev = body["previous_response_id"]
         found = await state.responses.get(str(prev))
         if found is None:
             raise ProxyError("not_found", f"Previous response with id '{prev}' not found.",
                              param="previous_response_id")
         history = found[1]
-    call._history = history
+    call = Translated(state, ctx, history)
     try:
-        await call.forward(receive, send, history)
+        await call.forward(receive, send)
     except _Rendered as r:
         ctx.status, ctx.error_type = r.status, r.error_type
         await _send_whole(ctx, send, r.status, [(b"content-type", b"application/json"),

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Awaitable, Callable
 
+import orjson
+
 from tollway.api.admin import AdminRoutes
-from tollway.api.asgi import Receive, Scope, Send, send_bytes, JSON_HEADERS
+from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
 from tollway.api.health import HealthRoutes
 from tollway.api.openapi import openapi_document
 from tollway.api.passthrough import PassthroughRoute
@@ -58,12 +60,9 @@ class Router:
             "/v1/stats": admin.stats,
             "/openapi.json": self._openapi,
         }
-        self._openapi_body: bytes | None = None
+        self._openapi_body = orjson.dumps(openapi_document())
 
     async def _openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._openapi_body is None:
-            import orjson
-            self._openapi_body = orjson.dumps(openapi_document())
         await send_bytes(send, 200, self._openapi_body, JSON_HEADERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from tollway.api.asgi import Receive, Scope, Send, read_body
+from tollway.api.asgi import Receive, Scope, Send, read_body, send_bytes
 from tollway.errors import ProxyError, render
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.stage import run_stages
@@ -37,10 +37,8 @@ def parse_json_body(body: bytes) -> dict[str, Any]:
 async def send_error(ctx: RequestContext, send: Send, err: ProxyError) -> None:
     status, body = render(err, ctx.wire_format)
     ctx.response_started = True
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"x-tollway-trace-id", ctx.trace_id.encode())]})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    await send_bytes(send, status, body, ((b"content-type", b"application/json"),
+                                          (b"x-tollway-trace-id", ctx.trace_id.encode())))
 
 
 class UnifiedRoute:

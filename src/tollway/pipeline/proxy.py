@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers
+from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers, send_bytes
 from tollway.errors import ProxyError, render
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
@@ -91,7 +91,7 @@ class Forwarder:
                 body = await resp.read()
                 ctx.error_type = _provider_error_type(body)
                 ctx.response_started = True
-                await self._send_whole(send, resp.status, self._headers(ctx, resp.raw_headers), body)
+                await send_bytes(send, resp.status, body, self._headers(ctx, resp.raw_headers))
                 return
             if ctx.stream and _is_event_stream(resp.raw_headers):
                 await self._relay_stream(ctx, endpoint, call.injected_usage_option, resp, receive, send)
@@ -115,15 +115,9 @@ class Forwarder:
             if ctx.cost is not None:
                 hdrs.append((b"x-tollway-cost-usd", format(ctx.cost, "f").encode()))
             ctx.response_started = True
-            await self._send_whole(send, resp.status, hdrs, body)
+            await send_bytes(send, resp.status, body, hdrs)
         finally:
             resp.release()
-
-    @staticmethod
-    async def _send_whole(send: Send, status: int, hdrs: list, body: bytes) -> None:
-        hdrs.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": hdrs})
-        await send({"type": "http.response.body", "body": body, "more_body": False})
 
     async def _relay_stream(self, ctx: RequestContext, endpoint: Endpoint, injected: bool, resp,
                             receive: Receive, send: Send) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers
+from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers, send_bytes
 from tollway.errors import ProxyError
 from tollway.formats import anthropic as f_anthropic
 from tollway.formats import gemini as f_gemini
@@ -261,9 +261,7 @@ class _Rendered(Exception):
 
 async def _send_whole(ctx: RequestContext, send: Send, status: int, hdrs: list, body: bytes) -> None:
     ctx.response_started = True
-    hdrs = [*hdrs, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": hdrs})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    await send_bytes(send, status, body, hdrs)
 
 
 def _canonical_text(resp: CanonicalResponse) -> str:

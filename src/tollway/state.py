@@ -108,7 +108,7 @@ class AppState:
         if self.catalog.discovery is not None:
             await self.catalog.discovery.stop()
         await self.access_log.stop()
-        await self.ledger.stop(timeout=max(5.0, self.settings.server.shutdown_grace_secs))
+        await self.ledger.stop(drain_secs=max(5.0, self.settings.server.shutdown_grace_secs))
         await self.http.close()
         await self.engine.dispose()
 

@@ -161,7 +161,7 @@ CASES: dict[str, Case] = {c.name: c for c in (
          tools=("get_weather",), text="", tool_calls=(("get_weather", TOOL_ARGUMENTS[0]),)),
     Case("parallel_tools", _user("Weather and time, please. [[tools:2]]"), outcome="tools",
          tools=("get_weather", "get_time"), text="",
-         tool_calls=tuple(zip(PARALLEL_TOOL_NAMES[:2], TOOL_ARGUMENTS[:2]))),
+         tool_calls=tuple(zip(PARALLEL_TOOL_NAMES[:2], TOOL_ARGUMENTS[:2], strict=True))),
     Case("tool_result", (User("What's the weather in Paris? {nonce}"),
                          ToolCall("call_conf_1", "get_weather", {"city": "Paris"}),
                          ToolResult("call_conf_1", "get_weather", "Sunny, 21C")),

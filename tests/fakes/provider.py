@@ -243,7 +243,7 @@ class FakeProvider:
                 rr.completed = not rr.disconnected
                 return resp
             except _Abort:
-                raise asyncio.CancelledError()
+                raise asyncio.CancelledError() from None
             except (asyncio.CancelledError, ConnectionError):
                 rr.disconnected = True
                 raise

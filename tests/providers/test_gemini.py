@@ -186,7 +186,7 @@ def test_embeddings_list_base64_as_the_sdk_asks_by_default(oai: openai.OpenAI, f
     assert [r["content"]["parts"][0]["text"] for r in up.json["requests"]] == texts
     assert all(r["model"] == f"models/{EMBED}" for r in up.json["requests"])
     assert [d.index for d in e.data] == [0, 1, 2]
-    for d, t in zip(e.data, texts):
+    for d, t in zip(e.data, texts, strict=True):
         assert d.embedding == pytest.approx(embedding_vector(t), abs=1e-7)
 
 

@@ -170,9 +170,9 @@ class Store:
             return dict((await conn.execute(stmt)).mappings().one())
 
 
-async def _eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+async def _eventually(predicate: Callable[[], bool], within: float = 5.0) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while not predicate():
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")

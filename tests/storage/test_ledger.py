@@ -239,7 +239,7 @@ async def test_stop_with_hung_store_spools_within_timeout(
     await asyncio.sleep(0.3)  # the writer is now stuck inside an INSERT
     assert writer.pending == 50
     started = loop.time()
-    await writer.stop(timeout=0.5)
+    await writer.stop(drain_secs=0.5)
     assert loop.time() - started < 2.0
     assert (writer.pending, writer.spooled, writer.lost) == (0, 50, 0)
     await hang.end()

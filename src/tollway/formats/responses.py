@@ -390,7 +390,7 @@ def __getattr__(name: str):  # lazy re-export: responses_stream imports this mod
     raise AttributeError(name)
 
 
-__all__ = [
+__all__ = [  # noqa: F822 (StreamWriter is resolved lazily by __getattr__ above)
     "StreamWriter", "request_to_canonical", "response_from_canonical", "output_items", "input_items",
     "response_shell", "new_response_id", "usage_from_canonical",
 ]

@@ -98,7 +98,7 @@ class ModelDiscovery:
         if not self._targets:
             return
         results = await asyncio.gather(*(self._attempt(p) for p in self._targets))
-        for p, ok in zip(self._targets, results):
+        for p, ok in zip(self._targets, results, strict=True):
             if not ok:
                 self._retry[p.id] = asyncio.create_task(self._retry_loop(p), name=f"discover-models:{p.id}")
 

@@ -188,8 +188,8 @@ class LedgerWriter:
             self._store_ok = True if segments else self._store_ok or await self._probe()
             return stored
 
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Drain the queue into the store within `timeout` seconds; spool what is left.
+    async def stop(self, drain_secs: float = 10.0) -> None:
+        """Drain the queue into the store within `drain_secs` seconds; spool what is left.
 
         When the store does not answer in time, the batch being written is spooled too and
         the write is abandoned, not cancelled: it finishes (or fails) on its own shortly
@@ -204,7 +204,7 @@ class LedgerWriter:
         self._stop_event.set()
         writer = self._writer or asyncio.create_task(self._run(), name="tollway-ledger-drain")
         tasks = {writer} if self._replayer is None else {writer, self._replayer}
-        await asyncio.wait(tasks, timeout=max(0.0, timeout))
+        await asyncio.wait(tasks, timeout=max(0.0, drain_secs))
         self._closed = True
         leftover = (self._inflight or []) + list(self._queue)
         self._inflight = None  # taken over: the abandoned write will not spool it again
@@ -213,7 +213,7 @@ class LedgerWriter:
             return
         if self._spool_records(leftover):
             log.warning("ledger: store did not take %d record(s) within %.1fs; spooled to %s",
-                        len(leftover), timeout, self._spool.directory)
+                        len(leftover), drain_secs, self._spool.directory)
         else:
             self.lost += len(leftover)
             log.critical("ledger: LOST %d record(s): store and spool both failed; trace ids: %s",

@@ -70,17 +70,6 @@ def guess_mime(url: str, default: str) -> str:
     return _EXT_MIME.get(ext, default)
 
 
-def tok(v: Any) -> int | None:
-    """A token count from provider JSON: a non-negative int, else None (never raises)."""
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, int):
-        return v if v >= 0 else None
-    if isinstance(v, float) and v.is_integer() and v >= 0:
-        return int(v)
-    return None
-
-
 def as_list(v: Any) -> list:
     return v if isinstance(v, list) else []
 

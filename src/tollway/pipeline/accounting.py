@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from tollway.estimate import prompt_tokens
 from tollway.pipeline.context import RequestContext
 from tollway.providers.base import Endpoint
-from tollway.usage import Usage, UsageRecord
+from tollway.usage import Usage, UsageRecord, join_notes
 
 if TYPE_CHECKING:
     from tollway.state import AppState
@@ -33,23 +33,33 @@ def meter(state: "AppState", ctx: RequestContext, output_text: str | None = None
         return
     model = ctx.model_served or dep.model
     usage = ctx.usage
-    if output_text is not None and (ctx.incomplete or ((usage is None or not usage.known) and ctx.status < 400)):
+    # a count the provider reported was refused (usage.CountReader): count that part locally
+    refused = usage is not None and usage.note is not None and (
+        usage.input_tokens is None or usage.output_tokens is None)
+    if output_text is not None and (ctx.incomplete or refused or (
+            (usage is None or not usage.known) and ctx.status < 400)):
         # No usage came, or the stream ended early (the final usage event never arrived):
-        # count what we have, keeping any prompt count the provider already reported.
+        # count what we have, keeping any count the provider already reported.
         reported_input = usage.input_tokens if usage is not None else None
+        keep_output = refused and not ctx.incomplete and usage.output_tokens is not None  # type: ignore[union-attr]
         usage = Usage(
             input_tokens=reported_input if reported_input is not None
             else prompt_tokens(state.tokens, ctx.endpoint, model, ctx.json),
-            output_tokens=state.tokens.count_text(model, output_text)[0] if output_text else 0,
+            output_tokens=usage.output_tokens if keep_output  # type: ignore[union-attr]
+            else (state.tokens.count_text(model, output_text)[0] if output_text else 0),
             cached_tokens=usage.cached_tokens if usage is not None else 0,
             cache_creation_tokens=usage.cache_creation_tokens if usage is not None else 0,
             estimated=True,
+            note=usage.note if usage is not None else None,
         )
         ctx.usage = usage
+    note = usage.note if usage is not None else None
     if usage is None or not usage.known:
-        ctx.cost, ctx.cost_note = None, "no usage reported"
+        ctx.cost, ctx.cost_note = None, join_notes("no usage reported", note)
         return
     ctx.cost, ctx.cost_note = state.prices.cost(dep.provider.kind, model, usage)
+    if note is not None:
+        ctx.cost_note = join_notes(ctx.cost_note, note)
 
 
 class AccountingStage:

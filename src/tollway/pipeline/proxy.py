@@ -108,7 +108,7 @@ class Forwarder:
                 served = parsed.get("model")
                 if isinstance(served, str) and served:
                     ctx.model_served = dep.provider.served_model(served)
-                if ctx.usage is None or not ctx.usage.known:
+                if ctx.usage is None or not ctx.usage.known or ctx.usage.note is not None:
                     text = dep.provider.output_text(endpoint, parsed)
             meter(self._state, ctx, text)
             hdrs = self._headers(ctx, resp.raw_headers)

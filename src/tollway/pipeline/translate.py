@@ -150,7 +150,7 @@ class Translated:
         ctx.model_served = canon.model or ctx.model_served
         ctx.usage = canon.usage if canon.usage.known else None
         out = self._client_response(canon)
-        meter(self._state, ctx, None if ctx.usage else _canonical_text(canon))
+        meter(self._state, ctx, None if ctx.usage and ctx.usage.note is None else _canonical_text(canon))
         hdrs = [*extra, (b"content-type", b"application/json")]
         if ctx.cost is not None:
             hdrs.append((b"x-tollway-cost-usd", format(ctx.cost, "f").encode()))

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from tollway.config import ProviderSettings
+from tollway.formats.anthropic import usage_to_canonical
 from tollway.providers.base import (
     Endpoint, ErrorClass, PreparedCall, TextCollector, UpstreamRequest, classify_http_status,
     event_bounds, event_data,
@@ -19,19 +20,9 @@ _FORWARDED = (b"anthropic-version", b"anthropic-beta")
 
 
 def usage_from_anthropic(u: dict[str, Any] | None, into: Usage | None = None) -> Usage | None:
-    """Anthropic splits the prompt into uncached / cache read / cache write; Usage sums them."""
-    if not isinstance(u, dict):
-        return into
-    usage = into or Usage()
-    if "input_tokens" in u or "cache_read_input_tokens" in u or "cache_creation_input_tokens" in u:
-        read = u.get("cache_read_input_tokens") or 0
-        write = u.get("cache_creation_input_tokens") or 0
-        usage.input_tokens = (u.get("input_tokens") or 0) + read + write
-        usage.cached_tokens = read
-        usage.cache_creation_tokens = write
-    if u.get("output_tokens") is not None:
-        usage.output_tokens = u["output_tokens"]
-    return usage
+    """Anthropic usage (a message's, or a stream's message_start / message_delta on top of `into`);
+    see `formats.anthropic.usage_to_canonical`. `into` itself when there is none."""
+    return usage_to_canonical(u, into) if isinstance(u, dict) else into
 
 
 def messages_output_text(body: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from tollway.config import ProviderSettings
+from tollway.formats.openai_chat import usage_to_canonical
 from tollway.providers.base import (
     Endpoint, ErrorClass, PreparedCall, TextCollector, UpstreamRequest, classify_http_status,
     event_bounds, event_data, split_complete,
@@ -25,32 +26,8 @@ _USAGE_OBJ_SPACED = b'"usage": {'
 
 
 def usage_from_openai(u: dict[str, Any] | None) -> Usage | None:
-    """Chat/completions/embeddings usage (`prompt_tokens`…) or Responses usage (`input_tokens`…)."""
-    if not isinstance(u, dict):
-        return None
-    if "input_tokens" in u:  # Responses API
-        details = u.get("input_tokens_details") or {}
-        out_details = u.get("output_tokens_details") or {}
-        return Usage(
-            input_tokens=u.get("input_tokens"),
-            output_tokens=u.get("output_tokens"),
-            cached_tokens=details.get("cached_tokens") or 0,
-            cache_creation_tokens=details.get("cache_write_tokens") or 0,
-            reasoning_tokens=out_details.get("reasoning_tokens") or 0,
-        )
-    details = u.get("prompt_tokens_details") or {}
-    out_details = u.get("completion_tokens_details") or {}
-    prompt = u.get("prompt_tokens")
-    completion = u.get("completion_tokens")
-    if completion is None and prompt is not None and "total_tokens" in u:
-        completion = (u.get("total_tokens") or prompt) - prompt  # embeddings: total == prompt
-    return Usage(
-        input_tokens=prompt,
-        output_tokens=completion,
-        cached_tokens=details.get("cached_tokens") or 0,
-        cache_creation_tokens=details.get("cache_write_tokens") or 0,
-        reasoning_tokens=out_details.get("reasoning_tokens") or 0,
-    )
+    """OpenAI usage of any endpoint (see `formats.openai_chat.usage_to_canonical`); None without one."""
+    return usage_to_canonical(u) if isinstance(u, dict) else None
 
 
 def chat_output_text(body: dict[str, Any]) -> str:

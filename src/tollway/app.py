@@ -20,6 +20,8 @@ from tollway.api.responses_state import ResponsesStateRoute
 from tollway.api.unified import UnifiedRoute
 from tollway.config import Settings
 from tollway.errors import ProxyError, render
+from tollway.formats.errors import render_error
+from tollway.passthrough.family import client_family
 from tollway.providers.base import Endpoint
 from tollway.state import AppState
 
@@ -51,8 +53,9 @@ class Router:
                    for sub, route, fmt, ep in UNIFIED if fmt == kind}
             for kind in ("openai", "anthropic")}
         self.passthrough = {kind: PassthroughRoute(state, kind, byok=True) for kind in ("openai", "anthropic")}
-        self.openai_passthrough = PassthroughRoute(state, "openai", byok=False)
-        self.responses_state = ResponsesStateRoute(state, self.openai_passthrough)
+        # by whose client sent it (passthrough.family): Tollway's own credentials for that provider
+        self.provider_passthrough = {kind: PassthroughRoute(state, kind, byok=False) for kind in ("openai", "anthropic")}
+        self.responses_state = ResponsesStateRoute(state, self.provider_passthrough["openai"])
         self.get: dict[str, Handler] = {
             "/health": health.health,
             "/v1/models": health.models,
@@ -92,22 +95,28 @@ class Router:
                 route = self.byok[kind].get(rest) if method == "POST" else None
                 if route is not None:
                     return await route(scope, receive, send)
-                return await self.passthrough[kind](scope, receive, send, subpath=rest[3:])
+                return await self.passthrough[kind](scope, receive, send, prefix=f"/proxy/{kind}/v1")
             return await not_found(scope, send)
         if path.startswith("/v1/records/") and method in ("GET", "HEAD"):
             return await self.admin.record(scope, receive, send, trace_id=path[12:])
         if path.startswith("/v1/responses/") and method in ("GET", "DELETE") and path.count("/") == 3:
             return await self.responses_state(scope, receive, send, response_id=path[14:])
         if path.startswith("/v1/"):
-            if path.startswith("/v1/messages"):
-                return await not_found(scope, send, fmt="anthropic")
-            return await self.openai_passthrough(scope, receive, send, subpath=path[3:])
+            family = client_family(path, dict(scope["headers"]))
+            if family == "gemini":  # never another provider's: Gemini's own routes live under /v1beta/
+                return await not_found(scope, send, fmt="gemini")
+            return await self.provider_passthrough[family](scope, receive, send, prefix="/v1")
+        if path.startswith("/v1beta/"):
+            return await not_found(scope, send, fmt="gemini")
         return await not_found(scope, send)
 
 
 async def not_found(scope: Scope, send: Send, fmt: str = "openai") -> None:
-    err = ProxyError("not_found", f"No route for {scope['method']} {scope['path']}.")
-    status, body = render(err, "anthropic" if fmt == "anthropic" else "openai")
+    message = f"No route for {scope['method']} {scope['path']}."
+    if fmt == "gemini":
+        status, obj = render_error("gemini", "not_found_error", message)
+        return await send_bytes(send, status, orjson.dumps(obj), JSON_HEADERS)
+    status, body = render(ProxyError("not_found", message), "anthropic" if fmt == "anthropic" else "openai")
     await send_bytes(send, status, body, JSON_HEADERS)
 
 

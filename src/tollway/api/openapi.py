@@ -139,11 +139,17 @@ def openapi_document() -> dict[str, Any]:
         "/v1/messages": {"post": _proxy_op("Anthropic Messages", "anthropic", "CreateMessageParams")},
         "/v1/messages/count_tokens": {"post": _proxy_op("Anthropic token counting", "anthropic",
                                                         "CountMessageTokensParams")},
-        "/v1/{path}": {"summary": "Any other OpenAI path (files, batches, audio, images, moderations, …), "
-                                  "passed through to the OpenAI provider with method, query, headers and body intact.",
+        "/v1/{path}": {"summary": "Any other path, passed through to the provider whose client sent it, with "
+                                  "Tollway's credentials: Anthropic for requests with anthropic-version (or under "
+                                  "/v1/messages/, /v1/complete), else OpenAI (files, batches, audio, images, "
+                                  "moderations, …); Gemini-style models/{m}:verb paths are 404 in Gemini's shape. "
+                                  "A path leaving /v1/ or holding a space or control character is a 400.",
                        "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
                        **{m: {"responses": {"default": {"description": "The provider's response, unchanged",
-                                                        "headers": _TRACE}}}
+                                                        "headers": _TRACE},
+                                            "400": {"description": "Invalid pass-through path", "headers": _TRACE,
+                                                    "content": {"application/json": {"schema": {
+                                                        "$ref": _REF + "OpenAIError"}}}}}}
                           for m in ("get", "post", "delete")}},
         "/proxy/openai/v1/{path}": {
             "summary": "OpenAI with the caller's own key (Authorization), metered; Tollway key in X-Tollway-Key.",

@@ -47,7 +47,7 @@ class ResponsesStateRoute:
             if upstream is None:
                 raise ProxyError("not_found", f"No response found with id '{response_id}'.")
             ctx.route = "passthrough.openai"
-            await self._passthrough.forward(ctx, scope, receive, send, "/responses/" + response_id, *upstream)
+            await self._passthrough.forward(ctx, scope, receive, send, "/v1", *upstream)
 
         async def on_error(ctx: RequestContext, err: ProxyError) -> None:
             await send_error(ctx, send, err)

@@ -19,6 +19,7 @@ from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.translate import forward_translated, needs_translation
 from tollway.providers.base import Endpoint, split_complete
+from tollway.providers.credentials import scrub
 
 if TYPE_CHECKING:
     from tollway.state import AppState
@@ -88,7 +89,7 @@ class Forwarder:
         try:
             ctx.status = resp.status
             if resp.status >= 400:
-                body = await resp.read()
+                body = scrub(await resp.read(), dep.provider)
                 ctx.error_type = _provider_error_type(body)
                 ctx.response_started = True
                 await send_bytes(send, resp.status, body, self._headers(ctx, resp.raw_headers))

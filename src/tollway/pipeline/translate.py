@@ -26,6 +26,7 @@ from tollway.formats.stream import (
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
 from tollway.providers.base import Endpoint
+from tollway.providers.credentials import scrub
 
 if TYPE_CHECKING:
     from tollway.state import AppState
@@ -117,7 +118,7 @@ class Translated:
         try:
             ctx.status = resp.status
             if resp.status >= 400:
-                raw = await resp.read()
+                raw = scrub(await resp.read(), dep.provider)
                 perr = parse_provider_error(self.wire, resp.status, raw)
                 ctx.error_type = "provider:" + perr.type
                 status, err = self._error(resp.status, perr.type, perr.message, perr.param)

@@ -33,6 +33,7 @@ from tollway.formats.errors import TranslationError, parse_provider_error, rende
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
 from tollway.providers.base import Endpoint
+from tollway.providers.credentials import scrub
 from tollway.usage import Usage
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ class _Call:
         try:
             raw = await resp.read()
             if resp.status >= 400:
+                raw = scrub(raw, dep.provider)
                 perr = parse_provider_error(dep.provider.wire_format, resp.status, raw)
                 keep = [(k, v) for k, v in resp.raw_headers if k.lower() in _KEEP_ERROR_HEADERS]
                 await self._error(send, resp.status, perr.type, perr.message, perr.param, keep,

@@ -99,8 +99,11 @@ class Router:
             return await not_found(scope, send)
         if path.startswith("/v1/records/") and method in ("GET", "HEAD"):
             return await self.admin.record(scope, receive, send, trace_id=path[12:])
-        if path.startswith("/v1/responses/") and method in ("GET", "DELETE") and path.count("/") == 3:
-            return await self.responses_state(scope, receive, send, response_id=path[14:])
+        if path.startswith("/v1/responses/") and method in ("GET", "DELETE", "HEAD"):
+            if path.count("/") == 3:
+                return await self.responses_state(scope, receive, send, response_id=path[14:])
+            if path.count("/") == 4 and path.endswith("/input_items") and method != "DELETE":
+                return await self.responses_state(scope, receive, send, response_id=path[14:-12], input_items=True)
         if path.startswith("/v1/"):
             family = client_family(path, dict(scope["headers"]))
             if family == "gemini":  # never another provider's: Gemini's own routes live under /v1beta/

@@ -139,11 +139,20 @@ class TranslationSettings(_Strict):
     default_max_tokens: int = Field(4096, ge=1)  # for providers that require max_tokens when the client sent none
 
 
+class ResponsesSettings(_Strict):
+    """Responses Tollway stores itself (for providers without a Responses API of their own)."""
+
+    ttl_days: float = Field(30.0, gt=0)  # a stored response is deleted this long after it was created
+    max_chain_depth: int = Field(1000, ge=1)  # turns a previous_response_id chain may reach
+    max_chain_bytes: int = Field(64 * 1024 * 1024, ge=1024)  # stored item bytes a chain may reach
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     store: StoreSettings = StoreSettings()
     logging: LoggingSettings = LoggingSettings()
     translation: TranslationSettings = TranslationSettings()
+    responses: ResponsesSettings = ResponsesSettings()
     providers: list[ProviderSettings] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)  # alias -> "provider_id:model" or "model"
     keys: list[KeySettings] = Field(default_factory=list)

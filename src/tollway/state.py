@@ -65,7 +65,7 @@ class AppState:
 
     def __post_init__(self) -> None:
         self.forwarder = Forwarder(self)
-        self.responses = ResponseStore(self.engine)
+        self.responses = ResponseStore(self.engine, self.settings.responses)
         # accounting first: its after() runs last, for every request, failures included
         self.stages = (AccountingStage(self), AuthStage(self.keys), AttributionStage())
 
@@ -94,6 +94,7 @@ class AppState:
                     keys=KeyRing(settings), prices=prices, tokens=tokens,
                     access_log=AccessLog(settings.logging.format, enabled=settings.logging.level in ("debug", "info")))
         state.access_log.start()
+        state.responses.start()  # deletes expired stored responses in the background
         # models of OpenAI-compatible servers: one short look now, retried in the background
         from tollway.providers.openai_compatible import ModelDiscovery
 
@@ -108,6 +109,7 @@ class AppState:
         if self.catalog.discovery is not None:
             await self.catalog.discovery.stop()
         await self.access_log.stop()
+        await self.responses.stop()
         await self.ledger.stop(drain_secs=max(5.0, self.settings.server.shutdown_grace_secs))
         await self.http.close()
         await self.engine.dispose()

@@ -17,6 +17,7 @@ from tollway.errors import ProxyError, render
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.stage import run_stages
 from tollway.providers.base import Endpoint
+from tollway.routing.catalog import Deployment
 
 if TYPE_CHECKING:
     from tollway.state import AppState
@@ -62,12 +63,16 @@ class UnifiedRoute:
             ctx.body = await read_body(receive, ctx.headers, state.settings.server.max_body_bytes)
             body = ctx.json = parse_json_body(ctx.body)
             model = body.get("model")
+            ctx.stream = body.get("stream") is True and self.endpoint not in (
+                Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS)
+            if model is None and self.endpoint == Endpoint.RESPONSES and isinstance(body.get("prompt"), dict):
+                # a stored prompt names the model: only OpenAI knows it
+                ctx.deployment = self._openai_deployment()
+                return await state.forwarder.forward(ctx, receive, send)
             if not isinstance(model, str) or not model:
                 raise ProxyError("invalid_request", "The request must name a model (a non-empty string).",
                                  param="model")
             ctx.model = model
-            ctx.stream = body.get("stream") is True and self.endpoint not in (
-                Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS)
             if self.byok_kind is not None:
                 ctx.byok = True
                 ctx.deployment = state.byok_deployment(self.byok_kind, model)
@@ -79,4 +84,15 @@ class UnifiedRoute:
             await send_error(ctx, send, err)
 
         await run_stages(ctx, state.stages, handle, on_error)
+
+    def _openai_deployment(self) -> Deployment:
+        """The OpenAI provider, for a call whose model only OpenAI can resolve (model "": the body
+        goes as it is)."""
+        if self.byok_kind is not None:
+            return self._state.byok_deployment(self.byok_kind, "")
+        found = self._state.catalog.first_of_kind("openai")
+        if found is None:
+            raise ProxyError("invalid_request", "A Responses request without a model (its stored prompt names "
+                             "one) can only go to an OpenAI provider, and none is configured.", param="model")
+        return Deployment(found[0], found[1], "")
 

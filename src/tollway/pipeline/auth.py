@@ -74,6 +74,7 @@ class AuthStage:
                 "x-api-key" if ctx.wire_format == "anthropic" else "Authorization: Bearer")
             raise ProxyError("authentication", f"Missing or invalid Tollway key (send it in {where}).")
         ctx.key_id = info.id
+        ctx.key_master = info.master
         if info.project and ctx.project is None:
             ctx.project = info.project
 

@@ -29,6 +29,7 @@ class RequestContext:
     t0: float = field(default_factory=time.perf_counter)
     # filled by stages
     key_id: str | None = None
+    key_master: bool = False  # the master key: may read and delete what every key stored
     project: str | None = None
     source: str | None = None
     customer: str | None = None

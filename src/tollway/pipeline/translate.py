@@ -25,6 +25,7 @@ from tollway.formats.stream import (
 )
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
+from tollway.pipeline.responses_history import Conversation, load_conversation
 from tollway.providers.base import Endpoint
 from tollway.providers.credentials import scrub
 
@@ -62,10 +63,12 @@ def can_translate(endpoint: Endpoint, provider: Any) -> bool:
 class Translated:
     """One translated call. `forward()` mirrors `Forwarder.forward()` for differing formats."""
 
-    def __init__(self, state: "AppState", ctx: RequestContext, history: list[dict] | None = None) -> None:
+    def __init__(self, state: "AppState", ctx: RequestContext, conversation: Conversation | None = None) -> None:
         self._state = state
         self.ctx = ctx
-        self._history = history or []  # Responses: the stored conversation before this request
+        # Responses: the stored conversation before this request, and the response it continues
+        self._history = conversation.history if conversation is not None else []
+        self._previous = conversation.previous if conversation is not None else None
         self.endpoint = Endpoint(ctx.endpoint)
         self.client_fmt = CLIENT_FORMAT[self.endpoint]
         self.client_mod: Any = f_responses if self.client_fmt == "responses" else (
@@ -243,11 +246,11 @@ class Translated:
         body = self.ctx.json or {}
         if body.get("store") is False:
             return
-        store = self._state.responses
-        items = [*self._history, *f_responses.input_items(body),
-                 *(output if output is not None else response.get("output") or [])]
-        await store.put(response["id"], response, items, provider=self.ctx.deployment.provider.id,  # type: ignore[union-attr]
-                        project=self.ctx.project, key_id=self.ctx.key_id)
+        await self._state.responses.put(
+            response["id"], response, f_responses.input_items(body),
+            output if output is not None else response.get("output") or [], previous=self._previous,
+            provider=self.ctx.deployment.provider.id,  # type: ignore[union-attr]
+            project=self.ctx.project, key_id=self.ctx.key_id)
 
 
 class _Rendered(Exception):
@@ -282,16 +285,11 @@ async def forward_translated(state: "AppState", ctx: RequestContext, receive: Re
         from tollway.pipeline import translate_aux
 
         return await translate_aux.forward(state, ctx, receive, send)
-    history: list[dict] = []
-    body = ctx.json or {}
-    if CLIENT_FORMAT.get(Endpoint(ctx.endpoint)) == "responses" and body.get("previous_response_id"):
-        prev = body["previous_response_id"]
-        found = await state.responses.get(str(prev))
-        if found is None:
-            raise ProxyError("not_found", f"Previous response with id '{prev}' not found.",
-                             param="previous_response_id")
-        history = found[1]
-    call = Translated(state, ctx, history)
+    conversation = None
+    if CLIENT_FORMAT.get(Endpoint(ctx.endpoint)) == "responses":
+        conversation = await load_conversation(state, ctx)
+        ctx.json = conversation.body
+    call = Translated(state, ctx, conversation)
     try:
         await call.forward(receive, send)
     except _Rendered as r:

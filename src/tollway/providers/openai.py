@@ -187,7 +187,7 @@ class OpenAIProvider:
     def prepare(self, endpoint: Endpoint, body: dict[str, Any], raw: bytes, upstream_model: str,
                 stream: bool, client_headers: dict[bytes, bytes]) -> PreparedCall:
         edited = False
-        if body.get("model") != upstream_model:
+        if upstream_model and body.get("model") != upstream_model:  # "": the body names none (stored prompt)
             body["model"] = upstream_model
             edited = True
         injected = False

@@ -47,7 +47,7 @@ class Router:
         self.unified: dict[str, UnifiedRoute] = {
             "/v1" + sub: UnifiedRoute(state, route, fmt, ep) for sub, route, fmt, ep in UNIFIED}
         self.byok: dict[str, dict[str, UnifiedRoute]] = {
-            kind: {"/v1" + sub: UnifiedRoute(state, "proxy." + route, fmt, ep, byok_kind=kind)
+            kind: {"/v1" + sub: UnifiedRoute(state, "proxy." + route, fmt, ep, byok=True)
                    for sub, route, fmt, ep in UNIFIED if fmt == kind}
             for kind in ("openai", "anthropic")}
         self.passthrough = {kind: PassthroughRoute(state, kind, byok=True) for kind in ("openai", "anthropic")}

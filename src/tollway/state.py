@@ -19,7 +19,9 @@ from tollway.logs import AccessLog
 from tollway.pipeline.accounting import AccountingStage
 from tollway.pipeline.attribution import AttributionStage
 from tollway.pipeline.auth import AuthStage, KeyRing
+from tollway.pipeline.decode import DecodeStage
 from tollway.pipeline.proxy import Forwarder
+from tollway.pipeline.route import RouteStage
 from tollway.pipeline.stage import Stage
 from tollway.pricing import ModelPrice, PriceBook
 from tollway.providers.base import Provider
@@ -59,7 +61,8 @@ class AppState:
     access_log: AccessLog
     responses: ResponseStore = field(init=False)
     forwarder: Forwarder = field(init=False)
-    stages: tuple[Stage, ...] = field(init=False)
+    stages: tuple[Stage, ...] = field(init=False)  # every proxied request: accounting, auth, attribution
+    call_stages: tuple[Stage, ...] = field(init=False)  # model calls (unified routes): see pipeline.stage
     started_at: float = field(default_factory=time.time)
     _byok: dict[str, tuple[Provider, Transport]] = field(default_factory=dict)
 
@@ -68,6 +71,7 @@ class AppState:
         self.responses = ResponseStore(self.engine)
         # accounting first: its after() runs last, for every request, failures included
         self.stages = (AccountingStage(self), AuthStage(self.keys), AttributionStage())
+        self.call_stages = (*self.stages, DecodeStage(self), RouteStage(self))
 
     @classmethod
     async def open(cls, settings: Settings) -> "AppState":

@@ -61,7 +61,7 @@ class PassthroughRoute:
     async def __call__(self, scope: Scope, receive: Receive, send: Send, prefix: str) -> None:
         """`prefix`: the part of the path before the provider's own (`/v1`, `/proxy/openai/v1`)."""
         ctx = RequestContext(self.route, self.fmt, "passthrough", scope["method"], scope["path"],  # type: ignore[arg-type]
-                             dict(scope["headers"]))
+                             dict(scope["headers"]), receive, send)
         ctx.byok = self.byok
         state = self._state
 
@@ -131,7 +131,7 @@ class PassthroughRoute:
                      send: Send, scope_base: str, prefix: str) -> None:
         ctx.status = resp.status
         hdrs = relay_headers(resp.raw_headers)
-        hdrs.append((b"x-tollway-trace-id", ctx.trace_id.encode()))
+        hdrs.extend(ctx.response_headers)
         streaming = any(k.lower() == b"content-type" and v.startswith(b"text/event-stream")
                         for k, v in resp.raw_headers)
         if not streaming:

@@ -61,13 +61,13 @@ class ResponsesStateRoute:
     async def __call__(self, scope: Scope, receive: Receive, send: Send, response_id: str,
                        input_items: bool = False) -> None:
         ctx = RequestContext("openai.responses_state", "openai", "passthrough", scope["method"], scope["path"],
-                             dict(scope["headers"]))
+                             dict(scope["headers"]), receive, send)
         state = self._state
 
         async def answer(obj: dict[str, Any]) -> None:
             ctx.status = 200
             ctx.response_started = True
-            await send_json(send, 200, obj, [(b"x-tollway-trace-id", ctx.trace_id.encode())])
+            await send_json(send, 200, obj, ctx.response_headers)
 
         async def handle(ctx: RequestContext) -> None:
             store, owner = state.responses, owner_of(state, ctx)

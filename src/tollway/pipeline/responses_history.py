@@ -30,8 +30,9 @@ class Conversation:
 
 
 def owner_of(state: "AppState", ctx: RequestContext) -> Owner:
-    """With no keys configured everything is open; the master key sees every key's responses."""
-    return Owner(ctx.key_id, sees_all=not state.keys.enabled or ctx.key_master)
+    """With no keys configured everything is open; the master key (only it: not an admin role)
+    sees every key's responses."""
+    return Owner(ctx.key_id, sees_all=not state.keys.enabled or (ctx.key is not None and ctx.key.master))
 
 
 async def load_conversation(state: "AppState", ctx: RequestContext) -> Conversation:

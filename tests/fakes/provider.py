@@ -54,6 +54,7 @@ from .scenario import (
 from .sse import Sse
 
 OPENAI_FAMILIES = ("openai", "azure", "local")
+STORED_PROMPT_MODEL = "gpt-4o-mini"  # what a Responses `prompt` (a stored prompt) names when the body has no model
 _REASONS = {529: "Overloaded", 499: "Client Closed Request"}
 
 
@@ -322,7 +323,8 @@ class FakeProvider:
             return self._json(family, 400, self._error_body(family, 400))
 
         body = rr.json
-        model = request.match_info.get("model") or body.get("model") or deployment or ""
+        model = request.match_info.get("model") or body.get("model") or deployment or (
+            STORED_PROMPT_MODEL if kind == "responses" and isinstance(body.get("prompt"), dict) else "")
         sc = self._scenario(kind, body, rr.text, model)
         invalid = self._validate(family, kind, body)
         if invalid is not None:
@@ -369,7 +371,8 @@ class FakeProvider:
         if family in OPENAI_FAMILIES:
             required = {"chat": ["messages"], "completion": ["prompt"], "embeddings": ["input"],
                         "responses": []}.get(kind, [])
-            if not body.get("model") and family != "azure":
+            prompt_names_model = kind == "responses" and isinstance(body.get("prompt"), dict)  # a stored prompt
+            if not body.get("model") and family != "azure" and not prompt_names_model:
                 required = ["model"] + required
             for param in required:
                 if body.get(param) in (None, ""):

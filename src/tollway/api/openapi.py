@@ -118,7 +118,8 @@ def openapi_document() -> dict[str, Any]:
                           "404": {"description": "No such record", "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
         "/v1/responses/{response_id}": {
             "parameters": [{"name": "response_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "get": {"summary": "A stored Response: Tollway's own (non-OpenAI providers), else the OpenAI provider's",
+            "get": {"summary": "A stored Response: Tollway's own (non-OpenAI providers; only for the key that "
+                               "created it, or the master key), else the OpenAI provider's",
                     "security": [{"bearer": []}],
                     "responses": {"200": {"description": "The Response object", "headers": _TRACE,
                                           "content": {"application/json": {"schema": {"type": "object"}}}},
@@ -155,6 +156,24 @@ def openapi_document() -> dict[str, Any]:
                                   "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}},
                           "403": {"description": "The key lacks the viewer role",
                                   "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
+        "/v1/responses/{response_id}/input_items": {
+            "parameters": [{"name": "response_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "get": {"summary": "Input items of a stored Response (its conversation before it, then its own input); "
+                               "Tollway's own, else the OpenAI provider's",
+                    "security": [{"bearer": []}],
+                    "parameters": [
+                        {"name": "limit", "in": "query", "required": False,
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+                        {"name": "order", "in": "query", "required": False,
+                         "schema": {"type": "string", "enum": ["asc", "desc"], "default": "desc"}},
+                        {"name": "after", "in": "query", "required": False, "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "OpenAI list: data, first_id, last_id, has_more",
+                                          "headers": _TRACE,
+                                          "content": {"application/json": {"schema": {"type": "object"}}}},
+                                  "400": {"description": "Bad limit, order or after",
+                                          "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}},
+                                  "404": {"description": "Unknown id, or another key's",
+                                          "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
         "/v1/stats": {"get": _list_op("Totals and breakdowns by model, project and source",
                                       ["project", "source", "customer", "model", "since"], "Stats")},
         "/v1/chat/completions": {"post": _proxy_op("OpenAI Chat Completions", "openai", "CreateChatCompletionRequest")},

@@ -66,13 +66,20 @@ class Found(Enum):
 
 
 def input_item_ids(response_id: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Input items with an `id` each (the client's when given): `<prefix>_<response hex>i<n>`,
-    so an id names the response that holds it (see `response_of_item`)."""
+    """Input items as the API lists them: each with an `id` (the client's when given, else
+    `<prefix>_<response hex>i<n>`, so an id names the response that holds it, see
+    `response_of_item`), and a message in its full form (`type`, content parts, `status`)."""
     base = response_id.removeprefix("resp_")
     out = []
     for n, item in enumerate(items):
+        if "role" in item and item.get("type") in (None, "message"):
+            content = item.get("content")
+            if isinstance(content, str):
+                part = "output_text" if item.get("role") == "assistant" else "input_text"
+                content = [{"type": part, "text": content}]
+            item = {**item, "type": "message", "content": content, "status": item.get("status") or "completed"}
         if not isinstance(item.get("id"), str):
-            prefix = _ITEM_PREFIX.get(item.get("type") or ("message" if "role" in item else ""), "item")
+            prefix = _ITEM_PREFIX.get(item.get("type") or "", "item")
             item = {"id": f"{prefix}_{base}i{n:02x}", **item}
         out.append(item)
     return out

@@ -14,7 +14,7 @@ import orjson
 from tollway.api.admin import AdminRoutes
 from tollway.api.admin_api import AdminApi, register_audit
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
-from tollway.api.health import HealthRoutes
+from tollway.api.health import HealthRoutes, require_key
 from tollway.api.openapi import openapi_document
 from tollway.api.passthrough import PassthroughRoute
 from tollway.api.responses_state import ResponsesStateRoute
@@ -45,6 +45,7 @@ class Router:
     """Built once the state exists (in lifespan startup)."""
 
     def __init__(self, state: AppState) -> None:
+        self._state = state
         admin, health = AdminRoutes(state), HealthRoutes(state)
         self.admin = admin
         self.admin_api = AdminApi(state)
@@ -70,7 +71,8 @@ class Router:
         self._openapi_body = orjson.dumps(openapi_document())
 
     async def _openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send_bytes(send, 200, self._openapi_body, JSON_HEADERS)
+        if await require_key(self._state, scope, send):
+            await send_bytes(send, 200, self._openapi_body, JSON_HEADERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]

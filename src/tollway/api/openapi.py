@@ -102,11 +102,16 @@ _RECORD = {"type": "object", "properties": {
 
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {
-        "/health": {"get": {"summary": "Liveness and configured providers", "security": [], "responses": {"200": {
+        "/health": {"get": {"summary": "Liveness and configured providers (listed only to a caller with a key when "
+                                       "keys are configured)", "security": [], "responses": {"200": {
             "description": "OK", "content": {"application/json": {"schema": {"$ref": _REF + "Health"}}}}}}},
-        "/v1/models": {"get": {"summary": "Models Tollway can route (OpenAI list format)", "security": [{"bearer": []}],
+        "/v1/models": {"get": {"summary": "Models Tollway can route (OpenAI list format); any Tollway key",
+                               "security": [{"bearer": []}],
                                "responses": {"200": {"description": "OK", "content": {"application/json": {
-                                   "schema": {"$ref": _REF + "ModelList"}}}}}}},
+                                   "schema": {"$ref": _REF + "ModelList"}}}},
+                                             "401": {"description": "Keys are configured and none was sent",
+                                                     "content": {"application/json": {"schema": {
+                                                         "$ref": _REF + "OpenAIError"}}}}}}},
         "/v1/records": {"get": _list_op("Usage records, newest first",
                                         ["project", "source", "customer", "model", "status", "since", "key_id",
                                          "limit", "cursor"], "RecordPage")},

@@ -22,6 +22,7 @@ from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.stage import run_stages
 from tollway.passthrough.headers import upstream_headers
+from tollway.passthrough.links import own_results_url
 from tollway.passthrough.metering import Metered, StreamUsage, metered, multipart_field, unmetered_note, usage_from_body
 from tollway.passthrough.paths import upstream_query, upstream_subpath
 from tollway.providers.base import UpstreamRequest
@@ -94,7 +95,7 @@ class PassthroughRoute:
         url = provider.passthrough_url(subpath, query.encode("ascii"))
         resp = await transport.send(UpstreamRequest(ctx.method, url, headers, ctx.body or None))
         try:
-            await self._relay(ctx, rule, subpath, resp, receive, send, public_base(scope), prefix)
+            await self._relay(ctx, rule, subpath, resp, receive, send, public_base(scope) + prefix)
         finally:
             resp.release()
 
@@ -128,7 +129,8 @@ class PassthroughRoute:
         ctx.cost_note = "nothing to price" if ctx.status >= 400 else unmetered_note(ctx.method, subpath)
 
     async def _relay(self, ctx: RequestContext, rule: Metered | None, subpath: str, resp, receive: Receive,
-                     send: Send, scope_base: str, prefix: str) -> None:
+                     send: Send, own_base: str) -> None:
+        """`own_base`: this route's base URL as the client sees it (`http://host/v1`)."""
         ctx.status = resp.status
         hdrs = relay_headers(resp.raw_headers)
         hdrs.extend(ctx.response_headers)
@@ -143,8 +145,7 @@ class PassthroughRoute:
             elif rule is None:
                 self._unmetered(ctx, subpath)
                 if subpath.startswith("/messages/batches") and ctx.provider.wire_format == "anthropic":  # type: ignore[union-attr]
-                    body = self._own_results_url(body, ctx.provider.settings.base_url,  # type: ignore[union-attr]
-                                                 scope_base + prefix)
+                    body = own_results_url(body, ctx.provider.settings.base_url, own_base)  # type: ignore[union-attr]
             else:
                 self._meter_body(ctx, rule, body)
                 if ctx.cost is not None:
@@ -181,27 +182,6 @@ class PassthroughRoute:
                 if watcher.error and not ctx.error_type:
                     ctx.error_type = "stream_error"
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    @staticmethod
-    def _own_results_url(body: bytes, upstream: str, ours: str) -> bytes:
-        """A Message Batch names the URL of its results (`results_url`) on the provider's host, and
-        the Anthropic SDKs fetch it as given: point it at this Tollway instead, or the client would
-        send its Tollway key to Anthropic."""
-        marker = b'"results_url":"'
-        if marker not in body.replace(b'"results_url": "', marker):
-            return body
-        try:
-            obj = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return body
-        batches = obj.get("data") if isinstance(obj, dict) and isinstance(obj.get("data"), list) else [obj]
-        changed = False
-        for b in batches:
-            url = b.get("results_url") if isinstance(b, dict) else None
-            if isinstance(url, str) and url.startswith(upstream + "/v1/"):
-                b["results_url"] = ours + url[len(upstream) + 3:]
-                changed = True
-        return orjson.dumps(obj) if changed else body
 
     def _meter_body(self, ctx: RequestContext, rule: Metered, body: bytes) -> None:
         obj = None

@@ -136,7 +136,7 @@ def multipart_field(body: bytes, content_type: bytes, name: str, limit: int = 25
         start = pos + len(delimiter)
         head_end = body.find(b"\r\n\r\n", start, start + 1024)
         nxt = body.find(delimiter, start)
-        if head_end >= 0 and header in body[start:head_end].lower().replace(b"name= ", b"name="):
+        if head_end >= 0 and header in body[start:head_end].lower():
             end = nxt if nxt >= 0 else len(body)
             value = body[head_end + 4 : end].removesuffix(b"\r\n")
             return value.decode("utf-8", "replace") if len(value) <= limit else None

@@ -317,3 +317,17 @@ def test_the_example_config_is_valid_and_documents_every_section() -> None:
     for section in Settings.model_fields:
         if section != "demo":
             assert f"[{section}]" in text or f"[[{section}]]" in text, section
+
+
+# -- [responses] ------------------------------------------------------------------------------
+
+
+def test_responses_defaults_and_limits() -> None:
+    s = build_settings({}, {})
+    assert (s.responses.ttl_days, s.responses.max_chain_depth, s.responses.max_chain_bytes) == (
+        30.0, 1000, 64 * 1024 * 1024)
+    s = build_settings({"responses": {"ttl_days": 0.5, "max_chain_depth": 10}}, {})
+    assert (s.responses.ttl_days, s.responses.max_chain_depth) == (0.5, 10)
+    assert any("responses.ttl_days" in p for p in problems({"responses": {"ttl_days": 0}}))
+    assert any("responses.max_chain_depth" in p for p in problems({"responses": {"max_chain_depth": 0}}))
+    assert any("responses.ttl" in p for p in problems({"responses": {"ttl": 3}}))

@@ -21,6 +21,7 @@ from tollway.api.unified import UnifiedRoute
 from tollway.config import Settings
 from tollway.errors import ProxyError, render
 from tollway.providers.base import Endpoint
+from tollway.slugs import SLUG_RULE, is_slug
 from tollway.state import AppState
 
 log = logging.getLogger("tollway")
@@ -82,7 +83,9 @@ class Router:
             if slug:
                 if method == "POST" and rest in self.unified:
                     return await self.unified[rest](scope, receive, send, path_project=slug)
-                if method == "GET" and rest == "/v1/models":
+                if method in ("GET", "HEAD") and rest == "/v1/models":
+                    if not is_slug(slug):
+                        return await bad_request(send, f"The project slug in /projects/{{slug}}/ must be {SLUG_RULE}.")
                     return await self.get[rest](scope, receive, send)
             return await not_found(scope, send)
         if path.startswith("/proxy/"):
@@ -103,6 +106,11 @@ class Router:
                 return await not_found(scope, send, fmt="anthropic")
             return await self.openai_passthrough(scope, receive, send, subpath=path[3:])
         return await not_found(scope, send)
+
+
+async def bad_request(send: Send, message: str) -> None:
+    status, body = render(ProxyError("invalid_request", message), "openai")
+    await send_bytes(send, status, body, JSON_HEADERS)
 
 
 async def not_found(scope: Scope, send: Send, fmt: str = "openai") -> None:

@@ -143,6 +143,23 @@ class StoreSettings(_Strict):
     batch_size: Int = Field(500, ge=1)
     flush_interval_secs: Float = Field(0.25, gt=0)
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None:
+            return v
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            backend = make_url(v.get_secret_value()).get_backend_name()
+        except ArgumentError:
+            raise ValueError("is not a database URL (e.g. postgresql+asyncpg://USER:PASSWORD@HOST:5432/DB or "
+                             "sqlite:///PATH); the value is not shown") from None
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"Tollway stores records in SQLite or Postgres, not {backend}")
+        return v
+
 
 class LoggingSettings(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"

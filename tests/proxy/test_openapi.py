@@ -12,6 +12,7 @@ import anthropic
 import openai
 import pytest
 
+from tests import specs
 from tests.harness import MASTER_KEY, Tollway
 
 HELLO = [{"role": "user", "content": "Hello"}]
@@ -33,9 +34,6 @@ def doc(tollway: Tollway) -> dict[str, Any]:
         return json.loads(r.read())
 
 
-# -- a small JSON Schema checker for the keywords this document uses --------------------------------
-
-
 def resolve(doc: dict[str, Any], ref: str) -> Any:
     assert ref.startswith("#/"), f"external $ref {ref!r}"
     node: Any = doc
@@ -46,34 +44,9 @@ def resolve(doc: dict[str, Any], ref: str) -> Any:
     return node
 
 
-_TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "object": dict,
-          "array": list, "null": type(None)}
-
-
-def conforms(doc: dict[str, Any], value: Any, schema: dict[str, Any], where: str = "$") -> list[str]:
-    """Problems of `value` against `schema` (type, const, required, properties, items, $ref)."""
-    if "$ref" in schema:
-        return conforms(doc, value, resolve(doc, schema["$ref"]), where)
-    out: list[str] = []
-    if "const" in schema and value != schema["const"]:
-        out.append(f"{where}: {value!r} != const {schema['const']!r}")
-    if "type" in schema:
-        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        ok = any(isinstance(value, _TYPES[t]) and not (t in ("integer", "number") and isinstance(value, bool))
-                 for t in types)
-        if not ok:
-            return out + [f"{where}: {value!r} is not {types}"]
-    if isinstance(value, dict):
-        for req in schema.get("required", ()):
-            if req not in value:
-                out.append(f"{where}: missing required {req!r}")
-        for name, sub in schema.get("properties", {}).items():
-            if name in value:
-                out += conforms(doc, value[name], sub, f"{where}.{name}")
-    if isinstance(value, list) and "items" in schema:
-        for i, item in enumerate(value):
-            out += conforms(doc, item, schema["items"], f"{where}[{i}]")
-    return out
+def conforms(doc: dict[str, Any], value: Any, schema: dict[str, Any]) -> list[str]:
+    """Problems of `value` against `schema` of the document (jsonschema, OpenAPI 3.1 dialect)."""
+    return specs.openapi_errors(doc, schema, value)
 
 
 def schema(doc: dict[str, Any], name: str) -> dict[str, Any]:

@@ -319,3 +319,15 @@ def test_usage_without_a_store_says_so(checks: dict[str, subprocess.CompletedPro
     r = checks["usage-no-store"]
     assert r.returncode == 0, r.stderr
     assert "no records" in r.stdout.lower() and "Traceback" not in r.stderr
+
+
+def test_the_readme_documents_every_option_of_every_command(helps: dict[str, subprocess.CompletedProcess[str]]
+                                                             ) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("### Command line"):]
+    section = section[:section.index("\n## ")]
+    for name in ("top", "serve", "usage"):
+        options = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", helps[name].stdout)) - {"--help"}
+        assert options, name
+        missing = sorted(o for o in options if o not in section)
+        assert not missing, f"README's Command line section does not show {name} {missing}"

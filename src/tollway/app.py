@@ -15,7 +15,7 @@ from tollway.api.admin import AdminRoutes
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
 from tollway.api.health import HealthRoutes
 from tollway.api.openapi import openapi_document
-from tollway.api.passthrough import PassthroughRoute
+from tollway.api.passthrough import PASSTHROUGH_METHODS, PassthroughRoute
 from tollway.api.responses_state import ResponsesStateRoute
 from tollway.api.unified import UnifiedRoute
 from tollway.config import Settings
@@ -40,7 +40,11 @@ UNIFIED: tuple[tuple[str, str, str, Endpoint], ...] = (
 
 
 class Router:
-    """Built once the state exists (in lifespan startup)."""
+    """Built once the state exists (in lifespan startup).
+
+    `served_routes()` lists what `__call__` answers; /openapi.json and the README list the same
+    (tests/proxy/test_openapi.py compares them and probes every route): change them together.
+    """
 
     def __init__(self, state: AppState) -> None:
         admin, health = AdminRoutes(state), HealthRoutes(state)
@@ -62,6 +66,18 @@ class Router:
             "/openapi.json": self._openapi,
         }
         self._openapi_body = orjson.dumps(openapi_document())
+
+    def served_routes(self) -> list[tuple[str, str]]:
+        """Every (method, path template) this router answers, as /openapi.json names them."""
+        out = [("POST", path) for path in self.unified]
+        out += [(m, path) for path in self.get for m in ("GET", "HEAD")]
+        out += [("POST", "/projects/{slug}" + path) for path in self.unified]
+        out += [(m, "/projects/{slug}/v1/models") for m in ("GET", "HEAD")]
+        out += [(m, f"/proxy/{kind}/v1/{{path}}") for kind in self.passthrough for m in PASSTHROUGH_METHODS]
+        out += [(m, "/v1/records/{trace_id}") for m in ("GET", "HEAD")]
+        out += [(m, "/v1/responses/{response_id}") for m in ("GET", "DELETE")]
+        out += [(m, "/v1/{path}") for m in PASSTHROUGH_METHODS]
+        return out
 
     async def _openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_bytes(send, 200, self._openapi_body, JSON_HEADERS)
@@ -91,7 +107,7 @@ class Router:
         if path.startswith("/proxy/"):
             kind, _, rest = path[7:].partition("/")
             rest = "/" + rest
-            if kind in self.byok and rest.startswith("/v1/"):
+            if kind in self.byok and rest.startswith("/v1/") and method in PASSTHROUGH_METHODS:
                 route = self.byok[kind].get(rest) if method == "POST" else None
                 if route is not None:
                     return await route(scope, receive, send)
@@ -101,7 +117,7 @@ class Router:
             return await self.admin.record(scope, receive, send, trace_id=path[12:])
         if path.startswith("/v1/responses/") and method in ("GET", "DELETE") and path.count("/") == 3:
             return await self.responses_state(scope, receive, send, response_id=path[14:])
-        if path.startswith("/v1/"):
+        if path.startswith("/v1/") and method in PASSTHROUGH_METHODS:
             if path.startswith("/v1/messages"):
                 return await not_found(scope, send, fmt="anthropic")
             return await self.openai_passthrough(scope, receive, send, subpath=path[3:])

@@ -125,3 +125,13 @@ def test_an_unusable_store_url_is_a_config_error(tmp_path: Path, url: str, words
         r = tollway_cli(*args, cwd=tmp_path)
         assert r.returncode != 0 and "store.url" in r.stderr and words in r.stderr, r.stderr
         assert "hunter2" not in r.stdout + r.stderr and "Traceback" not in r.stderr
+
+
+def test_serve_refuses_a_provider_key_with_a_trailing_newline(tmp_path: Path) -> None:
+    secret = "sk-proj-trailing-newline-SECRET-77"
+    r = subprocess.run([sys.executable, "-m", "tollway", "serve", "--port", str(free_port())], cwd=tmp_path,
+                       env=clean_env(OPENAI_API_KEY=secret + "\n"), capture_output=True, text=True, timeout=30)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2 and "OPENAI_API_KEY (environment): contains a line break" in out, out
+    assert secret not in out and "Traceback" not in out and "listening" not in out
+    assert not (tmp_path / ".tollway").exists()

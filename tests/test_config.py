@@ -440,3 +440,10 @@ def test_disabled_providers_are_checked_and_left_out() -> None:
     assert found[0].startswith("providers[0].api_key")
     found = problems({**raw, "aliases": {"x": "a:gpt-4o"}})  # an alias to a disabled provider
     assert found[0].startswith("aliases.x: unknown provider 'a'")
+
+
+def test_a_bad_key_from_the_environment_is_named_by_its_variable() -> None:
+    found = problems({}, {"OPENAI_API_KEY": OPENAI_SECRET + "\n", "TOLLWAY_MASTER_KEY": f" {MASTER_SECRET}"})
+    assert sorted(line.split(":")[0] for line in found) == ["OPENAI_API_KEY (environment)",
+                                                             "TOLLWAY_MASTER_KEY (environment)"], found
+    assert not any(OPENAI_SECRET in line or MASTER_SECRET in line for line in found)

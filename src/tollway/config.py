@@ -311,11 +311,17 @@ def build_settings(raw: dict[str, Any], env: dict[str, str] | None = None, *, de
     data = interpolate(raw, "", env, early)
     unresolved = {path for path, _ in early}  # their "" stand-in must not cause a second complaint
     data = translate_llm_gateway(data, early)
+    from_env: dict[str, str] = {}  # key path -> the environment variable its value came from
     if not data.get("providers"):
         data["providers"] = _env_providers(env)
+        for i, p in enumerate(data["providers"]):
+            prefix = p["kind"].upper()
+            from_env[f"providers[{i}].api_key"] = f"{prefix}_API_KEY"
+            from_env[f"providers[{i}].base_url"] = f"{prefix}_BASE_URL"
     server = data.get("server", {})
     if isinstance(server, dict) and env.get("TOLLWAY_MASTER_KEY") and "master_key" not in server:
         data["server"] = {**server, "master_key": env["TOLLWAY_MASTER_KEY"]}
+        from_env["server.master_key"] = "TOLLWAY_MASTER_KEY"
     if demo or data.get("demo") is True:
         data["demo"] = True
         providers = data["providers"] if isinstance(data["providers"], list) else []
@@ -331,6 +337,7 @@ def build_settings(raw: dict[str, Any], env: dict[str, str] | None = None, *, de
         problems += [(path, why) for path, why in validation_problems(e, Settings)
                      if not any(path == u or path.startswith((u + ".", u + "[")) for u in unresolved)]
     if problems or settings is None:
+        problems = [(f"{from_env[path]} (environment)" if path in from_env else path, why) for path, why in problems]
         raise ConfigError([f"{path}: {why}" if path else why for path, why in problems])
     if not all(p.enabled for p in settings.providers):
         settings = settings.model_copy(update={"providers": [p for p in settings.providers if p.enabled]})

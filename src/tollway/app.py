@@ -12,6 +12,7 @@ from typing import Any, Awaitable, Callable
 import orjson
 
 from tollway.api.admin import AdminRoutes
+from tollway.api.admin_api import AdminApi, register_audit
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
 from tollway.api.health import HealthRoutes
 from tollway.api.openapi import openapi_document
@@ -49,10 +50,12 @@ class Router:
     def __init__(self, state: AppState) -> None:
         admin, health = AdminRoutes(state), HealthRoutes(state)
         self.admin = admin
+        self.admin_api = AdminApi(state)
+        register_audit(self.admin_api, state)
         self.unified: dict[str, UnifiedRoute] = {
             "/v1" + sub: UnifiedRoute(state, route, fmt, ep) for sub, route, fmt, ep in UNIFIED}
         self.byok: dict[str, dict[str, UnifiedRoute]] = {
-            kind: {"/v1" + sub: UnifiedRoute(state, "proxy." + route, fmt, ep, byok_kind=kind)
+            kind: {"/v1" + sub: UnifiedRoute(state, "proxy." + route, fmt, ep, byok=True)
                    for sub, route, fmt, ep in UNIFIED if fmt == kind}
             for kind in ("openai", "anthropic")}
         self.passthrough = {kind: PassthroughRoute(state, kind, byok=True) for kind in ("openai", "anthropic")}
@@ -63,6 +66,7 @@ class Router:
             "/v1/models": health.models,
             "/v1/records": admin.records,
             "/v1/stats": admin.stats,
+            "/v1/me": admin.me,
             "/openapi.json": self._openapi,
         }
         self._openapi_body = orjson.dumps(openapi_document())
@@ -77,6 +81,8 @@ class Router:
         out += [(m, "/v1/records/{trace_id}") for m in ("GET", "HEAD")]
         out += [(m, "/v1/responses/{response_id}") for m in ("GET", "DELETE")]
         out += [(m, "/v1/{path}") for m in PASSTHROUGH_METHODS]
+        for method, pattern in self.admin_api.routes():
+            out += [(method, pattern), ("HEAD", pattern)] if method == "GET" else [(method, pattern)]
         return out
 
     async def _openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -113,6 +119,8 @@ class Router:
                     return await route(scope, receive, send)
                 return await self.passthrough[kind](scope, receive, send, subpath=rest[3:])
             return await not_found(scope, send)
+        if path.startswith("/admin/"):
+            return await self.admin_api(scope, receive, send)
         if path.startswith("/v1/records/") and method in ("GET", "HEAD"):
             return await self.admin.record(scope, receive, send, trace_id=path[12:])
         if path.startswith("/v1/responses/") and method in ("GET", "DELETE") and path.count("/") == 3:

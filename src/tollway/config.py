@@ -123,6 +123,8 @@ class ServerSettings(_Strict):
     host: str = Field("127.0.0.1", min_length=1)
     port: Int = Field(8930, ge=1, le=65535)
     master_key: SecretStr | None = None
+    # seals provider credentials set through the API (AES-GCM); env TOLLWAY_SECRET_KEY
+    secret_key: SecretStr | None = None
     max_body_bytes: Int = Field(32 * 1024 * 1024, ge=1024)
     shutdown_grace_secs: Float = Field(30.0, ge=0)
     connect_timeout_secs: Float = Field(10.0, gt=0)
@@ -237,10 +239,16 @@ class ProviderSettings(_Strict):
         return self
 
 
+Role = Literal["user", "viewer", "admin"]
+
+
 class KeySettings(_Strict):
     id: str = Field(min_length=1)
     key: SecretStr
     project: str | None = None  # default project for requests made with this key
+    # user: calls models; viewer: reads records, stats and admin data; admin: also changes things.
+    # A management key (viewer/admin) calls models only if it also has "user".
+    roles: list[Role] = Field(default_factory=lambda: ["user"], min_length=1)
 
     @field_validator("key")
     @classmethod
@@ -319,9 +327,12 @@ def build_settings(raw: dict[str, Any], env: dict[str, str] | None = None, *, de
             from_env[f"providers[{i}].api_key"] = f"{prefix}_API_KEY"
             from_env[f"providers[{i}].base_url"] = f"{prefix}_BASE_URL"
     server = data.get("server", {})
-    if isinstance(server, dict) and env.get("TOLLWAY_MASTER_KEY") and "master_key" not in server:
-        data["server"] = {**server, "master_key": env["TOLLWAY_MASTER_KEY"]}
-        from_env["server.master_key"] = "TOLLWAY_MASTER_KEY"
+    if isinstance(server, dict):
+        for name, var in (("master_key", "TOLLWAY_MASTER_KEY"), ("secret_key", "TOLLWAY_SECRET_KEY")):
+            if env.get(var) and name not in server:
+                server = {**server, name: env[var]}
+                from_env[f"server.{name}"] = var
+        data["server"] = server
     if demo or data.get("demo") is True:
         data["demo"] = True
         providers = data["providers"] if isinstance(data["providers"], list) else []

@@ -248,7 +248,7 @@ def test_documented_parameterless_gets_are_served(doc: dict[str, Any], tollway: 
 # -- the document and the router cannot drift ---------------------------------------------------
 
 PROBE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
-SAMPLE = {"slug": "probe-project", "path": "tollway-probe/item", "trace_id": "00000000-0000-7000-8000-000000000000",
+SAMPLE = {"slug": "probe-project", "id": "probe-id", "path": "tollway-probe/item", "trace_id": "00000000-0000-7000-8000-000000000000",
           "response_id": "resp_tollway_probe"}
 
 
@@ -305,8 +305,8 @@ def raw(tollway: Tollway, method: str, path: str) -> tuple[int, bytes]:
 
 
 def no_route(status: int, body: bytes) -> bool:
-    """Tollway's own answer for a route it does not serve."""
-    return status == 404 and b"No route for" in body
+    """Tollway's own answer for a route or method it does not serve."""
+    return (status == 404 and b"route for" in body) or (status == 405 and b"method_not_allowed" in body)
 
 
 def test_every_served_route_is_answered_and_nothing_else_is(tollway: Tollway, served: set[tuple[str, str]]) -> None:

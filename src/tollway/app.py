@@ -16,7 +16,7 @@ from tollway.api.admin_api import AdminApi, register_audit
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
 from tollway.api.health import HealthRoutes, require_key
 from tollway.api.openapi import openapi_document
-from tollway.api.passthrough import PassthroughRoute
+from tollway.api.passthrough import PASSTHROUGH_METHODS, PassthroughRoute
 from tollway.api.responses_state import ResponsesStateRoute
 from tollway.api.unified import UnifiedRoute
 from tollway.config import Settings
@@ -24,6 +24,7 @@ from tollway.errors import ProxyError, render
 from tollway.formats.errors import render_error
 from tollway.passthrough.family import client_family
 from tollway.providers.base import Endpoint
+from tollway.slugs import SLUG_RULE, is_slug
 from tollway.state import AppState
 
 log = logging.getLogger("tollway")
@@ -42,7 +43,11 @@ UNIFIED: tuple[tuple[str, str, str, Endpoint], ...] = (
 
 
 class Router:
-    """Built once the state exists (in lifespan startup)."""
+    """Built once the state exists (in lifespan startup).
+
+    `served_routes()` lists what `__call__` answers; /openapi.json and the README list the same
+    (tests/proxy/test_openapi.py compares them and probes every route): change them together.
+    """
 
     def __init__(self, state: AppState) -> None:
         self._state = state
@@ -70,6 +75,21 @@ class Router:
         }
         self._openapi_body = orjson.dumps(openapi_document())
 
+    def served_routes(self) -> list[tuple[str, str]]:
+        """Every (method, path template) this router answers, as /openapi.json names them."""
+        out = [("POST", path) for path in self.unified]
+        out += [(m, path) for path in self.get for m in ("GET", "HEAD")]
+        out += [("POST", "/projects/{slug}" + path) for path in self.unified]
+        out += [(m, "/projects/{slug}/v1/models") for m in ("GET", "HEAD")]
+        out += [(m, f"/proxy/{kind}/v1/{{path}}") for kind in self.passthrough for m in PASSTHROUGH_METHODS]
+        out += [(m, "/v1/records/{trace_id}") for m in ("GET", "HEAD")]
+        out += [(m, "/v1/responses/{response_id}") for m in ("GET", "HEAD", "DELETE")]
+        out += [(m, "/v1/responses/{response_id}/input_items") for m in ("GET", "HEAD")]
+        out += [(m, "/v1/{path}") for m in PASSTHROUGH_METHODS]
+        for method, pattern in self.admin_api.routes():
+            out += [(method, pattern), ("HEAD", pattern)] if method == "GET" else [(method, pattern)]
+        return out
+
     async def _openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
         if await require_key(self._state, scope, send):
             await send_bytes(send, 200, self._openapi_body, JSON_HEADERS)
@@ -91,13 +111,15 @@ class Router:
             if slug:
                 if method == "POST" and rest in self.unified:
                     return await self.unified[rest](scope, receive, send, path_project=slug)
-                if method == "GET" and rest == "/v1/models":
+                if method in ("GET", "HEAD") and rest == "/v1/models":
+                    if not is_slug(slug):
+                        return await bad_request(send, f"The project slug in /projects/{{slug}}/ must be {SLUG_RULE}.")
                     return await self.get[rest](scope, receive, send)
             return await not_found(scope, send)
         if path.startswith("/proxy/"):
             kind, _, rest = path[7:].partition("/")
             rest = "/" + rest
-            if kind in self.byok and rest.startswith("/v1/"):
+            if kind in self.byok and rest.startswith("/v1/") and method in PASSTHROUGH_METHODS:
                 route = self.byok[kind].get(rest) if method == "POST" else None
                 if route is not None:
                     return await route(scope, receive, send)
@@ -112,7 +134,7 @@ class Router:
                 return await self.responses_state(scope, receive, send, response_id=path[14:])
             if path.count("/") == 4 and path.endswith("/input_items") and method != "DELETE":
                 return await self.responses_state(scope, receive, send, response_id=path[14:-12], input_items=True)
-        if path.startswith("/v1/"):
+        if path.startswith("/v1/") and method in PASSTHROUGH_METHODS:
             family = client_family(path, dict(scope["headers"]))
             if family == "gemini":  # never another provider's: Gemini's own routes live under /v1beta/
                 return await not_found(scope, send, fmt="gemini")
@@ -120,6 +142,11 @@ class Router:
         if path.startswith("/v1beta/"):
             return await not_found(scope, send, fmt="gemini")
         return await not_found(scope, send)
+
+
+async def bad_request(send: Send, message: str) -> None:
+    status, body = render(ProxyError("invalid_request", message), "openai")
+    await send_bytes(send, status, body, JSON_HEADERS)
 
 
 async def not_found(scope: Scope, send: Send, fmt: str = "openai") -> None:

@@ -32,6 +32,8 @@ from tollway.routing.catalog import Deployment
 if TYPE_CHECKING:
     from tollway.state import AppState
 
+# methods passed through on /v1/{path} and /proxy/<kind>/v1/{path} (TRACE, CONNECT and others: 404)
+PASSTHROUGH_METHODS: tuple[str, ...] = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 def raw_path(scope: Scope) -> bytes:
     raw = scope.get("raw_path")

@@ -12,10 +12,12 @@ subprocess. Every answer is built from the recorded-shape fixtures in tests/fixt
 Routes (one server serves all of them):
     OpenAI     /v1/chat/completions  /v1/completions  /v1/embeddings  /v1/responses
                /v1/files (POST multipart, GET)  /v1/files/{id}[/content]  /v1/models[/{id}]
+               /v1/audio/transcriptions (multipart; stream=true: SSE)
     Azure      /openai/deployments/{deployment}/chat/completions|completions|embeddings?api-version=
                /openai/responses?api-version=   and the v1 API under /openai/v1/...  (header api-key)
     Local      the OpenAI routes under /local/v1/... (no auth; local model list)
     Anthropic  /v1/messages  /v1/messages/count_tokens  /v1/models (when sent x-api-key)
+               /v1/messages/batches[/{id}[/results]]  /v1/complete  /v1/files (with anthropic-version)
     Gemini     /v1beta/models/{model}:generateContent|streamGenerateContent|embedContent|
                batchEmbedContents|countTokens   /v1beta/models  (also under /v1/)
 
@@ -39,9 +41,10 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from . import anthropic_extras, anthropic_wire, gemini_wire, openai_wire
+from . import anthropic_extras, anthropic_wire, gemini_wire, openai_audio, openai_wire
 from .multipart import UploadedFile, parse_multipart
 from .scenario import (
+    Directives,
     Scenario,
     from_anthropic,
     from_gemini,
@@ -218,6 +221,7 @@ class FakeProvider:
             r.add_get(prefix + "/files/{file_id}/content", h(family, "file_content"))
             r.add_get(prefix + "/models", h(family, "models"))
             r.add_get(prefix + "/models/{model}", h(family, "model_get"))
+            r.add_post(prefix + "/audio/transcriptions", h(family, "transcription"))
 
         # Gemini first: its paths contain a colon that /v1/models/{model} would also match.
         for version in ("v1beta", "v1"):
@@ -309,6 +313,13 @@ class FakeProvider:
             return self._files_route(request, rr, family, kind)
         if kind.startswith("batch_") or kind == "complete":
             return self._anthropic_extras(request, rr, kind)
+        if kind == "transcription":
+            if not isinstance(rr.form.get("file"), UploadedFile) or not rr.form.get("model"):
+                return self._json(family, 400, openai_wire.error_body(400, family))
+            if rr.form.get("stream") == "true":
+                plain = Scenario(Directives(), "", [], 0, "")
+                return await self._stream(request, rr, family, plain, openai_audio.transcription_stream())
+            return self._json(family, 200, openai_audio.transcription())
 
         deployment = request.match_info.get("deployment")
         if family == "azure" and request.path.startswith("/openai/") and not request.path.startswith("/openai/v1/") \

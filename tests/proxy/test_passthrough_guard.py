@@ -48,6 +48,24 @@ def test_a_downloaded_file_that_looks_like_usage_costs_nothing(oai: openai.OpenA
     assert status == 200 and stats["totals"]["input_tokens"] in (0, None)
 
 
+def test_endpoints_that_report_usage_are_metered_through_pass_through(oai: openai.OpenAI, tollway: Tollway,
+                                                                      fake: FakeProvider) -> None:
+    audio = ("hello.wav", b"RIFF....WAVEfmt ", "audio/wav")
+    raw = oai.audio.transcriptions.with_raw_response.create(model="gpt-4o-mini-transcribe", file=audio)
+    assert raw.parse().text == "Hello from the fake provider!"
+    assert fake.requests[-1].form["model"] == "gpt-4o-mini-transcribe"
+    rec = tollway.record(raw.headers["x-tollway-trace-id"])
+    assert rec["route"] == "passthrough.openai" and rec["model_requested"] == "gpt-4o-mini-transcribe"
+    assert (rec["input_tokens"], rec["output_tokens"]) == (14, 7) and rec["tokens_estimated"] is False
+    # streamed: the usage comes in the final event
+    stream = oai.audio.transcriptions.with_raw_response.create(model="gpt-4o-mini-transcribe", file=audio,
+                                                              stream=True)
+    events = list(stream.parse())
+    assert events[-1].type == "transcript.text.done"
+    rec = tollway.record(stream.headers["x-tollway-trace-id"])
+    assert rec["stream"] is True and (rec["input_tokens"], rec["output_tokens"]) == (14, 7)
+
+
 # --- paths ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("target", [

@@ -13,9 +13,12 @@ import orjson
 
 from tollway.api.admin import AdminRoutes
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
+from tollway.api.billing import BillingRoutes
 from tollway.api.health import HealthRoutes
+from tollway.api.metrics import MetricsRoute
 from tollway.api.openapi import openapi_document
 from tollway.api.passthrough import PassthroughRoute
+from tollway.api.probes import ProbeRoutes
 from tollway.api.responses_state import ResponsesStateRoute
 from tollway.api.unified import UnifiedRoute
 from tollway.config import Settings
@@ -53,13 +56,19 @@ class Router:
         self.passthrough = {kind: PassthroughRoute(state, kind, byok=True) for kind in ("openai", "anthropic")}
         self.openai_passthrough = PassthroughRoute(state, "openai", byok=False)
         self.responses_state = ResponsesStateRoute(state, self.openai_passthrough)
+        probes, billing = ProbeRoutes(state), BillingRoutes(state, admin)
         self.get: dict[str, Handler] = {
             "/health": health.health,
+            "/health/live": probes.live,
+            "/health/ready": probes.ready,
+            "/metrics": MetricsRoute(state, admin),
+            "/admin/billing/failed": billing.failed,
             "/v1/models": health.models,
             "/v1/records": admin.records,
             "/v1/stats": admin.stats,
             "/openapi.json": self._openapi,
         }
+        self.post: dict[str, Handler] = {"/admin/billing/retry": billing.retry}
         self._openapi_body = orjson.dumps(openapi_document())
 
     async def _openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -72,6 +81,9 @@ class Router:
             route = self.unified.get(path)
             if route is not None:
                 return await route(scope, receive, send)
+            handler = self.post.get(path)
+            if handler is not None:
+                return await handler(scope, receive, send)
         elif method in ("GET", "HEAD"):
             handler = self.get.get(path)
             if handler is not None:

@@ -34,6 +34,10 @@ class AdminRoutes:
     def __init__(self, state: "AppState") -> None:
         self._state = state
 
+    def authorize(self, scope: Scope) -> None:
+        """Raise unless the caller may use operator endpoints (the master key, when keys are set)."""
+        self._authorize(scope)
+
     def _authorize(self, scope: Scope) -> None:
         if not self._state.keys.enabled:
             return

@@ -38,7 +38,7 @@ async def send_error(ctx: RequestContext, send: Send, err: ProxyError) -> None:
     status, body = render(err, ctx.wire_format)
     ctx.response_started = True
     await send_bytes(send, status, body, ((b"content-type", b"application/json"),
-                                          (b"x-tollway-trace-id", ctx.trace_id.encode())))
+                                          (b"x-tollway-trace-id", ctx.trace_id.encode()), ctx.overhead_header()))
 
 
 class UnifiedRoute:
@@ -68,6 +68,8 @@ class UnifiedRoute:
             ctx.model = model
             ctx.stream = body.get("stream") is True and self.endpoint not in (
                 Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS)
+            if ctx.stream and state.metrics is not None:
+                state.metrics.stream_opened(ctx)
             if self.byok_kind is not None:
                 ctx.byok = True
                 ctx.deployment = state.byok_deployment(self.byok_kind, model)

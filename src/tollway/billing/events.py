@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import orjson
 
 from tollway.config import BillingSinkSettings
-from tollway.storage.money import format_usd, nanousd_from_decimal
+from tollway.storage.money import decimal_from_nanousd, format_usd, nanousd_from_decimal
 from tollway.storage.rows import iso_utc
 from tollway.usage import UsageRecord
 
@@ -58,6 +58,7 @@ def _stripe_value(record: UsageRecord, sink: BillingSinkSettings) -> int:
 
 def _tollway_payload(record: UsageRecord, sink: BillingSinkSettings, eid: str) -> dict:
     u = record.usage
+    cost = _cost_nanousd(record)
     return {
         "id": eid, "type": "usage", "metric": sink.event_name, "customer": record.customer,
         "key_id": record.key_id, "project": record.project, "source": record.source,
@@ -66,7 +67,7 @@ def _tollway_payload(record: UsageRecord, sink: BillingSinkSettings, eid: str) -
         "cached_tokens": u.cached_tokens, "cache_creation_tokens": u.cache_creation_tokens,
         "reasoning_tokens": u.reasoning_tokens, "total_tokens": u.total_tokens or 0,
         "tokens_estimated": u.estimated,
-        "cost_usd": format_usd(record.cost_usd) if _cost_nanousd(record) is not None else None,
+        "cost_usd": format_usd(decimal_from_nanousd(cost)),  # nine decimals, as in GET /v1/records
         "trace_id": record.trace_id, "time": iso_utc(record.ts), "ts": record.ts,
     }
 

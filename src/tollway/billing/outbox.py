@@ -7,8 +7,9 @@ replayed from the spool after it had in fact been stored cannot enqueue its even
 
 Leasing is one UPDATE: due rows get `next_attempt_at` pushed past the send timeout and a
 claim token, so another sender (worker, instance) skips them; a sender that dies leaves
-them to be taken again once the lease runs out. Works the same on SQLite and Postgres
-(Postgres re-checks the WHERE clause of a row another transaction updated first).
+them to be taken again once the lease runs out. On Postgres the rows are picked with
+FOR UPDATE SKIP LOCKED, so concurrent senders take disjoint batches without waiting; SQLite
+runs one writer at a time anyway.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ class Outbox:
         now = time.time()
         token = uuid.uuid4().hex
         due = and_(t.c.sink == sink, t.c.state == PENDING, t.c.next_attempt_at <= now)
-        ids = select(t.c.event_id).where(due).order_by(t.c.next_attempt_at).limit(limit).scalar_subquery()
+        ids = (select(t.c.event_id).where(due).order_by(t.c.next_attempt_at).limit(limit)
+               .with_for_update(skip_locked=True).scalar_subquery())
         stmt = (update(t).where(t.c.event_id.in_(ids), due)
                 .values(next_attempt_at=now + lease_secs, claim=token)
                 .returning(t.c.event_id, t.c.attempts, t.c.payload, t.c.created_at))

@@ -148,6 +148,9 @@ class RequestTrace:
         op = genai.operation(ctx.endpoint)
         model = ctx.model or ""
         self._end_attempts(ctx.attempts, op)
+        if not span.is_recording():  # sampled out (OTEL_TRACES_SAMPLER): nothing to describe
+            span.end()
+            return
         if op:
             span.update_name(f"{op} {model}" if model else op)
             span.set_attribute("gen_ai.operation.name", op)

@@ -12,8 +12,9 @@ from typing import Any, Awaitable, Callable
 import orjson
 
 from tollway.api.admin import AdminRoutes
+from tollway.api.admin_api import AdminApi, register_audit
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
-from tollway.api.billing import BillingRoutes
+from tollway.api.billing import register_billing
 from tollway.api.health import HealthRoutes
 from tollway.api.metrics import MetricsRoute
 from tollway.api.openapi import openapi_document
@@ -47,28 +48,30 @@ class Router:
     def __init__(self, state: AppState) -> None:
         admin, health = AdminRoutes(state), HealthRoutes(state)
         self.admin = admin
+        self.admin_api = AdminApi(state)
+        register_audit(self.admin_api, state)
+        register_billing(self.admin_api, state)
         self.unified: dict[str, UnifiedRoute] = {
             "/v1" + sub: UnifiedRoute(state, route, fmt, ep) for sub, route, fmt, ep in UNIFIED}
         self.byok: dict[str, dict[str, UnifiedRoute]] = {
-            kind: {"/v1" + sub: UnifiedRoute(state, "proxy." + route, fmt, ep, byok_kind=kind)
+            kind: {"/v1" + sub: UnifiedRoute(state, "proxy." + route, fmt, ep, byok=True)
                    for sub, route, fmt, ep in UNIFIED if fmt == kind}
             for kind in ("openai", "anthropic")}
         self.passthrough = {kind: PassthroughRoute(state, kind, byok=True) for kind in ("openai", "anthropic")}
         self.openai_passthrough = PassthroughRoute(state, "openai", byok=False)
         self.responses_state = ResponsesStateRoute(state, self.openai_passthrough)
-        probes, billing = ProbeRoutes(state), BillingRoutes(state, admin)
+        probes = ProbeRoutes(state)
         self.get: dict[str, Handler] = {
             "/health": health.health,
             "/health/live": probes.live,
             "/health/ready": probes.ready,
-            "/metrics": MetricsRoute(state, admin),
-            "/admin/billing/failed": billing.failed,
+            "/metrics": MetricsRoute(state),
             "/v1/models": health.models,
             "/v1/records": admin.records,
             "/v1/stats": admin.stats,
+            "/v1/me": admin.me,
             "/openapi.json": self._openapi,
         }
-        self.post: dict[str, Handler] = {"/admin/billing/retry": billing.retry}
         self._openapi_body = orjson.dumps(openapi_document())
 
     async def _openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -81,9 +84,6 @@ class Router:
             route = self.unified.get(path)
             if route is not None:
                 return await route(scope, receive, send)
-            handler = self.post.get(path)
-            if handler is not None:
-                return await handler(scope, receive, send)
         elif method in ("GET", "HEAD"):
             handler = self.get.get(path)
             if handler is not None:
@@ -106,6 +106,8 @@ class Router:
                     return await route(scope, receive, send)
                 return await self.passthrough[kind](scope, receive, send, subpath=rest[3:])
             return await not_found(scope, send)
+        if path.startswith("/admin/"):
+            return await self.admin_api(scope, receive, send)
         if path.startswith("/v1/records/") and method in ("GET", "HEAD"):
             return await self.admin.record(scope, receive, send, trace_id=path[12:])
         if path.startswith("/v1/responses/") and method in ("GET", "DELETE") and path.count("/") == 3:

@@ -1,4 +1,4 @@
-"""GET /metrics: Prometheus text format (the master key, or open with `[metrics] public = true`)."""
+"""GET /metrics: Prometheus text format (a viewer or admin key, or open with `[metrics] public = true`)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,18 @@ from typing import TYPE_CHECKING
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
+from tollway.api.authz import authorize
 from tollway.errors import ProxyError, render
 
 if TYPE_CHECKING:
-    from tollway.api.admin import AdminRoutes
     from tollway.state import AppState
 
 _HEADERS = ((b"content-type", CONTENT_TYPE_LATEST.encode()), (b"cache-control", b"no-store"))
 
 
 class MetricsRoute:
-    def __init__(self, state: "AppState", admin: "AdminRoutes") -> None:
+    def __init__(self, state: "AppState") -> None:
         self._state = state
-        self._admin = admin
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         metrics = self._state.metrics
@@ -29,7 +28,7 @@ class MetricsRoute:
             return await send_bytes(send, status, body, JSON_HEADERS)
         if not metrics.settings.public:
             try:
-                self._admin.authorize(scope)
+                authorize(self._state, scope, "viewer")
             except ProxyError as e:
                 status, body = render(e, "openai")
                 return await send_bytes(send, status, body, JSON_HEADERS)

@@ -1,7 +1,7 @@
 """billing_outbox: billing events written with their usage records, delivered by a sender.
 
 Revision ID: 0005_telemetry
-Revises: 0002
+Revises: 0003_audit
 Create Date: 2026-11-23
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_telemetry"
-down_revision = "0002"
+down_revision = "0003_audit"
 branch_labels = None
 depends_on = None
 

@@ -47,6 +47,8 @@ class DecodeStage:
                              param="model")
         ctx.model = model
         ctx.stream = body.get("stream") is True and ctx.endpoint not in _NO_STREAM
+        if ctx.stream and self._state.metrics is not None:
+            self._state.metrics.stream_opened(ctx)
 
     async def after(self, ctx: RequestContext) -> None:
         return None

@@ -14,9 +14,12 @@ import orjson
 from tollway.api.admin import AdminRoutes
 from tollway.api.admin_api import AdminApi, register_audit
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
+from tollway.api.billing import register_billing
 from tollway.api.health import HealthRoutes, require_key
+from tollway.api.metrics import MetricsRoute
 from tollway.api.openapi import openapi_document
 from tollway.api.passthrough import PASSTHROUGH_METHODS, PassthroughRoute
+from tollway.api.probes import ProbeRoutes
 from tollway.api.responses_state import ResponsesStateRoute
 from tollway.api.unified import UnifiedRoute
 from tollway.config import Settings
@@ -55,6 +58,7 @@ class Router:
         self.admin = admin
         self.admin_api = AdminApi(state)
         register_audit(self.admin_api, state)
+        register_billing(self.admin_api, state)
         self.unified: dict[str, UnifiedRoute] = {
             "/v1" + sub: UnifiedRoute(state, route, fmt, ep) for sub, route, fmt, ep in UNIFIED}
         self.byok: dict[str, dict[str, UnifiedRoute]] = {
@@ -65,8 +69,12 @@ class Router:
         # by whose client sent it (passthrough.family): Tollway's own credentials for that provider
         self.provider_passthrough = {kind: PassthroughRoute(state, kind, byok=False) for kind in ("openai", "anthropic")}
         self.responses_state = ResponsesStateRoute(state, self.provider_passthrough["openai"])
+        probes = ProbeRoutes(state)
         self.get: dict[str, Handler] = {
             "/health": health.health,
+            "/health/live": probes.live,
+            "/health/ready": probes.ready,
+            "/metrics": MetricsRoute(state),
             "/v1/models": health.models,
             "/v1/records": admin.records,
             "/v1/stats": admin.stats,

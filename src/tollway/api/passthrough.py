@@ -18,6 +18,7 @@ import orjson
 from tollway.api.asgi import DisconnectWatch, Receive, Scope, Send, read_body, relay_headers
 from tollway.api.unified import send_error
 from tollway.errors import ProxyError
+from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.stage import run_stages
@@ -93,13 +94,17 @@ class PassthroughRoute:
         rule = metered(provider.wire_format, ctx.method, subpath)
         ctx.body = await read_body(receive, ctx.headers, state.settings.server.max_body_bytes)
         self._note_request(ctx, rule, provider, transport)
+        if ctx.stream and state.metrics is not None:
+            state.metrics.stream_opened(ctx)
         headers = upstream_headers(scope["headers"], provider, self.byok)
         url = provider.passthrough_url(subpath, query.encode("ascii"))
-        resp = await transport.send(UpstreamRequest(ctx.method, url, headers, ctx.body or None))
+        resp = await upstream.send(ctx, transport, UpstreamRequest(ctx.method, url, headers, ctx.body or None),
+                                   provider.id, provider.kind, ctx.model or "")
         try:
             await self._relay(ctx, rule, subpath, resp, receive, send, public_base(scope) + prefix)
         finally:
             resp.release()
+            upstream.finish(ctx)
 
     @staticmethod
     def _note_request(ctx: RequestContext, rule: Metered | None, provider, transport) -> None:
@@ -139,7 +144,7 @@ class PassthroughRoute:
         streaming = any(k.lower() == b"content-type" and v.startswith(b"text/event-stream")
                         for k, v in resp.raw_headers)
         if not streaming:
-            body = await resp.read()
+            body = await upstream.read(ctx, resp)
             if resp.status >= 400:
                 ctx.error_type = "provider_error"
                 body = scrub(body, ctx.provider)
@@ -153,6 +158,7 @@ class PassthroughRoute:
                 if ctx.cost is not None:
                     hdrs.append((b"x-tollway-cost-usd", format(ctx.cost, "f").encode()))
             hdrs.append((b"content-length", str(len(body)).encode()))
+            hdrs.append(ctx.overhead_header())
             ctx.response_started = True
             await send({"type": "http.response.start", "status": resp.status, "headers": hdrs})
             await send({"type": "http.response.body", "body": body, "more_body": False})
@@ -160,6 +166,7 @@ class PassthroughRoute:
         watcher = StreamUsage(ctx.provider.wire_format) if rule else None  # type: ignore[union-attr]
         if watcher is None:
             self._unmetered(ctx, subpath)
+        hdrs.append(ctx.overhead_header())
         ctx.response_started = True
         await send({"type": "http.response.start", "status": resp.status, "headers": hdrs})
         watch = DisconnectWatch(receive).start()

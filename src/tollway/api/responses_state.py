@@ -67,7 +67,7 @@ class ResponsesStateRoute:
         async def answer(obj: dict[str, Any]) -> None:
             ctx.status = 200
             ctx.response_started = True
-            await send_json(send, 200, obj, ctx.response_headers)
+            await send_json(send, 200, obj, [*ctx.response_headers, ctx.overhead_header()])
 
         async def handle(ctx: RequestContext) -> None:
             store, owner = state.responses, owner_of(state, ctx)

@@ -44,11 +44,16 @@ class DecodeStage:
         model = body.get("model")
         ctx.stream = body.get("stream") is True and ctx.endpoint not in _NO_STREAM
         if model is None and ctx.endpoint == Endpoint.RESPONSES and isinstance(body.get("prompt"), dict):
-            return  # a stored prompt names the model: the route stage sends it to OpenAI
+            return self._opened(ctx)  # a stored prompt names the model: the route stage sends it to OpenAI
         if not isinstance(model, str) or not model:
             raise ProxyError("invalid_request", "The request must name a model (a non-empty string).",
                              param="model")
         ctx.model = model
+        self._opened(ctx)
+
+    def _opened(self, ctx: RequestContext) -> None:
+        if ctx.stream and self._state.metrics is not None:
+            self._state.metrics.stream_opened(ctx)
 
     async def after(self, ctx: RequestContext) -> None:
         return None

@@ -23,6 +23,7 @@ from tollway.formats.errors import TranslationError, parse_provider_error, rende
 from tollway.formats.stream import (
     Accumulator, MessageStart, StreamError, TextDelta, ThinkingDelta, ToolCallStart, UsageDelta,
 )
+from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.responses_history import Conversation, load_conversation
@@ -117,11 +118,11 @@ class Translated:
             extra.append((b"x-tollway-dropped-params", ",".join(dropped).encode()))
         p_endpoint = PROVIDER_CHAT_ENDPOINT[self.wire]
         call = dep.provider.prepare(p_endpoint, body, orjson.dumps(body), dep.model, ctx.stream, ctx.headers)
-        resp = await dep.transport.send(call.request)
+        resp = await upstream.send(ctx, dep.transport, call.request, dep.provider.id, dep.provider.kind, dep.model)
         try:
             ctx.status = resp.status
             if resp.status >= 400:
-                raw = scrub(await resp.read(), dep.provider)
+                raw = scrub(await upstream.read(ctx, resp), dep.provider)
                 perr = parse_provider_error(self.wire, resp.status, raw)
                 ctx.error_type = "provider:" + perr.type
                 status, err = self._error(resp.status, perr.type, perr.message, perr.param)
@@ -137,13 +138,16 @@ class Translated:
                 await self._whole(resp, send, extra, req)
         finally:
             resp.release()
+            upstream.finish(ctx)
 
     # -- non-stream -----------------------------------------------------------------------------
     async def _whole(self, resp: Any, send: Send, extra: list, req: CanonicalRequest) -> None:
         ctx = self.ctx
-        raw = await resp.read()
+        raw = await upstream.read(ctx, resp)
         try:
             parsed = orjson.loads(raw)
+            if ctx.trace is not None and isinstance(parsed, dict):
+                ctx.trace.response_body(parsed)
             canon: CanonicalResponse = self.wire_mod.response_to_canonical(parsed)
         except (orjson.JSONDecodeError, TranslationError, TypeError, AttributeError) as e:
             ctx.error_type = "invalid_provider_body"
@@ -190,7 +194,7 @@ class Translated:
         hdrs = relay_headers(resp.raw_headers)
         hdrs = [h for h in hdrs if h[0].lower() != b"content-type"]
         hdrs += [*extra, (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
-                 (b"x-accel-buffering", b"no")]
+                 (b"x-accel-buffering", b"no"), ctx.overhead_header()]
         await send({"type": "http.response.start", "status": 200, "headers": hdrs})
         ctx.response_started = True
         watch = DisconnectWatch(receive).start()
@@ -213,9 +217,12 @@ class Translated:
                 out.append(writer.write(d))
             return b"".join(out)
 
+        trace = ctx.trace
         try:
             async for chunk in resp.iter_chunks():
                 data = emit(parser.feed_bytes(chunk))
+                if trace is not None:
+                    trace.stream_block(data)
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
             finished = True
@@ -265,7 +272,7 @@ class _Rendered(Exception):
 
 async def _send_whole(ctx: RequestContext, send: Send, status: int, hdrs: list, body: bytes) -> None:
     ctx.response_started = True
-    await send_bytes(send, status, body, hdrs)
+    await send_bytes(send, status, body, [*hdrs, ctx.overhead_header()])
 
 
 def _canonical_text(resp: CanonicalResponse) -> str:

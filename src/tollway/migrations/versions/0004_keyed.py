@@ -9,7 +9,7 @@ keep their whole conversation and no link: the walk ends at them with the same h
 `created_at` is indexed for expiry (`[responses] ttl_days`).
 
 Revision ID: 0004_keyed
-Revises: 0003_audit
+Revises: 0005_telemetry
 Create Date: 2026-11-23
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_keyed"
-down_revision = "0003_audit"
+down_revision = "0005_telemetry"
 branch_labels = None
 depends_on = None
 

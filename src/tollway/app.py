@@ -1,19 +1,23 @@
 """The ASGI application: route table and lifespan. No request logic lives here.
 
-Exact paths are a dict lookup; prefixes (`/projects/{slug}/`, `/proxy/<kind>/v1/`, other
-`/v1/*`) are checked only when no exact route matched.
+Exact paths are a dict lookup (OpenAI's routes also without `/v1`, and Azure's `/openai/...`
+copies); prefixes (`/projects/{slug}/`, `/proxy/<kind>/v1/`, `/v1beta/models/`,
+`/openai/deployments/{d}/`, other `/v1/*`) are checked only when no exact route matched.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any, Awaitable, Callable
+from urllib.parse import unquote
 
 import orjson
 
 from tollway.api.admin import AdminRoutes
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
+from tollway.api.gemini import GeminiRoutes
 from tollway.api.health import HealthRoutes
+from tollway.api.models import ModelRoutes
 from tollway.api.openapi import openapi_document
 from tollway.api.passthrough import PassthroughRoute
 from tollway.api.responses_state import ResponsesStateRoute
@@ -36,6 +40,15 @@ UNIFIED: tuple[tuple[str, str, str, Endpoint], ...] = (
     ("/messages", "anthropic.messages", "anthropic", Endpoint.MESSAGES),
     ("/messages/count_tokens", "anthropic.count_tokens", "anthropic", Endpoint.COUNT_TOKENS),
 )
+# OpenAI's routes that several clients also send without the /v1 prefix
+UNPREFIXED = ("/chat/completions", "/completions", "/embeddings", "/responses")
+# Azure OpenAI's surface: (operation, route name, endpoint); the key comes in `api-key`
+AZURE: tuple[tuple[str, str, Endpoint], ...] = (
+    ("/chat/completions", "azure.chat", Endpoint.CHAT),
+    ("/completions", "azure.completions", Endpoint.COMPLETIONS),
+    ("/embeddings", "azure.embeddings", Endpoint.EMBEDDINGS),
+    ("/responses", "azure.responses", Endpoint.RESPONSES),
+)
 
 
 class Router:
@@ -46,6 +59,14 @@ class Router:
         self.admin = admin
         self.unified: dict[str, UnifiedRoute] = {
             "/v1" + sub: UnifiedRoute(state, route, fmt, ep) for sub, route, fmt, ep in UNIFIED}
+        self.unified.update({sub: self.unified["/v1" + sub] for sub in UNPREFIXED})
+        azure = {op: UnifiedRoute(state, route, "openai", ep) for op, route, ep in AZURE}
+        # AzureOpenAI sends deployment-less operations (responses) to /openai/..., the v1 API to /openai/v1/...
+        self.unified.update({"/openai/v1" + op: r for op, r in azure.items()})
+        self.unified["/openai/responses"] = azure["/responses"]
+        self.azure_deployment = {op: r for op, r in azure.items() if op != "/responses"}
+        self.gemini = GeminiRoutes(state)
+        self.models = ModelRoutes(state, self.gemini)
         self.byok: dict[str, dict[str, UnifiedRoute]] = {
             kind: {"/v1" + sub: UnifiedRoute(state, "proxy." + route, fmt, ep, byok_kind=kind)
                    for sub, route, fmt, ep in UNIFIED if fmt == kind}
@@ -55,7 +76,10 @@ class Router:
         self.responses_state = ResponsesStateRoute(state, self.openai_passthrough)
         self.get: dict[str, Handler] = {
             "/health": health.health,
-            "/v1/models": health.models,
+            "/v1/models": self.models.list,
+            "/models": self.models.list,
+            "/openai/models": self.models.list,
+            "/openai/v1/models": self.models.list,
             "/v1/records": admin.records,
             "/v1/stats": admin.stats,
             "/openapi.json": self._openapi,
@@ -84,6 +108,18 @@ class Router:
                     return await self.unified[rest](scope, receive, send, path_project=slug)
                 if method == "GET" and rest == "/v1/models":
                     return await self.get[rest](scope, receive, send)
+                if rest.startswith("/v1beta/models"):
+                    return await self.gemini(scope, receive, send, rest[14:], path_project=slug)
+            return await not_found(scope, send)
+        if path.startswith("/v1beta/"):
+            if path.startswith("/v1beta/models") and (len(path) == 14 or path[14] == "/"):
+                return await self.gemini(scope, receive, send, path[14:])
+            return await not_found(scope, send, fmt="gemini")
+        if path.startswith("/openai/deployments/") and method == "POST":
+            deployment, _, op = path[20:].partition("/")
+            route = self.azure_deployment.get("/" + op)
+            if route is not None and deployment:
+                return await route(scope, receive, send, path_model=unquote(deployment))
             return await not_found(scope, send)
         if path.startswith("/proxy/"):
             kind, _, rest = path[7:].partition("/")
@@ -98,6 +134,11 @@ class Router:
             return await self.admin.record(scope, receive, send, trace_id=path[12:])
         if path.startswith("/v1/responses/") and method in ("GET", "DELETE") and path.count("/") == 3:
             return await self.responses_state(scope, receive, send, response_id=path[14:])
+        if path.startswith("/v1/models/"):
+            if ":" in path and method == "POST":  # google-genai asks Gemini's API under /v1 by default
+                return await self.gemini(scope, receive, send, path[10:])
+            if method in ("GET", "HEAD") and path.count("/") == 3:
+                return await self.models.get(scope, receive, send, path[11:])
         if path.startswith("/v1/"):
             if path.startswith("/v1/messages"):
                 return await not_found(scope, send, fmt="anthropic")
@@ -107,7 +148,7 @@ class Router:
 
 async def not_found(scope: Scope, send: Send, fmt: str = "openai") -> None:
     err = ProxyError("not_found", f"No route for {scope['method']} {scope['path']}.")
-    status, body = render(err, "anthropic" if fmt == "anthropic" else "openai")
+    status, body = render(err, fmt if fmt in ("anthropic", "gemini") else "openai")  # type: ignore[arg-type]
     await send_bytes(send, status, body, JSON_HEADERS)
 
 

@@ -60,7 +60,7 @@ def with_caller_credentials(headers: dict[str, str], client: dict[bytes, bytes])
 
 def stream_error_event(fmt: str, err: ProxyError) -> bytes:
     """An in-stream error in the client's format, so its SDK raises instead of hanging."""
-    _, body = render(err, "anthropic" if fmt == "anthropic" else "openai")
+    _, body = render(err, fmt if fmt in ("anthropic", "gemini") else "openai")  # type: ignore[arg-type]
     if fmt == "anthropic":
         return b"event: error\ndata: " + body + b"\n\n"
     return b"data: " + body + b"\n\n"

@@ -25,13 +25,19 @@ from tollway.formats.stream import (
 )
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
-from tollway.providers.base import Endpoint
+from tollway.providers.base import GEMINI_ENDPOINTS, Endpoint
 
 if TYPE_CHECKING:
     from tollway.state import AppState
 
 # client endpoint -> the client's format name in tollway.formats
-CLIENT_FORMAT = {Endpoint.CHAT: "openai_chat", Endpoint.RESPONSES: "responses", Endpoint.MESSAGES: "anthropic"}
+CLIENT_FORMAT = {Endpoint.CHAT: "openai_chat", Endpoint.RESPONSES: "responses", Endpoint.MESSAGES: "anthropic",
+                 Endpoint.GENERATE_CONTENT: "gemini"}
+CLIENT_MODULES: dict[str, Any] = {"openai_chat": f_openai, "responses": f_responses, "anthropic": f_anthropic,
+                                  "gemini": f_gemini}
+# the non-chat endpoints, translated by translate_aux (OpenAI and Anthropic clients) or translate_gemini
+_AUX = frozenset({Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS})
+_GEMINI_AUX = frozenset({Endpoint.EMBED_CONTENT, Endpoint.GEMINI_COUNT_TOKENS})
 WIRE_MODULES: dict[str, Any] = {"openai": f_openai, "anthropic": f_anthropic, "gemini": f_gemini}
 # the provider-side endpoint a translated chat-like call goes to
 PROVIDER_CHAT_ENDPOINT = {"openai": Endpoint.CHAT, "anthropic": Endpoint.MESSAGES, "gemini": Endpoint.CHAT}
@@ -39,6 +45,8 @@ _FIRST_TOKEN = (TextDelta, ToolCallStart, ThinkingDelta)
 
 
 def client_wire(endpoint: Endpoint) -> str:
+    if endpoint in GEMINI_ENDPOINTS:
+        return "gemini"
     return "anthropic" if endpoint in (Endpoint.MESSAGES, Endpoint.COUNT_TOKENS) else "openai"
 
 
@@ -51,10 +59,14 @@ def needs_translation(endpoint: Endpoint, provider: Any) -> bool:
 def can_translate(endpoint: Endpoint, provider: Any) -> bool:
     if not needs_translation(endpoint, provider):
         return True
-    if endpoint in (Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS):
+    if endpoint in _AUX:
         from tollway.pipeline import translate_aux
 
         return translate_aux.can_translate(endpoint, provider)
+    if endpoint in _GEMINI_AUX:
+        from tollway.pipeline import translate_gemini
+
+        return translate_gemini.can_translate(endpoint, provider)
     return endpoint in CLIENT_FORMAT and provider.wire_format in WIRE_MODULES
 
 
@@ -67,8 +79,7 @@ class Translated:
         self._history = history or []  # Responses: the stored conversation before this request
         self.endpoint = Endpoint(ctx.endpoint)
         self.client_fmt = CLIENT_FORMAT[self.endpoint]
-        self.client_mod: Any = f_responses if self.client_fmt == "responses" else (
-            f_anthropic if self.client_fmt == "anthropic" else f_openai)
+        self.client_mod: Any = CLIENT_MODULES[self.client_fmt]
         provider = ctx.deployment.provider  # type: ignore[union-attr]
         self.wire = provider.wire_format
         self.wire_mod = WIRE_MODULES[self.wire]
@@ -79,6 +90,8 @@ class Translated:
         body = self.ctx.json or {}
         if self.client_fmt == "responses":
             return f_responses.request_to_canonical(body, self._history)
+        if self.client_fmt == "gemini":  # the model and streaming are in the URL
+            return f_gemini.request_to_canonical(body, self.ctx.model or "", stream=self.ctx.stream)
         return self.client_mod.request_to_canonical(body)
 
     def _provider_body(self, req: CanonicalRequest) -> tuple[dict, list[str]]:
@@ -174,6 +187,8 @@ class Translated:
                                             created_at=time.time())
         if self.client_fmt == "openai_chat":
             return f_openai.StreamWriter(model=model, include_usage=bool(req.include_usage))
+        if self.client_fmt == "gemini":
+            return f_gemini.StreamWriter(model=model)
         return f_anthropic.StreamWriter(model=model)
 
     async def _stream(self, resp: Any, receive: Receive, send: Send, req: CanonicalRequest, extra: list) -> None:
@@ -277,10 +292,14 @@ def _canonical_text(resp: CanonicalResponse) -> str:
 
 
 async def forward_translated(state: "AppState", ctx: RequestContext, receive: Receive, send: Send) -> None:
-    if ctx.endpoint in (Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS):
+    if ctx.endpoint in _AUX:
         from tollway.pipeline import translate_aux
 
         return await translate_aux.forward(state, ctx, receive, send)
+    if ctx.endpoint in _GEMINI_AUX:
+        from tollway.pipeline import translate_gemini
+
+        return await translate_gemini.forward(state, ctx, receive, send)
     history: list[dict] = []
     body = ctx.json or {}
     if CLIENT_FORMAT.get(Endpoint(ctx.endpoint)) == "responses" and body.get("previous_response_id"):

@@ -87,7 +87,7 @@ class _Embeddings(_Call):
 
     async def forward(self, send: Send) -> None:
         ctx, dep = self.ctx, self.dep
-        reqs, batch = _embed_requests(ctx.json or {})
+        reqs, batch = _embed_requests(f_gemini.proto_keys(ctx.json or {}))
         texts = [_embed_text(r, i) for i, r in enumerate(reqs)]
         dims = {r.get("outputDimensionality") for r in reqs}
         if len(dims) > 1:
@@ -136,7 +136,7 @@ class _CountTokens(_Call):
     async def forward(self, send: Send) -> None:
         ctx, dep = self.ctx, self.dep
         provider = dep.provider
-        body = ctx.json or {}
+        body = f_gemini.proto_keys(ctx.json or {})
         try:
             inner = body.get("generateContentRequest")
             gbody = req_dict(inner, "generateContentRequest") if inner is not None else {"contents": body.get(

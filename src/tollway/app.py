@@ -15,6 +15,7 @@ import orjson
 
 from tollway.api.admin import AdminRoutes
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
+from tollway.api.cors import Cors, origin_of
 from tollway.api.gemini import GeminiRoutes
 from tollway.api.health import HealthRoutes
 from tollway.api.models import ModelRoutes
@@ -159,10 +160,17 @@ class TollwayApp:
         self.settings = settings
         self.state: AppState | None = None
         self._router: Router | None = None
+        self._cors = Cors(settings.server.cors_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             assert self._router is not None, "lifespan did not run"
+            if scope["method"] == "OPTIONS":  # CORS preflight: answered here, never forwarded
+                return await self._cors.preflight(scope, receive, send)
+            if self._cors.enabled:
+                origin = origin_of(scope)
+                if self._cors.allowed(origin):
+                    send = self._cors.wrap(send, origin)  # type: ignore[arg-type]
             return await self._router(scope, receive, send)
         if scope["type"] == "lifespan":
             return await self._lifespan(receive, send)

@@ -43,7 +43,22 @@ _TYPES = {
 }
 
 
+def with_citations(value: Any) -> Any:
+    """Anthropic's spec makes `citations` required (nullable) on text blocks; Tollway omits it when
+    there are none (`null` breaks the Vercel AI SDK), so it is filled in before checking."""
+    if isinstance(value, list):
+        return [with_citations(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: with_citations(v) for k, v in value.items()}
+    if out.get("type") == "text" and isinstance(out.get("text"), str) and "citations" not in out:
+        out["citations"] = None
+    return out
+
+
 def validate(spec: str, schema_name: str, value: Any) -> list[str]:
+    if spec == "anthropic":
+        value = with_citations(value)
     root = _spec(spec)
     return _check(root, root["components"]["schemas"][schema_name], value, schema_name)
 

@@ -102,3 +102,48 @@ def test_unknown_response_id_without_openai_provider_is_404(fake: FakeProvider, 
         assert "resp_missing" in ei.value.body["message"]
     finally:
         tw.stop()
+
+
+JSON_ASK = [{"role": "user", "content": "Where is it sunny? Answer in JSON. [[tool:json_response]]"}]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_json_mode_to_anthropic_is_emulated_with_a_forced_tool(oai: openai.OpenAI, fake: FakeProvider,
+                                                              stream: bool) -> None:
+    kw = {"model": "claude-haiku-4-5", "messages": JSON_ASK, "response_format": {"type": "json_object"}}
+    if stream:
+        chunks = list(oai.chat.completions.create(**kw, stream=True))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+        assert finish == ["stop"]
+        assert not any(c.choices[0].delta.tool_calls for c in chunks if c.choices)
+    else:
+        raw = oai.chat.completions.with_raw_response.create(**kw)
+        assert "x-tollway-dropped-params" not in raw.headers  # emulated, not dropped
+        out = raw.parse()
+        text, finish = out.choices[0].message.content, out.choices[0].finish_reason
+        assert finish == "stop" and not out.choices[0].message.tool_calls
+    assert json.loads(text) == {"city": "Paris"}
+    sent = fake.requests[-1].json
+    assert [t["name"] for t in sent["tools"]] == ["json_response"]
+    assert sent["tool_choice"] == {"type": "tool", "name": "json_response"}
+    assert "JSON object" in sent["system"][-1]["text"]
+
+
+def test_json_mode_with_client_tools_lets_the_model_call_them(oai: openai.OpenAI, fake: FakeProvider) -> None:
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}}
+    out = oai.chat.completions.create(model="claude-haiku-4-5", response_format={"type": "json_object"}, tools=[tool],
+                                      messages=[{"role": "user", "content": "Weather? [[tool:get_weather]]"}])
+    assert out.choices[0].finish_reason == "tool_calls"
+    assert out.choices[0].message.tool_calls[0].function.name == "get_weather"
+    sent = fake.requests[-1].json
+    assert [t["name"] for t in sent["tools"]] == ["get_weather", "json_response"]
+    assert sent["tool_choice"] == {"type": "any"}
+
+
+def test_responses_json_object_to_anthropic(oai: openai.OpenAI, fake: FakeProvider) -> None:
+    out = oai.responses.create(model="claude-haiku-4-5", input=JSON_ASK[0]["content"],
+                               text={"format": {"type": "json_object"}})
+    assert json.loads(out.output_text) == {"city": "Paris"} and out.status == "completed"
+    assert fake.requests[-1].json["tool_choice"] == {"type": "tool", "name": "json_response"}

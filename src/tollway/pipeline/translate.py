@@ -16,6 +16,7 @@ from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers, send
 from tollway.errors import ProxyError
 from tollway.formats import anthropic as f_anthropic
 from tollway.formats import gemini as f_gemini
+from tollway.formats import json_mode
 from tollway.formats import openai_chat as f_openai
 from tollway.formats import responses as f_responses
 from tollway.formats.canonical import CanonicalRequest, CanonicalResponse
@@ -84,6 +85,7 @@ class Translated:
         self.wire = provider.wire_format
         self.wire_mod = WIRE_MODULES[self.wire]
         self.response_id: str | None = None
+        self.json_unwrapper: json_mode.JsonUnwrapper | None = None  # JSON mode emulated with a tool
 
     # -- request --------------------------------------------------------------------------------
     def _canonical(self) -> CanonicalRequest:
@@ -112,6 +114,8 @@ class Translated:
         assert dep is not None
         try:
             req = self._canonical()
+            if json_mode.needs_emulation(req, self.wire):
+                self.json_unwrapper = json_mode.emulate(req)
             body, dropped = self._provider_body(req)
         except TranslationError as e:
             status, err = render_translation_error(self.client_fmt, e)
@@ -154,6 +158,8 @@ class Translated:
         try:
             parsed = orjson.loads(raw)
             canon: CanonicalResponse = self.wire_mod.response_to_canonical(parsed)
+            if self.json_unwrapper is not None:
+                canon = self.json_unwrapper.response(canon)
         except (orjson.JSONDecodeError, TranslationError, TypeError, AttributeError) as e:
             ctx.error_type = "invalid_provider_body"
             status, err = self._error(502, "api_error", f"The provider's answer could not be read ({e}).")
@@ -207,7 +213,11 @@ class Translated:
         watch = DisconnectWatch(receive).start()
         finished = False
 
+        unwrap = self.json_unwrapper
+
         def emit(deltas: list) -> bytes:
+            if unwrap is not None:
+                deltas = unwrap.deltas(deltas)
             out = []
             for d in deltas:
                 if ctx.ttft_ms is None and isinstance(d, _FIRST_TOKEN):

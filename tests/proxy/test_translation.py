@@ -147,3 +147,35 @@ def test_responses_json_object_to_anthropic(oai: openai.OpenAI, fake: FakeProvid
                                text={"format": {"type": "json_object"}})
     assert json.loads(out.output_text) == {"city": "Paris"} and out.status == "completed"
     assert fake.requests[-1].json["tool_choice"] == {"type": "tool", "name": "json_response"}
+
+
+TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_client_headers_reach_the_upstream_and_its_request_id_comes_back(tollway: Tollway, fake: FakeProvider,
+                                                                        stream: bool) -> None:
+    import anthropic
+
+    oai = openai.OpenAI(base_url=tollway.url + "/v1", api_key=MASTER_KEY, max_retries=0, default_headers={
+        "traceparent": TRACE, "tracestate": "vendor=1", "X-Client-Request-Id": "client-42"})
+    raw = oai.chat.completions.with_raw_response.create(
+        model="claude-haiku-4-5", messages=HELLO, stream=stream, extra_headers={"Idempotency-Key": "idem-1"})
+    if stream:
+        list(raw.parse())
+    up = fake.requests[-1]
+    assert up.path == "/v1/messages"
+    assert (up.headers["traceparent"], up.headers["tracestate"], up.headers["x-client-request-id"],
+            up.headers["idempotency-key"]) == (TRACE, "vendor=1", "client-42", "idem-1")
+    assert up.headers["user-agent"].startswith("OpenAI/Python") and up.headers["user-agent"].endswith(" tollway/0.1.0")
+    assert "authorization" not in up.headers and "x-tollway-key" not in up.headers
+    # Anthropic's request id (the fake's are req_011C…), under the name the OpenAI SDK reads
+    assert raw.headers["x-request-id"].startswith("req_011C") and raw.request_id == raw.headers["x-request-id"]
+
+    claude = anthropic.Anthropic(base_url=tollway.url, api_key=MASTER_KEY, max_retries=0)
+    msg = claude.messages.with_raw_response.create(model="gpt-4o-mini", max_tokens=32, messages=HELLO)
+    assert fake.requests[-1].path == "/v1/chat/completions"
+    assert msg.headers["request-id"].startswith("req_") and msg.request_id == msg.headers["request-id"]
+    same = oai.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=HELLO)  # fast path too
+    assert fake.requests[-1].headers["user-agent"].endswith(" tollway/0.1.0")
+    assert fake.requests[-1].headers["traceparent"] == TRACE and same.headers["x-request-id"].startswith("req_")

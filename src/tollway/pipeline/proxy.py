@@ -16,6 +16,7 @@ import orjson
 from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers, send_bytes
 from tollway.errors import ProxyError, render
 from tollway.pipeline.accounting import meter
+from tollway.pipeline.client_headers import with_client_headers
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.translate import forward_translated, needs_translation
 from tollway.providers.base import Endpoint, split_complete
@@ -82,6 +83,7 @@ class Forwarder:
         if needs_translation(endpoint, dep.provider):
             return await forward_translated(self._state, ctx, receive, send)
         call = dep.provider.prepare(endpoint, ctx.json, ctx.body, dep.model, ctx.stream, ctx.headers)
+        call.request.headers = with_client_headers(call.request.headers, ctx.headers)
         if ctx.byok:
             call.request.headers = with_caller_credentials(call.request.headers, ctx.headers)
         resp = await dep.transport.send(call.request)

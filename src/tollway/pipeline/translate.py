@@ -25,6 +25,7 @@ from tollway.formats.stream import (
     Accumulator, MessageStart, StreamError, TextDelta, ThinkingDelta, ToolCallStart, UsageDelta,
 )
 from tollway.pipeline.accounting import meter
+from tollway.pipeline.client_headers import request_id_header, with_client_headers
 from tollway.pipeline.context import RequestContext
 from tollway.providers.base import GEMINI_ENDPOINTS, Endpoint
 
@@ -130,16 +131,19 @@ class Translated:
             extra.append((b"x-tollway-dropped-params", ",".join(dropped).encode()))
         p_endpoint = PROVIDER_CHAT_ENDPOINT[self.wire]
         call = dep.provider.prepare(p_endpoint, body, orjson.dumps(body), dep.model, ctx.stream, ctx.headers)
+        call.request.headers = with_client_headers(call.request.headers, ctx.headers)
         resp = await dep.transport.send(call.request)
         try:
             ctx.status = resp.status
+            rid = request_id_header(resp.raw_headers, client_wire(self.endpoint))
+            if rid is not None:
+                extra.append(rid)
             if resp.status >= 400:
                 raw = await resp.read()
                 perr = parse_provider_error(self.wire, resp.status, raw)
                 ctx.error_type = "provider:" + perr.type
                 status, err = self._error(resp.status, perr.type, perr.message, perr.param)
-                keep = [(k, v) for k, v in resp.raw_headers if k.lower() in (b"retry-after", b"x-request-id",
-                                                                             b"request-id")]
+                keep = [(k, v) for k, v in resp.raw_headers if k.lower() == b"retry-after"]
                 await _send_whole(ctx, send, status, [*keep, *extra, (b"content-type", b"application/json")], err)
                 return
             is_sse = any(k.lower() == b"content-type" and v.startswith(b"text/event-stream")
@@ -204,8 +208,8 @@ class Translated:
         parser = self.wire_mod.StreamParser()
         writer = self._writer(req)
         acc = Accumulator()
-        hdrs = relay_headers(resp.raw_headers)
-        hdrs = [h for h in hdrs if h[0].lower() != b"content-type"]
+        mine = {k for k, _ in extra}
+        hdrs = [h for h in relay_headers(resp.raw_headers) if h[0].lower() not in mine and h[0].lower() != b"content-type"]
         hdrs += [*extra, (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
                  (b"x-accel-buffering", b"no")]
         await send({"type": "http.response.start", "status": 200, "headers": hdrs})

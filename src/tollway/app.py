@@ -21,6 +21,8 @@ from tollway.api.health import HealthRoutes
 from tollway.api.models import ModelRoutes
 from tollway.api.openapi import openapi_document
 from tollway.api.passthrough import PassthroughRoute
+from tollway.api.realtime import PATHS as REALTIME_PATHS
+from tollway.api.realtime import RealtimeRoute
 from tollway.api.responses_state import ResponsesStateRoute
 from tollway.api.unified import UnifiedRoute
 from tollway.config import Settings
@@ -68,6 +70,7 @@ class Router:
         self.azure_deployment = {op: r for op, r in azure.items() if op != "/responses"}
         self.gemini = GeminiRoutes(state)
         self.models = ModelRoutes(state, self.gemini)
+        self.realtime = RealtimeRoute(state)
         self.byok: dict[str, dict[str, UnifiedRoute]] = {
             kind: {"/v1" + sub: UnifiedRoute(state, "proxy." + route, fmt, ep, byok_kind=kind)
                    for sub, route, fmt, ep in UNIFIED if fmt == kind}
@@ -86,6 +89,16 @@ class Router:
             "/openapi.json": self._openapi,
         }
         self._openapi_body = orjson.dumps(openapi_document())
+
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if path.startswith("/projects/"):
+            slug, _, rest = path[10:].partition("/")
+            if slug and "/" + rest in REALTIME_PATHS:
+                return await self.realtime(scope, receive, send, path_project=slug)
+        elif path in REALTIME_PATHS:
+            return await self.realtime(scope, receive, send)
+        await send({"type": "websocket.close", "code": 1008})  # refused at the handshake: HTTP 403
 
     async def _openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_bytes(send, 200, self._openapi_body, JSON_HEADERS)
@@ -172,6 +185,11 @@ class TollwayApp:
                 if self._cors.allowed(origin):
                     send = self._cors.wrap(send, origin)  # type: ignore[arg-type]
             return await self._router(scope, receive, send)
+        if scope["type"] == "websocket":
+            assert self._router is not None, "lifespan did not run"
+            if self._cors.enabled and origin_of(scope) and not self._cors.allowed(origin_of(scope)):
+                return await send({"type": "websocket.close", "code": 1008})  # a browser page of another origin
+            return await self._router.websocket(scope, receive, send)
         if scope["type"] == "lifespan":
             return await self._lifespan(receive, send)
 

@@ -88,6 +88,7 @@ class Router:
             "/v1/stats": admin.stats,
             "/openapi.json": self._openapi,
         }
+        self.get.update({p: self._upgrade_required for p in REALTIME_PATHS})
         self._openapi_body = orjson.dumps(openapi_document())
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -99,6 +100,13 @@ class Router:
         elif path in REALTIME_PATHS:
             return await self.realtime(scope, receive, send)
         await send({"type": "websocket.close", "code": 1008})  # refused at the handshake: HTTP 403
+
+    @staticmethod
+    async def _upgrade_required(scope: Scope, receive: Receive, send: Send) -> None:
+        body = orjson.dumps({"error": {"message": f"{scope['path']} is a WebSocket endpoint: connect with an "
+                                                  "Upgrade: websocket request.", "type": "invalid_request_error",
+                                       "param": None, "code": "upgrade_required"}})
+        await send_bytes(send, 426, body, [*JSON_HEADERS, (b"upgrade", b"websocket")])
 
     async def _openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_bytes(send, 200, self._openapi_body, JSON_HEADERS)

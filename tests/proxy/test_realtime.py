@@ -157,3 +157,8 @@ def test_audio_tokens_are_recorded_without_a_made_up_price(tw: Tollway) -> None:
         converse(conn, ["speak [[audio]]"])
     rec = records_for(tw, "gpt-realtime", 1)[0]
     assert rec["output_tokens"] == 6 and rec["cost_usd"] is None and "audio" in rec["cost_note"]
+
+
+def test_plain_http_get_is_told_to_upgrade(tw: Tollway) -> None:
+    status, body = tw.get("/v1/realtime?model=gpt-realtime")
+    assert status == 426 and body["error"]["code"] == "upgrade_required"

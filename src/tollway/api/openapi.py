@@ -36,7 +36,7 @@ _ESTIMATED = {"x-tollway-tokens-estimated": {
 
 
 def _errors(fmt: str) -> dict[str, Any]:
-    schema = {"$ref": _REF + ("AnthropicError" if fmt == "anthropic" else "OpenAIError")}
+    schema = {"$ref": _REF + {"anthropic": "AnthropicError", "gemini": "GeminiError"}.get(fmt, "OpenAIError")}
     out = {}
     for code, desc in (("400", "Invalid JSON or no model."), ("401", "Missing or invalid Tollway key."),
                        ("404", "Unknown model (the message names the routable models) or route."),
@@ -104,7 +104,9 @@ def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/health": {"get": {"summary": "Liveness and configured providers", "security": [], "responses": {"200": {
             "description": "OK", "content": {"application/json": {"schema": {"$ref": _REF + "Health"}}}}}}},
-        "/v1/models": {"get": {"summary": "Models Tollway can route (OpenAI list format)", "security": [{"bearer": []}],
+        "/v1/models": {"get": {"summary": "Models Tollway can route (OpenAI's list; Anthropic's with anthropic-version, "
+                                          "paged by limit / after_id / before_id; Gemini's with x-goog-api-key)",
+                               "security": [{"bearer": []}],
                                "responses": {"200": {"description": "OK", "content": {"application/json": {
                                    "schema": {"$ref": _REF + "ModelList"}}}}}}},
         "/v1/records": {"get": _list_op("Usage records, newest first",
@@ -164,6 +166,9 @@ def openapi_document() -> dict[str, Any]:
         op["parameters"] = [{"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}},
                             *op["parameters"]]
         paths[f"/projects/{{slug}}/v1/{sub}"] = {"post": op}
+    from tollway.api.openapi_surfaces import GEMINI_ERROR, SECURITY_SCHEMES, surface_paths
+
+    paths.update(surface_paths(_proxy_op, paths["/v1/models"]["get"]))
     return {
         "openapi": "3.1.0",
         "info": {"title": "Tollway", "version": __version__,
@@ -174,7 +179,8 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "Master key or a configured key."},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
-                "tollwayKey": {"type": "apiKey", "in": "header", "name": "X-Tollway-Key"}},
+                "tollwayKey": {"type": "apiKey", "in": "header", "name": "X-Tollway-Key"},
+                **SECURITY_SCHEMES},
             "schemas": {
                 "OpenAIError": {"type": "object", "required": ["error"], "properties": {"error": {
                     "type": "object", "required": ["message", "type"], "properties": {
@@ -184,6 +190,7 @@ def openapi_document() -> dict[str, Any]:
                     "type": {"const": "error"}, "error": {"type": "object", "required": ["type", "message"],
                                                           "properties": {"type": {"type": "string"},
                                                                          "message": {"type": "string"}}}}},
+                "GeminiError": GEMINI_ERROR,
                 "Health": {"type": "object", "required": ["status", "version", "uptime_secs", "providers"],
                            "properties": {"status": {"type": "string"}, "version": {"type": "string"},
                                           "uptime_secs": {"type": "integer"},

@@ -14,6 +14,7 @@ from urllib.parse import unquote
 import orjson
 
 from tollway.api.admin import AdminRoutes
+from tollway.api.admin_api import AdminApi, register_audit
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
 from tollway.api.cors import Cors, origin_of
 from tollway.api.gemini import GeminiRoutes
@@ -60,6 +61,8 @@ class Router:
     def __init__(self, state: AppState) -> None:
         admin, health = AdminRoutes(state), HealthRoutes(state)
         self.admin = admin
+        self.admin_api = AdminApi(state)
+        register_audit(self.admin_api, state)
         self.unified: dict[str, UnifiedRoute] = {
             "/v1" + sub: UnifiedRoute(state, route, fmt, ep) for sub, route, fmt, ep in UNIFIED}
         self.unified.update({sub: self.unified["/v1" + sub] for sub in UNPREFIXED})
@@ -72,7 +75,7 @@ class Router:
         self.models = ModelRoutes(state, self.gemini)
         self.realtime = RealtimeRoute(state)
         self.byok: dict[str, dict[str, UnifiedRoute]] = {
-            kind: {"/v1" + sub: UnifiedRoute(state, "proxy." + route, fmt, ep, byok_kind=kind)
+            kind: {"/v1" + sub: UnifiedRoute(state, "proxy." + route, fmt, ep, byok=True)
                    for sub, route, fmt, ep in UNIFIED if fmt == kind}
             for kind in ("openai", "anthropic")}
         self.passthrough = {kind: PassthroughRoute(state, kind, byok=True) for kind in ("openai", "anthropic")}
@@ -86,6 +89,7 @@ class Router:
             "/openai/v1/models": self.models.list,
             "/v1/records": admin.records,
             "/v1/stats": admin.stats,
+            "/v1/me": admin.me,
             "/openapi.json": self._openapi,
         }
         self.get.update({p: self._upgrade_required for p in REALTIME_PATHS})
@@ -152,6 +156,8 @@ class Router:
                     return await route(scope, receive, send)
                 return await self.passthrough[kind](scope, receive, send, subpath=rest[3:])
             return await not_found(scope, send)
+        if path.startswith("/admin/"):
+            return await self.admin_api(scope, receive, send)
         if path.startswith("/v1/records/") and method in ("GET", "HEAD"):
             return await self.admin.record(scope, receive, send, trace_id=path[12:])
         if path.startswith("/v1/responses/") and method in ("GET", "DELETE") and path.count("/") == 3:

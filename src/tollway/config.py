@@ -66,6 +66,8 @@ class ServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8930, ge=1, le=65535)
     master_key: SecretStr | None = None
+    # seals provider credentials set through the API (AES-GCM); env TOLLWAY_SECRET_KEY
+    secret_key: SecretStr | None = None
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     shutdown_grace_secs: float = Field(30.0, ge=0)
     connect_timeout_secs: float = Field(10.0, gt=0)
@@ -122,10 +124,16 @@ class ProviderSettings(_Strict):
         return self
 
 
+Role = Literal["user", "viewer", "admin"]
+
+
 class KeySettings(_Strict):
     id: str = Field(min_length=1)
     key: SecretStr
     project: str | None = None  # default project for requests made with this key
+    # user: calls models; viewer: reads records, stats and admin data; admin: also changes things.
+    # A management key (viewer/admin) calls models only if it also has "user".
+    roles: list[Role] = Field(default_factory=lambda: ["user"], min_length=1)
 
 
 class PriceSettings(_Strict):
@@ -237,6 +245,8 @@ def build_settings(raw: dict[str, Any], env: dict[str, str] | None = None, *, de
     server = dict(data.get("server") or {})
     if env.get("TOLLWAY_MASTER_KEY") and not server.get("master_key"):
         server["master_key"] = env["TOLLWAY_MASTER_KEY"]
+    if env.get("TOLLWAY_SECRET_KEY") and not server.get("secret_key"):
+        server["secret_key"] = env["TOLLWAY_SECRET_KEY"]
     data["server"] = server
     if demo or data.get("demo"):
         data["demo"] = True

@@ -157,7 +157,7 @@ def test_embeddings_of_an_anthropic_model_are_refused(tw: Tollway) -> None:
 def test_model_list_and_get(tw: Tollway, api_version: str | None) -> None:
     client = gemini_client(tw, api_version=api_version)
     names = [m.name for m in client.models.list(config={"page_size": 3})]  # paged: the SDK follows the token
-    assert {"models/fast", "models/flash", "models/gpt-4o-mini", "models/claude-haiku-4-5"} <= set(names)
+    assert {"models/fast", "models/flash", "models/gpt-4o-mini", "models/claude-haiku-4-5-20251001"} <= set(names)
     assert len(names) == len(set(names))
     got = client.models.get(model="gpt-4o-mini")
     assert got.name == "models/gpt-4o-mini" and "generateContent" in got.supported_actions

@@ -132,6 +132,31 @@ def openapi_document() -> dict[str, Any]:
                                                             "deleted": {"type": "boolean"}}}}}},
                                      "404": {"description": "Unknown id",
                                              "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
+        "/v1/me": {"get": {
+            "summary": "Who the presented key is: its id and roles (open: no keys configured)",
+            "security": [{"bearer": []}],
+            "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["open", "key_id", "roles"], "properties": {
+                    "open": {"type": "boolean"}, "key_id": {"type": ["string", "null"]},
+                    "roles": {"type": "array", "items": {"enum": ["user", "viewer", "admin"]}}}}}}},
+                          "401": {"description": "Missing or invalid key",
+                                  "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
+        "/admin/audit": {"get": {
+            "summary": "Every change made through the admin API or CLI, newest first (viewer role)",
+            "security": [{"bearer": []}],
+            "parameters": [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                           for n in ("action", "target", "actor", "limit", "cursor")],
+            "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {
+                    "object": {"const": "list"}, "next_cursor": {"type": ["string", "null"]},
+                    "data": {"type": "array", "items": {"type": "object", "properties": {
+                        "id": {"type": "integer"}, "ts": {"type": "number"}, "actor": {"type": "string"},
+                        "action": {"type": "string"}, "target": {"type": "string"},
+                        "before": {}, "after": {}}}}}}}}},
+                          "401": {"description": "Missing or invalid key",
+                                  "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}},
+                          "403": {"description": "The key lacks the viewer role",
+                                  "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
         "/v1/stats": {"get": _list_op("Totals and breakdowns by model, project and source",
                                       ["project", "source", "customer", "model", "since"], "Stats")},
         "/v1/chat/completions": {"post": _proxy_op("OpenAI Chat Completions", "openai", "CreateChatCompletionRequest")},

@@ -56,7 +56,7 @@ class PassthroughRoute:
     async def __call__(self, scope: Scope, receive: Receive, send: Send, subpath: str) -> None:
         fmt = "anthropic" if self.kind == "anthropic" else "openai"
         ctx = RequestContext(self.route, fmt, "passthrough", scope["method"], scope["path"],  # type: ignore[arg-type]
-                             dict(scope["headers"]))
+                             dict(scope["headers"]), receive, send)
         ctx.byok = self.byok
         state = self._state
 
@@ -106,7 +106,7 @@ class PassthroughRoute:
     async def _relay(self, ctx: RequestContext, resp, receive: Receive, send: Send) -> None:
         ctx.status = resp.status
         hdrs = relay_headers(resp.raw_headers)
-        hdrs.append((b"x-tollway-trace-id", ctx.trace_id.encode()))
+        hdrs.extend(ctx.response_headers)
         streaming = any(k.lower() == b"content-type" and v.startswith(b"text/event-stream")
                         for k, v in resp.raw_headers)
         if not streaming:

@@ -16,12 +16,13 @@ import orjson
 from tollway.api.admin import AdminRoutes
 from tollway.api.admin_api import AdminApi, register_audit
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
-from tollway.api.cors import Cors, origin_of
+from tollway.api.cors import Cors, is_preflight, origin_of
 from tollway.api.gemini import GeminiRoutes
+from tollway.api.openapi_surfaces import GEMINI_VERBS
 from tollway.api.health import HealthRoutes
 from tollway.api.models import ModelRoutes
 from tollway.api.openapi import openapi_document
-from tollway.api.passthrough import PassthroughRoute
+from tollway.api.passthrough import PASSTHROUGH_METHODS, PassthroughRoute
 from tollway.api.realtime import PATHS as REALTIME_PATHS
 from tollway.api.realtime import RealtimeRoute
 from tollway.api.responses_state import ResponsesStateRoute
@@ -29,6 +30,7 @@ from tollway.api.unified import UnifiedRoute
 from tollway.config import Settings
 from tollway.errors import ProxyError, render
 from tollway.providers.base import Endpoint
+from tollway.slugs import SLUG_RULE, is_slug
 from tollway.state import AppState
 
 log = logging.getLogger("tollway")
@@ -56,7 +58,11 @@ AZURE: tuple[tuple[str, str, Endpoint], ...] = (
 
 
 class Router:
-    """Built once the state exists (in lifespan startup)."""
+    """Built once the state exists (in lifespan startup).
+
+    `served_routes()` lists what `__call__` answers; /openapi.json and the README list the same
+    (tests/proxy/test_openapi.py compares them and probes every route): change them together.
+    """
 
     def __init__(self, state: AppState) -> None:
         admin, health = AdminRoutes(state), HealthRoutes(state)
@@ -111,6 +117,25 @@ class Router:
                                                   "Upgrade: websocket request.", "type": "invalid_request_error",
                                        "param": None, "code": "upgrade_required"}})
         await send_bytes(send, 426, body, [*JSON_HEADERS, (b"upgrade", b"websocket")])
+    def served_routes(self) -> list[tuple[str, str]]:
+        """Every (method, path template) this router answers, as /openapi.json names them."""
+        out = [("POST", path) for path in self.unified]
+        out += [(m, path) for path in self.get for m in ("GET", "HEAD")]
+        out += [("POST", "/projects/{slug}" + path) for path in self.unified if path.startswith("/v1/")]
+        out += [(m, "/projects/{slug}/v1/models") for m in ("GET", "HEAD")]
+        out += [(m, f"/proxy/{kind}/v1/{{path}}") for kind in self.passthrough for m in PASSTHROUGH_METHODS]
+        out += [(m, "/v1/records/{trace_id}") for m in ("GET", "HEAD")]
+        out += [(m, "/v1/responses/{response_id}") for m in ("GET", "DELETE")]
+        out += [(m, "/v1/{path}") for m in PASSTHROUGH_METHODS]
+        # the client surfaces with the model in the path (api.gemini, api.models, Azure's deployments)
+        for verb in GEMINI_VERBS:
+            out += [("POST", f"{prefix}/models/{{model}}:{verb}") for prefix in ("/v1beta", "/v1")]
+            out.append(("POST", f"/projects/{{slug}}/v1beta/models/{{model}}:{verb}"))
+        out += [(m, p) for p in ("/v1beta/models", "/v1beta/models/{model}", "/v1/models/{model}") for m in ("GET", "HEAD")]
+        out += [("POST", f"/openai/deployments/{{deployment}}{op}") for op in self.azure_deployment]
+        for method, pattern in self.admin_api.routes():
+            out += [(method, pattern), ("HEAD", pattern)] if method == "GET" else [(method, pattern)]
+        return out
 
     async def _openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_bytes(send, 200, self._openapi_body, JSON_HEADERS)
@@ -130,9 +155,11 @@ class Router:
             slug, _, rest = path[10:].partition("/")
             rest = "/" + rest
             if slug:
-                if method == "POST" and rest in self.unified:
+                if method == "POST" and rest in self.unified and rest.startswith("/v1/"):
                     return await self.unified[rest](scope, receive, send, path_project=slug)
-                if method == "GET" and rest == "/v1/models":
+                if method in ("GET", "HEAD") and rest == "/v1/models":
+                    if not is_slug(slug):
+                        return await bad_request(send, f"The project slug in /projects/{{slug}}/ must be {SLUG_RULE}.")
                     return await self.get[rest](scope, receive, send)
                 if rest.startswith("/v1beta/models"):
                     return await self.gemini(scope, receive, send, rest[14:], path_project=slug)
@@ -150,7 +177,7 @@ class Router:
         if path.startswith("/proxy/"):
             kind, _, rest = path[7:].partition("/")
             rest = "/" + rest
-            if kind in self.byok and rest.startswith("/v1/"):
+            if kind in self.byok and rest.startswith("/v1/") and method in PASSTHROUGH_METHODS:
                 route = self.byok[kind].get(rest) if method == "POST" else None
                 if route is not None:
                     return await route(scope, receive, send)
@@ -167,11 +194,16 @@ class Router:
                 return await self.gemini(scope, receive, send, path[10:])
             if method in ("GET", "HEAD") and path.count("/") == 3:
                 return await self.models.get(scope, receive, send, path[11:])
-        if path.startswith("/v1/"):
+        if path.startswith("/v1/") and method in PASSTHROUGH_METHODS:
             if path.startswith("/v1/messages"):
                 return await not_found(scope, send, fmt="anthropic")
             return await self.openai_passthrough(scope, receive, send, subpath=path[3:])
         return await not_found(scope, send)
+
+
+async def bad_request(send: Send, message: str) -> None:
+    status, body = render(ProxyError("invalid_request", message), "openai")
+    await send_bytes(send, status, body, JSON_HEADERS)
 
 
 async def not_found(scope: Scope, send: Send, fmt: str = "openai") -> None:
@@ -192,7 +224,7 @@ class TollwayApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             assert self._router is not None, "lifespan did not run"
-            if scope["method"] == "OPTIONS":  # CORS preflight: answered here, never forwarded
+            if scope["method"] == "OPTIONS" and is_preflight(scope):  # answered here, never forwarded
                 return await self._cors.preflight(scope, receive, send)
             if self._cors.enabled:
                 origin = origin_of(scope)

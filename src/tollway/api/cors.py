@@ -1,6 +1,7 @@
 """CORS for browser clients (`[server] cors_origins`; none by default).
 
-Preflights (`OPTIONS`) are answered by Tollway itself and never forwarded: with the
+Preflights (`OPTIONS` with `Access-Control-Request-Method`) are answered by Tollway itself and
+never forwarded (a bare `OPTIONS` is an ordinary request of its route): with the
 `Access-Control-Allow-*` headers when the `Origin` is allowed, without them otherwise (the
 browser then refuses the call). Responses to an allowed origin carry `Access-Control-Allow-Origin`
 and expose Tollway's own headers (`x-tollway-trace-id`, cost, dropped params …) and the
@@ -30,6 +31,10 @@ def origin_of(scope: Scope) -> bytes | None:
         if k == b"origin" or k.lower() == b"origin":
             return v
     return None
+
+
+def is_preflight(scope: Scope) -> bool:
+    return any(k.lower() == b"access-control-request-method" for k, _ in scope["headers"])
 
 
 class Cors:

@@ -38,6 +38,10 @@ def surface_paths(proxy_op: Callable[..., dict[str, Any]], model_list: dict[str,
             op["requestBody"]["content"]["application/json"]["schema"] = {
                 "type": "object", "description": f"Gemini's own {verb} body; the model is in the path."}
             paths[f"{prefix}/models/{{model}}:{verb}"] = {"post": op}
+            if prefix == "/v1beta":
+                scoped = {**op, "summary": f"Project-scoped Gemini {verb} (the slug wins over project headers)",
+                          "parameters": [_path_param("slug"), *op["parameters"]]}
+                paths[f"/projects/{{slug}}/v1beta/models/{{model}}:{verb}"] = {"post": scoped}
     paths["/v1beta/models"] = {"get": {
         "summary": "Models Tollway can route, in Gemini's shape (pageSize, pageToken)", "security": [],
         "parameters": [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
@@ -74,7 +78,7 @@ def surface_paths(proxy_op: Callable[..., dict[str, Any]], model_list: dict[str,
                             ("responses", "CreateResponse")):
         paths[f"/{op_path}"] = {"post": proxy_op(f"/v1/{op_path} without the /v1 prefix", "openai", schema)}
     # Realtime
-    paths["/v1/realtime"] = {"get": {
+    realtime = {"get": {
         "summary": "Realtime over WebSocket, relayed to the OpenAI or Azure provider (also /realtime, "
                    "/openai/realtime?deployment=, /openai/v1/realtime). Tollway key in Authorization, api-key, "
                    "X-Tollway-Key or the openai-insecure-api-key.<key> subprotocol. One usage record per "
@@ -85,6 +89,8 @@ def surface_paths(proxy_op: Callable[..., dict[str, Any]], model_list: dict[str,
         "responses": {"101": {"description": "Switching Protocols: the session is relayed"},
                       "426": {"description": "Not a WebSocket upgrade", "content": {
                           "application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}}
+    for p in ("/v1/realtime", "/realtime", "/openai/realtime", "/openai/v1/realtime"):
+        paths[p] = realtime
     return paths
 
 

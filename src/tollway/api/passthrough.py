@@ -27,6 +27,9 @@ from tollway.routing.catalog import Deployment
 if TYPE_CHECKING:
     from tollway.state import AppState
 
+# methods passed through on /v1/{path} and /proxy/<kind>/v1/{path} (TRACE, CONNECT and others: 404)
+PASSTHROUGH_METHODS: tuple[str, ...] = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
 _HOP = frozenset({b"host", b"connection", b"keep-alive", b"content-length", b"transfer-encoding", b"te",
                   b"upgrade", b"proxy-authorization", b"proxy-connection", b"accept-encoding", b"trailer"})
 _CREDENTIALS = frozenset({b"authorization", b"x-api-key", b"api-key"})

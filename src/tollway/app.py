@@ -16,13 +16,16 @@ import orjson
 from tollway.api.admin import AdminRoutes
 from tollway.api.admin_api import AdminApi, register_audit
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
+from tollway.api.billing import register_billing
 from tollway.api.cors import Cors, is_preflight, origin_of
 from tollway.api.gemini import GeminiRoutes
-from tollway.api.openapi_surfaces import GEMINI_VERBS
 from tollway.api.health import HealthRoutes
+from tollway.api.metrics import MetricsRoute
 from tollway.api.models import ModelRoutes
 from tollway.api.openapi import openapi_document
+from tollway.api.openapi_surfaces import GEMINI_VERBS
 from tollway.api.passthrough import PASSTHROUGH_METHODS, PassthroughRoute
+from tollway.api.probes import ProbeRoutes
 from tollway.api.realtime import PATHS as REALTIME_PATHS
 from tollway.api.realtime import RealtimeRoute
 from tollway.api.responses_state import ResponsesStateRoute
@@ -69,6 +72,7 @@ class Router:
         self.admin = admin
         self.admin_api = AdminApi(state)
         register_audit(self.admin_api, state)
+        register_billing(self.admin_api, state)
         self.unified: dict[str, UnifiedRoute] = {
             "/v1" + sub: UnifiedRoute(state, route, fmt, ep) for sub, route, fmt, ep in UNIFIED}
         self.unified.update({sub: self.unified["/v1" + sub] for sub in UNPREFIXED})
@@ -87,8 +91,12 @@ class Router:
         self.passthrough = {kind: PassthroughRoute(state, kind, byok=True) for kind in ("openai", "anthropic")}
         self.openai_passthrough = PassthroughRoute(state, "openai", byok=False)
         self.responses_state = ResponsesStateRoute(state, self.openai_passthrough)
+        probes = ProbeRoutes(state)
         self.get: dict[str, Handler] = {
             "/health": health.health,
+            "/health/live": probes.live,
+            "/health/ready": probes.ready,
+            "/metrics": MetricsRoute(state),
             "/v1/models": self.models.list,
             "/models": self.models.list,
             "/openai/models": self.models.list,

@@ -241,6 +241,11 @@ def test_records_errors_match_the_documented_responses(doc: dict[str, Any], toll
 def test_documented_parameterless_gets_are_served(doc: dict[str, Any], tollway: Tollway) -> None:
     for path, method, op, _ in operations(doc):
         if method == "get" and "{" not in path and "200" in op["responses"]:  # (not /v1/realtime: a WebSocket)
+            if path == "/metrics":  # text, not JSON
+                req = urllib.request.Request(tollway.url + path, headers={"Authorization": f"Bearer {MASTER_KEY}"})
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    assert r.status == 200 and r.headers["content-type"].startswith("text/plain")
+                continue
             status, _ = call(tollway, "GET", path)
             assert status == 200, path
 

@@ -26,7 +26,10 @@ _ATTRIBUTION = [
     _hdr("x-tollway-customer", "External customer to bill for this call."),
 ]
 _TRACE = {"x-tollway-trace-id": {"description": "UUIDv7 of this call; the key of its usage record.",
-                                 "schema": {"type": "string", "format": "uuid"}}}
+                                 "schema": {"type": "string", "format": "uuid"}},
+          "x-tollway-overhead-ms": {"description": "Milliseconds spent in Tollway itself up to the response start "
+                                                   "(time since arrival minus time waiting on the provider).",
+                                    "schema": {"type": "string"}}}
 _COST = {"x-tollway-cost-usd": {"description": "Cost of this call in USD (non-streaming, when the price is known).",
                                 "schema": {"type": "string"}}}
 _DROPPED = {"x-tollway-dropped-params": {
@@ -145,6 +148,34 @@ def openapi_document() -> dict[str, Any]:
         "/projects/{slug}/v1/models": {"get": {
             **_models_op("The same list, under a project's path (the slug is checked: a bad one is a 400)"),
             "parameters": [{"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}]}},
+        "/health/live": {"get": {"summary": "Liveness probe: 200 while the process serves", "security": [],
+                                 "responses": {"200": {"description": "Alive"}}}},
+        "/health/ready": {"get": {"summary": "Readiness probe: the store (or its spool) takes records and every "
+                                             "configured shared service answers", "security": [],
+                                  "responses": {"200": {"description": "Ready; `checks` per service"},
+                                                "503": {"description": "Not ready; `checks` name the failure"}}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics (text format); open with [metrics] public = true",
+                             "security": [{"bearer": []}],
+                             "responses": {"200": {"description": "Prometheus text exposition",
+                                                   "content": {"text/plain": {"schema": {"type": "string"}}}},
+                                           "401": {"description": "No or wrong key"}}}},
+        "/admin/billing/failed": {"get": {
+            "summary": "Parked billing events (failed max_attempts times), oldest first",
+            "security": [{"bearer": []}],
+            "parameters": [{"name": "sink", "in": "query", "schema": {"type": "string"}},
+                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                        "maximum": 1000}}],
+            "responses": {"200": {"description": "`data`: event_id, sink, trace_id, created_at, failed_at, "
+                                                 "attempts, last_error, event",
+                                  "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        "/admin/billing/retry": {"post": {
+            "summary": "Send parked billing events again (all, or by event_ids and/or sink)",
+            "security": [{"bearer": []}],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"event_ids": {"type": "array", "items": {"type": "string"}},
+                                                 "sink": {"type": "string"}}}}}},
+            "responses": {"200": {"description": "How many were queued again", "content": {"application/json": {
+                "schema": {"type": "object", "properties": {"retried": {"type": "integer"}}}}}}}}},
         "/v1/records": {"get": _list_op("Usage records, newest first",
                                         ["project", "source", "customer", "model", "status", "since", "key_id",
                                          "limit", "cursor"], "RecordPage")},

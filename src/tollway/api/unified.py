@@ -31,7 +31,8 @@ __all__ = ["UnifiedRoute", "parse_json_body", "send_error"]
 async def send_error(ctx: RequestContext, send: Send, err: ProxyError) -> None:
     status, body = render(err, ctx.wire_format)
     ctx.response_started = True
-    await send_bytes(send, status, body, [(b"content-type", b"application/json"), *ctx.response_headers])
+    await send_bytes(send, status, body, [(b"content-type", b"application/json"), *ctx.response_headers,
+                                          ctx.overhead_header()])
 
 
 class UnifiedRoute:

@@ -49,6 +49,8 @@ class DecodeStage:
         ctx.model = model
         streamed = body.get("stream") is True if ctx.path_stream is None else ctx.path_stream
         ctx.stream = streamed and ctx.endpoint not in _NO_STREAM
+        if ctx.stream and self._state.metrics is not None:
+            self._state.metrics.stream_opened(ctx)
 
     async def after(self, ctx: RequestContext) -> None:
         return None

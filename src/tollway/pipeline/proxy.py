@@ -15,6 +15,7 @@ import orjson
 
 from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers, send_bytes
 from tollway.errors import ProxyError, render
+from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.client_headers import with_client_headers
 from tollway.pipeline.context import RequestContext
@@ -74,6 +75,7 @@ class Forwarder:
     def _headers(self, ctx: RequestContext, raw) -> list[tuple[bytes, bytes]]:
         hdrs = relay_headers(raw)
         hdrs.extend(ctx.response_headers)
+        hdrs.append(ctx.overhead_header())
         return hdrs
 
     async def forward(self, ctx: RequestContext, receive: Receive, send: Send) -> None:
@@ -86,11 +88,11 @@ class Forwarder:
         call.request.headers = with_client_headers(call.request.headers, ctx.headers)
         if ctx.byok:
             call.request.headers = with_caller_credentials(call.request.headers, ctx.headers)
-        resp = await dep.transport.send(call.request)
+        resp = await upstream.send(ctx, dep.transport, call.request, dep.provider.id, dep.provider.kind, dep.model)
         try:
             ctx.status = resp.status
             if resp.status >= 400:
-                body = await resp.read()
+                body = await upstream.read(ctx, resp)
                 ctx.error_type = _provider_error_type(body)
                 ctx.response_started = True
                 await send_bytes(send, resp.status, body, self._headers(ctx, resp.raw_headers))
@@ -98,7 +100,7 @@ class Forwarder:
             if ctx.stream and _is_event_stream(resp.raw_headers):
                 await self._relay_stream(ctx, endpoint, call.injected_usage_option, resp, receive, send)
                 return
-            body = await resp.read()
+            body = await upstream.read(ctx, resp)
             parsed = None
             try:
                 parsed = orjson.loads(body)
@@ -106,6 +108,8 @@ class Forwarder:
                 ctx.error_type = "invalid_provider_body"
             text = None
             if isinstance(parsed, dict):
+                if ctx.trace is not None:
+                    ctx.trace.response_body(parsed)
                 ctx.usage = dep.provider.usage_from_response(endpoint, parsed)
                 served = parsed.get("model")
                 if isinstance(served, str) and served:
@@ -120,6 +124,7 @@ class Forwarder:
             await send_bytes(send, resp.status, body, hdrs)
         finally:
             resp.release()
+            upstream.finish(ctx)
 
     async def _relay_stream(self, ctx: RequestContext, endpoint: Endpoint, injected: bool, resp,
                             receive: Receive, send: Send) -> None:
@@ -133,6 +138,7 @@ class Forwarder:
         watch = DisconnectWatch(receive).start()
         buf = b""
         t0 = ctx.t0
+        trace = ctx.trace
         try:
             async for chunk in resp.iter_chunks():
                 buf = buf + chunk if buf else chunk
@@ -142,6 +148,8 @@ class Forwarder:
                 out = watcher.relay(complete)
                 if ctx.ttft_ms is None and watcher.first_token:
                     ctx.ttft_ms = (time.perf_counter() - t0) * 1000.0
+                if trace is not None:
+                    trace.stream_block(out)
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
             if buf:

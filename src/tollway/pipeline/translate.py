@@ -24,6 +24,7 @@ from tollway.formats.errors import TranslationError, parse_provider_error, rende
 from tollway.formats.stream import (
     Accumulator, MessageStart, StreamError, TextDelta, ThinkingDelta, ToolCallStart, UsageDelta,
 )
+from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.client_headers import request_id_header, with_client_headers
 from tollway.pipeline.context import RequestContext
@@ -132,14 +133,14 @@ class Translated:
         p_endpoint = PROVIDER_CHAT_ENDPOINT[self.wire]
         call = dep.provider.prepare(p_endpoint, body, orjson.dumps(body), dep.model, ctx.stream, ctx.headers)
         call.request.headers = with_client_headers(call.request.headers, ctx.headers)
-        resp = await dep.transport.send(call.request)
+        resp = await upstream.send(ctx, dep.transport, call.request, dep.provider.id, dep.provider.kind, dep.model)
         try:
             ctx.status = resp.status
             rid = request_id_header(resp.raw_headers, client_wire(self.endpoint))
             if rid is not None:
                 extra.append(rid)
             if resp.status >= 400:
-                raw = await resp.read()
+                raw = await upstream.read(ctx, resp)
                 perr = parse_provider_error(self.wire, resp.status, raw)
                 ctx.error_type = "provider:" + perr.type
                 status, err = self._error(resp.status, perr.type, perr.message, perr.param)
@@ -154,13 +155,16 @@ class Translated:
                 await self._whole(resp, send, extra, req)
         finally:
             resp.release()
+            upstream.finish(ctx)
 
     # -- non-stream -----------------------------------------------------------------------------
     async def _whole(self, resp: Any, send: Send, extra: list, req: CanonicalRequest) -> None:
         ctx = self.ctx
-        raw = await resp.read()
+        raw = await upstream.read(ctx, resp)
         try:
             parsed = orjson.loads(raw)
+            if ctx.trace is not None and isinstance(parsed, dict):
+                ctx.trace.response_body(parsed)
             canon: CanonicalResponse = self.wire_mod.response_to_canonical(parsed)
             if self.json_unwrapper is not None:
                 canon = self.json_unwrapper.response(canon)
@@ -211,7 +215,7 @@ class Translated:
         mine = {k for k, _ in extra}
         hdrs = [h for h in relay_headers(resp.raw_headers) if h[0].lower() not in mine and h[0].lower() != b"content-type"]
         hdrs += [*extra, (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
-                 (b"x-accel-buffering", b"no")]
+                 (b"x-accel-buffering", b"no"), ctx.overhead_header()]
         await send({"type": "http.response.start", "status": 200, "headers": hdrs})
         ctx.response_started = True
         watch = DisconnectWatch(receive).start()
@@ -238,9 +242,12 @@ class Translated:
                 out.append(writer.write(d))
             return b"".join(out)
 
+        trace = ctx.trace
         try:
             async for chunk in resp.iter_chunks():
                 data = emit(parser.feed_bytes(chunk))
+                if trace is not None:
+                    trace.stream_block(data)
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
             finished = True
@@ -290,7 +297,7 @@ class _Rendered(Exception):
 
 async def _send_whole(ctx: RequestContext, send: Send, status: int, hdrs: list, body: bytes) -> None:
     ctx.response_started = True
-    await send_bytes(send, status, body, hdrs)
+    await send_bytes(send, status, body, [*hdrs, ctx.overhead_header()])
 
 
 def _canonical_text(resp: CanonicalResponse) -> str:

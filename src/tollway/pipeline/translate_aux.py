@@ -30,6 +30,7 @@ from tollway.formats import gemini as f_gemini
 from tollway.formats import openai_chat as f_openai
 from tollway.formats._util import is_neutral
 from tollway.formats.errors import TranslationError, parse_provider_error, render_error, render_translation_error
+from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.client_headers import request_id_header, with_client_headers
 from tollway.pipeline.context import RequestContext
@@ -83,7 +84,7 @@ class _Call:
         ctx = self.ctx
         ctx.response_started = True
         hdrs = [(b"content-type", b"application/json"), *self.extra, *extra,
-                (b"content-length", str(len(body)).encode())]
+                (b"content-length", str(len(body)).encode()), ctx.overhead_header()]
         await send({"type": "http.response.start", "status": status, "headers": hdrs})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -100,9 +101,10 @@ class _Call:
         dep = self.dep
         call = dep.provider.prepare(endpoint, body, orjson.dumps(body), dep.model, False, self.ctx.headers)
         call.request.headers = with_client_headers(call.request.headers, self.ctx.headers)
-        resp = await dep.transport.send(call.request)
+        resp = await upstream.send(self.ctx, dep.transport, call.request, dep.provider.id, dep.provider.kind,
+                                   dep.model)
         try:
-            raw = await resp.read()
+            raw = await upstream.read(self.ctx, resp)
             rid = request_id_header(resp.raw_headers, self.ctx.wire_format)
             if rid is not None:
                 self.extra.append(rid)
@@ -114,6 +116,7 @@ class _Call:
                 return None
         finally:
             resp.release()
+            upstream.finish(self.ctx)
         try:
             parsed = orjson.loads(raw)
         except orjson.JSONDecodeError:

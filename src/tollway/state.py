@@ -150,6 +150,11 @@ class AppState:
 
         catalog.discovery = ModelDiscovery(catalog, http)
         await catalog.discovery.start()
+        # what glob providers' upstreams serve, for the model list (one bounded look now, then periodically)
+        from tollway.providers.model_listing import UpstreamListing
+
+        catalog.listing = UpstreamListing(catalog, providers)
+        await catalog.listing.start()
         if any(p.kind == "demo" for p in settings.providers):
             # the demo counts tokens on every call: load the encodings now, off the event loop
             asyncio.get_running_loop().run_in_executor(None, tokens.preload)
@@ -158,6 +163,8 @@ class AppState:
     async def close(self) -> None:
         if self.catalog.discovery is not None:
             await self.catalog.discovery.stop()
+        if self.catalog.listing is not None:
+            await self.catalog.listing.stop()
         if self.billing is not None:
             await self.billing.stop()
         await self.access_log.stop()

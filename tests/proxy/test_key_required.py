@@ -11,13 +11,26 @@ import pytest
 from tests.harness import MASTER_KEY, TEAM_KEY, Tollway
 
 
-@pytest.mark.parametrize("path", ["/openapi.json", "/v1/models", "/projects/alpha/v1/models"])
+@pytest.mark.parametrize("path", ["/openapi.json", "/v1/models", "/projects/alpha/v1/models", "/models",
+                                  "/v1/models/gpt-4o-mini", "/openai/v1/models", "/v1beta/models"])
 def test_without_a_key_it_is_401(tollway: Tollway, path: str) -> None:
     for key in (None, "tw-wrong-key"):
         status, body = tollway.get(path, key=key)
-        assert status == 401 and body["error"]["type"] == "invalid_request_error", body
+        assert status == 401, body
+        shape = body["error"].get("status") if path.startswith("/v1beta") else body["error"]["type"]
+        assert shape in ("UNAUTHENTICATED", "invalid_request_error"), body
     status, body = tollway.get(path, key=TEAM_KEY)  # any key will do
     assert status == 200 and body
+
+
+def test_a_gemini_client_lists_with_its_own_key_header(tollway: Tollway) -> None:
+    import json
+    import urllib.request
+
+    for url in (tollway.url + "/v1beta/models", tollway.url + f"/v1beta/models?key={TEAM_KEY}"):
+        headers = {} if "key=" in url else {"x-goog-api-key": TEAM_KEY}
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
+            assert r.status == 200 and json.loads(r.read())["models"]
 
 
 def test_the_sdks_get_their_own_401(tollway: Tollway) -> None:

@@ -81,15 +81,15 @@ def test_anthropic_passthrough_needs_a_tollway_key(tollway: Tollway, fake: FakeP
 
 
 @pytest.mark.parametrize("target", [
-    "/v1/models/gemini-2.0-flash:generateContent",
-    "/v1/models/gemini-2.0-flash:streamGenerateContent?alt=sse",
-    "/v1beta/models/gemini-2.0-flash:generateContent",
-    "/v1beta/models/text-embedding-004:embedContent",
+    "/v1/tunedModels/my-tuned-model:generateContent",  # a Gemini path Tollway does not serve
+    "/v1/models/gemini-2.0-flash:predict",
+    "/v1/models/gemini-2.0-flash:generateContent",  # served by the Gemini routes: not routable here
+    "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse",
 ])
-def test_gemini_style_requests_are_404_in_geminis_shape_and_never_forwarded(tollway: Tollway, fake: FakeProvider,
-                                                                            target: str) -> None:
+def test_gemini_style_requests_never_reach_another_provider(tollway: Tollway, fake: FakeProvider,
+                                                            target: str) -> None:
     before = len(fake.requests)
-    status, _, body = raw_request(tollway, "POST", target, {"x-goog-api-key": "AIza-user-key",
+    status, _, body = raw_request(tollway, "POST", target, {"x-goog-api-key": MASTER_KEY,
                                                             "Content-Type": "application/json"},
                                   json.dumps({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}).encode())
     assert status == 404

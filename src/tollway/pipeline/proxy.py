@@ -17,8 +17,9 @@ from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers, send
 from tollway.errors import ProxyError, render
 from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
+from tollway.pipeline.client_headers import with_client_headers
 from tollway.pipeline.context import RequestContext
-from tollway.pipeline.translate import forward_translated, needs_translation
+from tollway.pipeline.translate import can_force_canonical, forward_translated, needs_translation
 from tollway.providers.base import Endpoint, split_complete
 from tollway.providers.credentials import scrub
 
@@ -62,7 +63,7 @@ def with_caller_credentials(headers: dict[str, str], client: dict[bytes, bytes])
 
 def stream_error_event(fmt: str, err: ProxyError) -> bytes:
     """An in-stream error in the client's format, so its SDK raises instead of hanging."""
-    _, body = render(err, "anthropic" if fmt == "anthropic" else "openai")
+    _, body = render(err, fmt if fmt in ("anthropic", "gemini") else "openai")  # type: ignore[arg-type]
     if fmt == "anthropic":
         return b"event: error\ndata: " + body + b"\n\n"
     return b"data: " + body + b"\n\n"
@@ -82,9 +83,10 @@ class Forwarder:
         dep = ctx.deployment
         assert dep is not None and ctx.json is not None
         endpoint = Endpoint(ctx.endpoint)
-        if needs_translation(endpoint, dep.provider):
+        if needs_translation(endpoint, dep.provider) or (ctx.canonical and can_force_canonical(endpoint, dep.provider)):
             return await forward_translated(self._state, ctx, receive, send)
         call = dep.provider.prepare(endpoint, ctx.json, ctx.body, dep.model, ctx.stream, ctx.headers)
+        call.request.headers = with_client_headers(call.request.headers, ctx.headers)
         if ctx.byok:
             call.request.headers = with_caller_credentials(call.request.headers, ctx.headers)
         resp = await upstream.send(ctx, dep.transport, call.request, dep.provider.id, dep.provider.kind, dep.model)

@@ -67,6 +67,10 @@ class ServerSettings(_Strict):
     port: int = Field(8930, ge=1, le=65535)
     master_key: SecretStr | None = None
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    # the largest non-stream provider answer Tollway holds (inflated); larger ones are a 502
+    max_response_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    # the largest single event of a provider stream (a stream that never ends an event is cut there)
+    max_stream_event_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     shutdown_grace_secs: float = Field(30.0, ge=0)
     connect_timeout_secs: float = Field(10.0, gt=0)
     read_timeout_secs: float = Field(600.0, gt=0)

@@ -15,6 +15,7 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.config import ProviderSettings, Settings
+from tollway.counting import CountingPool
 from tollway.logs import AccessLog
 from tollway.pipeline.accounting import AccountingStage
 from tollway.pipeline.attribution import AttributionStage
@@ -61,6 +62,9 @@ class AppState:
     forwarder: Forwarder = field(init=False)
     stages: tuple[Stage, ...] = field(init=False)
     started_at: float = field(default_factory=time.time)
+    counting: CountingPool = field(default_factory=CountingPool)  # large token counts, off the loop
+    inflight: int = 0  # requests between AccountingStage.before and after
+    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set whenever inflight is 0
     _byok: dict[str, tuple[Provider, Transport]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -80,9 +84,10 @@ class AppState:
         http = HttpTransport(settings.server.connect_timeout_secs, settings.server.read_timeout_secs)
         await http.start()
         tokens = TokenCounter()
+        counting = CountingPool()
         providers: list[tuple[Provider, Transport]] = []
         for ps in settings.providers:
-            providers.append(build_provider(ps, http, tokens))
+            providers.append(build_provider(ps, http, tokens, counting))
         prices = PriceBook(price_overrides(settings))
         catalog = Catalog(providers, settings.aliases, known_models=prices.known_models)
         # Long-lived start-up objects never need collecting; fewer, larger young-generation
@@ -91,7 +96,7 @@ class AppState:
         gc.freeze()
         gc.set_threshold(20_000, 50, 100)
         state = cls(settings=settings, engine=engine, ledger=ledger, http=http, catalog=catalog,
-                    keys=KeyRing(settings), prices=prices, tokens=tokens,
+                    keys=KeyRing(settings), prices=prices, tokens=tokens, counting=counting,
                     access_log=AccessLog(settings.logging.format, enabled=settings.logging.level in ("debug", "info")))
         state.access_log.start()
         # models of OpenAI-compatible servers: one short look now, retried in the background
@@ -104,12 +109,26 @@ class AppState:
             asyncio.get_running_loop().run_in_executor(None, tokens.preload)
         return state
 
+    async def wait_recorded(self) -> None:
+        """Wait (at most 5 s) until every request still in flight has written its record: at
+        shutdown, uvicorn cancels what outlived the grace and goes on at once; the cut
+        requests need a moment to answer and record themselves before the writer drains."""
+        if self.inflight <= 0:
+            return
+        try:
+            async with asyncio.timeout(5.0):
+                await self.idle.wait()
+        except TimeoutError:
+            log.warning("%d request(s) still running at shutdown were not recorded", self.inflight)
+
     async def close(self) -> None:
+        await self.wait_recorded()
         if self.catalog.discovery is not None:
             await self.catalog.discovery.stop()
         await self.access_log.stop()
         await self.ledger.stop(drain_secs=max(5.0, self.settings.server.shutdown_grace_secs))
         await self.http.close()
+        self.counting.close()
         await self.engine.dispose()
 
     def byok_provider(self, kind: str) -> tuple[Provider, Transport]:
@@ -119,7 +138,7 @@ class AppState:
             configured = self.catalog.first_of_kind(kind)
             base = configured[0].settings.base_url if configured else ""
             ps = ProviderSettings(id=configured[0].id if configured else kind, kind=kind, base_url=base)  # type: ignore[arg-type]
-            found = build_provider(ps, self.http, self.tokens)
+            found = build_provider(ps, self.http, self.tokens, self.counting)
             self._byok[kind] = found
         return found
 

@@ -1,15 +1,18 @@
 """Stages and the runner: `before` in order, `after` in reverse for every stage that ran.
 
 A stage may end the request early by raising a ProxyError in `before` (a 401, a 429).
-`after` runs for errors too, so accounting sees every request.
+`after` runs for errors too, so accounting sees every request. A request the server cuts at
+the end of its shutdown grace (its task cancelled) is answered 503 in the route's format
+when nothing was sent yet, and recorded as cancelled.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Awaitable, Callable, Protocol
 
-from tollway.errors import ProxyError
+from tollway.errors import ProxyError, shutdown_error
 from tollway.pipeline.context import RequestContext
 
 log = logging.getLogger("tollway")
@@ -35,6 +38,14 @@ async def run_stages(ctx: RequestContext, stages: tuple[Stage, ...],
         ctx.status = e.status
         ctx.error_type = e.error_type
         if not ctx.response_started:
+            await on_error(ctx, e)
+    except asyncio.CancelledError:
+        if not ctx.cut_by_server():
+            raise
+        e = shutdown_error()
+        ctx.error = e
+        if not ctx.response_started:
+            ctx.status = e.status
             await on_error(ctx, e)
     except Exception:
         log.exception("internal error in trace %s", ctx.trace_id)

@@ -7,25 +7,28 @@ Only used when formats differ; same-format calls stay on the byte fast path in `
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers, send_bytes
-from tollway.errors import ProxyError
+from tollway.counting import OutputTally
+from tollway.errors import ProxyError, shutdown_error
 from tollway.formats import anthropic as f_anthropic
 from tollway.formats import gemini as f_gemini
 from tollway.formats import openai_chat as f_openai
 from tollway.formats import responses as f_responses
 from tollway.formats.canonical import CanonicalRequest, CanonicalResponse
+from tollway.formats._util import unsafe_param_name
 from tollway.formats.errors import TranslationError, parse_provider_error, render_error, render_translation_error
 from tollway.formats.stream import (
-    Accumulator, MessageStart, StreamError, TextDelta, ThinkingDelta, ToolCallStart, UsageDelta,
+    MessageStart, StreamError, TextDelta, ThinkingDelta, ToolCallArgsDelta, ToolCallStart, UsageDelta,
 )
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
-from tollway.providers.base import Endpoint
+from tollway.providers.base import Endpoint, encode_json
 
 if TYPE_CHECKING:
     from tollway.state import AppState
@@ -100,9 +103,14 @@ class Translated:
         try:
             req = self._canonical()
             body, dropped = self._provider_body(req)
+            bad = unsafe_param_name(dropped)
+            if bad is not None:  # it would break the x-tollway-dropped-params header
+                raise TranslationError(f"Unsupported parameter {bad[:64]!r}.", bad[:64])
         except TranslationError as e:
             status, err = render_translation_error(self.client_fmt, e)
             raise _Rendered(status, orjson.dumps(err), "invalid_request") from None
+        except RecursionError:  # orjson reads 1,024 levels of nesting; Python recurses less deep
+            raise ProxyError("invalid_request", "The request body is nested too deeply to be translated.") from None
         if dropped and state.settings.translation.strict:
             raise _Rendered(*self._error(400, "invalid_request_error",
                                          f"These parameters cannot be honoured by provider '{dep.provider.id}' "
@@ -112,12 +120,19 @@ class Translated:
         if dropped:
             extra.append((b"x-tollway-dropped-params", ",".join(dropped).encode()))
         p_endpoint = PROVIDER_CHAT_ENDPOINT[self.wire]
-        call = dep.provider.prepare(p_endpoint, body, orjson.dumps(body), dep.model, ctx.stream, ctx.headers)
-        resp = await dep.transport.send(call.request)
+        call = dep.provider.prepare(p_endpoint, body, encode_json(body), dep.model, ctx.stream, ctx.headers)
+        limit = state.settings.server.max_response_bytes
+        try:
+            resp = await dep.transport.send(call.request)
+        except asyncio.CancelledError:
+            if not ctx.cut_by_server():
+                raise
+            await meter(state, ctx, "")  # the provider has the prompt: count it
+            raise shutdown_error() from None
         try:
             ctx.status = resp.status
             if resp.status >= 400:
-                raw = await resp.read()
+                raw = await self._read(resp, limit)
                 perr = parse_provider_error(self.wire, resp.status, raw)
                 ctx.error_type = "provider:" + perr.type
                 status, err = self._error(resp.status, perr.type, perr.message, perr.param)
@@ -134,10 +149,20 @@ class Translated:
         finally:
             resp.release()
 
+    async def _read(self, resp: Any, limit: int) -> bytes:
+        """The whole answer, at most `limit` bytes; cut by a shutdown: count the prompt, 503."""
+        try:
+            return await resp.read(limit)
+        except asyncio.CancelledError:
+            if not self.ctx.cut_by_server():
+                raise
+            await meter(self._state, self.ctx, "")
+            raise shutdown_error() from None
+
     # -- non-stream -----------------------------------------------------------------------------
     async def _whole(self, resp: Any, send: Send, extra: list, req: CanonicalRequest) -> None:
         ctx = self.ctx
-        raw = await resp.read()
+        raw = await self._read(resp, self._state.settings.server.max_response_bytes)
         try:
             parsed = orjson.loads(raw)
             canon: CanonicalResponse = self.wire_mod.response_to_canonical(parsed)
@@ -150,7 +175,7 @@ class Translated:
         ctx.model_served = canon.model or ctx.model_served
         ctx.usage = canon.usage if canon.usage.known else None
         out = self._client_response(canon)
-        meter(self._state, ctx, None if ctx.usage else _canonical_text(canon))
+        await meter(self._state, ctx, None if ctx.usage else _canonical_text(canon))
         hdrs = [*extra, (b"content-type", b"application/json")]
         if ctx.cost is not None:
             hdrs.append((b"x-tollway-cost-usd", format(ctx.cost, "f").encode()))
@@ -177,12 +202,14 @@ class Translated:
         return f_anthropic.StreamWriter(model=model)
 
     async def _stream(self, resp: Any, receive: Receive, send: Send, req: CanonicalRequest, extra: list) -> None:
-        import asyncio
-
-        ctx = self.ctx
+        ctx, state = self.ctx, self._state
         parser = self.wire_mod.StreamParser()
+        parser.limit_events(state.settings.server.max_stream_event_bytes)
         writer = self._writer(req)
-        acc = Accumulator()
+        model = ctx.deployment.model  # type: ignore[union-attr]
+        tally = OutputTally(lambda text: state.tokens.count_text(model, text)[0])
+        # a Responses writer keeps the output for response.completed: that is what it may hold
+        hold_limit = state.settings.server.max_response_bytes if self.client_fmt == "responses" else None
         hdrs = relay_headers(resp.raw_headers)
         hdrs = [h for h in hdrs if h[0].lower() != b"content-type"]
         hdrs += [*extra, (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
@@ -191,8 +218,10 @@ class Translated:
         ctx.response_started = True
         watch = DisconnectWatch(receive).start()
         finished = False
+        failed = False  # an error event was sent: the stream is over, a hang-up after it is no cancel
 
         def emit(deltas: list) -> bytes:
+            nonlocal failed
             out = []
             for d in deltas:
                 if ctx.ttft_ms is None and isinstance(d, _FIRST_TOKEN):
@@ -205,10 +234,17 @@ class Translated:
                         ctx.usage = d.usage
                 elif isinstance(d, StreamError):
                     ctx.error_type = ctx.error_type or "provider:" + d.type
-                acc.feed(d)
+                    failed = True
+                else:
+                    _tally_delta(tally, d)
                 out.append(writer.write(d))
+            if hold_limit is not None and tally.size > hold_limit:
+                raise ProxyError("upstream_too_large", "The answer outgrew what Tollway holds for a Responses stream "
+                                                       f"({hold_limit} characters, [server] max_response_bytes).")
             return b"".join(out)
 
+        error: ProxyError | None = None
+        data = b""
         try:
             async for chunk in resp.iter_chunks():
                 data = emit(parser.feed_bytes(chunk))
@@ -217,19 +253,26 @@ class Translated:
             finished = True
             data = emit(parser.close()) + writer.close()
         except asyncio.CancelledError:
-            if not watch.absorb():
+            if watch.absorb():
+                if not (parser.finished or failed):  # a hang-up after the final or an error event is no cancel
+                    ctx.client_went_away()
+            elif ctx.cut_by_server():
+                error = shutdown_error()
+            else:
                 raise
-            if not parser.finished:  # a hang-up after the final event is no cancel
-                ctx.client_went_away()
             data = b""
         except ProxyError as e:
+            error = e
             ctx.incomplete = True
             ctx.error_type = e.error_type
-            data = emit([StreamError("api_error", e.message)]) + writer.close()
+            data = b""
         finally:
             watch.stop()
+        if error is not None and not watch.fired:  # rendered with the watch stopped: a hang-up cannot cut it
+            etype = "timeout_error" if error.kind == "upstream_timeout" else "api_error"
+            data = writer.write(StreamError(etype, error.message)) + writer.close()
         complete = finished and not ctx.incomplete and ctx.usage is not None and ctx.usage.known
-        meter(self._state, ctx, None if complete else _canonical_text(acc.response()))
+        await meter(state, ctx, None if complete else tally)
         if self.client_fmt == "responses" and finished and getattr(writer, "response", None):
             await self._store_response(writer.response, writer.stored_output())
         if not watch.fired:
@@ -274,6 +317,18 @@ def _canonical_text(resp: CanonicalResponse) -> str:
         elif p.kind == "thinking" and not p.redacted:
             parts.append(p.text)
     return "".join(parts)
+
+
+def _tally_delta(tally: OutputTally, d: Any) -> None:
+    """The output text a canonical delta carries, for the local count when no usage comes."""
+    if isinstance(d, TextDelta):
+        tally.add_text(d.text)
+    elif isinstance(d, ToolCallArgsDelta):
+        tally.add_text(d.fragment)
+    elif isinstance(d, ToolCallStart):
+        tally.add_text(d.name)
+    elif isinstance(d, ThinkingDelta) and not d.redacted:
+        tally.add_text(d.text)
 
 
 async def forward_translated(state: "AppState", ctx: RequestContext, receive: Receive, send: Send) -> None:

@@ -102,7 +102,7 @@ async def test_writer_flushes_on_interval_and_on_full_batch(
     await writer.start()
     for i in range(3):
         writer.put(make_record(i))
-    await eventually(lambda: writer.written == 3, timeout=3)
+    await eventually(lambda: writer.written == 3, within=3)
     await writer.stop(5)
 
     # With a long interval, only a full batch wakes the writer.
@@ -115,7 +115,7 @@ async def test_writer_flushes_on_interval_and_on_full_batch(
     assert writer.pending == 3  # not a full batch: waits for the interval
     for i in range(13, 23):
         writer.put(make_record(i))
-    await eventually(lambda: writer.written == 13, timeout=3)  # woken: writes all queued
+    await eventually(lambda: writer.written == 13, within=3)  # woken: writes all queued
     await writer.stop(5)
     assert await store.count() == 16
 
@@ -196,7 +196,7 @@ async def test_outage_spools_then_replays_without_loss_or_duplicates(
     assert await store.count() == 100
 
     await outage.end()
-    await eventually(lambda: writer.replayed == 300 and writer.store_ok, timeout=15)
+    await eventually(lambda: writer.replayed == 300 and writer.store_ok, within=15)
     for i in range(400, 450):
         writer.put(make_record(i))
     await writer.stop(5)

@@ -1,4 +1,4 @@
-"""Operator endpoints: GET /v1/records and GET /v1/stats (master key when keys are set)."""
+"""Operator endpoints: GET /v1/records and GET /v1/stats (viewer role when keys are set)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_json
+from tollway.api.authz import authorize, caller
 from tollway.errors import ProxyError, render
 from tollway.storage import queries
 
@@ -35,19 +36,7 @@ class AdminRoutes:
         self._state = state
 
     def _authorize(self, scope: Scope) -> None:
-        if not self._state.keys.enabled:
-            return
-        h = dict(scope["headers"])
-        auth = h.get(b"authorization", b"")
-        presented = auth[7:].strip() if auth[:7].lower() == b"bearer " else (
-            h.get(b"x-api-key") or h.get(b"x-tollway-key"))
-        if not presented:
-            raise ProxyError("authentication", "This endpoint needs the master key (Authorization: Bearer).")
-        info = self._state.keys.lookup(presented)
-        if info is None:
-            raise ProxyError("authentication", "Invalid key (send the master key as Authorization: Bearer).")
-        if not info.master:
-            raise ProxyError("permission", "Only the master key may read records and stats.")
+        authorize(self._state, scope, "viewer")
 
     @staticmethod
     def _filters(scope: Scope, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -75,6 +64,21 @@ class AdminRoutes:
         except (ProxyError, queries.InvalidQuery) as e:
             err = e if isinstance(e, ProxyError) else ProxyError("invalid_request", str(e))
             status, body = render(err, "openai")
+            await send_bytes(send, status, body, JSON_HEADERS)
+            return
+        await send_json(send, 200, result)
+
+    async def me(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Who the presented key is: its id and roles (the portal shows or hides controls by them)."""
+        async def produce() -> dict[str, Any]:
+            info = caller(self._state, scope)
+            if info is None:
+                return {"open": True, "key_id": None, "roles": ["admin", "user", "viewer"]}
+            return {"open": False, "key_id": info.id, "roles": sorted(info.roles)}
+        try:
+            result = await produce()
+        except ProxyError as e:
+            status, body = render(e, "openai")
             await send_bytes(send, status, body, JSON_HEADERS)
             return
         await send_json(send, 200, result)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from tollway.counting import OutputTally
 from tollway.estimate import prompt_tokens
-from tollway.pipeline.context import RequestContext
+from tollway.pipeline.context import SERVER_SHUTDOWN, RequestContext
 from tollway.providers.base import Endpoint
 from tollway.usage import Usage, UsageRecord
 
@@ -32,7 +32,7 @@ async def meter(state: "AppState", ctx: RequestContext, output: "str | OutputTal
         return
     ctx.metered = True
     dep = ctx.deployment
-    if ctx.endpoint == Endpoint.COUNT_TOKENS and 0 < ctx.status < 400:
+    if ctx.endpoint == Endpoint.COUNT_TOKENS and (0 < ctx.status < 400 or ctx.cancelled):
         ctx.cost, ctx.cost_note = Decimal(0), "token counting is free"
         return
     if dep is None:
@@ -78,7 +78,9 @@ class AccountingStage:
 
     async def after(self, ctx: RequestContext) -> None:
         try:
-            await meter(self._state, ctx)
+            # cut by a shutdown once the prompt was sent, before any answer was metered: count it
+            sent_then_cut = ctx.error_type == SERVER_SHUTDOWN and bool(ctx.attempts)
+            await meter(self._state, ctx, "" if sent_then_cut else None)
             self._record(ctx)
         finally:
             state = self._state

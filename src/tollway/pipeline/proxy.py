@@ -22,6 +22,7 @@ from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers, send
 from tollway.counting import OutputTally
 from tollway.errors import ProxyError, render, shutdown_error
 from tollway.formats.errors import stream_error_event as format_stream_error
+from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.translate import forward_translated, needs_translation
@@ -83,7 +84,8 @@ class Forwarder:
 
     def _headers(self, ctx: RequestContext, raw) -> list[tuple[bytes, bytes]]:
         hdrs = relay_headers(raw)
-        hdrs.append((b"x-tollway-trace-id", ctx.trace_id.encode()))
+        hdrs.extend(ctx.response_headers)
+        hdrs.append(ctx.overhead_header())
         return hdrs
 
     async def forward(self, ctx: RequestContext, receive: Receive, send: Send) -> None:
@@ -95,19 +97,12 @@ class Forwarder:
         call = dep.provider.prepare(endpoint, ctx.json, ctx.body, dep.model, ctx.stream, ctx.headers)
         if ctx.byok:
             call.request.headers = with_caller_credentials(call.request.headers, ctx.headers)
-        state = self._state
-        limit = state.settings.server.max_response_bytes
-        try:
-            resp = await dep.transport.send(call.request)
-        except asyncio.CancelledError:
-            if not ctx.cut_by_server():
-                raise
-            await meter(state, ctx, "")  # the provider has the prompt: count it
-            raise shutdown_error() from None
+        limit = self._state.settings.server.max_response_bytes
+        resp = await upstream.send(ctx, dep.transport, call.request, dep.provider.id, dep.provider.kind, dep.model)
         try:
             ctx.status = resp.status
             if resp.status >= 400:
-                body = await self._read(ctx, resp, limit)
+                body = await upstream.read(ctx, resp, limit)
                 ctx.error_type = _provider_error_type(body)
                 ctx.response_started = True
                 await send_bytes(send, resp.status, body, self._headers(ctx, resp.raw_headers))
@@ -115,7 +110,7 @@ class Forwarder:
             if ctx.stream and _is_event_stream(resp.raw_headers):
                 await self._relay_stream(ctx, endpoint, call.injected_usage_option, resp, receive, send)
                 return
-            body = await self._read(ctx, resp, limit)
+            body = await upstream.read(ctx, resp, limit)
             parsed = None
             try:
                 parsed = orjson.loads(body)
@@ -123,6 +118,8 @@ class Forwarder:
                 ctx.error_type = "invalid_provider_body"
             text = None
             if isinstance(parsed, dict):
+                if ctx.trace is not None:
+                    ctx.trace.response_body(parsed)
                 ctx.usage = dep.provider.usage_from_response(endpoint, parsed)
                 served = parsed.get("model")
                 if isinstance(served, str) and served:
@@ -130,7 +127,7 @@ class Forwarder:
                 if ctx.usage is None or not ctx.usage.known:
                     text = dep.provider.output_text(endpoint, parsed)
             parsed = None
-            await meter(state, ctx, text)
+            await meter(self._state, ctx, text)
             hdrs = self._headers(ctx, resp.raw_headers)
             if ctx.cost is not None:
                 hdrs.append((b"x-tollway-cost-usd", format(ctx.cost, "f").encode()))
@@ -138,17 +135,7 @@ class Forwarder:
             await send_bytes(send, resp.status, body, hdrs)
         finally:
             resp.release()
-
-    async def _read(self, ctx: RequestContext, resp, limit: int) -> bytes:
-        """The whole answer, at most `limit` bytes. Cut by a shutdown while it arrives: the
-        prompt is counted and the client gets a 503 (rendered by run_stages)."""
-        try:
-            return await resp.read(limit)
-        except asyncio.CancelledError:
-            if not ctx.cut_by_server():
-                raise
-            await meter(self._state, ctx, "")
-            raise shutdown_error() from None
+            upstream.finish(ctx)
 
     async def _relay_stream(self, ctx: RequestContext, endpoint: Endpoint, injected: bool, resp,
                             receive: Receive, send: Send) -> None:
@@ -169,11 +156,14 @@ class Forwarder:
         watch = DisconnectWatch(receive).start()
         t0 = ctx.t0
         error: ProxyError | None = None
+        trace = ctx.trace
         try:
             async for chunk in resp.iter_chunks():
                 out = relay.feed(chunk)
                 if ctx.ttft_ms is None and watcher.first_token:
                     ctx.ttft_ms = (time.perf_counter() - t0) * 1000.0
+                if trace is not None:
+                    trace.stream_block(out)
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
             out = relay.close()

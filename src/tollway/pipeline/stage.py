@@ -1,9 +1,15 @@
 """Stages and the runner: `before` in order, `after` in reverse for every stage that ran.
 
-A stage may end the request early by raising a ProxyError in `before` (a 401, a 429).
-`after` runs for errors too, so accounting sees every request. A request the server cuts at
-the end of its shutdown grace (its task cancelled) is answered 503 in the route's format
-when nothing was sent yet, and recorded as cancelled.
+A stage may end the request early by raising a ProxyError in `before` (a 401, a 429), or
+answer it itself by setting `ctx.reply` (a cache hit): the stages after it and the handler
+are then skipped. `after` runs for errors and replies too, so accounting sees every request
+and a budget reservation is always settled. A request the server cuts at the end of its
+shutdown grace (its task cancelled) is answered 503 in the route's format when nothing was
+sent yet, and recorded as cancelled.
+
+The order of a model call (see `AppState.call_stages`): accounting (its `after` runs last),
+auth, attribution, decode (body, model), [guard], route (the plan), [policy], [cache], then
+the handler tries the plan's deployments. Bracketed stages exist only when configured.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ async def run_stages(ctx: RequestContext, stages: tuple[Stage, ...],
         for stage in stages:
             ran += 1
             await stage.before(ctx)
-        await handler(ctx)
+            if ctx.reply is not None:
+                break
+        await (ctx.reply or handler)(ctx)
     except ProxyError as e:
         ctx.error = e
         ctx.status = e.status

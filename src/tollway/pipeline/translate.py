@@ -26,6 +26,7 @@ from tollway.formats.errors import TranslationError, parse_provider_error, rende
 from tollway.formats.stream import (
     MessageStart, StreamError, TextDelta, ThinkingDelta, ToolCallArgsDelta, ToolCallStart, UsageDelta,
 )
+from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
 from tollway.providers.base import Endpoint, encode_json
@@ -116,23 +117,16 @@ class Translated:
                                          f"These parameters cannot be honoured by provider '{dep.provider.id}' "
                                          f"({self.wire}): {', '.join(dropped)} (translation.strict is on).",
                                          dropped[0]), "invalid_request")
-        extra: list[tuple[bytes, bytes]] = [(b"x-tollway-trace-id", ctx.trace_id.encode())]
+        extra: list[tuple[bytes, bytes]] = list(ctx.response_headers)
         if dropped:
             extra.append((b"x-tollway-dropped-params", ",".join(dropped).encode()))
         p_endpoint = PROVIDER_CHAT_ENDPOINT[self.wire]
         call = dep.provider.prepare(p_endpoint, body, encode_json(body), dep.model, ctx.stream, ctx.headers)
-        limit = state.settings.server.max_response_bytes
-        try:
-            resp = await dep.transport.send(call.request)
-        except asyncio.CancelledError:
-            if not ctx.cut_by_server():
-                raise
-            await meter(state, ctx, "")  # the provider has the prompt: count it
-            raise shutdown_error() from None
+        resp = await upstream.send(ctx, dep.transport, call.request, dep.provider.id, dep.provider.kind, dep.model)
         try:
             ctx.status = resp.status
             if resp.status >= 400:
-                raw = await self._read(resp, limit)
+                raw = await upstream.read(ctx, resp, state.settings.server.max_response_bytes)
                 perr = parse_provider_error(self.wire, resp.status, raw)
                 ctx.error_type = "provider:" + perr.type
                 status, err = self._error(resp.status, perr.type, perr.message, perr.param)
@@ -148,23 +142,16 @@ class Translated:
                 await self._whole(resp, send, extra, req)
         finally:
             resp.release()
-
-    async def _read(self, resp: Any, limit: int) -> bytes:
-        """The whole answer, at most `limit` bytes; cut by a shutdown: count the prompt, 503."""
-        try:
-            return await resp.read(limit)
-        except asyncio.CancelledError:
-            if not self.ctx.cut_by_server():
-                raise
-            await meter(self._state, self.ctx, "")
-            raise shutdown_error() from None
+            upstream.finish(ctx)
 
     # -- non-stream -----------------------------------------------------------------------------
     async def _whole(self, resp: Any, send: Send, extra: list, req: CanonicalRequest) -> None:
         ctx = self.ctx
-        raw = await self._read(resp, self._state.settings.server.max_response_bytes)
+        raw = await upstream.read(ctx, resp, self._state.settings.server.max_response_bytes)
         try:
             parsed = orjson.loads(raw)
+            if ctx.trace is not None and isinstance(parsed, dict):
+                ctx.trace.response_body(parsed)
             canon: CanonicalResponse = self.wire_mod.response_to_canonical(parsed)
         except (orjson.JSONDecodeError, TranslationError, TypeError, AttributeError) as e:
             ctx.error_type = "invalid_provider_body"
@@ -213,7 +200,7 @@ class Translated:
         hdrs = relay_headers(resp.raw_headers)
         hdrs = [h for h in hdrs if h[0].lower() != b"content-type"]
         hdrs += [*extra, (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
-                 (b"x-accel-buffering", b"no")]
+                 (b"x-accel-buffering", b"no"), ctx.overhead_header()]
         await send({"type": "http.response.start", "status": 200, "headers": hdrs})
         ctx.response_started = True
         watch = DisconnectWatch(receive).start()
@@ -245,9 +232,12 @@ class Translated:
 
         error: ProxyError | None = None
         data = b""
+        trace = ctx.trace
         try:
             async for chunk in resp.iter_chunks():
                 data = emit(parser.feed_bytes(chunk))
+                if trace is not None:
+                    trace.stream_block(data)
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
             finished = True
@@ -304,7 +294,7 @@ class _Rendered(Exception):
 
 async def _send_whole(ctx: RequestContext, send: Send, status: int, hdrs: list, body: bytes) -> None:
     ctx.response_started = True
-    await send_bytes(send, status, body, hdrs)
+    await send_bytes(send, status, body, [*hdrs, ctx.overhead_header()])
 
 
 def _canonical_text(resp: CanonicalResponse) -> str:
@@ -350,5 +340,5 @@ async def forward_translated(state: "AppState", ctx: RequestContext, receive: Re
         await call.forward(receive, send)
     except _Rendered as r:
         ctx.status, ctx.error_type = r.status, r.error_type
-        await _send_whole(ctx, send, r.status, [(b"content-type", b"application/json"),
-                                                (b"x-tollway-trace-id", ctx.trace_id.encode())], r.body)
+        await _send_whole(ctx, send, r.status, [(b"content-type", b"application/json"), *ctx.response_headers],
+                          r.body)

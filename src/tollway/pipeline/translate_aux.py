@@ -17,7 +17,6 @@ and every call sets what the ledger needs (status, usage, model served, cost).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import struct
 from typing import TYPE_CHECKING, Any
@@ -25,12 +24,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tollway.api.asgi import Receive, Send
-from tollway.errors import ProxyError, shutdown_error
+from tollway.errors import ProxyError
 from tollway.formats import anthropic as f_anthropic
 from tollway.formats import gemini as f_gemini
 from tollway.formats import openai_chat as f_openai
 from tollway.formats._util import is_neutral, unsafe_param_name
 from tollway.formats.errors import TranslationError, parse_provider_error, render_error, render_translation_error
+from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
 from tollway.providers.base import Endpoint, encode_json
@@ -77,13 +77,13 @@ class _Call:
         self.ctx = ctx
         assert ctx.deployment is not None
         self.dep: "Deployment" = ctx.deployment
-        self.extra: list[tuple[bytes, bytes]] = [(b"x-tollway-trace-id", ctx.trace_id.encode())]
+        self.extra: list[tuple[bytes, bytes]] = list(ctx.response_headers)
 
     async def _answer(self, send: Send, status: int, body: bytes, extra: list | tuple = ()) -> None:
         ctx = self.ctx
         ctx.response_started = True
         hdrs = [(b"content-type", b"application/json"), *self.extra, *extra,
-                (b"content-length", str(len(body)).encode())]
+                (b"content-length", str(len(body)).encode()), ctx.overhead_header()]
         await send({"type": "http.response.start", "status": status, "headers": hdrs})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -99,19 +99,10 @@ class _Call:
         client with the error (in its own format) and return None."""
         dep = self.dep
         call = dep.provider.prepare(endpoint, body, encode_json(body), dep.model, False, self.ctx.headers)
+        resp = await upstream.send(self.ctx, dep.transport, call.request, dep.provider.id, dep.provider.kind,
+                                   dep.model)
         try:
-            resp = await dep.transport.send(call.request)
-        except asyncio.CancelledError:
-            if not self.ctx.cut_by_server():
-                raise
-            raise shutdown_error() from None
-        try:
-            try:
-                raw = await resp.read(self.state.settings.server.max_response_bytes)
-            except asyncio.CancelledError:
-                if not self.ctx.cut_by_server():
-                    raise
-                raise shutdown_error() from None
+            raw = await upstream.read(self.ctx, resp, self.state.settings.server.max_response_bytes)
             if resp.status >= 400:
                 perr = parse_provider_error(dep.provider.wire_format, resp.status, raw)
                 keep = [(k, v) for k, v in resp.raw_headers if k.lower() in _KEEP_ERROR_HEADERS]
@@ -120,6 +111,7 @@ class _Call:
                 return None
         finally:
             resp.release()
+            upstream.finish(self.ctx)
         try:
             parsed = orjson.loads(raw)
         except orjson.JSONDecodeError:

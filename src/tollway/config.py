@@ -134,6 +134,8 @@ class ServerSettings(_Strict):
     connect_timeout_secs: Float = Field(10.0, gt=0)
     read_timeout_secs: Float = Field(600.0, gt=0)
     data_dir: Path = Path(".tollway")
+    # browser origins allowed to call Tollway (CORS), e.g. ["https://app.example.com"]; "*" = any
+    cors_origins: list[str] = Field(default_factory=list)
 
     @field_validator("master_key")
     @classmethod

@@ -23,6 +23,7 @@ from tollway.logs import AccessLog
 from tollway.pipeline.accounting import AccountingStage
 from tollway.pipeline.attribution import AttributionStage
 from tollway.pipeline.auth import AuthStage, KeyRing
+from tollway.pipeline.context import RequestContext
 from tollway.pipeline.decode import DecodeStage
 from tollway.pipeline.proxy import Forwarder
 from tollway.pipeline.route import RouteStage
@@ -92,8 +93,8 @@ class AppState:
     call_stages: tuple[Stage, ...] = field(init=False)  # model calls (unified routes): see pipeline.stage
     started_at: float = field(default_factory=time.time)
     counting: CountingPool = field(default_factory=CountingPool)  # large token counts, off the loop
-    inflight: int = 0  # requests between AccountingStage.before and after
-    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set whenever inflight is 0
+    inflight: set[RequestContext] = field(default_factory=set)  # between AccountingStage.before and after
+    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set whenever nothing is in flight
     _byok: dict[str, tuple[Provider, Transport]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -154,6 +155,11 @@ class AppState:
 
         catalog.discovery = ModelDiscovery(catalog, http)
         await catalog.discovery.start()
+        # what glob providers' upstreams serve, for the model list (one bounded look now, then periodically)
+        from tollway.providers.model_listing import UpstreamListing
+
+        catalog.listing = UpstreamListing(catalog, providers)
+        await catalog.listing.start()
         if any(p.kind == "demo" for p in settings.providers):
             # the demo counts tokens on every call: load the encodings now, off the event loop
             asyncio.get_running_loop().run_in_executor(None, tokens.preload)
@@ -163,18 +169,20 @@ class AppState:
         """Wait (at most 5 s) until every request still in flight has written its record: at
         shutdown, uvicorn cancels what outlived the grace and goes on at once; the cut
         requests need a moment to answer and record themselves before the writer drains."""
-        if self.inflight <= 0:
+        if not self.inflight:
             return
         try:
             async with asyncio.timeout(5.0):
                 await self.idle.wait()
         except TimeoutError:
-            log.warning("%d request(s) still running at shutdown were not recorded", self.inflight)
+            log.warning("%d request(s) still running at shutdown were not recorded", len(self.inflight))
 
     async def close(self) -> None:
         await self.wait_recorded()
         if self.catalog.discovery is not None:
             await self.catalog.discovery.stop()
+        if self.catalog.listing is not None:
+            await self.catalog.listing.stop()
         if self.billing is not None:
             await self.billing.stop()
         await self.access_log.stop()

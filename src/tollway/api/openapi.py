@@ -42,7 +42,7 @@ _ESTIMATED = {"x-tollway-tokens-estimated": {
 
 
 def _errors(fmt: str) -> dict[str, Any]:
-    schema = {"$ref": _REF + ("AnthropicError" if fmt == "anthropic" else "OpenAIError")}
+    schema = {"$ref": _REF + {"anthropic": "AnthropicError", "gemini": "GeminiError"}.get(fmt, "OpenAIError")}
     out = {}
     for code, desc in (("400", "Invalid JSON, no model, or a project slug that breaks the rule."), ("401", "Missing or invalid Tollway key."),
                        ("404", "Unknown model (the message names the routable models) or route."),
@@ -145,7 +145,8 @@ def openapi_document() -> dict[str, Any]:
             "description": "OK", "content": {"application/json": {"schema": {"$ref": _REF + "Health"}}}}}}},
         "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {
             "description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
-        "/v1/models": {"get": _models_op("Models Tollway can route (OpenAI list format)")},
+        "/v1/models": {"get": _models_op("Models Tollway can route (OpenAI's list; Anthropic's with anthropic-version, "
+                                           "paged by limit / after_id / before_id; Gemini's with x-goog-api-key)")},
         "/projects/{slug}/v1/models": {"get": {
             **_models_op("The same list, under a project's path (the slug is checked: a bad one is a 400)"),
             "parameters": [{"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}]}},
@@ -260,6 +261,9 @@ def openapi_document() -> dict[str, Any]:
         op["parameters"] = [{"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}},
                             *op["parameters"]]
         paths[f"/projects/{{slug}}/v1/{sub}"] = {"post": op}
+    from tollway.api.openapi_surfaces import GEMINI_ERROR, SECURITY_SCHEMES, surface_paths
+
+    paths.update(surface_paths(_proxy_op, paths["/v1/models"]["get"]))
     return {
         "openapi": "3.1.0",
         "info": {"title": "Tollway", "version": __version__,
@@ -273,7 +277,8 @@ def openapi_document() -> dict[str, Any]:
                            "description": "Master key or a configured key (Anthropic routes and operator routes)."},
                 "tollwayKey": {"type": "apiKey", "in": "header", "name": "X-Tollway-Key",
                                "description": "Master key or a configured key; accepted on every route, and the "
-                                              "only place for it on /proxy/ routes."}},
+                                              "only place for it on /proxy/ routes."},
+                **SECURITY_SCHEMES},
             "schemas": {
                 "OpenAIError": {"type": "object", "required": ["error"], "properties": {"error": {
                     "type": "object", "required": ["message", "type"], "properties": {
@@ -283,6 +288,7 @@ def openapi_document() -> dict[str, Any]:
                     "type": {"const": "error"}, "error": {"type": "object", "required": ["type", "message"],
                                                           "properties": {"type": {"type": "string"},
                                                                          "message": {"type": "string"}}}}},
+                "GeminiError": GEMINI_ERROR,
                 "Health": {"type": "object", "required": ["status", "version", "uptime_secs", "providers"],
                            "properties": {"status": {"type": "string"}, "version": {"type": "string"},
                                           "uptime_secs": {"type": "integer"},

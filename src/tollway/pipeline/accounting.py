@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from tollway.counting import OutputTally
 from tollway.estimate import prompt_tokens
 from tollway.pipeline.context import SERVER_SHUTDOWN, RequestContext
-from tollway.providers.base import Endpoint
+from tollway.providers.base import COUNTING_ENDPOINTS
 from tollway.usage import Usage, UsageRecord
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ async def meter(state: "AppState", ctx: RequestContext, output: "str | OutputTal
         return
     ctx.metered = True
     dep = ctx.deployment
-    if ctx.endpoint == Endpoint.COUNT_TOKENS and (0 < ctx.status < 400 or ctx.cancelled):
+    if ctx.endpoint in COUNTING_ENDPOINTS and (0 < ctx.status < 400 or ctx.cancelled):
         ctx.cost, ctx.cost_note = Decimal(0), "token counting is free"
         return
     if dep is None:
@@ -73,7 +73,7 @@ class AccountingStage:
 
     async def before(self, ctx: RequestContext) -> None:
         state = self._state  # the first stage: its after() runs last, for every request
-        state.inflight += 1
+        state.inflight.add(ctx)
         state.idle.clear()
 
     async def after(self, ctx: RequestContext) -> None:
@@ -83,10 +83,11 @@ class AccountingStage:
             await meter(self._state, ctx, "" if sent_then_cut else None)
             self._record(ctx)
         finally:
-            state = self._state
-            state.inflight -= 1
-            if state.inflight <= 0:
-                state.idle.set()
+            inflight = self._state.inflight
+            if ctx in inflight:  # (Realtime records its responses through after() alone)
+                inflight.discard(ctx)
+                if not inflight:
+                    self._state.idle.set()
 
     def _record(self, ctx: RequestContext) -> None:
         dep = ctx.deployment

@@ -24,8 +24,9 @@ from tollway.errors import ProxyError, render, shutdown_error
 from tollway.formats.errors import stream_error_event as format_stream_error
 from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
+from tollway.pipeline.client_headers import with_client_headers
 from tollway.pipeline.context import RequestContext
-from tollway.pipeline.translate import forward_translated, needs_translation
+from tollway.pipeline.translate import can_force_canonical, forward_translated, needs_translation
 from tollway.providers.base import Endpoint, StreamRelay
 from tollway.sse import EventTooLarge
 
@@ -72,7 +73,7 @@ def stream_error_event(endpoint: Endpoint, fmt: str, err: ProxyError) -> bytes:
     if endpoint == Endpoint.RESPONSES:
         etype = "timeout_error" if err.kind == "upstream_timeout" else "api_error"
         return format_stream_error("responses", etype, err.message)
-    _, body = render(err, "anthropic" if fmt == "anthropic" else "openai")
+    _, body = render(err, fmt if fmt in ("anthropic", "gemini") else "openai")  # type: ignore[arg-type]
     if fmt == "anthropic":
         return b"event: error\ndata: " + body + b"\n\n"
     return b"data: " + body + b"\n\n"
@@ -92,9 +93,10 @@ class Forwarder:
         dep = ctx.deployment
         assert dep is not None and ctx.json is not None
         endpoint = Endpoint(ctx.endpoint)
-        if needs_translation(endpoint, dep.provider):
+        if needs_translation(endpoint, dep.provider) or (ctx.canonical and can_force_canonical(endpoint, dep.provider)):
             return await forward_translated(self._state, ctx, receive, send)
         call = dep.provider.prepare(endpoint, ctx.json, ctx.body, dep.model, ctx.stream, ctx.headers)
+        call.request.headers = with_client_headers(call.request.headers, ctx.headers)
         if ctx.byok:
             call.request.headers = with_caller_credentials(call.request.headers, ctx.headers)
         limit = self._state.settings.server.max_response_bytes

@@ -32,7 +32,7 @@ from tollway.formats import responses as f_responses
 from tollway.formats.errors import TranslationError, gemini_error_body, render_error
 from tollway.ids import uuid7
 from tollway.providers.anthropic import AnthropicProvider
-from tollway.providers.base import Endpoint, ErrorClass, PreparedCall, UpstreamRequest, classify_http_status
+from tollway.providers.base import GEMINI_ENDPOINTS, Endpoint, ErrorClass, PreparedCall, UpstreamRequest, classify_http_status
 from tollway.providers.gemini import GeminiProvider
 from tollway.providers.openai import OpenAIProvider
 from tollway.usage import Usage
@@ -444,6 +444,8 @@ class DemoProvider:
     def _parser(self, endpoint: Endpoint) -> OpenAIProvider | AnthropicProvider | GeminiProvider:
         if self._acting is not None:
             return self._acting
+        if endpoint in GEMINI_ENDPOINTS:
+            return self._gemini
         return self._anthropic if endpoint in AnthropicProvider.endpoints else self._openai
 
     def auth_headers(self) -> dict[str, str]:

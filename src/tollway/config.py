@@ -126,6 +126,10 @@ class ServerSettings(_Strict):
     # seals provider credentials set through the API (AES-GCM); env TOLLWAY_SECRET_KEY
     secret_key: SecretStr | None = None
     max_body_bytes: Int = Field(32 * 1024 * 1024, ge=1024)
+    # the largest non-stream provider answer Tollway holds (inflated); larger ones are a 502
+    max_response_bytes: Int = Field(64 * 1024 * 1024, ge=1024)
+    # the largest single event of a provider stream (a stream that never ends an event is cut there)
+    max_stream_event_bytes: Int = Field(16 * 1024 * 1024, ge=1024)
     shutdown_grace_secs: Float = Field(30.0, ge=0)
     connect_timeout_secs: Float = Field(10.0, gt=0)
     read_timeout_secs: Float = Field(600.0, gt=0)

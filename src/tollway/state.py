@@ -18,10 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tollway.billing.outbox import Outbox
 from tollway.billing.sender import BillingSender
 from tollway.config import ProviderSettings, Settings
+from tollway.counting import CountingPool
 from tollway.logs import AccessLog
 from tollway.pipeline.accounting import AccountingStage
 from tollway.pipeline.attribution import AttributionStage
 from tollway.pipeline.auth import AuthStage, KeyRing
+from tollway.pipeline.context import RequestContext
 from tollway.pipeline.decode import DecodeStage
 from tollway.pipeline.proxy import Forwarder
 from tollway.pipeline.route import RouteStage
@@ -90,6 +92,9 @@ class AppState:
     stages: tuple[Stage, ...] = field(init=False)  # every proxied request: accounting, auth, attribution
     call_stages: tuple[Stage, ...] = field(init=False)  # model calls (unified routes): see pipeline.stage
     started_at: float = field(default_factory=time.time)
+    counting: CountingPool = field(default_factory=CountingPool)  # large token counts, off the loop
+    inflight: set[RequestContext] = field(default_factory=set)  # between AccountingStage.before and after
+    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set whenever nothing is in flight
     _byok: dict[str, tuple[Provider, Transport]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -123,9 +128,10 @@ class AppState:
         http = HttpTransport(settings.server.connect_timeout_secs, settings.server.read_timeout_secs)
         await http.start()
         tokens = TokenCounter()
+        counting = CountingPool()
         providers: list[tuple[Provider, Transport]] = []
         for ps in settings.providers:
-            providers.append(build_provider(ps, http, tokens))
+            providers.append(build_provider(ps, http, tokens, counting))
         prices = PriceBook(price_overrides(settings))
         catalog = Catalog(providers, settings.aliases, known_models=prices.known_models)
         # Long-lived start-up objects never need collecting; fewer, larger young-generation
@@ -134,7 +140,7 @@ class AppState:
         gc.freeze()
         gc.set_threshold(20_000, 50, 100)
         state = cls(settings=settings, engine=engine, ledger=ledger, http=http, catalog=catalog,
-                    keys=KeyRing(settings), prices=prices, tokens=tokens,
+                    keys=KeyRing(settings), prices=prices, tokens=tokens, counting=counting,
                     access_log=AccessLog(settings.logging.format, enabled=settings.logging.level in ("debug", "info")),
                     metrics=metrics, tracing=tracing, outbox=outbox)
         state.access_log.start()
@@ -160,7 +166,20 @@ class AppState:
             asyncio.get_running_loop().run_in_executor(None, tokens.preload)
         return state
 
+    async def wait_recorded(self) -> None:
+        """Wait (at most 5 s) until every request still in flight has written its record: at
+        shutdown, uvicorn cancels what outlived the grace and goes on at once; the cut
+        requests need a moment to answer and record themselves before the writer drains."""
+        if not self.inflight:
+            return
+        try:
+            async with asyncio.timeout(5.0):
+                await self.idle.wait()
+        except TimeoutError:
+            log.warning("%d request(s) still running at shutdown were not recorded", len(self.inflight))
+
     async def close(self) -> None:
+        await self.wait_recorded()
         if self.catalog.discovery is not None:
             await self.catalog.discovery.stop()
         if self.catalog.listing is not None:
@@ -175,6 +194,7 @@ class AppState:
         if self.tracing is not None:
             await self.tracing.shutdown()
         await self.http.close()
+        self.counting.close()
         await self.engine.dispose()
 
     def byok_provider(self, kind: str) -> tuple[Provider, Transport]:
@@ -184,7 +204,7 @@ class AppState:
             configured = self.catalog.first_of_kind(kind)
             base = configured[0].settings.base_url if configured else ""
             ps = ProviderSettings(id=configured[0].id if configured else kind, kind=kind, base_url=base)  # type: ignore[arg-type]
-            found = build_provider(ps, self.http, self.tokens)
+            found = build_provider(ps, self.http, self.tokens, self.counting)
             self._byok[kind] = found
         return found
 

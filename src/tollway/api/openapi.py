@@ -46,7 +46,9 @@ def _errors(fmt: str) -> dict[str, Any]:
     out = {}
     for code, desc in (("400", "Invalid JSON, no model, or a project slug that breaks the rule."), ("401", "Missing or invalid Tollway key."),
                        ("404", "Unknown model (the message names the routable models) or route."),
-                       ("413", "Body over server.max_body_bytes."), ("502", "Provider unreachable."),
+                       ("413", "Body over server.max_body_bytes."),
+                       ("502", "Provider unreachable, or its answer over server.max_response_bytes."),
+                       ("503", "Tollway is shutting down and cut the call (server.shutdown_grace_secs)."),
                        ("504", "Provider timed out.")):
         out[code] = {"description": desc + " Provider errors are relayed unchanged with the provider's status.",
                      "headers": _TRACE, "content": {"application/json": {"schema": schema}}}

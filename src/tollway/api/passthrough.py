@@ -154,7 +154,7 @@ class PassthroughRoute:
                 if subpath.startswith("/messages/batches") and ctx.provider.wire_format == "anthropic":  # type: ignore[union-attr]
                     body = own_results_url(body, ctx.provider.settings.base_url, own_base)  # type: ignore[union-attr]
             else:
-                self._meter_body(ctx, rule, body)
+                await self._meter_body(ctx, rule, body)
                 if ctx.cost is not None:
                     hdrs.append((b"x-tollway-cost-usd", format(ctx.cost, "f").encode()))
             hdrs.append((b"content-length", str(len(body)).encode()))
@@ -192,7 +192,7 @@ class PassthroughRoute:
                     ctx.error_type = "stream_error"
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    def _meter_body(self, ctx: RequestContext, rule: Metered, body: bytes) -> None:
+    async def _meter_body(self, ctx: RequestContext, rule: Metered, body: bytes) -> None:
         obj = None
         if body[:1] in (b"{", b" ", b"\n"):
             try:
@@ -207,4 +207,4 @@ class PassthroughRoute:
             if rule.text_field is not None and (ctx.usage is None or not ctx.usage.known):
                 value = obj.get(rule.text_field)
                 text = value if isinstance(value, str) else None
-        meter(self._state, ctx, text)
+        await meter(self._state, ctx, text)

@@ -56,6 +56,7 @@ def serve(
 
     from tollway.app import build_app
     from tollway.logs import setup_logging
+    from tollway.server.run import edge_tracker, raise_fd_limit, uvicorn_config
 
     settings = _override(_load(config, demo=demo), host=host, port=port)
     level = log_level or settings.logging.level
@@ -74,11 +75,9 @@ def serve(
     log.info("tollway %s listening on http://%s:%d (providers: %s; store: %s)", __version__, settings.server.host,
              settings.server.port, ", ".join(p.id for p in settings.providers) or "none",
              "sqlite" if settings.store_url.startswith("sqlite") else "external")
-    uv = uvicorn.Config(
-        build_app(settings), host=settings.server.host, port=settings.server.port, loop="uvloop",
-        http="httptools", lifespan="on", access_log=False, log_config=None, server_header=False, proxy_headers=False,
-        timeout_graceful_shutdown=int(settings.server.shutdown_grace_secs) or None, backlog=4096,
-    )
+    tracker = edge_tracker(settings)
+    raise_fd_limit(settings.server.max_connections)
+    uv = uvicorn_config(build_app(settings, tracker), settings, tracker)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then restores the handlers it found and
     # raises the signal again; with the default handlers a clean drain would end as "killed by
     # SIGTERM" (exit -15 / 143). Handlers that do nothing let a graceful shutdown exit 0.

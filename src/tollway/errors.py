@@ -21,11 +21,17 @@ _KINDS: dict[str, tuple[int, str, str | None, str]] = {
     "not_found": (404, "invalid_request_error", "not_found", "not_found_error"),
     "model_not_found": (404, "invalid_request_error", "model_not_found", "not_found_error"),
     "request_too_large": (413, "invalid_request_error", "request_too_large", "request_too_large"),
+    # never seen by the client (it is gone); 499 as in nginx, for the record
+    "client_disconnected": (499, "invalid_request_error", "client_disconnected", "invalid_request_error"),
+    "request_timeout": (408, "invalid_request_error", "request_timeout", "timeout_error"),
+    "header_too_large": (431, "invalid_request_error", "request_header_fields_too_large", "invalid_request_error"),
     "rate_limit": (429, "rate_limit_error", "rate_limit_exceeded", "rate_limit_error"),
     "internal": (500, "server_error", None, "api_error"),
     "upstream_unreachable": (502, "server_error", "upstream_unreachable", "api_error"),
     "upstream_error": (502, "server_error", "upstream_error", "api_error"),
     "upstream_timeout": (504, "server_error", "upstream_timeout", "timeout_error"),
+    "overloaded": (503, "server_error", "overloaded", "overloaded_error"),
+    "store_unavailable": (503, "server_error", "store_unavailable", "api_error"),
 }
 
 

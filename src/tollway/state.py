@@ -26,6 +26,7 @@ from tollway.providers.base import Provider
 from tollway.providers.registry import build_provider
 from tollway.providers.transport import HttpTransport, Transport
 from tollway.routing.catalog import Catalog, Deployment
+from tollway.server.limits import ConnectionTracker
 from tollway.storage.engine import make_engine, migrate
 from tollway.storage.ledger import LedgerWriter
 from tollway.storage.responses import ResponseStore
@@ -61,6 +62,8 @@ class AppState:
     forwarder: Forwarder = field(init=False)
     stages: tuple[Stage, ...] = field(init=False)
     started_at: float = field(default_factory=time.time)
+    connections: ConnectionTracker | None = None  # the HTTP server's, when it is Tollway's own (serve)
+    unauthenticated: int = 0  # requests refused with 401 by the auth stage (logged, not recorded)
     _byok: dict[str, tuple[Provider, Transport]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -192,7 +192,7 @@ def make_record_fixture() -> Callable[..., UsageRecord]:
 
 @pytest.fixture
 def eventually() -> Callable[..., Awaitable[None]]:
-    """`await eventually(predicate, timeout=5.0)`: poll until true or fail."""
+    """`await eventually(predicate, within=5.0)`: poll until true or fail."""
     return _eventually
 
 

@@ -47,7 +47,9 @@ class ConnectionTracker:
     def __init__(self, limits: EdgeLimits) -> None:
         self.limits = limits
         self.open = 0
-        self._idle: OrderedDict[Any, None] = OrderedDict()
+        # connections with no request in progress, least recently active first; the
+        # protocol adds and removes itself (see GuardedHttpProtocol)
+        self.idle_connections: OrderedDict[Any, None] = OrderedDict()
         self.header_too_large = 0  # 431
         self.header_timeouts = 0  # 408 or closed before a complete header section
         self.body_timeouts = 0  # 408 or closed before a complete body
@@ -58,25 +60,18 @@ class ConnectionTracker:
         """Count a new connection; False when it must be refused (every slot busy)."""
         self.open += 1
         if self.open > self.limits.max_connections:
-            if not self._idle:
+            if not self.idle_connections:
                 self.refused += 1
                 return False
-            victim, _ = self._idle.popitem(last=False)
+            victim, _ = self.idle_connections.popitem(last=False)
             self.evicted += 1
             victim.evict()
-        self._idle[conn] = None
+        self.idle_connections[conn] = None
         return True
-
-    def busy(self, conn: Any) -> None:
-        """A request's headers are complete: this connection is not evictable until its response ends."""
-        self._idle.pop(conn, None)
-
-    def idle(self, conn: Any) -> None:
-        self._idle[conn] = None
 
     def closed(self, conn: Any) -> None:
         self.open -= 1
-        self._idle.pop(conn, None)
+        self.idle_connections.pop(conn, None)
 
     def snapshot(self) -> dict[str, int]:
         return {"open": self.open, "max": self.limits.max_connections, "header_too_large": self.header_too_large,

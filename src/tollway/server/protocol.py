@@ -59,6 +59,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                  _loop: asyncio.AbstractEventLoop | None = None, *, tracker: ConnectionTracker) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self._tracker = tracker
+        self._idle = tracker.idle_connections  # shared; two dict operations per request
         self._max_header = tracker.limits.max_header_bytes
         self._awaiting = True  # the current request's header section is not complete yet
         self._header_bytes = 0  # bytes of it fed to the parser so far
@@ -100,6 +101,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     # -- reading ------------------------------------------------------------------------------
 
     def data_received(self, data: bytes | memoryview) -> None:
+        # The hot path: parsing and the checks after it are inline, not in helper calls.
         self._unset_keepalive_if_required()
         if self._awaiting:
             room = self._max_header - self._header_bytes
@@ -107,11 +109,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self._split(memoryview(data), room)
                 return
             self._header_bytes += len(data)
-        if not self._feed(data):
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:  # HttpParserUpgrade is one too
+            self._parser_stopped(exc)
             return
-        self._after_read()
-
-    def _after_read(self) -> None:
+        if self.transport.is_closing():
+            return
         if self._awaiting:
             if self._header_bytes >= self._max_header:
                 self._refuse_headers()  # that many bytes and the section is still not complete
@@ -128,30 +132,28 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         """A read that would take an unfinished header section past the limit: feed it only
         up to the limit; the rest only if the section ended within it."""
         self._header_bytes += room
-        if not self._feed(view[:room]):
+        try:
+            self.parser.feed_data(view[:room])
+        except httptools.HttpParserError as exc:
+            self._parser_stopped(exc)
+            return
+        if self.transport.is_closing():
             return
         if self._awaiting and self._header_bytes >= self._max_header:
             self._refuse_headers()
             return
         self.data_received(view[room:])
 
-    def _feed(self, data: bytes | memoryview) -> bool:
-        """Give data to the parser; False when the connection is done with (refused or broken)."""
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
+    def _parser_stopped(self, exc: httptools.HttpParserError) -> None:
+        if isinstance(exc, httptools.HttpParserUpgrade):
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
             else:  # uvicorn warns twice per such request: a log flood for the asking
                 log.debug("unsupported upgrade request from %s", self.client)
-            return False
-        except httptools.HttpParserError:
-            if self._rejection is not None:
-                self._answer(*self._rejection)
-            else:
-                self.send_400_response("Invalid HTTP request received.")
-            return False
-        return not self.transport.is_closing()
+        elif self._rejection is not None:
+            self._answer(*self._rejection)
+        else:
+            self.send_400_response("Invalid HTTP request received.")
 
     def _response_done(self) -> bool:
         return self.cycle is None or self.cycle.response_complete
@@ -171,11 +173,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
-        self._tracker.busy(self)
-        super().on_headers_complete()
+        self._idle.pop(self, None)  # busy with a request: not evictable
+        HttpToolsProtocol.on_headers_complete(self)
 
     def on_message_complete(self) -> None:
-        super().on_message_complete()
+        HttpToolsProtocol.on_message_complete(self)
         self._awaiting = True
         self._header_bytes = 0
         self._exact = False  # until data_received sees that no new message began in this read
@@ -185,14 +187,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._body_timer = None
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if self.transport.is_closing():
-            return
+        HttpToolsProtocol.on_response_complete(self)
         if self._deferred is not None:
             if not self.pipeline and self._response_done():
                 self._answer(*self._deferred)
-            return
-        self._tracker.idle(self)
+        elif not self.transport.is_closing():
+            self._idle[self] = None  # evictable again until the next request's headers are complete
 
     # -- refusing -----------------------------------------------------------------------------
 

@@ -12,16 +12,18 @@ from typing import Any, Awaitable, Callable
 import orjson
 
 from tollway.api.admin import AdminRoutes
+from tollway.api.admin_api import AdminApi, register_audit
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
 from tollway.api.health import HealthRoutes
 from tollway.api.openapi import openapi_document
-from tollway.api.passthrough import PassthroughRoute
+from tollway.api.passthrough import PASSTHROUGH_METHODS, PassthroughRoute
 from tollway.api.responses_state import ResponsesStateRoute
 from tollway.api.unified import UnifiedRoute
 from tollway.config import Settings
 from tollway.errors import ProxyError, render
 from tollway.providers.base import Endpoint
 from tollway.server.limits import ConnectionTracker
+from tollway.slugs import SLUG_RULE, is_slug
 from tollway.state import AppState
 
 log = logging.getLogger("tollway")
@@ -40,15 +42,21 @@ UNIFIED: tuple[tuple[str, str, str, Endpoint], ...] = (
 
 
 class Router:
-    """Built once the state exists (in lifespan startup)."""
+    """Built once the state exists (in lifespan startup).
+
+    `served_routes()` lists what `__call__` answers; /openapi.json and the README list the same
+    (tests/proxy/test_openapi.py compares them and probes every route): change them together.
+    """
 
     def __init__(self, state: AppState) -> None:
         admin, health = AdminRoutes(state), HealthRoutes(state)
         self.admin = admin
+        self.admin_api = AdminApi(state)
+        register_audit(self.admin_api, state)
         self.unified: dict[str, UnifiedRoute] = {
             "/v1" + sub: UnifiedRoute(state, route, fmt, ep) for sub, route, fmt, ep in UNIFIED}
         self.byok: dict[str, dict[str, UnifiedRoute]] = {
-            kind: {"/v1" + sub: UnifiedRoute(state, "proxy." + route, fmt, ep, byok_kind=kind)
+            kind: {"/v1" + sub: UnifiedRoute(state, "proxy." + route, fmt, ep, byok=True)
                    for sub, route, fmt, ep in UNIFIED if fmt == kind}
             for kind in ("openai", "anthropic")}
         self.passthrough = {kind: PassthroughRoute(state, kind, byok=True) for kind in ("openai", "anthropic")}
@@ -59,9 +67,24 @@ class Router:
             "/v1/models": health.models,
             "/v1/records": admin.records,
             "/v1/stats": admin.stats,
+            "/v1/me": admin.me,
             "/openapi.json": self._openapi,
         }
         self._openapi_body = orjson.dumps(openapi_document())
+
+    def served_routes(self) -> list[tuple[str, str]]:
+        """Every (method, path template) this router answers, as /openapi.json names them."""
+        out = [("POST", path) for path in self.unified]
+        out += [(m, path) for path in self.get for m in ("GET", "HEAD")]
+        out += [("POST", "/projects/{slug}" + path) for path in self.unified]
+        out += [(m, "/projects/{slug}/v1/models") for m in ("GET", "HEAD")]
+        out += [(m, f"/proxy/{kind}/v1/{{path}}") for kind in self.passthrough for m in PASSTHROUGH_METHODS]
+        out += [(m, "/v1/records/{trace_id}") for m in ("GET", "HEAD")]
+        out += [(m, "/v1/responses/{response_id}") for m in ("GET", "DELETE")]
+        out += [(m, "/v1/{path}") for m in PASSTHROUGH_METHODS]
+        for method, pattern in self.admin_api.routes():
+            out += [(method, pattern), ("HEAD", pattern)] if method == "GET" else [(method, pattern)]
+        return out
 
     async def _openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_bytes(send, 200, self._openapi_body, JSON_HEADERS)
@@ -83,27 +106,36 @@ class Router:
             if slug:
                 if method == "POST" and rest in self.unified:
                     return await self.unified[rest](scope, receive, send, path_project=slug)
-                if method == "GET" and rest == "/v1/models":
+                if method in ("GET", "HEAD") and rest == "/v1/models":
+                    if not is_slug(slug):
+                        return await bad_request(send, f"The project slug in /projects/{{slug}}/ must be {SLUG_RULE}.")
                     return await self.get[rest](scope, receive, send)
             return await not_found(scope, send)
         if path.startswith("/proxy/"):
             kind, _, rest = path[7:].partition("/")
             rest = "/" + rest
-            if kind in self.byok and rest.startswith("/v1/"):
+            if kind in self.byok and rest.startswith("/v1/") and method in PASSTHROUGH_METHODS:
                 route = self.byok[kind].get(rest) if method == "POST" else None
                 if route is not None:
                     return await route(scope, receive, send)
                 return await self.passthrough[kind](scope, receive, send, subpath=rest[3:])
             return await not_found(scope, send)
+        if path.startswith("/admin/"):
+            return await self.admin_api(scope, receive, send)
         if path.startswith("/v1/records/") and method in ("GET", "HEAD"):
             return await self.admin.record(scope, receive, send, trace_id=path[12:])
         if path.startswith("/v1/responses/") and method in ("GET", "DELETE") and path.count("/") == 3:
             return await self.responses_state(scope, receive, send, response_id=path[14:])
-        if path.startswith("/v1/"):
+        if path.startswith("/v1/") and method in PASSTHROUGH_METHODS:
             if path.startswith("/v1/messages"):
                 return await not_found(scope, send, fmt="anthropic")
             return await self.openai_passthrough(scope, receive, send, subpath=path[3:])
         return await not_found(scope, send)
+
+
+async def bad_request(send: Send, message: str) -> None:
+    status, body = render(ProxyError("invalid_request", message), "openai")
+    await send_bytes(send, status, body, JSON_HEADERS)
 
 
 async def not_found(scope: Scope, send: Send, fmt: str = "openai") -> None:

@@ -25,6 +25,7 @@ _KINDS: dict[str, tuple[int, str, str | None, str]] = {
     "client_disconnected": (499, "invalid_request_error", "client_disconnected", "invalid_request_error"),
     "request_timeout": (408, "invalid_request_error", "request_timeout", "timeout_error"),
     "header_too_large": (431, "invalid_request_error", "request_header_fields_too_large", "invalid_request_error"),
+    "unprocessable": (422, "invalid_request_error", "validation_error", "invalid_request_error"),
     "rate_limit": (429, "rate_limit_error", "rate_limit_exceeded", "rate_limit_error"),
     "internal": (500, "server_error", None, "api_error"),
     "upstream_unreachable": (502, "server_error", "upstream_unreachable", "api_error"),

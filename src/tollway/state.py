@@ -19,7 +19,9 @@ from tollway.logs import AccessLog
 from tollway.pipeline.accounting import AccountingStage
 from tollway.pipeline.attribution import AttributionStage
 from tollway.pipeline.auth import AuthStage, KeyRing
+from tollway.pipeline.decode import DecodeStage
 from tollway.pipeline.proxy import Forwarder
+from tollway.pipeline.route import RouteStage
 from tollway.pipeline.stage import Stage
 from tollway.pricing import ModelPrice, PriceBook
 from tollway.providers.base import Provider
@@ -27,6 +29,8 @@ from tollway.providers.registry import build_provider
 from tollway.providers.transport import HttpTransport, Transport
 from tollway.routing.catalog import Catalog, Deployment
 from tollway.server.limits import ConnectionTracker
+from tollway.secrets import SecretBox
+from tollway.storage.audit import AuditLog
 from tollway.storage.engine import make_engine, migrate
 from tollway.storage.ledger import LedgerWriter
 from tollway.storage.responses import ResponseStore
@@ -59,8 +63,12 @@ class AppState:
     tokens: TokenCounter
     access_log: AccessLog
     responses: ResponseStore = field(init=False)
+    audit: AuditLog = field(init=False)
+    # seals credentials set through the API; None without TOLLWAY_SECRET_KEY (then such calls are refused)
+    secret_box: SecretBox | None = field(init=False)
     forwarder: Forwarder = field(init=False)
-    stages: tuple[Stage, ...] = field(init=False)
+    stages: tuple[Stage, ...] = field(init=False)  # every proxied request: accounting, auth, attribution
+    call_stages: tuple[Stage, ...] = field(init=False)  # model calls (unified routes): see pipeline.stage
     started_at: float = field(default_factory=time.time)
     connections: ConnectionTracker | None = None  # the HTTP server's, when it is Tollway's own (serve)
     unauthenticated: int = 0  # requests refused with 401 by the auth stage (logged, not recorded)
@@ -69,8 +77,12 @@ class AppState:
     def __post_init__(self) -> None:
         self.forwarder = Forwarder(self)
         self.responses = ResponseStore(self.engine)
+        self.audit = AuditLog(self.engine)
+        sk = self.settings.server.secret_key
+        self.secret_box = SecretBox(sk.get_secret_value()) if sk is not None else None
         # accounting first: its after() runs last, for every request, failures included
         self.stages = (AccountingStage(self), AuthStage(self.keys), AttributionStage())
+        self.call_stages = (*self.stages, DecodeStage(self), RouteStage(self))
 
     @classmethod
     async def open(cls, settings: Settings) -> "AppState":

@@ -1,4 +1,4 @@
-"""Operator endpoints: GET /v1/records and GET /v1/stats (master key when keys are set).
+"""Operator endpoints: GET /v1/records and GET /v1/stats (viewer role when keys are set).
 
 Every query parameter is checked here before it reaches SQL: a malformed one is a 400 in the
 OpenAI error shape, never a 500 (Postgres refuses NUL in text and integers beyond 32 bits,
@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 from sqlalchemy.exc import SQLAlchemyError
 
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_json
+from tollway.api.authz import authorize, caller
 from tollway.errors import ProxyError, render
 from tollway.storage import queries
 
@@ -64,19 +65,7 @@ class AdminRoutes:
         self._state = state
 
     def _authorize(self, scope: Scope) -> None:
-        if not self._state.keys.enabled:
-            return
-        h = dict(scope["headers"])
-        auth = h.get(b"authorization", b"")
-        presented = auth[7:].strip() if auth[:7].lower() == b"bearer " else (
-            h.get(b"x-api-key") or h.get(b"x-tollway-key"))
-        if not presented:
-            raise ProxyError("authentication", "This endpoint needs the master key (Authorization: Bearer).")
-        info = self._state.keys.lookup(presented)
-        if info is None:
-            raise ProxyError("authentication", "Invalid key (send the master key as Authorization: Bearer).")
-        if not info.master:
-            raise ProxyError("permission", "Only the master key may read records and stats.")
+        authorize(self._state, scope, "viewer")
 
     @staticmethod
     def _filters(scope: Scope, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -126,6 +115,21 @@ class AdminRoutes:
         except (SQLAlchemyError, OSError) as e:
             log.warning("records/stats: store unavailable: %s", type(e).__name__)
             status, body = render(ProxyError("store_unavailable", "The store cannot be read right now."), "openai")
+            await send_bytes(send, status, body, JSON_HEADERS)
+            return
+        await send_json(send, 200, result)
+
+    async def me(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Who the presented key is: its id and roles (the portal shows or hides controls by them)."""
+        async def produce() -> dict[str, Any]:
+            info = caller(self._state, scope)
+            if info is None:
+                return {"open": True, "key_id": None, "roles": ["admin", "user", "viewer"]}
+            return {"open": False, "key_id": info.id, "roles": sorted(info.roles)}
+        try:
+            result = await produce()
+        except ProxyError as e:
+            status, body = render(e, "openai")
             await send_bytes(send, status, body, JSON_HEADERS)
             return
         await send_json(send, 200, result)

@@ -27,6 +27,9 @@ from tollway.routing.catalog import Deployment
 if TYPE_CHECKING:
     from tollway.state import AppState
 
+# methods passed through on /v1/{path} and /proxy/<kind>/v1/{path} (TRACE, CONNECT and others: 404)
+PASSTHROUGH_METHODS: tuple[str, ...] = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
 _HOP = frozenset({b"host", b"connection", b"keep-alive", b"content-length", b"transfer-encoding", b"te",
                   b"upgrade", b"proxy-authorization", b"proxy-connection", b"accept-encoding", b"trailer"})
 _CREDENTIALS = frozenset({b"authorization", b"x-api-key", b"api-key"})
@@ -56,7 +59,7 @@ class PassthroughRoute:
     async def __call__(self, scope: Scope, receive: Receive, send: Send, subpath: str) -> None:
         fmt = "anthropic" if self.kind == "anthropic" else "openai"
         ctx = RequestContext(self.route, fmt, "passthrough", scope["method"], scope["path"],  # type: ignore[arg-type]
-                             dict(scope["headers"]))
+                             dict(scope["headers"]), receive, send)
         ctx.byok = self.byok
         state = self._state
 
@@ -106,7 +109,7 @@ class PassthroughRoute:
     async def _relay(self, ctx: RequestContext, resp, receive: Receive, send: Send) -> None:
         ctx.status = resp.status
         hdrs = relay_headers(resp.raw_headers)
-        hdrs.append((b"x-tollway-trace-id", ctx.trace_id.encode()))
+        hdrs.extend(ctx.response_headers)
         streaming = any(k.lower() == b"content-type" and v.startswith(b"text/event-stream")
                         for k, v in resp.raw_headers)
         if not streaming:

@@ -23,7 +23,7 @@ class ResponsesStateRoute:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, response_id: str) -> None:
         ctx = RequestContext("openai.responses_state", "openai", "passthrough", scope["method"], scope["path"],
-                             dict(scope["headers"]))
+                             dict(scope["headers"]), receive, send)
         state = self._state
 
         async def handle(ctx: RequestContext) -> None:
@@ -34,14 +34,14 @@ class ResponsesStateRoute:
                     ctx.status = 200
                     ctx.response_started = True
                     await send_json(send, 200, {"id": response_id, "object": "response", "deleted": True},
-                                    [(b"x-tollway-trace-id", ctx.trace_id.encode())])
+                                    ctx.response_headers)
                     return
             else:
                 found = await store.get(response_id)
                 if found is not None:
                     ctx.status = 200
                     ctx.response_started = True
-                    await send_json(send, 200, found[0], [(b"x-tollway-trace-id", ctx.trace_id.encode())])
+                    await send_json(send, 200, found[0], ctx.response_headers)
                     return
             upstream = state.catalog.first_of_kind("openai")
             if upstream is None:

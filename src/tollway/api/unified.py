@@ -1,82 +1,56 @@
-"""The unified proxy routes: decode, run the stages, route the model, forward.
+"""The unified proxy routes: build the request context and run the model-call stages.
 
 One `UnifiedRoute` per (surface, endpoint): `/v1/chat/completions` is
 `UnifiedRoute(state, "openai.chat", "openai", Endpoint.CHAT)`. The `/proxy/<kind>/v1/...`
 copies of these routes set `byok`: the caller's own provider key goes upstream untouched
 and the model goes to that provider kind as named, without catalog routing.
+What happens to a call is the stage list `AppState.call_stages` (see `pipeline.stage`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import orjson
-
-from tollway.api.asgi import Receive, Scope, Send, read_body, send_bytes
+from tollway.api.asgi import Receive, Scope, Send, send_bytes
 from tollway.errors import ProxyError, render
 from tollway.pipeline.context import RequestContext
+from tollway.pipeline.decode import parse_json_body
 from tollway.pipeline.stage import run_stages
 from tollway.providers.base import Endpoint
 
 if TYPE_CHECKING:
     from tollway.state import AppState
 
-
-def parse_json_body(body: bytes) -> dict[str, Any]:
-    if not body:
-        raise ProxyError("invalid_request", "Request body is empty; expected a JSON object.")
-    try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        raise ProxyError("invalid_request", f"Request body is not valid JSON: {e}") from None
-    if not isinstance(obj, dict):
-        raise ProxyError("invalid_request", "Request body must be a JSON object.")
-    return obj
+__all__ = ["UnifiedRoute", "parse_json_body", "send_error"]
 
 
 async def send_error(ctx: RequestContext, send: Send, err: ProxyError) -> None:
     status, body = render(err, ctx.wire_format)
     ctx.response_started = True
-    await send_bytes(send, status, body, ((b"content-type", b"application/json"),
-                                          (b"x-tollway-trace-id", ctx.trace_id.encode())))
+    await send_bytes(send, status, body, [(b"content-type", b"application/json"), *ctx.response_headers])
 
 
 class UnifiedRoute:
-    __slots__ = ("_state", "route", "fmt", "endpoint", "byok_kind")
+    __slots__ = ("_state", "route", "fmt", "endpoint", "byok")
 
-    def __init__(self, state: "AppState", route: str, fmt: str, endpoint: Endpoint,
-                 byok_kind: str | None = None) -> None:
+    def __init__(self, state: "AppState", route: str, fmt: str, endpoint: Endpoint, byok: bool = False) -> None:
         self._state = state
         self.route = route
         self.fmt = fmt
         self.endpoint = endpoint
-        self.byok_kind = byok_kind
+        self.byok = byok
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, path_project: str | None = None) -> None:
         ctx = RequestContext(self.route, self.fmt, self.endpoint, scope["method"], scope["path"],  # type: ignore[arg-type]
-                             dict(scope["headers"]))
+                             dict(scope["headers"]), receive, send)
         ctx.path_project = path_project
+        ctx.byok = self.byok
         state = self._state
 
         async def handle(ctx: RequestContext) -> None:
-            ctx.body = await read_body(receive, ctx.headers, state.settings.server.max_body_bytes)
-            body = ctx.json = parse_json_body(ctx.body)
-            model = body.get("model")
-            if not isinstance(model, str) or not model:
-                raise ProxyError("invalid_request", "The request must name a model (a non-empty string).",
-                                 param="model")
-            ctx.model = model
-            ctx.stream = body.get("stream") is True and self.endpoint not in (
-                Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS)
-            if self.byok_kind is not None:
-                ctx.byok = True
-                ctx.deployment = state.byok_deployment(self.byok_kind, model)
-            else:
-                ctx.deployment = state.catalog.require(model, self.endpoint)
             await state.forwarder.forward(ctx, receive, send)
 
         async def on_error(ctx: RequestContext, err: ProxyError) -> None:
             await send_error(ctx, send, err)
 
-        await run_stages(ctx, state.stages, handle, on_error)
-
+        await run_stages(ctx, state.call_stages, handle, on_error)

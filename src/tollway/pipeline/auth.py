@@ -15,11 +15,19 @@ from tollway.errors import ProxyError
 from tollway.pipeline.context import RequestContext
 
 
+ALL_ROLES: frozenset[str] = frozenset({"user", "viewer", "admin"})
+
+
 @dataclass(frozen=True, slots=True)
 class KeyInfo:
     id: str
     project: str | None = None
     master: bool = False
+    roles: frozenset[str] = frozenset({"user"})
+
+    def has(self, role: str) -> bool:
+        """admin implies viewer; "user" (calling models) is never implied by the others."""
+        return self.master or role in self.roles or (role == "viewer" and "admin" in self.roles)
 
 
 def _digest(secret: str | bytes) -> bytes:
@@ -45,9 +53,10 @@ class KeyRing:
     def __init__(self, settings: Settings) -> None:
         self._keys: dict[bytes, KeyInfo] = {}
         if settings.server.master_key is not None:
-            self._keys[_digest(settings.server.master_key.get_secret_value())] = KeyInfo("master", master=True)
+            self._keys[_digest(settings.server.master_key.get_secret_value())] = KeyInfo(
+                "master", master=True, roles=ALL_ROLES)
         for k in settings.keys:
-            self._keys[_digest(k.key.get_secret_value())] = KeyInfo(k.id, k.project)
+            self._keys[_digest(k.key.get_secret_value())] = KeyInfo(k.id, k.project, roles=frozenset(k.roles))
 
     @property
     def enabled(self) -> bool:
@@ -73,6 +82,10 @@ class AuthStage:
             where = "X-Tollway-Key" if ctx.route.startswith("proxy.") else (
                 "x-api-key" if ctx.wire_format == "anthropic" else "Authorization: Bearer")
             raise ProxyError("authentication", f"Missing or invalid Tollway key (send it in {where}).")
+        if not info.has("user"):
+            raise ProxyError("permission", f"Key '{info.id}' is a management key (roles: "
+                                           f"{', '.join(sorted(info.roles))}); it cannot call models.")
+        ctx.key = info
         ctx.key_id = info.id
         if info.project and ctx.project is None:
             ctx.project = info.project

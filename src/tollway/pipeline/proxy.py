@@ -72,7 +72,7 @@ class Forwarder:
 
     def _headers(self, ctx: RequestContext, raw) -> list[tuple[bytes, bytes]]:
         hdrs = relay_headers(raw)
-        hdrs.append((b"x-tollway-trace-id", ctx.trace_id.encode()))
+        hdrs.extend(ctx.response_headers)
         return hdrs
 
     async def forward(self, ctx: RequestContext, receive: Receive, send: Send) -> None:

@@ -1,7 +1,13 @@
 """Stages and the runner: `before` in order, `after` in reverse for every stage that ran.
 
-A stage may end the request early by raising a ProxyError in `before` (a 401, a 429).
-`after` runs for errors too, so accounting sees every request.
+A stage may end the request early by raising a ProxyError in `before` (a 401, a 429), or
+answer it itself by setting `ctx.reply` (a cache hit): the stages after it and the handler
+are then skipped. `after` runs for errors and replies too, so accounting sees every request
+and a budget reservation is always settled.
+
+The order of a model call (see `AppState.call_stages`): accounting (its `after` runs last),
+auth, attribution, decode (body, model), [guard], route (the plan), [policy], [cache], then
+the handler tries the plan's deployments. Bracketed stages exist only when configured.
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ async def run_stages(ctx: RequestContext, stages: tuple[Stage, ...],
         for stage in stages:
             ran += 1
             await stage.before(ctx)
-        await handler(ctx)
+            if ctx.reply is not None:
+                break
+        await (ctx.reply or handler)(ctx)
     except ProxyError as e:
         ctx.error = e
         ctx.status = e.status

@@ -108,7 +108,7 @@ class Translated:
                                          f"These parameters cannot be honoured by provider '{dep.provider.id}' "
                                          f"({self.wire}): {', '.join(dropped)} (translation.strict is on).",
                                          dropped[0]), "invalid_request")
-        extra: list[tuple[bytes, bytes]] = [(b"x-tollway-trace-id", ctx.trace_id.encode())]
+        extra: list[tuple[bytes, bytes]] = list(ctx.response_headers)
         if dropped:
             extra.append((b"x-tollway-dropped-params", ",".join(dropped).encode()))
         p_endpoint = PROVIDER_CHAT_ENDPOINT[self.wire]
@@ -295,5 +295,5 @@ async def forward_translated(state: "AppState", ctx: RequestContext, receive: Re
         await call.forward(receive, send)
     except _Rendered as r:
         ctx.status, ctx.error_type = r.status, r.error_type
-        await _send_whole(ctx, send, r.status, [(b"content-type", b"application/json"),
-                                                (b"x-tollway-trace-id", ctx.trace_id.encode())], r.body)
+        await _send_whole(ctx, send, r.status, [(b"content-type", b"application/json"), *ctx.response_headers],
+                          r.body)

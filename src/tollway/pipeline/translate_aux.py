@@ -76,7 +76,7 @@ class _Call:
         self.ctx = ctx
         assert ctx.deployment is not None
         self.dep: "Deployment" = ctx.deployment
-        self.extra: list[tuple[bytes, bytes]] = [(b"x-tollway-trace-id", ctx.trace_id.encode())]
+        self.extra: list[tuple[bytes, bytes]] = list(ctx.response_headers)
 
     async def _answer(self, send: Send, status: int, body: bytes, extra: list | tuple = ()) -> None:
         ctx = self.ctx

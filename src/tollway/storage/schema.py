@@ -93,3 +93,17 @@ responses = Table(
     Column("response", Text, nullable=False),
     Column("conversation", Text, nullable=False),
 )
+
+# Every change made through the admin API or CLI (storage/audit.py). Never holds a secret.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", Float, nullable=False),
+    Column("actor", String, nullable=False),  # key id, "master", or "cli:<user>"
+    Column("action", String, nullable=False),  # e.g. "key.create", "provider.delete"
+    Column("target", String, nullable=False),  # e.g. "key:tw_ab12", "provider:ollama"
+    Column("before", Text),  # JSON, scrubbed
+    Column("after", Text),
+)
+Index("ix_audit_log_target", audit_log.c.target, audit_log.c.id)

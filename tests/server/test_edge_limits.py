@@ -292,3 +292,25 @@ def test_when_every_slot_is_busy_a_new_connection_gets_503(fake: FakeProvider, t
         assert health(tw)["connections"]["refused"] >= 1
     finally:
         tw.stop()
+
+
+def test_websocket_handshakes_still_upgrade_and_free_their_slot(edge: Tollway) -> None:
+    """Realtime's WebSocket handshake goes through the guarded protocol, then leaves it: the
+    connection is uvicorn's WebSocket protocol's, and its slot is released."""
+    before = health(edge)["connections"]["open"]
+    for _ in range(20):
+        sock = connect(edge)
+        sock.sendall(b"GET /v1/realtime?model=gpt-4o-realtime-preview HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer wrong-key\r\n\r\n")
+        sock.settimeout(5)
+        answer = b""
+        while b"\x88" not in answer.partition(b"\r\n\r\n")[2]:  # until the close frame
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        sock.close()
+        # upgraded, then refused by the route: a Realtime error event and a close frame (1008)
+        assert answer.startswith(b"HTTP/1.1 101 ") and b"\x88" in answer, answer[:200]
+    assert health(edge)["connections"]["open"] <= before + 1

@@ -1,11 +1,11 @@
-"""GET /health and GET /v1/models.
+"""GET /health (liveness and readiness probes for orchestrators: probes.py).
 
 /health says whether records reach the store: the writer's backlog, the spool, the last
 successful write, and what could not be written or replayed. It answers 503 with
 `"status": "degraded"` and the reasons in `problems` when the backlog or the spool passes its
 `[store] degraded_*` threshold, the store is failing, or a write has hung; Tollway still
-proxies then (records wait in memory or the spool), so a load balancer that only needs to
-know the process is up should not take an instance out on this alone.
+proxies then (records wait in memory or the spool): a load balancer wants /health/live or
+/health/ready (probes.py), a monitor wants this.
 """
 
 from __future__ import annotations
@@ -75,12 +75,3 @@ class HealthRoutes:
         if st.connections is not None:
             body["connections"] = st.connections.snapshot()
         await send_json(send, 503 if problems else 200, body)
-
-    async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
-        discovery = self._state.catalog.discovery
-        if discovery is not None:
-            await discovery.refresh()  # list what local servers have now (rate-limited, bounded)
-        created = int(self._state.started_at)
-        data = [{"id": mid, "object": "model", "created": created, "owned_by": pid}
-                for mid, pid in self._state.catalog.listed_models()]
-        await send_json(send, 200, {"object": "list", "data": data})

@@ -1,4 +1,10 @@
-"""The per-request context: the one object every stage reads and writes."""
+"""The per-request context: the one object every stage reads and writes.
+
+Upstream calls are recorded as `Attempt`s (`ctx.attempts`, in order): today one per request;
+retries and fallbacks append more. Metrics and trace spans are built from them at the end,
+and `upstream_s` (time spent waiting on providers before the response started) gives
+Tollway's own overhead: see `overhead_ms()`.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,23 @@ Reply = Callable[["RequestContext"], Awaitable[None]]
 
 
 @dataclass(slots=True, eq=False)
+class Attempt:
+    """One upstream call. Times are `time.perf_counter()` seconds; `ended` is 0 until the
+    provider's answer was read to its end (or abandoned)."""
+
+    provider_id: str
+    provider_kind: str
+    model: str  # the name sent upstream
+    url: str
+    started: float
+    headers_at: float = 0.0  # status and headers arrived
+    ended: float = 0.0
+    status: int = 0
+    error_type: str | None = None
+    span: Any = None  # the OpenTelemetry child span, when tracing is on
+
+
+@dataclass(slots=True, eq=False)
 class RequestContext:
     route: str  # ledger name of the surface, e.g. "openai.chat"
     wire_format: "WireFormat"  # the client's format: errors are rendered in it
@@ -40,6 +63,8 @@ class RequestContext:
     source: str | None = None
     customer: str | None = None
     path_project: str | None = None  # from /projects/{slug}/...: wins over headers
+    path_model: str | None = None  # the model named in the path (Gemini, Azure deployments): wins over the body's
+    path_stream: bool | None = None  # streaming as the path says (Gemini's streamGenerateContent)
     byok: bool = False  # /proxy/<kind>/ route: the caller's own provider key goes upstream
     body: bytes = b""
     json: dict[str, Any] | None = None
@@ -67,6 +92,12 @@ class RequestContext:
     cancelled: bool = False
     incomplete: bool = False  # a stream ended before its final event (disconnect or upstream break)
     response_started: bool = False
+    # telemetry
+    attempts: list[Attempt] = field(default_factory=list)
+    upstream_s: float = 0.0  # waiting on providers (headers, and whole bodies) before the response started
+    overhead: float | None = None  # seconds in Tollway itself up to the response start (see overhead_ms)
+    stream_open: bool = False  # counted in the streams-in-flight gauge
+    trace: Any = None  # telemetry.tracing.RequestTrace when OpenTelemetry is on, else None
 
     def __post_init__(self) -> None:
         self.response_headers.append((b"x-tollway-trace-id", self.trace_id.encode()))
@@ -77,6 +108,13 @@ class RequestContext:
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.t0) * 1000.0
+
+    def overhead_header(self) -> tuple[bytes, bytes]:
+        """`x-tollway-overhead-ms` for a response about to start: time since the request
+        arrived minus time spent waiting on providers (see README, Metrics)."""
+        overhead = time.perf_counter() - self.t0 - self.upstream_s
+        self.overhead = overhead
+        return (b"x-tollway-overhead-ms", b"%.3f" % (overhead * 1000.0))
 
     def header(self, name: bytes) -> str | None:
         v = self.headers.get(name)

@@ -111,7 +111,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._header_bytes += len(data)
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:  # HttpParserUpgrade is one too
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             self._parser_stopped(exc)
             return
         if self.transport.is_closing():
@@ -134,7 +134,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._header_bytes += room
         try:
             self.parser.feed_data(view[:room])
-        except httptools.HttpParserError as exc:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             self._parser_stopped(exc)
             return
         if self.transport.is_closing():
@@ -144,9 +144,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return
         self.data_received(view[room:])
 
-    def _parser_stopped(self, exc: httptools.HttpParserError) -> None:
+    def _parser_stopped(self, exc: Exception) -> None:
         if isinstance(exc, httptools.HttpParserUpgrade):
             if self._should_upgrade():
+                # The connection now belongs to uvicorn's WebSocket protocol (Realtime): its
+                # handshake was held to these limits, the session is not counted in
+                # max_connections (it needs a key; a refused one is closed at once).
+                self._cancel_timers()
+                self._tracker.closed(self)
                 self.handle_websocket_upgrade()
             else:  # uvicorn warns twice per such request: a log flood for the asking
                 log.debug("unsupported upgrade request from %s", self.client)

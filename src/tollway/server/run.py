@@ -44,7 +44,7 @@ def uvicorn_config(app: Any, settings: Settings, tracker: ConnectionTracker) -> 
     return uvicorn.Config(
         app, host=s.host, port=s.port, loop="uvloop",
         http=functools.partial(GuardedHttpProtocol, tracker=tracker),  # type: ignore[arg-type]
-        ws="none", lifespan="on", access_log=False, log_config=None, server_header=False, proxy_headers=False,
+        lifespan="on", access_log=False, log_config=None, server_header=False, proxy_headers=False,
         timeout_keep_alive=s.keepalive_timeout_secs,  # type: ignore[arg-type]  # a float works: call_later
         timeout_graceful_shutdown=int(s.shutdown_grace_secs) or None, backlog=4096,
     )

@@ -17,6 +17,9 @@ one at a time (the writer's batches and replay's), and on Postgres each batch's 
 first takes an advisory lock, so sequence numbers are assigned in commit order across
 instances too: an exporter reading `seq > N` never skips a row that commits later.
 
+An optional `outbox` (billing events, see `tollway.billing.outbox`) writes its rows in the
+same transaction as each batch, so an event exists exactly when its record was stored.
+
 Everything here runs on the event loop thread; `put()` must be called from that thread.
 """
 
@@ -29,6 +32,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Protocol
 
 from sqlalchemy import insert, literal_column, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -49,6 +53,12 @@ _BAD_VALUE = (TypeError, ValueError, AttributeError, OverflowError)
 _PG_INSERT_LOCK = 7_316_401_203_118_771_778
 # SQLite has no sequences: the next `seq`, computed inside the (serialised) insert.
 _SQLITE_NEXT_SEQ = literal_column("(SELECT COALESCE(MAX(seq), 0) + 1 FROM usage_records)")
+
+
+class CompanionRows(Protocol):
+    """Rows written in the same transaction as a batch of records (the billing outbox)."""
+
+    async def write(self, conn: Any, records: Sequence[UsageRecord]) -> int: ...
 
 
 def _is_row_error(exc: BaseException) -> bool:
@@ -100,7 +110,7 @@ class LedgerWriter:
     Counters: `written` (records stored, replays included), `replayed` (of those, how many
     came from the spool), `spooled` (records ever appended to the spool), `rejected`
     (dead-lettered), `lost` (only when both the store and the spool disk failed at stop),
-    `pending` (queued or in flight now), `batch_fallbacks` (batches the store refused whole
+    `write_errors` (failed store writes), `pending` (queued or in flight now), `batch_fallbacks` (batches the store refused whole
     and that were retried row by row), and from the spool, `unreplayable` (spool lines that
     could not be read back, e.g. cut by a crash: dead-lettered, never silently dropped).
     `last_write` is the unix time of the last successful store write.
@@ -115,8 +125,10 @@ class LedgerWriter:
         flush_interval: float = 0.25,
         max_queue: int = 100_000,
         replay_interval: float = 5.0,
+        outbox: CompanionRows | None = None,
     ) -> None:
         self._engine = engine
+        self._outbox = outbox
         self._spool = Spool(spool_dir)
         self._batch_size = max(1, batch_size)
         self._flush_interval = flush_interval
@@ -150,6 +162,7 @@ class LedgerWriter:
         self.lost = 0
         self.batch_fallbacks = 0
         self.last_write: float | None = None
+        self.write_errors = 0
 
     # -- public API -------------------------------------------------------------------------
 
@@ -353,11 +366,14 @@ class LedgerWriter:
                     else:
                         sql, keys = driver
                         await conn.exec_driver_sql(sql, [tuple(row[k] for k in keys) for row in rows])
+                    if self._outbox is not None:
+                        await self._outbox.write(conn, records)
             finally:
                 self._write_started = None
         self.last_write = time.time()
 
     def _store_down(self, exc: BaseException) -> None:
+        self.write_errors += 1
         if self._store_ok:
             log.warning("ledger: store write failed, spooling to %s until it recovers: %s",
                         self._spool.directory, exc)

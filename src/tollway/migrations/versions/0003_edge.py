@@ -1,7 +1,7 @@
 """usage_records.seq: insertion order, the cursor for exporters (`GET /v1/records?after_seq=`).
 
 Revision ID: 0003_edge
-Revises: 0003_audit
+Revises: 0005_telemetry
 Create Date: 2026-11-29
 
 Postgres: a sequence is the column's default, so every insert gets the next number (rows
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_edge"
-down_revision = "0003_audit"
+down_revision = "0005_telemetry"
 branch_labels = None
 depends_on = None
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from tollway.api.asgi import Receive, Send
     from tollway.errors import ProxyError, WireFormat
     from tollway.pipeline.auth import KeyInfo
+    from tollway.pipeline.content import ContentFilter
     from tollway.providers.base import Provider
     from tollway.routing.catalog import Deployment
 
@@ -79,6 +80,11 @@ class RequestContext:
     # Set by a stage's before() to answer without calling a provider (a cache hit): the runner
     # skips the remaining stages' before() and the handler, and awaits this instead.
     reply: "Reply | None" = None
+    # Content features (output guardrails, the cache recorder): see pipeline.content. `canonical`
+    # forces the translated path so the answer is seen as canonical deltas, which every filter
+    # in `content_filters` may hold back, rewrite or stop.
+    canonical: bool = False
+    content_filters: "list[ContentFilter] | None" = None
     # outcome
     status: int = 0
     error: "ProxyError | None" = None

@@ -19,7 +19,7 @@ from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.client_headers import with_client_headers
 from tollway.pipeline.context import RequestContext
-from tollway.pipeline.translate import forward_translated, needs_translation
+from tollway.pipeline.translate import can_force_canonical, forward_translated, needs_translation
 from tollway.providers.base import Endpoint, split_complete
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class Forwarder:
         dep = ctx.deployment
         assert dep is not None and ctx.json is not None
         endpoint = Endpoint(ctx.endpoint)
-        if needs_translation(endpoint, dep.provider):
+        if needs_translation(endpoint, dep.provider) or (ctx.canonical and can_force_canonical(endpoint, dep.provider)):
             return await forward_translated(self._state, ctx, receive, send)
         call = dep.provider.prepare(endpoint, ctx.json, ctx.body, dep.model, ctx.stream, ctx.headers)
         call.request.headers = with_client_headers(call.request.headers, ctx.headers)

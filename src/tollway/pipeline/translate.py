@@ -27,6 +27,7 @@ from tollway.formats.stream import (
 from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.client_headers import request_id_header, with_client_headers
+from tollway.pipeline.content import ContentBlocked, FilterChain
 from tollway.pipeline.context import RequestContext
 from tollway.providers.base import GEMINI_ENDPOINTS, Endpoint
 
@@ -59,6 +60,11 @@ def needs_translation(endpoint: Endpoint, provider: Any) -> bool:
     return endpoint not in provider.endpoints or client_wire(endpoint) != provider.wire_format
 
 
+def can_force_canonical(endpoint: Endpoint, provider: Any) -> bool:
+    """A same-format chat-like call can still go the canonical way (for content filters)."""
+    return endpoint in CLIENT_FORMAT and provider.wire_format in WIRE_MODULES
+
+
 def can_translate(endpoint: Endpoint, provider: Any) -> bool:
     if not needs_translation(endpoint, provider):
         return True
@@ -88,6 +94,7 @@ class Translated:
         self.wire_mod = WIRE_MODULES[self.wire]
         self.response_id: str | None = None
         self.json_unwrapper: json_mode.JsonUnwrapper | None = None  # JSON mode emulated with a tool
+        self.filters = FilterChain(ctx.content_filters) if ctx.content_filters else None  # pipeline.content
 
     # -- request --------------------------------------------------------------------------------
     def _canonical(self) -> CanonicalRequest:
@@ -168,6 +175,14 @@ class Translated:
             canon: CanonicalResponse = self.wire_mod.response_to_canonical(parsed)
             if self.json_unwrapper is not None:
                 canon = self.json_unwrapper.response(canon)
+            if self.filters is not None:
+                canon = self.filters.whole(canon)
+        except ContentBlocked as e:
+            ctx.error_type = e.error_type
+            status, err = self._error(403, "permission_error", e.message)
+            ctx.status = 403
+            await _send_whole(ctx, send, status, [*extra, (b"content-type", b"application/json")], err)
+            return
         except (orjson.JSONDecodeError, TranslationError, TypeError, AttributeError) as e:
             ctx.error_type = "invalid_provider_body"
             status, err = self._error(502, "api_error", f"The provider's answer could not be read ({e}).")
@@ -222,10 +237,15 @@ class Translated:
         finished = False
 
         unwrap = self.json_unwrapper
+        filters = self.filters
 
-        def emit(deltas: list) -> bytes:
+        def emit(deltas: list, closing: bool = False) -> bytes:
             if unwrap is not None:
                 deltas = unwrap.deltas(deltas)
+            if filters is not None:
+                deltas = filters.feed(deltas)
+                if closing:
+                    deltas = [*deltas, *filters.close()]
             out = []
             for d in deltas:
                 if ctx.ttft_ms is None and isinstance(d, _FIRST_TOKEN):
@@ -251,7 +271,7 @@ class Translated:
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
             finished = True
-            data = emit(parser.close()) + writer.close()
+            data = emit(parser.close(), closing=True) + writer.close()
         except asyncio.CancelledError:
             if not watch.absorb():
                 raise
@@ -262,6 +282,11 @@ class Translated:
             ctx.incomplete = True
             ctx.error_type = e.error_type
             data = emit([StreamError("api_error", e.message)]) + writer.close()
+        except ContentBlocked as e:
+            # the answer stops here: an in-band error, without passing the filters again
+            ctx.incomplete = True
+            ctx.error_type = e.error_type
+            data = writer.write(StreamError("permission_error", e.message)) + writer.close()
         finally:
             watch.stop()
         complete = finished and not ctx.incomplete and ctx.usage is not None and ctx.usage.known

@@ -15,11 +15,14 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.config import ProviderSettings, Settings
+from tollway.guard.policy import Policies
+from tollway.guard.sanitizer import Guard
 from tollway.logs import AccessLog
 from tollway.pipeline.accounting import AccountingStage
 from tollway.pipeline.attribution import AttributionStage
 from tollway.pipeline.auth import AuthStage, KeyRing
 from tollway.pipeline.decode import DecodeStage
+from tollway.pipeline.guard import GuardStage
 from tollway.pipeline.proxy import Forwarder
 from tollway.pipeline.route import RouteStage
 from tollway.pipeline.stage import Stage
@@ -30,6 +33,7 @@ from tollway.providers.transport import HttpTransport, Transport
 from tollway.routing.catalog import Catalog, Deployment
 from tollway.secrets import SecretBox
 from tollway.storage.audit import AuditLog
+from tollway.storage.bodies import BodyStore
 from tollway.storage.engine import make_engine, migrate
 from tollway.storage.ledger import LedgerWriter
 from tollway.storage.responses import ResponseStore
@@ -68,6 +72,10 @@ class AppState:
     forwarder: Forwarder = field(init=False)
     stages: tuple[Stage, ...] = field(init=False)  # every proxied request: accounting, auth, attribution
     call_stages: tuple[Stage, ...] = field(init=False)  # model calls (unified routes): see pipeline.stage
+    # sanitization and body logging: None when configured nowhere (then no guard stage at all)
+    guard: Guard | None = None
+    guard_stage: GuardStage | None = field(init=False, default=None)
+    bodies: BodyStore | None = None
     started_at: float = field(default_factory=time.time)
     _byok: dict[str, tuple[Provider, Transport]] = field(default_factory=dict)
 
@@ -79,7 +87,11 @@ class AppState:
         self.secret_box = SecretBox(sk.get_secret_value()) if sk is not None else None
         # accounting first: its after() runs last, for every request, failures included
         self.stages = (AccountingStage(self), AuthStage(self.keys), AttributionStage())
-        self.call_stages = (*self.stages, DecodeStage(self), RouteStage(self))
+        decode: tuple[Stage, ...] = (DecodeStage(self),)
+        if self.guard is not None:
+            self.guard_stage = GuardStage(self)
+            decode += (self.guard_stage,)
+        self.call_stages = (*self.stages, *decode, RouteStage(self))
 
     @classmethod
     async def open(cls, settings: Settings) -> "AppState":
@@ -96,6 +108,13 @@ class AppState:
         for ps in settings.providers:
             providers.append(build_provider(ps, http, tokens))
         prices = PriceBook(price_overrides(settings))
+        guard = bodies = None
+        if Policies.any_configured(settings):
+            guard = Guard(settings)
+            guard.warm()
+            st = settings.store
+            bodies = BodyStore(engine, guard, cap=st.body_max_bytes, retention_days=st.body_retention_days)
+            await bodies.start()
         catalog = Catalog(providers, settings.aliases, known_models=prices.known_models)
         # Long-lived start-up objects never need collecting; fewer, larger young-generation
         # collections cost far less per request at thousands of requests per second.
@@ -103,7 +122,7 @@ class AppState:
         gc.freeze()
         gc.set_threshold(20_000, 50, 100)
         state = cls(settings=settings, engine=engine, ledger=ledger, http=http, catalog=catalog,
-                    keys=KeyRing(settings), prices=prices, tokens=tokens,
+                    keys=KeyRing(settings), prices=prices, tokens=tokens, guard=guard, bodies=bodies,
                     access_log=AccessLog(settings.logging.format, enabled=settings.logging.level in ("debug", "info")))
         state.access_log.start()
         # models of OpenAI-compatible servers: one short look now, retried in the background
@@ -120,6 +139,8 @@ class AppState:
         if self.catalog.discovery is not None:
             await self.catalog.discovery.stop()
         await self.access_log.stop()
+        if self.bodies is not None:
+            await self.bodies.stop()
         await self.ledger.stop(drain_secs=max(5.0, self.settings.server.shutdown_grace_secs))
         await self.http.close()
         await self.engine.dispose()

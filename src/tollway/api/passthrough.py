@@ -96,6 +96,8 @@ class PassthroughRoute:
                     ctx.model = obj["model"]
                     ctx.deployment = Deployment(provider, transport, ctx.model)
                 ctx.stream = obj.get("stream") is True
+                if state.guard_stage is not None:
+                    state.guard_stage.inspect_passthrough(ctx)  # may redact ctx.body, or refuse (403)
         headers = upstream_headers(scope["headers"], keep_credentials=self.byok)
         if not self.byok:
             headers.update(provider.auth_headers())

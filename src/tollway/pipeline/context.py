@@ -13,6 +13,9 @@ from tollway.usage import Usage
 if TYPE_CHECKING:
     from tollway.api.asgi import Receive, Send
     from tollway.errors import ProxyError, WireFormat
+    from tollway.guard.call import GuardCall
+    from tollway.pipeline.content_filter import ContentFilter
+    from tollway.storage.bodies import BodyCapture
     from tollway.pipeline.auth import KeyInfo
     from tollway.providers.base import Provider
     from tollway.routing.catalog import Deployment
@@ -54,6 +57,13 @@ class RequestContext:
     # Set by a stage's before() to answer without calling a provider (a cache hit): the runner
     # skips the remaining stages' before() and the handler, and awaits this instead.
     reply: "Reply | None" = None
+    # Content features (output checks...) need the answer as canonical deltas: the call takes the
+    # translated path even when formats match, and its answer goes through these filters.
+    canonical: bool = False
+    content_filters: "list[ContentFilter]" = field(default_factory=list)
+    guard: "GuardCall | None" = None  # the sanitization of this call (guard stage)
+    guard_findings: str | None = None  # JSON: finding types and counts, never values (the record's)
+    bodies: "BodyCapture | None" = None  # request/response bodies kept for the ledger ([store] log_bodies)
     # outcome
     status: int = 0
     error: "ProxyError | None" = None

@@ -79,7 +79,7 @@ class Forwarder:
         dep = ctx.deployment
         assert dep is not None and ctx.json is not None
         endpoint = Endpoint(ctx.endpoint)
-        if needs_translation(endpoint, dep.provider):
+        if ctx.canonical or needs_translation(endpoint, dep.provider):
             return await forward_translated(self._state, ctx, receive, send)
         call = dep.provider.prepare(endpoint, ctx.json, ctx.body, dep.model, ctx.stream, ctx.headers)
         if ctx.byok:

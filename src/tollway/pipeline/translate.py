@@ -2,7 +2,10 @@
 
 client body → canonical → provider body; provider answer → canonical → client answer, and
 for streams provider events → canonical deltas → client events, emitted as they arrive.
-Only used when formats differ; same-format calls stay on the byte fast path in `proxy`.
+Only used when formats differ, or when a stage needs the answer's content (`ctx.canonical`,
+see pipeline.content_filter): same-format calls otherwise stay on the byte fast path in `proxy`.
+The answer passes through `ctx.content_filters` (canonical deltas, or the whole response);
+a filter raising ContentBlocked ends it with an error in the client's format.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from tollway.formats.stream import (
     Accumulator, MessageStart, StreamError, TextDelta, ThinkingDelta, ToolCallStart, UsageDelta,
 )
 from tollway.pipeline.accounting import meter
+from tollway.pipeline.content_filter import ContentBlocked
 from tollway.pipeline.context import RequestContext
 from tollway.providers.base import Endpoint
 
@@ -70,7 +74,8 @@ class Translated:
         self.client_mod: Any = f_responses if self.client_fmt == "responses" else (
             f_anthropic if self.client_fmt == "anthropic" else f_openai)
         provider = ctx.deployment.provider  # type: ignore[union-attr]
-        self.wire = provider.wire_format
+        # a provider that answers in the client's own format ("native") is spoken to in it
+        self.wire = provider.wire_format if provider.wire_format in WIRE_MODULES else client_wire(self.endpoint)
         self.wire_mod = WIRE_MODULES[self.wire]
         self.response_id: str | None = None
 
@@ -149,6 +154,15 @@ class Translated:
             return
         ctx.model_served = canon.model or ctx.model_served
         ctx.usage = canon.usage if canon.usage.known else None
+        try:
+            for f in ctx.content_filters:
+                canon = f.whole(canon)
+        except ContentBlocked as b:
+            meter(self._state, ctx, None if ctx.usage else _canonical_text(canon))
+            ctx.status, ctx.error_type = 403, "output_blocked"
+            status, err = self._error(403, "permission_error", b.message)
+            await _send_whole(ctx, send, status, [*extra, (b"content-type", b"application/json")], err)
+            return
         out = self._client_response(canon)
         meter(self._state, ctx, None if ctx.usage else _canonical_text(canon))
         hdrs = [*extra, (b"content-type", b"application/json")]
@@ -191,6 +205,12 @@ class Translated:
         ctx.response_started = True
         watch = DisconnectWatch(receive).start()
         finished = False
+        filters = ctx.content_filters
+
+        def filtered(deltas: list, closing: bool = False) -> list:
+            for f in filters:
+                deltas = f.feed(deltas) + f.close() if closing else f.feed(deltas)
+            return deltas
 
         def emit(deltas: list) -> bytes:
             out = []
@@ -211,11 +231,15 @@ class Translated:
 
         try:
             async for chunk in resp.iter_chunks():
-                data = emit(parser.feed_bytes(chunk))
+                data = emit(filtered(parser.feed_bytes(chunk)) if filters else parser.feed_bytes(chunk))
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
             finished = True
-            data = emit(parser.close()) + writer.close()
+            data = emit(filtered(parser.close(), closing=True) if filters else parser.close()) + writer.close()
+        except ContentBlocked as b:
+            ctx.incomplete = True
+            ctx.error_type = "output_blocked"
+            data = emit([StreamError("permission_error", b.message)]) + writer.close()
         except asyncio.CancelledError:
             if not watch.absorb():
                 raise

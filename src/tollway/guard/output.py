@@ -40,8 +40,13 @@ def _hold_from(text: str) -> int:
         i -= 1
     cut = max(i, n - MAX_TOKEN)
     begin = text.rfind("-----BEGIN")
-    if begin >= 0 and text.find("KEY-----", begin + 10) < 0 and n - begin <= MAX_PEM:
-        cut = min(cut, begin)
+    if begin >= 0 and n - begin <= MAX_PEM:
+        end = text.find("-----END", begin)
+        close = text.find("KEY-----", end) if end >= 0 else -1
+        if close < 0:  # the block (or its END line) is not complete: hold all of it
+            cut = min(cut, begin)
+        elif begin < cut < close + 8:  # complete: never split it
+            cut = close + 8
     return cut
 
 

@@ -55,6 +55,8 @@ def _phone(text: str) -> bool:
 
 
 def _ip(text: str) -> bool:
+    if ":" in text and (not any(c.isdigit() for c in text) or len(text) < 6):
+        return False  # "a::b", "dead::beef": C++ scopes and words, not addresses
     try:
         ipaddress.ip_address(text)
     except ValueError:

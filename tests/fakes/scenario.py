@@ -31,6 +31,10 @@ PARALLEL_TOOL_NAMES = ["get_weather", "get_time", "get_news", "get_traffic"]
 DATED_SUFFIX = {"openai": "-2024-07-18", "anthropic": "-20241022", "gemini": "-001"}
 EMBEDDING_DIMENSIONS = 16
 
+# [[leak]]: the answer leaks a FAKE AWS access key (AWS's format, never issued), streamed split mid-key
+LEAKED_KEY = "AKIA" + "QYLPMN5HHHFPZAM2"
+LEAK_PIECES = ["Your key is AKIAQY", "LPMN5HHH", "FPZAM2 keep", " it safe."]
+
 _DIRECTIVE = re.compile(r"\[\[([a-z_]+)(?::([^\]]*))?\]\]")
 
 
@@ -52,6 +56,7 @@ class Directives:
     dated: bool = False
     stream_error: bool = False
     gzip: bool = False
+    leak: bool = False
 
 
 def parse_directives(text: str) -> Directives:
@@ -75,7 +80,7 @@ def parse_directives(text: str) -> Directives:
                 n = max(1, min(int(arg or 2), len(PARALLEL_TOOL_NAMES)))
                 d.tools = [(PARALLEL_TOOL_NAMES[i], dict(TOOL_ARGUMENTS[i])) for i in range(n)]
             elif name in ("malformed", "hang", "no_usage", "max_tokens", "thinking", "echo", "cache", "dated",
-                          "stream_error", "gzip"):
+                          "stream_error", "gzip", "leak"):
                 setattr(d, name, True)
         except ValueError:
             continue
@@ -124,6 +129,8 @@ class Scenario:
 
     @property
     def full_text(self) -> str:
+        if self.directives.leak:
+            return "".join(LEAK_PIECES)
         if self.directives.echo:
             return self.body_text
         if self.tool_results and not self.directives.tools:
@@ -133,7 +140,7 @@ class Scenario:
     @property
     def pieces(self) -> list[str]:
         """The reply split into stream deltas (word by word); truncated with [[max_tokens]]."""
-        pieces = split_words(self.full_text)
+        pieces = list(LEAK_PIECES) if self.directives.leak else split_words(self.full_text)
         if self.directives.max_tokens:
             pieces = pieces[: math.ceil(len(pieces) / 2)]
         return pieces

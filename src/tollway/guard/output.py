@@ -28,7 +28,7 @@ from tollway.pipeline.content_filter import ContentBlocked
 
 MAX_TOKEN = 1024
 MAX_PEM = 16 * 1024
-CONTEXT = 256
+CONTEXT = 128
 MODES = ("log", "redact", "block")
 
 

@@ -130,6 +130,8 @@ class ServerSettings(_Strict):
     connect_timeout_secs: Float = Field(10.0, gt=0)
     read_timeout_secs: Float = Field(600.0, gt=0)
     data_dir: Path = Path(".tollway")
+    # browser origins allowed to call Tollway (CORS), e.g. ["https://app.example.com"]; "*" = any
+    cors_origins: list[str] = Field(default_factory=list)
 
     @field_validator("master_key")
     @classmethod
@@ -364,11 +366,95 @@ class ProjectSettings(_Strict):
         return v
 
 
+class MetricsSettings(_Strict):
+    """`GET /metrics` (Prometheus). Project, source and customer labels are opt-in: each adds
+    one series per distinct value, so only name the ones whose values are few."""
+
+    enabled: Bool = True
+    public: Bool = False  # true: no key needed to scrape; false: the master key
+    labels: list[Literal["project", "source", "customer"]] = Field(default_factory=list)
+    # distinct values kept per label (model, project, source, customer); later ones count as "_other"
+    max_label_values: Int = Field(1000, ge=1)
+
+    @field_validator("labels")
+    @classmethod
+    def _no_duplicates(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(v))
+
+
+class OtelSettings(_Strict):
+    """OpenTelemetry traces over OTLP/HTTP (needs `pip install 'tollway[otel]'`).
+
+    On when `endpoint` is set here or `OTEL_EXPORTER_OTLP_ENDPOINT` /
+    `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set in the environment, unless `enabled = false`;
+    `enabled = true` forces it on (the exporter then uses its own defaults).
+    """
+
+    enabled: Bool | None = None
+    endpoint: str | None = None  # base URL (".../v1/traces" is added) of an OTLP/HTTP receiver
+    # extra export headers (often credentials): kept out of repr and JSON dumps
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)
+    service_name: str = "tollway"
+    capture_content: Bool = False  # prompts and completions on spans (gen_ai.input/output.messages)
+    max_content_chars: Int = Field(16_384, ge=0)  # per attribute; longer content is cut
+
+    @field_serializer("headers", when_used="json")
+    def _mask_headers(self, v: dict[str, str]) -> dict[str, str]:
+        return {k: "**********" for k in v}
+
+    def active(self, env: dict[str, str] | None = None) -> bool:
+        env = os.environ if env is None else env  # type: ignore[assignment]
+        if self.enabled is not None:
+            return self.enabled
+        if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
+            return False
+        return bool(self.endpoint or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                    or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+
+
+class BillingSinkSettings(_Strict):
+    """One webhook that receives billing events (see README, Billing events)."""
+
+    id: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")
+    url: str = Field(pattern=r"^https?://")
+    secret: SecretStr  # HMAC-SHA256 key of the x-tollway-signature header
+    format: Literal["tollway", "stripe_meter"] = "tollway"
+    event_name: str = Field("llm_tokens", min_length=1, max_length=100)  # the metric / Stripe meter event name
+    # stripe_meter: the number sent as payload.value
+    value: Literal["total_tokens", "input_tokens", "output_tokens", "cost_nanousd"] = "total_tokens"
+    # stripe_meter: Tollway customer -> Stripe customer id; an unmapped customer is sent as it is
+    customer_map: dict[str, str] = Field(default_factory=dict)
+    batch_size: Int = Field(100, ge=1, le=1000)
+    timeout_secs: Float = Field(10.0, gt=0)
+    max_attempts: Int = Field(10, ge=1)  # then the event is parked (GET /admin/billing/failed)
+
+
+class BillingSettings(_Strict):
+    sinks: list[BillingSinkSettings] = Field(default_factory=list)
+    retry_base_secs: Float = Field(1.0, gt=0)  # first retry delay; doubles per attempt (with jitter)
+    retry_max_secs: Float = Field(300.0, gt=0)
+    poll_interval_secs: Float = Field(1.0, gt=0)  # how often the sender looks for due events
+    keep_delivered_days: Float = Field(7.0, gt=0)  # delivered events are kept this long (replay guard)
+
+    @field_validator("sinks")
+    @classmethod
+    def _unique_sink_ids(cls, v: list[BillingSinkSettings]) -> list[BillingSinkSettings]:
+        seen: set[str] = set()
+        for s in v:
+            if s.id in seen:
+                raise ValueError(f"duplicate billing sink id {s.id!r}")
+            seen.add(s.id)
+        return v
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     store: StoreSettings = StoreSettings()
     logging: LoggingSettings = LoggingSettings()
     translation: TranslationSettings = TranslationSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    otel: OtelSettings = OtelSettings()
+    billing: BillingSettings = BillingSettings()
     providers: list[ProviderSettings] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)  # alias -> "provider_id:model" or "model"
     keys: list[KeySettings] = Field(default_factory=list)

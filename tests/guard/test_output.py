@@ -14,7 +14,7 @@ from tollway.formats.stream import BlockStop, Finish, TextDelta, ToolCallArgsDel
 from tollway.guard.output import OutputCheck
 from tollway.guard.pii import recognizers
 from tollway.guard.scanner import Scanner
-from tollway.pipeline.content_filter import ContentBlocked
+from tollway.pipeline.content import ContentBlocked
 from tollway.usage import Usage
 
 CORPUS = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "guard" / "corpus.json").read_text())
@@ -72,7 +72,8 @@ def test_block_raises_before_the_secret_is_released(cuts: list[int]) -> None:
         for c in split(TEXT, cuts):
             sent += released(check.feed([TextDelta(0, c)]))
         check.feed([Finish("end_turn")])
-    assert ei.value.types.get("AWS_ACCESS_KEY") == 1  # the first finding ends the answer
+    assert check.found["AWS_ACCESS_KEY"] == 1 and "AWS_ACCESS_KEY" in ei.value.message  # the first finding ends it
+    assert ei.value.error_type == "output_blocked"
     assert AWS not in sent and AWS[:4] not in sent.split("key ")[-1]
 
 

@@ -56,6 +56,14 @@ def test_gemini_contents_and_system_instruction() -> None:
     assert texts("gemini", body) == ["sys", "u", "a", "r"]
 
 
+def test_gemini_embed_and_count_tokens() -> None:
+    assert texts("embed_content", {"content": {"parts": [{"text": "one"}]}}) == ["one"]
+    assert texts("embed_content", {"requests": [{"content": {"parts": [{"text": "a"}]}},
+                                                {"content": {"parts": [{"text": "b"}]}}]}) == ["a", "b"]
+    assert texts("gemini_count_tokens", {"generateContentRequest": {"contents": [{"parts": [{"text": "c"}]}]}}) == ["c"]
+    assert texts("generate_content", {"contents": [{"parts": [{"text": "d"}]}]}) == ["d"]
+
+
 def test_passthrough_bodies_every_string_but_ids_and_data() -> None:
     body = {"model": "omni-moderation-latest", "input": ["one", {"type": "image_url", "image_url": {"url": "u"}}],
             "metadata": {"note": "two"}}

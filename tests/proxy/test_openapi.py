@@ -239,17 +239,37 @@ def test_records_errors_match_the_documented_responses(doc: dict[str, Any], toll
 
 
 def test_documented_parameterless_gets_are_served(doc: dict[str, Any], tollway: Tollway) -> None:
-    for path, method, _, _ in operations(doc):
-        if method == "get" and "{" not in path:
+    for path, method, op, _ in operations(doc):
+        if method == "get" and "{" not in path and "200" in op["responses"]:  # (not /v1/realtime: a WebSocket)
+            if path == "/metrics":  # text, not JSON
+                req = urllib.request.Request(tollway.url + path, headers={"Authorization": f"Bearer {MASTER_KEY}"})
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    assert r.status == 200 and r.headers["content-type"].startswith("text/plain")
+                continue
             status, _ = call(tollway, "GET", path)
             assert status == 200, path
+
+
+def test_client_surfaces_are_documented(doc: dict[str, Any]) -> None:
+    for prefix in ("/v1beta", "/v1"):
+        for verb in ("generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents"):
+            op = doc["paths"][f"{prefix}/models/{{model}}:{verb}"]["post"]
+            assert error_schema_ref(doc, f"{prefix}/models/{{model}}:{verb}", "401").endswith("/GeminiError")
+            assert {"googApiKey"} in [set(s) for s in op["security"]]
+    for p in ("/openai/deployments/{deployment}/chat/completions", "/openai/deployments/{deployment}/embeddings",
+              "/openai/v1/chat/completions", "/openai/responses", "/chat/completions", "/responses", "/embeddings",
+              "/completions"):
+        assert "post" in doc["paths"][p], p
+    for p in ("/models", "/openai/models", "/v1beta/models", "/v1beta/models/{model}", "/v1/models/{model}",
+              "/v1/realtime"):
+        assert "get" in doc["paths"][p], p
 
 
 # -- the document and the router cannot drift ---------------------------------------------------
 
 PROBE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 SAMPLE = {"slug": "probe-project", "id": "probe-id", "path": "tollway-probe/item", "trace_id": "00000000-0000-7000-8000-000000000000",
-          "response_id": "resp_tollway_probe"}
+          "response_id": "resp_tollway_probe", "model": "probe-model", "deployment": "probe-deployment"}
 
 
 @pytest.fixture(scope="module")

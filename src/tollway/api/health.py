@@ -1,4 +1,4 @@
-"""GET /health and GET /v1/models."""
+"""GET /health."""
 
 from __future__ import annotations
 
@@ -25,12 +25,3 @@ class HealthRoutes:
             "providers": [p.id for p in st.catalog.providers],
             "ledger": {"pending": st.ledger.pending, "store_ok": st.ledger.store_ok},
         })
-
-    async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
-        discovery = self._state.catalog.discovery
-        if discovery is not None:
-            await discovery.refresh()  # list what local servers have now (rate-limited, bounded)
-        created = int(self._state.started_at)
-        data = [{"id": mid, "object": "model", "created": created, "owned_by": pid}
-                for mid, pid in self._state.catalog.listed_models()]
-        await send_json(send, 200, {"object": "list", "data": data})

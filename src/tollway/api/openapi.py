@@ -26,7 +26,10 @@ _ATTRIBUTION = [
     _hdr("x-tollway-customer", "External customer to bill for this call."),
 ]
 _TRACE = {"x-tollway-trace-id": {"description": "UUIDv7 of this call; the key of its usage record.",
-                                 "schema": {"type": "string", "format": "uuid"}}}
+                                 "schema": {"type": "string", "format": "uuid"}},
+          "x-tollway-overhead-ms": {"description": "Milliseconds spent in Tollway itself up to the response start "
+                                                   "(time since arrival minus time waiting on the provider).",
+                                    "schema": {"type": "string"}}}
 _COST = {"x-tollway-cost-usd": {"description": "Cost of this call in USD (non-streaming, when the price is known).",
                                 "schema": {"type": "string"}}}
 _DROPPED = {"x-tollway-dropped-params": {
@@ -39,7 +42,7 @@ _ESTIMATED = {"x-tollway-tokens-estimated": {
 
 
 def _errors(fmt: str) -> dict[str, Any]:
-    schema = {"$ref": _REF + ("AnthropicError" if fmt == "anthropic" else "OpenAIError")}
+    schema = {"$ref": _REF + {"anthropic": "AnthropicError", "gemini": "GeminiError"}.get(fmt, "OpenAIError")}
     out = {}
     for code, desc in (("400", "Invalid JSON, no model, or a project slug that breaks the rule."), ("401", "Missing or invalid Tollway key."),
                        ("404", "Unknown model (the message names the routable models) or route."),
@@ -149,10 +152,39 @@ def openapi_document() -> dict[str, Any]:
             "description": "OK", "content": {"application/json": {"schema": {"$ref": _REF + "Health"}}}}}}},
         "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {
             "description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
-        "/v1/models": {"get": _models_op("Models Tollway can route (OpenAI list format)")},
+        "/v1/models": {"get": _models_op("Models Tollway can route (OpenAI's list; Anthropic's with anthropic-version, "
+                                           "paged by limit / after_id / before_id; Gemini's with x-goog-api-key)")},
         "/projects/{slug}/v1/models": {"get": {
             **_models_op("The same list, under a project's path (the slug is checked: a bad one is a 400)"),
             "parameters": [{"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}]}},
+        "/health/live": {"get": {"summary": "Liveness probe: 200 while the process serves", "security": [],
+                                 "responses": {"200": {"description": "Alive"}}}},
+        "/health/ready": {"get": {"summary": "Readiness probe: the store (or its spool) takes records and every "
+                                             "configured shared service answers", "security": [],
+                                  "responses": {"200": {"description": "Ready; `checks` per service"},
+                                                "503": {"description": "Not ready; `checks` name the failure"}}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics (text format); open with [metrics] public = true",
+                             "security": [{"bearer": []}],
+                             "responses": {"200": {"description": "Prometheus text exposition",
+                                                   "content": {"text/plain": {"schema": {"type": "string"}}}},
+                                           "401": {"description": "No or wrong key"}}}},
+        "/admin/billing/failed": {"get": {
+            "summary": "Parked billing events (failed max_attempts times), oldest first",
+            "security": [{"bearer": []}],
+            "parameters": [{"name": "sink", "in": "query", "schema": {"type": "string"}},
+                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                        "maximum": 1000}}],
+            "responses": {"200": {"description": "`data`: event_id, sink, trace_id, created_at, failed_at, "
+                                                 "attempts, last_error, event",
+                                  "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        "/admin/billing/retry": {"post": {
+            "summary": "Send parked billing events again (all, or by event_ids and/or sink)",
+            "security": [{"bearer": []}],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"event_ids": {"type": "array", "items": {"type": "string"}},
+                                                 "sink": {"type": "string"}}}}}},
+            "responses": {"200": {"description": "How many were queued again", "content": {"application/json": {
+                "schema": {"type": "object", "properties": {"retried": {"type": "integer"}}}}}}}}},
         "/v1/records": {"get": _list_op("Usage records, newest first",
                                         ["project", "source", "customer", "model", "status", "since", "key_id",
                                          "limit", "cursor"], "RecordPage")},
@@ -236,6 +268,9 @@ def openapi_document() -> dict[str, Any]:
         op["parameters"] = [{"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}},
                             *op["parameters"]]
         paths[f"/projects/{{slug}}/v1/{sub}"] = {"post": op}
+    from tollway.api.openapi_surfaces import GEMINI_ERROR, SECURITY_SCHEMES, surface_paths
+
+    paths.update(surface_paths(_proxy_op, paths["/v1/models"]["get"]))
     return {
         "openapi": "3.1.0",
         "info": {"title": "Tollway", "version": __version__,
@@ -249,7 +284,8 @@ def openapi_document() -> dict[str, Any]:
                            "description": "Master key or a configured key (Anthropic routes and operator routes)."},
                 "tollwayKey": {"type": "apiKey", "in": "header", "name": "X-Tollway-Key",
                                "description": "Master key or a configured key; accepted on every route, and the "
-                                              "only place for it on /proxy/ routes."}},
+                                              "only place for it on /proxy/ routes."},
+                **SECURITY_SCHEMES},
             "schemas": {
                 "OpenAIError": {"type": "object", "required": ["error"], "properties": {"error": {
                     "type": "object", "required": ["message", "type"], "properties": {
@@ -259,6 +295,7 @@ def openapi_document() -> dict[str, Any]:
                     "type": {"const": "error"}, "error": {"type": "object", "required": ["type", "message"],
                                                           "properties": {"type": {"type": "string"},
                                                                          "message": {"type": "string"}}}}},
+                "GeminiError": GEMINI_ERROR,
                 "Health": {"type": "object", "required": ["status", "version", "uptime_secs", "providers"],
                            "properties": {"status": {"type": "string"}, "version": {"type": "string"},
                                           "uptime_secs": {"type": "integer"},

@@ -1,6 +1,6 @@
 """Output checks: the scanners applied to the model's answer, streams included.
 
-`OutputCheck` is a content filter (pipeline.content_filter) on canonical deltas. A secret
+`OutputCheck` is a content filter (pipeline.content) on canonical deltas. A secret
 split across two stream chunks must still be caught, without buffering the answer: per text
 block (and per tool call's arguments) the filter holds back only the tail that a match could
 still extend, and releases the rest at once:
@@ -24,7 +24,7 @@ from typing import Any
 from tollway.formats.canonical import CanonicalResponse
 from tollway.formats.stream import TextDelta, ToolCallArgsDelta
 from tollway.guard.scanner import Finding, Scanner
-from tollway.pipeline.content_filter import ContentBlocked
+from tollway.pipeline.content import ContentBlocked
 
 MAX_TOKEN = 1024
 MAX_PEM = 16 * 1024
@@ -83,7 +83,8 @@ class OutputCheck:
         for f in found:
             self.found[f.type] += 1
         if self.mode == "block":
-            raise ContentBlocked(dict(self.found))
+            raise ContentBlocked("Tollway's output check withheld the rest of this answer: it contained "
+                                 + ", ".join(sorted(self.found)) + ".", "output_blocked")
 
     # -- streams ----------------------------------------------------------------------------------
     def _delta(self, key: tuple[str, int], text: str) -> Any:

@@ -167,6 +167,23 @@ def gemini(body: dict[str, Any], out: list[Slot]) -> None:
             _gemini_content(c, out)
 
 
+def gemini_embed(body: dict[str, Any], out: list[Slot]) -> None:
+    """embedContent ({content}) and batchEmbedContents ({requests: [{content}]})."""
+    _gemini_content(body.get("content"), out)
+    requests = body.get("requests")
+    if isinstance(requests, list):
+        for r in requests:
+            if isinstance(r, dict):
+                _gemini_content(r.get("content"), out)
+
+
+def gemini_count_tokens(body: dict[str, Any], out: list[Slot]) -> None:
+    gemini(body, out)
+    for key in ("generateContentRequest", "generate_content_request"):
+        if isinstance(body.get(key), dict):
+            gemini(body[key], out)
+
+
 def generic_json(body: dict[str, Any], out: list[Slot]) -> None:
     """Pass-through bodies of any shape: every string, less ids, URLs and inline data."""
     _leaves(body, out, skip=_NOT_PROSE)
@@ -181,6 +198,9 @@ WALKERS: dict[str, Walker] = {
     "messages": anthropic_messages,
     "count_tokens": anthropic_messages,
     "gemini": gemini,
+    "generate_content": gemini,
+    "embed_content": gemini_embed,
+    "gemini_count_tokens": gemini_count_tokens,
     "passthrough": generic_json,
 }
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tollway.guard")
 
 # endpoints whose answers carry model text the output check reads (on the canonical path)
-CONTENT_ENDPOINTS = frozenset({"chat", "responses", "messages"})
+CONTENT_ENDPOINTS = frozenset({"chat", "responses", "messages", "generate_content"})
 
 
 class ComplianceRefusal(ProxyError):
@@ -55,7 +55,9 @@ class GuardStage:
         if pol.output != "off" and ctx.endpoint in CONTENT_ENDPOINTS:
             call.output = self._guard.output_check(pol)
             ctx.canonical = True
-            ctx.content_filters.append(call.output)  # type: ignore[arg-type]
+            if ctx.content_filters is None:
+                ctx.content_filters = []
+            ctx.content_filters.append(call.output)
 
     def inspect(self, ctx: RequestContext, call: GuardCall, kind: str) -> None:
         """Scan ctx.json as client format `kind`; redact (ctx.json and ctx.body) or refuse."""

@@ -1,7 +1,7 @@
 """guard: usage_records.guard_findings, and record_bodies for [store] log_bodies.
 
 Revision ID: 0008_guard
-Revises: 0003_audit
+Revises: 0005_telemetry
 Create Date: 2026-12-01
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_guard"
-down_revision = "0003_audit"
+down_revision = "0005_telemetry"
 branch_labels = None
 depends_on = None
 

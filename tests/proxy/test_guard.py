@@ -18,7 +18,9 @@ import pytest
 
 from tests.fakes.provider import FakeProvider
 from tests.fakes.scenario import LEAKED_KEY
-from tests.harness import MASTER_KEY, Tollway, anthropic_client, openai_client, standard_config
+from google.genai import types as gtypes
+
+from tests.harness import MASTER_KEY, Tollway, anthropic_client, gemini_client, openai_client, standard_config
 
 AWS = "AKIA" + "ZT3XGQWM7N4RB2VC"  # FAKE, in AWS's format
 EMAIL = "jane.doe@example.com"
@@ -220,3 +222,19 @@ def test_passthrough_json_bodies_are_scanned(guarded: Tollway, fake: FakeProvide
         trace = e.headers["x-tollway-trace-id"]
     assert_redacted_upstream(upstream_after(fake, n).text)
     assert guarded.record(trace)["guard_findings"]["request"] == {"AWS_ACCESS_KEY": 1, "EMAIL_ADDRESS": 1}
+
+
+def test_gemini_native_contents_are_redacted_and_leaks_in_streams_caught(guarded: Tollway,
+                                                                          fake: FakeProvider) -> None:
+    client = gemini_client(guarded, api_version="v1beta")
+    n = len(fake.requests)
+    resp = client.models.generate_content(
+        model="gpt-4o-mini", contents=PROMPT,
+        config=gtypes.GenerateContentConfig(system_instruction=f"contact {EMAIL}"))
+    assert resp.text
+    assert_redacted_upstream(upstream_after(fake, n).text)
+    text = "".join(c.text or "" for c in client.models.generate_content_stream(model="gpt-4o-mini",
+                                                                               contents="[[leak]]"))
+    assert text == "Your key is [REDACTED:AWS_ACCESS_KEY] keep it safe."
+    rec = guarded.records(limit=1)[0]
+    assert rec["guard_findings"] == {"response": {"AWS_ACCESS_KEY": 1}, "response_action": "redacted"}

@@ -19,12 +19,15 @@ from tollway.billing.outbox import Outbox
 from tollway.billing.sender import BillingSender
 from tollway.config import ProviderSettings, Settings
 from tollway.counting import CountingPool
+from tollway.guard.policy import Policies
+from tollway.guard.sanitizer import Guard
 from tollway.logs import AccessLog
 from tollway.pipeline.accounting import AccountingStage
 from tollway.pipeline.attribution import AttributionStage
 from tollway.pipeline.auth import AuthStage, KeyRing
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.decode import DecodeStage
+from tollway.pipeline.guard import GuardStage
 from tollway.pipeline.proxy import Forwarder
 from tollway.pipeline.route import RouteStage
 from tollway.pipeline.stage import Stage
@@ -38,6 +41,7 @@ from tollway.routing.catalog import Catalog, Deployment
 from tollway.server.limits import ConnectionTracker
 from tollway.secrets import SecretBox
 from tollway.storage.audit import AuditLog
+from tollway.storage.bodies import BodyStore
 from tollway.storage.engine import make_engine, migrate
 from tollway.storage.ledger import LedgerWriter
 from tollway.storage.responses import ResponseStore
@@ -92,6 +96,10 @@ class AppState:
     forwarder: Forwarder = field(init=False)
     stages: tuple[Stage, ...] = field(init=False)  # every proxied request: accounting, auth, attribution
     call_stages: tuple[Stage, ...] = field(init=False)  # model calls (unified routes): see pipeline.stage
+    # sanitization and body logging: None when configured nowhere (then no guard stage at all)
+    guard: Guard | None = None
+    guard_stage: GuardStage | None = field(init=False, default=None)
+    bodies: BodyStore | None = None
     started_at: float = field(default_factory=time.time)
     counting: CountingPool = field(default_factory=CountingPool)  # large token counts, off the loop
     inflight: set[RequestContext] = field(default_factory=set)  # between AccountingStage.before and after
@@ -112,7 +120,11 @@ class AppState:
         if self.metrics is not None or self.tracing is not None:
             stages = (TelemetryStage(self.metrics, self.tracing), *stages)
         self.stages = stages
-        self.call_stages = (*self.stages, DecodeStage(self), RouteStage(self))
+        decode: tuple[Stage, ...] = (DecodeStage(self),)
+        if self.guard is not None:
+            self.guard_stage = GuardStage(self)
+            decode += (self.guard_stage,)
+        self.call_stages = (*self.stages, *decode, RouteStage(self))
 
     @classmethod
     async def open(cls, settings: Settings) -> "AppState":
@@ -136,6 +148,13 @@ class AppState:
         for ps in settings.providers:
             providers.append(build_provider(ps, http, tokens, counting))
         prices = PriceBook(price_overrides(settings))
+        guard = bodies = None
+        if Policies.any_configured(settings):
+            guard = Guard(settings)
+            guard.warm()
+            st = settings.store
+            bodies = BodyStore(engine, guard, cap=st.body_max_bytes, retention_days=st.body_retention_days)
+            await bodies.start()
         catalog = Catalog(providers, settings.aliases, known_models=prices.known_models)
         # Long-lived start-up objects never need collecting; fewer, larger young-generation
         # collections cost far less per request at thousands of requests per second.
@@ -143,7 +162,8 @@ class AppState:
         gc.freeze()
         gc.set_threshold(20_000, 50, 100)
         state = cls(settings=settings, engine=engine, ledger=ledger, http=http, catalog=catalog,
-                    keys=KeyRing(settings), prices=prices, tokens=tokens, counting=counting,
+                    keys=KeyRing(settings), prices=prices, tokens=tokens, counting=counting, guard=guard,
+                    bodies=bodies,
                     access_log=AccessLog(settings.logging.format, enabled=settings.logging.level in ("debug", "info")),
                     metrics=metrics, tracing=tracing, outbox=outbox)
         state.access_log.start()
@@ -191,6 +211,8 @@ class AppState:
             await self.billing.stop()
         await self.access_log.stop()
         await self.responses.stop()
+        if self.bodies is not None:
+            await self.bodies.stop()
         await self.ledger.stop(drain_secs=max(5.0, self.settings.server.shutdown_grace_secs))
         if self.metrics is not None:
             await self.metrics.stop()

@@ -148,3 +148,4 @@ class UsageRecord:
     project: str | None = None
     source: str | None = None
     customer: str | None = None
+    guard_findings: str | None = None  # JSON: sanitizer finding types and counts (never values)

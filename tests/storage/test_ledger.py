@@ -37,6 +37,7 @@ def expected_row(r: UsageRecord) -> dict[str, Any]:
         "latency_ms": r.latency_ms, "ttft_ms": r.ttft_ms, "status": r.status,
         "error_type": r.error_type, "cancelled": r.cancelled, "key_id": r.key_id,
         "project": r.project, "source": r.source, "customer": r.customer,
+        "guard_findings": r.guard_findings,
     }  # fmt: skip
 
 

@@ -145,7 +145,16 @@ _RECORD = {"type": "object", "properties": {
         ("status", "integer"), ("error_type", ["string", "null"]), ("cancelled", "boolean"),
         ("key_id", ["string", "null"]), ("project", ["string", "null"]), ("source", ["string", "null"]),
         ("customer", ["string", "null"]))},
-    "seq": {"type": ["integer", "null"], "description": "Insertion order in the store (see after_seq)."}}}
+    "seq": {"type": ["integer", "null"], "description": "Insertion order in the store (see after_seq)."},
+    "guard_findings": {"type": ["object", "null"], "description":
+                       "Sanitizer findings by type and count (never values): request, request_action "
+                       "(redacted | forwarded | refused), response, response_action (logged | redacted | blocked)"}}}
+_RECORD_DETAIL = {"allOf": [{"$ref": "#/components/schemas/Record"}, {"type": "object", "properties": {
+    "bodies": {"type": "object", "description": "Present for calls made with [store] log_bodies: the request and "
+               "response bodies, redacted (credentials always, PII when the call redacts PII)",
+               "properties": {"request": {"type": "string"}, "response": {"type": "string"},
+                              "request_truncated": {"type": "boolean"},
+                              "response_truncated": {"type": "boolean"}}}}}]}
 
 
 def _ints(*names: str) -> dict[str, Any]:
@@ -243,7 +252,7 @@ def openapi_document() -> dict[str, Any]:
             "summary": "One usage record by the trace id a client got in x-tollway-trace-id",
             "security": _ADMIN_SECURITY,
             "parameters": [{"name": "trace_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": _REF + "Record"}}}},
+            "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": _REF + "RecordDetail"}}}},
                           "404": {"description": "No such record", "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
         "/v1/responses/{response_id}": {
             "parameters": [{"name": "response_id", "in": "path", "required": True, "schema": {"type": "string"}}],
@@ -374,6 +383,7 @@ def openapi_document() -> dict[str, Any]:
                         "id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
                         "owned_by": {"type": "string"}}}}}},
                 "Record": _RECORD,
+                "RecordDetail": _RECORD_DETAIL,
                 "RecordPage": {"type": "object", "properties": {
                     "data": {"type": "array", "items": {"$ref": _REF + "Record"}},
                     "next_cursor": {"type": ["string", "null"]},

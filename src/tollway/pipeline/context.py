@@ -22,6 +22,8 @@ SERVER_SHUTDOWN = "server_shutdown"  # error_type of a request cut by a shutdown
 if TYPE_CHECKING:
     from tollway.api.asgi import Receive, Send
     from tollway.errors import ProxyError, WireFormat
+    from tollway.guard.call import GuardCall
+    from tollway.storage.bodies import BodyCapture
     from tollway.pipeline.auth import KeyInfo
     from tollway.pipeline.content import ContentFilter
     from tollway.providers.base import Provider
@@ -88,6 +90,9 @@ class RequestContext:
     # in `content_filters` may hold back, rewrite or stop.
     canonical: bool = False
     content_filters: "list[ContentFilter] | None" = None
+    guard: "GuardCall | None" = None  # the sanitization of this call (guard stage)
+    guard_findings: str | None = None  # JSON: finding types and counts, never values (the record's)
+    bodies: "BodyCapture | None" = None  # request/response bodies kept for the ledger ([store] log_bodies)
     # outcome
     status: int = 0
     error: "ProxyError | None" = None

@@ -79,6 +79,7 @@ def row_from_record(r: UsageRecord) -> dict[str, Any]:
         "project": r.project,
         "source": r.source,
         "customer": r.customer,
+        "guard_findings": r.guard_findings,
     }
     for name in _TEXT_COLUMNS:
         value = row[name]
@@ -127,7 +128,7 @@ API_FIELDS = (
     "model_served", "stream", "input_tokens", "output_tokens", "cached_tokens",
     "cache_creation_tokens", "reasoning_tokens", "total_tokens", "tokens_estimated",
     "cost_usd", "cost_note", "latency_ms", "ttft_ms", "status", "error_type", "cancelled",
-    "key_id", "project", "source", "customer", "seq",
+    "key_id", "project", "source", "customer", "seq", "guard_findings",
 )  # fmt: skip
 
 
@@ -136,5 +137,6 @@ def api_row(row: Mapping[str, Any]) -> dict[str, Any]:
     derived = {
         "time": iso_utc(row["ts"]),
         "cost_usd": format_usd(decimal_from_nanousd(row["cost_nanousd"])),
+        "guard_findings": orjson.loads(row["guard_findings"]) if row.get("guard_findings") else None,
     }
     return {k: derived[k] if k in derived else row[k] for k in API_FIELDS}

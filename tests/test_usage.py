@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.harness import Tollway
+from tests.harness import MASTER_KEY, Tollway, anthropic_client, openai_client
 from tollway.formats.anthropic import usage_to_canonical as anthropic_usage
 from tollway.formats.gemini import usage_to_canonical as gemini_usage
 from tollway.formats.openai_chat import usage_to_canonical as openai_usage
@@ -94,14 +94,51 @@ def test_openai_chat_with_a_bad_prompt_count_is_recorded_estimated(oai: openai.O
     assert rec["cost_usd"] is not None and float(rec["cost_usd"]) < 0.001
 
 
-def test_openai_stream_with_a_bad_count_keeps_its_record(oai: openai.OpenAI, tollway: Tollway) -> None:
-    stream = oai.chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": 'Hi [[reported_input:"21"]]'}])
-    text = "".join(c.choices[0].delta.content or "" for c in stream.parse() if c.choices)
-    assert text == "Hello from the fake provider!"
-    rec = _record(tollway, stream.headers)
-    assert rec["status"] == 200 and rec["output_tokens"] == 7 and rec["input_tokens"] != "21"
-    assert "prompt_tokens='21'" in rec["cost_note"]
+def _stream_openai(client: openai.OpenAI, model: str, text: str) -> Any:
+    stream = client.chat.completions.with_raw_response.create(
+        model=model, stream=True, stream_options={"include_usage": True}, messages=[{"role": "user", "content": text}])
+    assert "".join(c.choices[0].delta.content or "" for c in stream.parse() if c.choices) == \
+        "Hello from the fake provider!"
+    return stream.headers
+
+
+def _stream_anthropic(client: anthropic.Anthropic, model: str, text: str) -> Any:
+    stream = client.messages.with_raw_response.create(model=model, max_tokens=50, stream=True,
+                                                      messages=[{"role": "user", "content": text}])
+    list(stream.parse())
+    return stream.headers
+
+
+def _stream_responses(client: openai.OpenAI, model: str, text: str) -> Any:
+    stream = client.responses.with_raw_response.create(model=model, stream=True, input=text)
+    assert list(stream.parse())[-1].type == "response.completed"
+    return stream.headers
+
+
+@pytest.mark.parametrize("bad", ['"21"', "-5", "true"])
+@pytest.mark.parametrize("how", ["openai fast path", "anthropic fast path", "responses fast path",
+                                 "openai to anthropic", "pass-through (/proxy/openai)"])
+def test_a_stream_with_a_refused_input_count_is_counted_locally(tollway: Tollway, bad: str, how: str) -> None:
+    """The bad count arrives in a stream's final usage event: the record counts the prompt
+    locally (estimated), keeps the reported output, and names the refused value."""
+    text = f"Hi [[reported_input:{bad}]]"
+    if how == "openai fast path":
+        headers = _stream_openai(openai_client(tollway), "gpt-4o-mini", text)
+    elif how == "anthropic fast path":
+        headers = _stream_anthropic(anthropic_client(tollway), "claude-haiku-4-5", text)
+    elif how == "responses fast path":
+        headers = _stream_responses(openai_client(tollway), "gpt-4o-mini", text)
+    elif how == "openai to anthropic":
+        headers = _stream_openai(openai_client(tollway), "claude-haiku-4-5", text)
+    else:
+        byok = openai.OpenAI(base_url=tollway.url + "/proxy/openai/v1", api_key="sk-callers-own", max_retries=0,
+                             default_headers={"X-Tollway-Key": MASTER_KEY})
+        headers = _stream_openai(byok, "gpt-4o-mini", text)
+    rec = _record(tollway, headers)
+    assert rec["status"] == 200 and rec["output_tokens"] == 7
+    assert isinstance(rec["input_tokens"], int) and 0 < rec["input_tokens"] < 100, rec  # counted locally
+    assert rec["tokens_estimated"] is True and rec["cost_usd"] is not None
+    assert "not used" in rec["cost_note"] and "_tokens=" in rec["cost_note"]
 
 
 def test_anthropic_absurd_count_is_not_billed(claude: anthropic.Anthropic, tollway: Tollway) -> None:

@@ -8,6 +8,11 @@ from tollway.providers.base import Endpoint
 from tollway.tokens import TokenCounter
 
 
+# the endpoints whose prompt `prompt_tokens` can count (any other: 0)
+COUNTABLE = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.RESPONSES, Endpoint.MESSAGES,
+                       Endpoint.COUNT_TOKENS, Endpoint.GENERATE_CONTENT, Endpoint.EMBED_CONTENT})
+
+
 def prompt_tokens(counter: TokenCounter, endpoint: str, model: str, body: dict[str, Any] | None) -> int:
     if not body:
         return 0

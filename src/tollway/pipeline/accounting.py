@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from tollway.counting import OutputTally
-from tollway.estimate import prompt_tokens
+from tollway.estimate import COUNTABLE, prompt_tokens
 from tollway.pipeline.context import SERVER_SHUTDOWN, RequestContext
 from tollway.providers.base import COUNTING_ENDPOINTS
 from tollway.usage import (MAX_ATTRIBUTION_CHARS, MAX_MODEL_CHARS, MAX_NOTE_CHARS, MAX_PATH_CHARS, Usage,
@@ -44,6 +44,13 @@ async def meter(state: "AppState", ctx: RequestContext, output: "str | OutputTal
     # a count the provider reported was refused (usage.CountReader): count that part locally
     refused = usage is not None and usage.note is not None and (
         usage.input_tokens is None or usage.output_tokens is None)
+    if (refused and output is None and usage.output_tokens is not None and not ctx.incomplete  # type: ignore[union-attr]
+            and ctx.json is not None and ctx.endpoint in COUNTABLE):
+        # Only the prompt's count was refused, and the caller has no answer text at hand (a
+        # stream whose final usage event carried the bad count, a pass-through answer): the
+        # prompt is counted locally, the reported output kept. (A prompt Tollway cannot count,
+        # e.g. a Realtime session's, stays unknown, and the note says why.)
+        output = ""
     if output is not None and (ctx.incomplete or refused or (
             (usage is None or not usage.known) and ctx.status < 400)):
         # No usage came, or the answer ended early (the final usage event never arrived):

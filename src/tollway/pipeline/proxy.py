@@ -196,7 +196,8 @@ class Forwarder:
         ctx.usage = watcher.usage
         if watcher.model_served:
             ctx.model_served = watcher.model_served
-        complete_usage = ctx.usage is not None and ctx.usage.known and not ctx.incomplete
+        # a refused count (usage.note) is counted locally from the tally, like a missing one
+        complete_usage = ctx.usage is not None and ctx.usage.known and ctx.usage.note is None and not ctx.incomplete
         await meter(state, ctx, None if complete_usage else tally)
         if watch.fired:
             return

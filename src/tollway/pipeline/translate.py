@@ -319,7 +319,8 @@ class Translated:
         if error is not None and not watch.fired:  # rendered with the watch stopped: a hang-up cannot cut it
             etype = "timeout_error" if error.kind == "upstream_timeout" else "api_error"
             data = writer.write(StreamError(etype, error.message)) + writer.close()
-        complete = finished and not ctx.incomplete and ctx.usage is not None and ctx.usage.known
+        complete = (finished and not ctx.incomplete and ctx.usage is not None and ctx.usage.known
+                    and ctx.usage.note is None)  # a refused count is counted locally from the tally
         await meter(state, ctx, None if complete else tally)
         if self.client_fmt == "responses" and finished and getattr(writer, "response", None):
             await self._store_response(writer.response, writer.stored_output())

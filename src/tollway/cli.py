@@ -103,7 +103,7 @@ def serve(
     if not settings.providers:
         log.warning("no providers configured: set OPENAI_API_KEY / ANTHROPIC_API_KEY, write a config, or use --demo")
     tracker = edge_tracker(settings)
-    raise_fd_limit(settings.server.max_connections)
+    raise_fd_limit(settings.server.max_connections + settings.server.max_realtime_sessions)
     uv = uvicorn_config(build_app(settings, tracker), settings, tracker)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then restores the handlers it found and
     # raises the signal again; with the default handlers a clean drain would end as "killed by

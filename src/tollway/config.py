@@ -143,6 +143,9 @@ class ServerSettings(_Strict):
     body_timeout_secs: Float = Field(120.0, gt=0)  # end of headers to end of body; then 408
     keepalive_timeout_secs: Float = Field(5.0, gt=0)  # idle keep-alive connections are closed after this
     max_connections: Int = Field(1000, ge=1)  # open client connections; see ConnectionTracker
+    # Realtime WebSocket sessions open at once (each holds a client and an upstream connection, outside
+    # max_connections); a handshake beyond it gets 503
+    max_realtime_sessions: Int = Field(100, ge=1)
 
     @field_validator("master_key")
     @classmethod

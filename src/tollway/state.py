@@ -106,6 +106,7 @@ class AppState:
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set whenever nothing is in flight
     connections: ConnectionTracker | None = None  # the HTTP server's, when it is Tollway's own (serve)
     unauthenticated: int = 0  # requests refused with 401 by the auth stage (logged, not recorded)
+    realtime_sessions: int = 0  # Realtime WebSocket sessions open (api.realtime), at most [server] max_realtime_sessions
     _byok: dict[str, tuple[Provider, Transport]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -4,7 +4,8 @@ It speaks the documented GA events: `session.created` on connect, `session.updat
 `session.update`, `conversation.item.created` for `conversation.item.create`, and for
 `response.create` a `response.created`, text deltas of `Hello from the fake realtime!`, and a
 `response.done` whose usage is 12 input tokens (4 of them cached) and 6 output tokens. A user
-message containing `[[audio]]` adds audio tokens; `[[hangup]]` closes mid-response (code 1011).
+message containing `[[audio]]` adds audio tokens; `[[hangup]]` closes mid-response (code 1011);
+`[[reported_input:JSON]]` reports that JSON value as the input count (`-5`, `true`, `"12"` …).
 Connections need `Authorization: Bearer …` or `api-key` (else HTTP 401).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,6 +121,9 @@ class FakeRealtime:
         usage = json.loads(json.dumps(USAGE))
         if "[[audio]]" in prompt:
             usage["output_token_details"] = {"text_tokens": 2, "audio_tokens": 4}
+        reported = re.search(r"\[\[reported_input:(.+?)\]\]", prompt)
+        if reported:
+            usage["input_tokens"] = json.loads(reported.group(1))
         await self._send(ws, "response.done", response={**base, "status": "completed", "usage": usage, "output": [
             {"id": item, "type": "message", "role": "assistant", "status": "completed",
              "content": [{"type": "output_text", "text": REPLY}]}]})

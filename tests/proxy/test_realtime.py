@@ -5,13 +5,15 @@ browser SDK's subprotocol key)."""
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
 
 import openai
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from tests.fakes.provider import FakeProvider
@@ -109,7 +111,6 @@ def test_browser_subprotocol_key_is_tollways_and_never_forwarded(tw: Tollway, rt
 
 
 @pytest.mark.parametrize("url_tail,key,code,why", [
-    ("/v1/realtime?model=gpt-realtime", "wrong-key", 1008, "Tollway key"),
     ("/v1/realtime?model=claude-haiku-4-5", MASTER_KEY, 1008, "no Realtime API"),
     ("/v1/realtime?model=no-such-model", MASTER_KEY, 1008, "not routable"),
     ("/v1/realtime", MASTER_KEY, 1008, "Name the model"),
@@ -162,3 +163,90 @@ def test_audio_tokens_are_recorded_without_a_made_up_price(tw: Tollway) -> None:
 def test_plain_http_get_is_told_to_upgrade(tw: Tollway) -> None:
     status, body = tw.get("/v1/realtime?model=gpt-realtime")
     assert status == 426 and body["error"]["code"] == "upgrade_required"
+
+
+# --- refused before the upgrade, sessions bounded ------------------------------------------------------
+
+UPGRADE = ("GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+           "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
+
+
+@pytest.mark.parametrize("headers,subprotocols", [
+    ({}, None),
+    ({"Authorization": "Bearer wrong-key"}, None),
+    ({"api-key": "wrong-key"}, None),
+    ({}, ["realtime", "openai-insecure-api-key.wrong-key"]),
+])
+def test_a_missing_or_wrong_key_is_refused_before_anything_is_upgraded(tw: Tollway, rt: FakeRealtime,
+                                                                        headers: dict, subprotocols) -> None:
+    before = len(rt.handshakes)
+    with pytest.raises(InvalidStatus) as ei:
+        connect(ws_base(tw) + "/v1/realtime?model=gpt-realtime", additional_headers=headers,
+                subprotocols=subprotocols, open_timeout=5)
+    resp = ei.value.response
+    assert resp.status_code == 401
+    assert json.loads(resp.body)["error"]["code"] == "invalid_api_key"
+    assert len(rt.handshakes) == before  # nothing went upstream
+
+
+def test_a_keyless_upgrade_flood_gets_401s_and_closed_connections(tw: Tollway) -> None:
+    """Each keyless handshake gets a plain HTTP 401 and the server closes the connection itself
+    (no WebSocket to hold open outside max_connections), while real clients are served."""
+    answers: list[bytes] = []
+
+    def one() -> None:
+        with socket.create_connection(("127.0.0.1", tw.port), timeout=10) as s:
+            s.sendall(UPGRADE.encode() + b"\r\n")
+            data = b""
+            while chunk := s.recv(4096):  # b"" only when the server closed the connection
+                data += chunk
+            answers.append(data)
+
+    threads = [threading.Thread(target=one) for _ in range(100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert len(answers) == 100
+    assert all(a.startswith(b"HTTP/1.1 401 ") for a in answers), {a[:40] for a in answers}
+    status, health = tw.get("/health")
+    assert status == 200 and health["realtime"]["sessions"] == 0
+
+
+def test_a_bad_usage_count_in_response_done_is_refused_and_flagged(tw: Tollway) -> None:
+    client = openai.OpenAI(base_url=tw.url + "/v1", api_key=MASTER_KEY, max_retries=0)
+    for bad in ("-5", "true", '"12"', "1000000000"):
+        with client.realtime.connect(model="gpt-realtime") as conn:
+            converse(conn, [f"count [[reported_input:{bad}]]"])
+        rec = records_for(tw, "gpt-realtime", 1)[0]
+        assert rec["input_tokens"] is None and rec["output_tokens"] == 6, rec
+        assert "input_tokens=" in rec["cost_note"] and "not used" in rec["cost_note"]
+
+
+@pytest.fixture(scope="module")
+def two_sessions(rt: FakeRealtime, fake: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tollway]:
+    cfg = standard_config(fake.url)
+    cfg["server"]["max_realtime_sessions"] = 2
+    cfg["providers"] = [{"id": "openai", "kind": "openai", "base_url": rt.url + "/v1", "api_key": "sk-upstream-rt",
+                         "models": ["gpt-realtime"]}]
+    t = Tollway(tmp_path_factory.mktemp("realtime-limit"), cfg)
+    yield t
+    t.stop()
+
+
+def test_sessions_beyond_max_realtime_sessions_are_refused_with_503(two_sessions: Tollway) -> None:
+    url = ws_base(two_sessions) + "/v1/realtime?model=gpt-realtime"
+    auth = {"Authorization": f"Bearer {MASTER_KEY}"}
+    with connect(url, additional_headers=auth) as second:
+        with connect(url, additional_headers=auth) as first:
+            assert json.loads(first.recv())["type"] == json.loads(second.recv())["type"] == "session.created"
+            assert two_sessions.get("/health")[1]["realtime"] == {"sessions": 2, "max": 2}
+            with pytest.raises(InvalidStatus) as ei:
+                connect(url, additional_headers=auth, open_timeout=5)
+            assert ei.value.response.status_code == 503
+            assert "max_realtime_sessions" in json.loads(ei.value.response.body)["error"]["message"]
+        deadline = time.time() + 5
+        while two_sessions.get("/health")[1]["realtime"]["sessions"] != 1 and time.time() < deadline:
+            time.sleep(0.05)
+        with connect(url, additional_headers=auth) as third:  # a slot came free
+            assert json.loads(third.recv())["type"] == "session.created"

@@ -73,6 +73,7 @@ class HealthRoutes:
             "providers": [p.id for p in st.catalog.providers] if has_key(st, scope) else [],
             "ledger": ledger,
             "requests": {"unauthenticated": st.unauthenticated},
+            "realtime": {"sessions": st.realtime_sessions, "max": st.settings.server.max_realtime_sessions},
         }
         if st.connections is not None:
             body["connections"] = st.connections.snapshot()

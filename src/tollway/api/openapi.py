@@ -179,6 +179,8 @@ _HEALTH = {"type": "object", "required": ["status", "version", "uptime_secs", "p
         "unreplayable": {"type": "integer",
                          "description": "Spool lines that could not be read back (e.g. cut by a crash)."}}},
     "requests": {"type": "object", "properties": _ints("unauthenticated")},
+    "realtime": {"type": "object", "description": "Realtime WebSocket sessions open, and [server] max_realtime_sessions.",
+                 "properties": _ints("sessions", "max")},
     "connections": {"type": "object", "description": "The HTTP server's client connections (see [server] limits).",
                     "properties": _ints("open", "max", "header_too_large", "header_timeouts", "body_timeouts",
                                         "evicted", "refused")},

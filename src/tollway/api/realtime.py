@@ -11,6 +11,12 @@ accepts the client, so a refusal reaches the client as a Realtime `error` event 
 (1008 for the client's fault, 1011 for the upstream's), never a 500. Frames are relayed as they
 are, both ways.
 
+Refused before the upgrade, as a plain HTTP answer to the handshake (JSON, OpenAI's error
+shape): a missing or wrong key (401, 403 for a key without the user role), a bad project slug
+(400), and a session over `[server] max_realtime_sessions` (503). So a flood of keyless
+upgrades never gets a WebSocket, and the sessions open at once (each holding a client and an
+upstream connection, outside `max_connections`) are bounded.
+
 Metering: one usage record per response, from the `usage` of each `response.done` event (so a
 long session is priced as it goes and every response has its own trace id), timed from its
 `response.created`. A response still open when the session ends is recorded as cancelled; a
@@ -30,14 +36,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from tollway.api.asgi import Receive, Scope, Send
-from tollway.errors import ProxyError
+from tollway.errors import ProxyError, render
 from tollway.ids import uuid7
 from tollway.pipeline.accounting import AccountingStage, meter
 from tollway.pipeline.attribution import AttributionStage
 from tollway.pipeline.auth import AuthStage
 from tollway.pipeline.client_headers import TOLLWAY_AGENT
 from tollway.pipeline.context import RequestContext
-from tollway.usage import Usage
+from tollway.usage import CountReader, Usage
 
 if TYPE_CHECKING:
     from tollway.routing.catalog import Deployment
@@ -100,6 +106,27 @@ class RealtimeRoute:
         ctx.path_project = path_project
         qs = scope.get("query_string", b"")
         query = parse_qs(qs.decode("latin-1")) if qs else {}
+        state = self._state
+        try:
+            for stage in self._identify:  # who is calling, before anything is upgraded or opened
+                await stage.before(ctx)
+            limit = state.settings.server.max_realtime_sessions
+            if state.realtime_sessions >= limit:
+                raise ProxyError("overloaded", f"This Tollway has {limit} Realtime sessions open, its limit "
+                                               "([server] max_realtime_sessions); retry shortly.")
+        except ProxyError as e:
+            ctx.status, ctx.error_type, ctx.error = e.status, e.error_type, e
+            await deny_handshake(scope, send, e)
+            await self._accounting.after(ctx)
+            return
+        state.realtime_sessions += 1
+        try:
+            await self._session(ctx, query, offered, receive, send)
+        finally:
+            state.realtime_sessions -= 1
+
+    async def _session(self, ctx: RequestContext, query: dict[str, list[str]], offered: list[str],
+                       receive: Receive, send: Send) -> None:
         try:
             upstream = await self._open(ctx, query, offered)
         except ProxyError as e:
@@ -118,8 +145,6 @@ class RealtimeRoute:
 
     async def _open(self, ctx: RequestContext, query: dict[str, list[str]], offered: list[str]) -> ClientConnection:
         state = self._state
-        for stage in self._identify:
-            await stage.before(ctx)
         model = (query.get("model") or query.get("deployment") or [""])[0]
         if not model:
             raise ProxyError("invalid_request", "Name the model: ?model= (or Azure's ?deployment=).", param="model")
@@ -164,6 +189,18 @@ class RealtimeRoute:
         await send({"type": "websocket.send", "text": orjson.dumps(event).decode()})
         await send({"type": "websocket.close", "code": 1008 if err.status < 500 else 1011,
                     "reason": err.kind[:100]})
+
+
+async def deny_handshake(scope: Scope, send: Send, err: ProxyError) -> None:
+    """Refuse a WebSocket handshake with a plain HTTP answer (the ASGI `websocket.http.response`
+    extension): nothing is upgraded. A server without the extension answers 403 to a close."""
+    if "websocket.http.response" not in (scope.get("extensions") or {}):
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    status, body = render(err, "openai")
+    await send({"type": "websocket.http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "websocket.http.response.body", "body": body})
 
 
 class Session:
@@ -296,22 +333,21 @@ class Session:
 
 
 def realtime_usage(u: Any) -> Usage | None:
-    """A Realtime `response.usage` (input/output tokens, cached tokens in input_token_details)."""
+    """A Realtime `response.usage` (input/output tokens, cached tokens in input_token_details),
+    each count read through `usage.CountReader` like every other provider's: a negative,
+    fractional, boolean, string or absurd count is refused and named in the note, never stored."""
     if not isinstance(u, dict):
         return None
-    details = u.get("input_token_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    inp, out = u.get("input_tokens"), u.get("output_tokens")
-    if not isinstance(inp, int) and not isinstance(out, int):
+    read = CountReader()
+    inp, out = read(u, "input_tokens"), read(u, "output_tokens")
+    cached = read.count(u.get("input_token_details"), "cached_tokens")
+    if inp is None and out is None and not read.problems:
         return None
-    return Usage(input_tokens=inp if isinstance(inp, int) else None, output_tokens=out if isinstance(out, int) else None,
-                 cached_tokens=cached if isinstance(cached, int) else 0)
+    return read.finish(Usage(input_tokens=inp, output_tokens=out, cached_tokens=cached))
 
 
 def has_audio(u: Any) -> bool:
     if not isinstance(u, dict):
         return False
-    return any(isinstance(d, dict) and (d.get("audio_tokens") or 0) > 0
+    return any(isinstance(d, dict) and type(d.get("audio_tokens")) is int and d["audio_tokens"] > 0
                for d in (u.get("input_token_details"), u.get("output_token_details")))
-
-

@@ -148,8 +148,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if isinstance(exc, httptools.HttpParserUpgrade):
             if self._should_upgrade():
                 # The connection now belongs to uvicorn's WebSocket protocol (Realtime): its
-                # handshake was held to these limits, the session is not counted in
-                # max_connections (it needs a key; a refused one is closed at once).
+                # handshake was held to these limits. The session is not counted in
+                # max_connections: its key is checked before anything is upgraded (a refusal is
+                # a plain HTTP answer, then a close) and [server] max_realtime_sessions bounds
+                # the sessions (api.realtime).
                 self._cancel_timers()
                 self._tracker.closed(self)
                 self.handle_websocket_upgrade()

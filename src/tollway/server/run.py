@@ -22,7 +22,8 @@ _FD_RESERVE = 256
 
 def raise_fd_limit(max_connections: int) -> int:
     """Raise the soft RLIMIT_NOFILE towards the hard one (as Go and nginx do); warn when even
-    that cannot hold `max_connections` clients and an upstream connection for each."""
+    that cannot hold `max_connections` clients (HTTP connections plus Realtime sessions) and an
+    upstream connection for each."""
     needed = 2 * max_connections + _FD_RESERVE
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < needed:
@@ -33,8 +34,8 @@ def raise_fd_limit(max_connections: int) -> int:
         except (ValueError, OSError):
             pass
     if soft != resource.RLIM_INFINITY and soft < needed:
-        log.warning("open-file limit is %d: server.max_connections = %d needs about %d (a client and an upstream "
-                    "connection each); lower max_connections or raise the limit (ulimit -n)",
+        log.warning("open-file limit is %d: server.max_connections + max_realtime_sessions = %d needs about %d (a "
+                    "client and an upstream connection each); lower them or raise the limit (ulimit -n)",
                     soft, max_connections, needed)
     return soft
 

@@ -4,7 +4,10 @@ and a second instance on the same database sees the first one's records (scale-o
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -91,3 +94,34 @@ def test_nul_in_a_slug_or_model_never_costs_a_record_on_postgres(fake: FakeProvi
         assert not (tmp_path / ".tollway" / "spool" / "rejected.jsonl").exists()
     finally:
         tw.stop()
+
+
+def test_nul_in_a_key_id_a_response_id_or_an_admin_filter_is_never_a_500_on_postgres(fake: FakeProvider, tmp_path,
+                                                                           pg_database: str) -> None:
+    """The Responses store and the admin API on Postgres, which refuses NUL even in a
+    query: a key id with NUL stores its responses (and reads them back), an id with NUL is simply
+    not found, an admin filter with NUL is a 400. (Bodies with NUL: tests/storage/test_bodies.py.)"""
+    nul_key = "tw-key-with-a-nul-id"
+    cfg = standard_config(fake.url, store={"url": pg_database, "flush_interval_ms": 20})
+    cfg["keys"].append({"id": "odd\x00id", "key": nul_key})
+    tw = Tollway(tmp_path, cfg)
+    try:
+        client = openai.OpenAI(base_url=f"{tw.url}/v1", api_key=nul_key, max_retries=0)
+        first = client.responses.create(model="claude-haiku-4-5", input="Hi")  # translated: Tollway stores it
+        second = client.responses.create(model="claude-haiku-4-5", input="Again", previous_response_id=first.id)
+        assert client.responses.retrieve(second.id).id == second.id
+        assert [i.type for i in client.responses.input_items.list(second.id)] == ["message"] * 3
+        with pytest.raises(openai.NotFoundError):
+            client.responses.create(model="claude-haiku-4-5", input="x", previous_response_id="resp_\x00abc")
+        for method, path in (("GET", "/v1/responses/resp_%00abc"), ("DELETE", "/v1/responses/resp_%00abc"),
+                             ("GET", "/v1/responses/resp_%00abc/input_items")):
+            req = urllib.request.Request(tw.url + path, method=method, headers={"Authorization": f"Bearer {MASTER_KEY}"})
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(req, timeout=10)
+            assert e.value.code == 400 and json.loads(e.value.read())["error"]["type"] == "invalid_request_error"
+        status, body = tw.get("/admin/audit?actor=%00")
+        assert status == 400 and "NUL" in body["error"]["message"]
+        assert "Internal" not in tw.log() and "Traceback" not in tw.log()
+    finally:
+        tw.stop()
+

@@ -43,3 +43,12 @@ async def test_secret_values_never_reach_a_row(engine: AsyncEngine) -> None:
 def test_scrub_keeps_ids_and_hides_secret_names() -> None:
     assert scrub({"key_id": "a", "public_id": "b", "token_limit": None, "api_key": "x", "nested": {"secret": "y"}}) == {
         "key_id": "a", "public_id": "b", "token_limit": None, "api_key": "***", "nested": {"secret": "***"}}
+
+
+async def test_an_actor_or_target_with_nul_is_kept_not_lost(engine: AsyncEngine) -> None:
+    """Postgres refuses NUL in text: an entry whose actor (a configured key id) or target holds
+    one is written with U+FFFD instead of failing the admin call."""
+    log = AuditLog(engine)
+    await log.record("key\x00id", "key.create", "key:\x00", None, {"name": "n"})
+    entry = (await log.list(limit=1))["data"][0]
+    assert (entry["actor"], entry["target"]) == ("key\ufffdid", "key:\ufffd")

@@ -43,3 +43,18 @@ async def test_retention_deletes_old_bodies_in_batches(engine: AsyncEngine, monk
     await bs.flush()
     assert await bs.sweep(now - 86400) == 8
     assert await bs.get("old-0") is None and await bs.get("new") is not None
+
+
+async def test_a_body_with_nul_bytes_is_stored_and_costs_no_other_body(engine: AsyncEngine) -> None:
+    """Postgres refuses NUL in text: a raw body holding one (a pass-through upload) is stored with
+    U+FFFD, in the same batch as the others, none of them lost."""
+    bs = store(engine)
+    for i in range(5):
+        cap = bs.capture(pii=False)
+        cap.add(b"answer\x00" if i == 2 else b"answer")
+        bs.put(f"nul-{i}", time.time(), b"upload \x00\x01 bytes" if i == 2 else b"{}", cap)
+    await bs.flush()
+    got = await bs.get("nul-2")
+    assert got is not None and got["request"] == "upload \ufffd\x01 bytes" and got["response"] == "answer\ufffd"
+    for i in (0, 1, 3, 4):
+        assert await bs.get(f"nul-{i}") is not None

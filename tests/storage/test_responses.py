@@ -115,3 +115,25 @@ def test_item_ids_name_their_response() -> None:
     assert response_of_item("fc_" + "ab" * 16 + "00") == r
     assert response_of_item("msg_" + "ab" * 16 + "i03") == r
     assert response_of_item("fc_123") is None and response_of_item("call_" + "zz" * 17) is None
+
+
+async def test_ids_and_owners_with_nul_never_reach_the_store_as_nul(engine: AsyncEngine) -> None:
+    """Postgres refuses NUL in text, even in a query: an id with one is no stored response's (absent,
+    asked of no store), and a key id or project with one is kept with U+FFFD, its owner still its owner."""
+    store = ResponseStore(engine, ResponsesSettings())
+    nul = "resp_\x00" + uuid.uuid4().hex
+    assert (await store.find(nul, ALICE))[0] is Found.ABSENT
+    assert await store.link(nul, ALICE) is None
+    assert await store.history(nul, ALICE) == []
+    assert await store.input_items(nul, ALICE) == (Found.ABSENT, [])
+    assert await store.items_of([nul, "msg_\x00"], ALICE) == {}
+    assert await store.delete(nul, ALICE) is Found.ABSENT
+    r = rid()
+    await store.put(r, {"id": r, "output": []}, [msg("q")], [], previous=None, provider="p\x00",
+                    project="team\x00a", key_id="key\x00one")
+    owner = Owner("key\x00one", sees_all=False)
+    assert (await store.find(r, owner))[0] is Found.MINE
+    assert (await store.find(r, ALICE))[0] is Found.HIDDEN
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(responses_table).where(responses_table.c.id == r))).one()
+    assert (row.key_id, row.project, row.provider) == ("key\ufffdone", "team\ufffda", "p\ufffd")

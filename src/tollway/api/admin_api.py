@@ -8,6 +8,7 @@ OpenAI-shaped JSON: 401/403 by role (api.authz), 404, 405, 422 with the field pa
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
@@ -21,6 +22,8 @@ from tollway.pipeline.auth import KeyInfo
 
 if TYPE_CHECKING:
     from tollway.state import AppState
+
+log = logging.getLogger("tollway")
 
 ADMIN_BODY_LIMIT = 1024 * 1024
 
@@ -36,6 +39,10 @@ class AdminRequest:
         self.caller = caller
         self.params = params
         self.query: dict[str, str] = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        for name, value in self.query.items():  # the values reach SQL, and Postgres refuses NUL even there
+            if "\x00" in name or "\x00" in value:
+                raise ProxyError("invalid_request", f"Query parameter {name[:100]!r} must not contain a NUL character.",
+                                 param=name[:100])
 
     @property
     def actor(self) -> str:
@@ -115,6 +122,11 @@ class AdminApi:
             await send_json(send, 405, {"error": {"message": f"{scope['method']} is not allowed here.",
                                                   "type": "invalid_request_error", "param": None,
                                                   "code": "method_not_allowed"}})
+            return
+        except Exception:  # a bug or a store failure: logged, and answered in JSON like every error here
+            log.exception("admin route %s %s failed", scope["method"], scope["path"][:200])
+            status, err = render(ProxyError("internal", "Internal error in Tollway (see its log)."), "openai")
+            await send_bytes(send, status, err, JSON_HEADERS)
             return
         await send_json(send, status, body)
 

@@ -13,6 +13,7 @@ import orjson
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from tollway.storage.rows import storable_text
 from tollway.storage.schema import audit_log
 
 # Field names whose values are never written, at any depth.
@@ -42,7 +43,8 @@ class AuditLog:
     async def record(self, actor: str, action: str, target: str, before: Any = None, after: Any = None, *,
                      conn: AsyncConnection | None = None) -> None:
         """Append one entry. Pass `conn` to write it in the same transaction as the change."""
-        row = {"ts": time.time(), "actor": actor[:200], "action": action[:100], "target": target[:300],
+        row = {"ts": time.time(), "actor": storable_text(actor[:200]), "action": storable_text(action[:100]),
+               "target": storable_text(target[:300]),
                "before": None if before is None else orjson.dumps(scrub(before)).decode(),
                "after": None if after is None else orjson.dumps(scrub(after)).decode()}
         if conn is not None:

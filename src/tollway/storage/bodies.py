@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tollway.storage.rows import storable_text
 from tollway.storage.schema import record_bodies
 
 if TYPE_CHECKING:
@@ -71,7 +72,8 @@ class _Pending:
 
 
 def _text(b: bytes) -> str:
-    return b.decode("utf-8", "replace")
+    # NUL is valid UTF-8 but Postgres refuses it in text: one such body would cost its whole batch
+    return storable_text(b.decode("utf-8", "replace"))
 
 
 class BodyStore:

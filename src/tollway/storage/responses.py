@@ -14,6 +14,9 @@ rows at once, and a background task deletes them in small batches. A walk stops 
 link (deleted or expired): the history is what is still stored.
 
 Written before the response's last bytes are sent, so a client's immediate follow-up finds it.
+Text is kept as every store can keep it (`rows.storable_text`: no NUL, which Postgres refuses even
+in a query): a key id or project with one is stored with U+FFFD (and its owner still matches),
+and an id with one is no stored response's, so it is looked up nowhere.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from sqlalchemy import delete, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.config import ResponsesSettings
+from tollway.storage.rows import storable_text
 from tollway.storage.schema import responses as responses_table
 
 log = logging.getLogger("tollway")
@@ -45,6 +49,11 @@ class Owner:
 
     key_id: str | None
     sees_all: bool
+
+    def __post_init__(self) -> None:
+        # compared with the stored key id, which is kept as every store can keep it
+        if self.key_id is not None:
+            object.__setattr__(self, "key_id", storable_text(self.key_id))
 
     def may(self, key_id: str | None) -> bool:
         return self.sees_all or key_id == self.key_id
@@ -95,6 +104,16 @@ def response_of_item(item_id: str) -> str | None:
     return "resp_" + base
 
 
+def _text(value: str | None) -> str | None:
+    return None if value is None else storable_text(value)  # as Postgres can keep it (no NUL)
+
+
+def _storable_id(response_id: str) -> bool:
+    """False for an id no stored response can have (a NUL, which Postgres cannot even be asked
+    about): such an id is looked up nowhere, it is simply not Tollway's."""
+    return storable_text(response_id) == response_id
+
+
 class ResponseStore:
     def __init__(self, engine: AsyncEngine, settings: ResponsesSettings) -> None:
         self._engine = engine
@@ -114,8 +133,8 @@ class ResponseStore:
                   project: str | None, key_id: str | None) -> None:
         items = [*input_item_ids(response_id, input_items), *output_items]
         data = orjson.dumps(items)
-        row = {"id": response_id, "created_at": time.time(), "provider": provider, "project": project,
-               "key_id": key_id, "response": orjson.dumps(response).decode(), "conversation": data.decode(),
+        row = {"id": response_id, "created_at": time.time(), "provider": _text(provider), "project": _text(project),
+               "key_id": _text(key_id), "response": orjson.dumps(response).decode(), "conversation": data.decode(),
                "previous_id": previous.id if previous else None, "input_count": len(input_items),
                "depth": previous.depth + 1 if previous else 1,
                "chain_bytes": (previous.chain_bytes if previous else 0) + len(data)}
@@ -124,6 +143,8 @@ class ResponseStore:
 
     # -- reading -----------------------------------------------------------------------------------
     async def find(self, response_id: str, owner: Owner) -> tuple[Found, dict[str, Any] | None]:
+        if not _storable_id(response_id):
+            return Found.ABSENT, None
         t = responses_table
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(t.c.response, t.c.key_id, t.c.created_at)
@@ -135,6 +156,8 @@ class ResponseStore:
         return Found.MINE, orjson.loads(row.response)
 
     async def link(self, response_id: str, owner: Owner) -> ChainLink | None:
+        if not _storable_id(response_id):
+            return None
         t = responses_table
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(t.c.depth, t.c.chain_bytes, t.c.key_id, t.c.created_at)
@@ -146,6 +169,8 @@ class ResponseStore:
     async def _chain(self, response_id: str, owner: Owner, max_rows: int) -> list[Any]:
         """Rows of the chain ending at `response_id`, newest first, up to the first one missing,
         hidden or expired (and at most `max_rows`)."""
+        if not _storable_id(response_id):
+            return []
         t = responses_table
         cols = (t.c.id, t.c.previous_id, t.c.conversation, t.c.input_count, t.c.key_id, t.c.created_at)
         chain = select(*cols, literal(0).label("n")).where(t.c.id == response_id).cte("chain", recursive=True)
@@ -190,6 +215,9 @@ class ResponseStore:
 
     async def items_of(self, response_ids: list[str], owner: Owner) -> dict[str, dict[str, Any]]:
         """Items by id, of the given stored responses the owner may see (for `item_reference`)."""
+        response_ids = [r for r in response_ids if _storable_id(r)]
+        if not response_ids:
+            return {}
         t = responses_table
         async with self._engine.connect() as conn:
             rows = (await conn.execute(select(t.c.id, t.c.conversation, t.c.key_id, t.c.created_at)

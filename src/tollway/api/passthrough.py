@@ -1,7 +1,8 @@
 """Pass-through: `/v1/*` paths Tollway has no route of its own for, and `/proxy/<kind>/v1/*`.
 
 Method, query, headers and body go upstream (multipart included); the answer comes back as it
-is, streams unbuffered. On `/v1/*` Tollway's provider credentials replace the caller's; on
+is, unbuffered: only answers Tollway must read are held, at most `[server] max_response_bytes`
+(errors, metered JSON, batch objects; see `_relay`), so a download of any size costs one chunk. On `/v1/*` Tollway's provider credentials replace the caller's; on
 `/proxy/<kind>/v1/*` the caller's own key goes through untouched. What may go upstream is
 decided in `tollway.passthrough`: the path (normalised, never out of `/v1/`), the headers, and
 whether the answer is metered (by path, never by what a body happens to contain). Every call is
@@ -11,6 +12,7 @@ recorded.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING
 
 import orjson
@@ -33,6 +35,8 @@ from tollway.routing.catalog import Deployment
 if TYPE_CHECKING:
     from tollway.state import AppState
 
+log = logging.getLogger("tollway")
+
 # methods passed through on /v1/{path} and /proxy/<kind>/v1/{path} (TRACE, CONNECT and others: 404)
 PASSTHROUGH_METHODS: tuple[str, ...] = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
@@ -41,6 +45,30 @@ def raw_path(scope: Scope) -> bytes:
     if raw:
         return raw.split(b"?", 1)[0]
     return scope["path"].encode("utf-8")
+
+
+def content_type(raw_headers) -> bytes:
+    for k, v in raw_headers:
+        if k.lower() == b"content-type":
+            return v.strip().lower()
+    return b""
+
+
+def is_json(ctype: bytes) -> bool:
+    media = ctype.split(b";", 1)[0].strip()
+    return media == b"application/json" or media.endswith(b"+json")
+
+
+def upstream_length(raw_headers) -> bytes | None:
+    """The provider's Content-Length when the relayed body has exactly that length (not inflated)."""
+    length = None
+    for k, v in raw_headers:
+        low = k.lower()
+        if low == b"content-encoding" and v.strip().lower() not in (b"", b"identity"):
+            return None
+        if low == b"content-length" and v.strip().isdigit():
+            length = v.strip()
+    return length
 
 
 def public_base(scope: Scope) -> str:
@@ -139,32 +167,80 @@ class PassthroughRoute:
 
     async def _relay(self, ctx: RequestContext, rule: Metered | None, subpath: str, resp, receive: Receive,
                      send: Send, own_base: str) -> None:
-        """`own_base`: this route's base URL as the client sees it (`http://host/v1`)."""
+        """`own_base`: this route's base URL as the client sees it (`http://host/v1`).
+
+        An event stream is relayed event by event; an answer Tollway must read (an error, to
+        scrub echoed credentials; a metered endpoint's JSON, for its usage; a batch object, for
+        its `results_url`) is read whole, at most `[server] max_response_bytes` (beyond: a 502 in
+        the route's format); anything else (a file download, audio) is relayed as it arrives,
+        never held, whatever its size."""
         ctx.status = resp.status
         hdrs = relay_headers(resp.raw_headers)
         hdrs.extend(ctx.response_headers)
-        streaming = any(k.lower() == b"content-type" and v.startswith(b"text/event-stream")
-                        for k, v in resp.raw_headers)
-        if not streaming:
-            body = await upstream.read(ctx, resp)
-            if resp.status >= 400:
-                ctx.error_type = "provider_error"
-                body = scrub(body, ctx.provider)
-                self._unmetered(ctx, subpath)
-            elif rule is None:
-                self._unmetered(ctx, subpath)
-                if subpath.startswith("/messages/batches") and ctx.provider.wire_format == "anthropic":  # type: ignore[union-attr]
-                    body = own_results_url(body, ctx.provider.settings.base_url, own_base)  # type: ignore[union-attr]
-            else:
-                await self._meter_body(ctx, rule, body)
-                if ctx.cost is not None:
-                    hdrs.append((b"x-tollway-cost-usd", format(ctx.cost, "f").encode()))
-            hdrs.append((b"content-length", str(len(body)).encode()))
-            hdrs.append(ctx.overhead_header())
-            ctx.response_started = True
-            await send({"type": "http.response.start", "status": resp.status, "headers": hdrs})
-            await send({"type": "http.response.body", "body": body, "more_body": False})
+        ctype = content_type(resp.raw_headers)
+        if ctype.startswith(b"text/event-stream"):
+            return await self._relay_events(ctx, rule, subpath, resp, hdrs, receive, send)
+        wire = ctx.provider.wire_format  # type: ignore[union-attr]
+        batch_object = (rule is None and wire == "anthropic" and subpath.startswith("/messages/batches")
+                        and not subpath.rstrip("/").endswith("/results"))
+        if resp.status < 400 and not ((rule is not None or batch_object) and is_json(ctype)):
+            return await self._relay_bytes(ctx, rule, subpath, resp, hdrs, receive, send)
+        body = await upstream.read(ctx, resp, self._state.settings.server.max_response_bytes)
+        if resp.status >= 400:
+            ctx.error_type = "provider_error"
+            body = scrub(body, ctx.provider)
+            self._unmetered(ctx, subpath)
+        elif rule is None:
+            self._unmetered(ctx, subpath)
+            body = own_results_url(body, ctx.provider.settings.base_url, own_base)  # type: ignore[union-attr]
+        else:
+            await self._meter_body(ctx, rule, body)
+            if ctx.cost is not None:
+                hdrs.append((b"x-tollway-cost-usd", format(ctx.cost, "f").encode()))
+        hdrs.append((b"content-length", str(len(body)).encode()))
+        hdrs.append(ctx.overhead_header())
+        ctx.response_started = True
+        await send({"type": "http.response.start", "status": resp.status, "headers": hdrs})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    async def _relay_bytes(self, ctx: RequestContext, rule: Metered | None, subpath: str, resp,
+                           hdrs: list[tuple[bytes, bytes]], receive: Receive, send: Send) -> None:
+        """A body relayed chunk by chunk as it arrives (memory: one chunk). Its length is passed on
+        when the provider gave one (and Tollway does not inflate the body), so a download that
+        breaks off ends short of it: the client sees an incomplete body, never a complete-looking one."""
+        if rule is None:
+            self._unmetered(ctx, subpath)
+        length = upstream_length(resp.raw_headers)
+        if length is not None:
+            hdrs.append((b"content-length", length))
+        hdrs.append(ctx.overhead_header())
+        ctx.response_started = True
+        await send({"type": "http.response.start", "status": resp.status, "headers": hdrs})
+        watch = DisconnectWatch(receive).start()
+        broke = False
+        try:
+            async for chunk in resp.iter_chunks():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except asyncio.CancelledError:
+            if not watch.absorb():
+                raise
+            ctx.client_went_away()
             return
+        except ProxyError as e:
+            ctx.incomplete, ctx.error_type, broke = True, e.error_type, True
+        finally:
+            watch.stop()
+        if rule is not None:  # a metered endpoint answering with bytes (speech audio): no usage in them
+            await meter(self._state, ctx)
+        if broke:
+            # Not completed on purpose: the server closes the connection, so the client sees the
+            # body end early (a short download) instead of a clean end.
+            log.warning("pass-through trace %s: the provider's answer broke off (%s)", ctx.trace_id, ctx.error_type)
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _relay_events(self, ctx: RequestContext, rule: Metered | None, subpath: str, resp,
+                            hdrs: list[tuple[bytes, bytes]], receive: Receive, send: Send) -> None:
         watcher = StreamUsage(ctx.provider.wire_format) if rule else None  # type: ignore[union-attr]
         if watcher is None:
             self._unmetered(ctx, subpath)

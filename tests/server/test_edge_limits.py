@@ -296,21 +296,51 @@ def test_when_every_slot_is_busy_a_new_connection_gets_503(fake: FakeProvider, t
 
 def test_websocket_handshakes_still_upgrade_and_free_their_slot(edge: Tollway) -> None:
     """Realtime's WebSocket handshake goes through the guarded protocol, then leaves it: the
-    connection is uvicorn's WebSocket protocol's, and its slot is released."""
+    connection is uvicorn's WebSocket protocol's, and its slot is released. Without a valid key
+    nothing is upgraded: a plain 401, and the server closes the connection."""
     before = health(edge)["connections"]["open"]
-    for _ in range(20):
+    for key in [MASTER_KEY] * 10 + ["wrong-key"] * 10:
         sock = connect(edge)
         sock.sendall(b"GET /v1/realtime?model=gpt-4o-realtime-preview HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                      b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     b"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer wrong-key\r\n\r\n")
+                     b"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer " + key.encode() + b"\r\n\r\n")
         sock.settimeout(5)
         answer = b""
-        while b"\x88" not in answer.partition(b"\r\n\r\n")[2]:  # until the close frame
+        while b"\x88" not in answer.partition(b"\r\n\r\n")[2]:  # until the close frame, or the server closes
             chunk = sock.recv(65536)
             if not chunk:
                 break
             answer += chunk
         sock.close()
-        # upgraded, then refused by the route: a Realtime error event and a close frame (1008)
-        assert answer.startswith(b"HTTP/1.1 101 ") and b"\x88" in answer, answer[:200]
+        if key == MASTER_KEY:
+            # upgraded, then refused by the route (no such Realtime model): an error event and a close frame
+            assert answer.startswith(b"HTTP/1.1 101 ") and b"\x88" in answer, answer[:200]
+        else:
+            assert answer.startswith(b"HTTP/1.1 401 ") and b"invalid_api_key" in answer, answer[:200]
     assert health(edge)["connections"]["open"] <= before + 1
+
+
+# -- requests the HTTP parser refuses ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("target,fmt", [
+    (b"/v1/files/a\x01b", "openai"), (b"/v1/files/a\x7fb", "openai"), (b"/v1/files/\xc3\xa9", "openai"),
+    (b"/v1/chat/completions?x=\x00", "openai"), (b"/proxy/openai/v1/files/a\x0bb", "openai"),
+    (b"/v1/messages/a\x1bb", "anthropic"), (b"/proxy/anthropic/v1/files/\xff", "anthropic"),
+    (b"/v1beta/models/gemini-\x01:generateContent", "gemini"),
+])
+def test_raw_bytes_the_parser_refuses_get_a_json_400_in_the_route_format(edge: Tollway, target: bytes,
+                                                                         fmt: str) -> None:
+    sock = connect(edge)
+    sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + MASTER_KEY.encode()
+                 + b"\r\n\r\n")
+    status, body = status_and_json(read_all(sock))
+    sock.close()
+    assert status == 400
+    if fmt == "anthropic":
+        assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+    elif fmt == "gemini":
+        assert body["error"]["code"] == 400 and body["error"]["status"] == "INVALID_ARGUMENT"
+    else:
+        assert body["error"]["type"] == "invalid_request_error" and "Invalid HTTP request" in body["error"]["message"]
+    real_client_is_served(edge)

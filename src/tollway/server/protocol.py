@@ -112,7 +112,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         try:
             self.parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-            self._parser_stopped(exc)
+            self._parser_stopped(exc, data)
             return
         if self.transport.is_closing():
             return
@@ -135,7 +135,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         try:
             self.parser.feed_data(view[:room])
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-            self._parser_stopped(exc)
+            self._parser_stopped(exc, view[:room])
             return
         if self.transport.is_closing():
             return
@@ -144,7 +144,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return
         self.data_received(view[room:])
 
-    def _parser_stopped(self, exc: Exception) -> None:
+    def _parser_stopped(self, exc: Exception, data: bytes | memoryview) -> None:
         if isinstance(exc, httptools.HttpParserUpgrade):
             if self._should_upgrade():
                 # The connection now belongs to uvicorn's WebSocket protocol (Realtime): its
@@ -160,7 +160,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         elif self._rejection is not None:
             self._answer(*self._rejection)
         else:
+            if not getattr(self, "url", b""):  # refused inside the request line: its target, for the format
+                line = bytes(data[:4096]).split(b"\r\n", 1)[0].split(b" ")
+                self.url = line[1] if len(line) > 1 else b""
             self.send_400_response("Invalid HTTP request received.")
+
+    def send_400_response(self, msg: str) -> None:
+        """A request the parser refuses (a raw control or non-ASCII byte in the request line, a
+        broken header or body framing): uvicorn answers plain text; here it is JSON in the route's
+        format like every other error, and the connection is closed."""
+        self._answer("invalid_request", "Invalid HTTP request: a malformed request line, header or body framing "
+                                        "(characters outside printable ASCII in a URL must be percent-encoded).")
 
     def _response_done(self) -> bool:
         return self.cycle is None or self.cycle.response_complete
@@ -248,7 +258,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.flow.pause_reading()
             return
         url: bytes = getattr(self, "url", b"")  # set when a message begins
-        fmt = "anthropic" if url.startswith((b"/v1/messages", b"/proxy/anthropic/")) else "openai"
+        fmt = "anthropic" if url.startswith((b"/v1/messages", b"/proxy/anthropic/")) else (
+            "gemini" if url.startswith(b"/v1beta/") else "openai")
         status, body = render(ProxyError(kind, message), fmt)
         self.transport.write(b"".join((
             STATUS_LINE[status], b"content-type: application/json\r\ncontent-length: ",

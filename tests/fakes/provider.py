@@ -74,6 +74,7 @@ class ReceivedRequest:
     received_at: float = 0.0
     completed: bool = False  # the fake finished its answer
     disconnected: bool = False  # the client went away before the answer was finished
+    raw_path: str = ""  # the request target as sent, still percent-encoded (path and query)
 
     @property
     def text(self) -> str:
@@ -290,7 +291,7 @@ class FakeProvider:
             except ValueError:
                 parsed = None
         rr = ReceivedRequest(request.method, request.path, {k: v for k, v in request.query.items()}, headers,
-                             body, parsed, form, family, time.time())
+                             body, parsed, form, family, time.time(), raw_path=request.raw_path)
         with self._cond:
             self._requests.append(rr)
             self._cond.notify_all()

@@ -180,3 +180,16 @@ def test_project_scoped_gemini_route(tw: Tollway) -> None:
                                  {"x-goog-api-key": MASTER_KEY})
     assert status == 200, body
     assert tw.record(headers["x-tollway-trace-id"])["project"] == "blue"
+
+
+@pytest.mark.parametrize("model", ["gemini-a%2f..%2f..%2fx", "gemini-a%0d%0aX-Injected:%201", "gemini-%20%00"])
+def test_a_model_in_the_path_goes_upstream_encoded_never_as_path_or_header(tw: Tollway, fake: FakeProvider,
+                                                                            model: str) -> None:
+    """The model of /v1beta/models/{model}:verb is a path segment upstream too: re-encoded whole, so
+    `..%2f` never climbs and an encoded CRLF never breaks the request line."""
+    status, _, _ = post(f"{tw.url}/v1beta/models/{model}:generateContent", HELLO, {"x-goog-api-key": MASTER_KEY})
+    assert status == 200
+    sent = fake.requests[-1]
+    assert sent.raw_path.startswith("/v1beta/models/gemini-") and sent.raw_path.endswith(":generateContent")
+    assert "/../" not in sent.raw_path and "\r" not in sent.raw_path and " " not in sent.raw_path
+    assert "x-injected" not in sent.headers

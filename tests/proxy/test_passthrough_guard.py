@@ -77,17 +77,32 @@ def test_endpoints_that_report_usage_are_metered_through_pass_through(oai: opena
     "/v1/files/a%0d%0aX-Injected:%201",
     "/v1/files/a%00b",
     "/v1/files/a%5c..%5cb",
+    "/v1/files/a%09b",
+    "/v1/files/a%7fb",
+    "/v1/files/a%0Ab",
+    "/v1/files/a%00",
+    "/v1/responses/resp_%0d%0aX",
     "/proxy/openai/v1/%2e%2e/%2e%2e/x",
     "/proxy/openai/v1/files/..%2f..%2fx",
+    "/proxy/openai/v1/files/a%0d%0aX-Injected:%201",
+    "/proxy/openai/v1/files/a%20b",
+    "/proxy/anthropic/v1/files/a%0d%0aX-Injected:%201",
+    "/proxy/anthropic/v1/files/a%00b",
+    "/proxy/anthropic/v1/%2E%2E/x",
+    "/proxy/anthropic/v1/files/..%5c..%5cx",
 ])
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
 def test_paths_that_leave_v1_or_break_the_request_line_are_400(tollway: Tollway, fake: FakeProvider,
-                                                               target: str) -> None:
+                                                               target: str, method: str) -> None:
     before = len(fake.requests)
-    headers = {"X-Tollway-Key": MASTER_KEY, "Authorization": "Bearer sk-customer"} if target.startswith("/proxy/") \
-        else None
-    status, hdrs, body = raw_request(tollway, "GET", target, headers)
+    headers = {"X-Tollway-Key": MASTER_KEY, "Authorization": "Bearer sk-customer", "x-api-key": "sk-ant-customer"} \
+        if target.startswith("/proxy/") else None
+    status, hdrs, body = raw_request(tollway, method, target, headers, b"{}" if method == "POST" else None)
     assert status == 400, body
-    err = json.loads(body)["error"]
+    answer = json.loads(body)
+    err = answer["error"]
+    if target.startswith("/proxy/anthropic/"):
+        assert answer["type"] == "error"  # the route's own format
     assert err["type"] == "invalid_request_error" and "pass-through path" in err["message"]
     assert len(fake.requests) == before  # nothing went upstream
     rec = tollway.record(hdrs["x-tollway-trace-id"])

@@ -240,3 +240,55 @@ async def test_unread_large_body_pauses_the_socket_and_resumes() -> None:
     resp.release()
     await c.close()
     server.close()
+
+
+async def test_an_endless_response_header_is_refused_at_the_limit_without_reading_it_all() -> None:
+    sent = 0
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        nonlocal sent
+        await read_request(r)
+        w.write(b"HTTP/1.1 200 OK\r\nx-endless: ")
+        try:
+            for _ in range(256):  # up to 256 MiB, one header that never ends
+                w.write(b"a" * (1 << 20))
+                await w.drain()
+                sent += 1
+        except (ConnectionError, OSError):
+            return
+
+    server, url = await serve(handler)
+    c = client()
+    with pytest.raises(ProxyError) as ei:
+        await c.request("GET", url, {}, None)
+    assert ei.value.kind == "upstream_unreachable" and "response headers over" in ei.value.message
+    await asyncio.sleep(0.2)
+    assert sent < 16  # the client hung up long before the end, holding at most the limit and a read
+    await c.close()
+    server.close()
+
+
+@pytest.mark.parametrize("count,size,ok", [(300, 10, False), (100, 500, True), (200, 400, False)])
+async def test_too_many_or_too_large_response_headers_are_refused(count: int, size: int, ok: bool) -> None:
+    """At most MAX_HEADERS fields and MAX_HEAD_BYTES, even when the whole answer arrives in one
+    read (a large body right behind the headers is no reason to refuse)."""
+    head = b"".join(b"x-h%d: %s\r\n" % (i, b"v" * size) for i in range(count))
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await read_request(r)
+        body = b"b" * (1 << 20)
+        w.write(b"HTTP/1.1 200 OK\r\n" + head + b"content-length: %d\r\n\r\n" % len(body) + body)
+        await w.drain()
+
+    server, url = await serve(handler)
+    c = client()
+    if ok:
+        resp = await c.request("GET", url, {}, None)
+        assert resp.status == 200 and len(resp.raw_headers) == count + 1 and len(await resp.read()) == 1 << 20
+        resp.release()
+    else:
+        with pytest.raises(ProxyError) as ei:
+            await c.request("GET", url, {}, None)
+        assert "response headers over" in ei.value.message
+    await c.close()
+    server.close()

@@ -4,7 +4,8 @@ Why not aiohttp's ClientSession: on the proxy's hot path its per-request bookkee
 (cookies, tracing hooks, header merging, URL joining, payload registry) cost more CPU than
 the rest of Tollway's pipeline together. This client does only what a proxy needs: write one
 request, parse the answer with the same C parser uvicorn uses, hand the body over chunk by
-chunk with back-pressure, reuse connections, and time out idle reads.
+chunk with back-pressure, reuse connections, and time out idle reads. A provider's headers are
+bounded (`MAX_HEAD_BYTES`, `MAX_HEADERS`: a 502 beyond) like its body (`read(limit)`).
 
 Not supported on purpose: redirects (a proxy relays them), cookies, HTTP proxies, HTTP/2.
 """
@@ -24,6 +25,11 @@ from tollway.errors import ProxyError
 
 _HIGH_WATER = 1 << 20  # pause reading from upstream when this much is buffered unread
 _INFLATE_STEP = 64 * 1024  # most bytes one inflate step may produce
+# A provider's status line and headers: far more than any real one sends (~2 KiB). Beyond either
+# limit the answer is refused (502): the parser would otherwise hold a header of any size (growing
+# it by concatenation), and relay thousands of headers no client reads (Python's stop at 100).
+MAX_HEAD_BYTES = 64 * 1024
+MAX_HEADERS = 256
 
 
 def _too_large(limit: int) -> ProxyError:
@@ -37,7 +43,7 @@ class UpstreamClosed(Exception):
 
 class _Connection(asyncio.Protocol):
     __slots__ = ("_loop", "_pool", "key", "transport", "_parser", "_resp", "closed", "_paused", "_headers",
-                 "_got_bytes")
+                 "_got_bytes", "_head_bytes")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, pool: "HttpClient", key: tuple) -> None:
         self._loop = loop
@@ -50,6 +56,7 @@ class _Connection(asyncio.Protocol):
         self._paused = False
         self._headers: list[tuple[bytes, bytes]] = []
         self._got_bytes = False
+        self._head_bytes = 0  # bytes read while the current answer's headers are incomplete
 
     # asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -64,8 +71,14 @@ class _Connection(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:  # pragma: no cover - we never ask for upgrades
             self._fail(UpstreamClosed("unexpected protocol upgrade"))
+            return
         except httptools.HttpParserError as e:
             self._fail(UpstreamClosed(f"invalid HTTP from provider: {e}"))
+            return
+        if resp is not None and not resp.status and self._resp is resp:  # headers still incomplete
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._fail(UpstreamClosed(f"response headers over {MAX_HEAD_BYTES} bytes or {MAX_HEADERS} fields"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -85,11 +98,18 @@ class _Connection(asyncio.Protocol):
 
     # httptools callbacks -----------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+        if len(self._headers) < MAX_HEADERS:
+            self._headers.append((name, value))
+        else:
+            self._head_bytes = MAX_HEAD_BYTES + 1  # refused after this read, as too large a header section
 
     def on_headers_complete(self) -> None:
         resp = self._resp
         if resp is None:
+            return
+        if self._head_bytes > MAX_HEAD_BYTES or sum(len(k) + len(v) for k, v in self._headers) > MAX_HEAD_BYTES:
+            self._headers = []
+            self._fail(UpstreamClosed(f"response headers over {MAX_HEAD_BYTES} bytes or {MAX_HEADERS} fields"))
             return
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
@@ -139,6 +159,7 @@ class _Connection(asyncio.Protocol):
     def start(self, resp: "Response", data: bytes) -> None:
         self._resp = resp
         self._got_bytes = False
+        self._head_bytes = 0
         self._parser = httptools.HttpResponseParser(self)
         assert self.transport is not None
         self.transport.write(data)

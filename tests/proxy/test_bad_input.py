@@ -100,3 +100,34 @@ def test_an_integer_out_of_range_in_a_translated_call_is_a_400(tollway: Tollway,
 def test_a_parameter_name_no_header_can_carry_is_a_400(tollway: Tollway, fake: FakeProvider, path: str, shape: str,
                                                        body: dict) -> None:
     assert_400_before_the_provider(tollway, fake, path, body, shape, "Unsupported parameter")
+
+
+def test_thousands_of_dropped_parameters_keep_the_answer_readable(tollway: Tollway) -> None:
+    """The dropped-parameter header is bounded: thousands of unknown keys (or one enormous tool type)
+    once made a header line no client reads, after the provider was called and paid."""
+    import openai
+
+    from tests.harness import openai_client
+
+    many = {f"unknown_parameter_{i:05d}": 1 for i in range(3000)}
+    raw = openai_client(tollway).chat.completions.with_raw_response.create(
+        model="claude-haiku-4-5", messages=HELLO, extra_body=many)
+    assert raw.parse().choices[0].message.content == "Hello from the fake provider!"
+    header = raw.headers["x-tollway-dropped-params"]
+    assert len(header) <= 1024 and header.startswith("unknown_parameter_00000,") and header.endswith(" more")
+    raw = openai_client(tollway).responses.with_raw_response.create(
+        model="claude-haiku-4-5", input="Hi", tools=[{"type": "t" * 100_000}])  # type: ignore[list-item]
+    assert raw.parse().output_text == "Hello from the fake provider!"
+    assert len(raw.headers["x-tollway-dropped-params"]) <= 1024
+    with pytest.raises(openai.BadRequestError):  # a name no header can carry is still a 400
+        openai_client(tollway).chat.completions.create(model="claude-haiku-4-5", messages=HELLO,
+                                                        extra_body={"bad name": 1})
+
+
+def test_a_gemini_batch_embedding_key_no_header_can_carry_is_a_400(tollway: Tollway, fake: FakeProvider) -> None:
+    before = len(fake.requests)
+    body = {"requests": [{"model": "models/text-embedding-3-small", "content": {"parts": [{"text": "a"}]},
+                          "evil\r\nX-Injected: 1": 1}]}
+    status, _, answer = post(tollway, "/v1beta/models/text-embedding-3-small:batchEmbedContents", body)
+    assert status == 400 and answer["error"]["status"] == "INVALID_ARGUMENT", answer
+    assert len(fake.requests) == before

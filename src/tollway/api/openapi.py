@@ -33,7 +33,8 @@ _TRACE = {"x-tollway-trace-id": {"description": "UUIDv7 of this call; the key of
 _COST = {"x-tollway-cost-usd": {"description": "Cost of this call in USD (non-streaming, when the price is known).",
                                 "schema": {"type": "string"}}}
 _DROPPED = {"x-tollway-dropped-params": {
-    "description": "Request parameters the provider cannot honour, dropped in translation (comma-separated). "
+    "description": "Request parameters the provider cannot honour, dropped in translation (comma-separated; "
+                   "each name at most 64 characters, the value at most 1 KiB, ending in '+N more' past that). "
                    "With translation.strict = true such a request is a 400 instead.",
     "schema": {"type": "string"}}}
 _ESTIMATED = {"x-tollway-tokens-estimated": {

@@ -32,6 +32,7 @@ from tollway.pipeline.accounting import meter
 from tollway.pipeline.client_headers import request_id_header, with_client_headers
 from tollway.pipeline.content import ContentBlocked, FilterChain
 from tollway.pipeline.context import RequestContext
+from tollway.pipeline.dropped_params import dropped_params_header
 from tollway.pipeline.responses_history import Conversation, load_conversation
 from tollway.providers.base import GEMINI_ENDPOINTS, Endpoint, encode_json
 from tollway.providers.credentials import scrub
@@ -148,7 +149,7 @@ class Translated:
                                          dropped[0]), "invalid_request")
         extra: list[tuple[bytes, bytes]] = list(ctx.response_headers)
         if dropped:
-            extra.append((b"x-tollway-dropped-params", ",".join(dropped).encode()))
+            extra.append(dropped_params_header(dropped))
         p_endpoint = PROVIDER_CHAT_ENDPOINT[self.wire]
         call = dep.provider.prepare(p_endpoint, body, encode_json(body), dep.model, ctx.stream, ctx.headers)
         call.request.headers = with_client_headers(call.request.headers, ctx.headers)

@@ -34,6 +34,7 @@ from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.client_headers import request_id_header, with_client_headers
 from tollway.pipeline.context import RequestContext
+from tollway.pipeline.dropped_params import dropped_params_header
 from tollway.providers.base import Endpoint, encode_json
 from tollway.providers.credentials import scrub
 from tollway.usage import Usage
@@ -200,7 +201,7 @@ class _Embeddings(_Call):
                 raise ProxyError("invalid_request", f"These parameters cannot be honoured by provider "
                                                     f"'{dep.provider.id}' (gemini): {', '.join(dropped)} "
                                                     "(translation.strict is on).", param=dropped[0])
-            self.extra.append((b"x-tollway-dropped-params", ",".join(dropped).encode()))
+            self.extra.append(dropped_params_header(dropped))
         answer = await self._call(send, Endpoint.EMBEDDINGS, self.gemini_body(texts, single))
         if answer is None:
             return

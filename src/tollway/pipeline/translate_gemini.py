@@ -28,6 +28,7 @@ from tollway.formats._util import req_dict
 from tollway.formats.errors import TranslationError, render_translation_error
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
+from tollway.pipeline.dropped_params import dropped_params_header
 from tollway.pipeline.translate_aux import ESTIMATED_HEADER, OPENAI_FAMILY, _Call
 from tollway.providers.base import Endpoint
 from tollway.providers.openai import usage_from_openai
@@ -103,7 +104,7 @@ class _Embeddings(_Call):
                 raise ProxyError("invalid_request", f"These parameters cannot be honoured by provider "
                                                     f"'{dep.provider.id}': {', '.join(dropped)} "
                                                     "(translation.strict is on).", param=dropped[0])
-            self.extra.append((b"x-tollway-dropped-params", ",".join(dropped).encode()))
+            self.extra.append(dropped_params_header(dropped))
         oa: dict[str, Any] = {"model": dep.model, "input": texts, "encoding_format": "float"}
         if dim is not None:
             oa["dimensions"] = dim

@@ -85,6 +85,13 @@ def test_a_bad_key_is_a_gemini_shaped_401(tw: Tollway) -> None:
     assert tw.get(f"/v1/records/{trace}")[0] == 404
 
 
+@pytest.mark.parametrize("key", ["%E2%82%AC", "%ff", "%00", "%0d%0a", ""])
+@pytest.mark.parametrize("path", [f"/v1beta/models/{GEMINI}:generateContent", f"/v1/models/{GEMINI}:countTokens"])
+def test_any_query_key_that_is_no_tollway_key_is_a_gemini_shaped_401(tw: Tollway, path: str, key: str) -> None:
+    status, _, body = post(f"{tw.url}{path}?key={key}", HELLO)
+    assert status == 401 and json.loads(body)["error"]["status"] == "UNAUTHENTICATED", body
+
+
 def test_unknown_model_and_unknown_verb_are_gemini_shaped_404s(tw: Tollway) -> None:
     client = gemini_client(tw)
     with pytest.raises(gerrors.ClientError) as ei:

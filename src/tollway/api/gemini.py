@@ -56,7 +56,8 @@ def with_query_key(scope: Scope, query: dict[str, list[str]]) -> Scope:
     key = query.get("key")
     if not key or any(k.lower() == b"x-goog-api-key" for k, _ in scope["headers"]):
         return scope
-    return {**scope, "headers": [*scope["headers"], (b"x-goog-api-key", key[0].encode("latin-1"))]}
+    # any text: a key that is not latin-1 (`?key=%E2%82%AC`) is simply no Tollway key (401), never a 500
+    return {**scope, "headers": [*scope["headers"], (b"x-goog-api-key", key[0].encode("utf-8", "replace"))]}
 
 
 class JsonArrayStream:

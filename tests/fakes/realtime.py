@@ -5,7 +5,8 @@ It speaks the documented GA events: `session.created` on connect, `session.updat
 `response.create` a `response.created`, text deltas of `Hello from the fake realtime!`, and a
 `response.done` whose usage is 12 input tokens (4 of them cached) and 6 output tokens. A user
 message containing `[[audio]]` adds audio tokens; `[[hangup]]` closes mid-response (code 1011);
-`[[reported_input:JSON]]` reports that JSON value as the input count (`-5`, `true`, `"12"` …).
+`[[reported_input:JSON]]` reports that JSON value as the input count (`-5`, `true`, `"12"` …);
+`[[huge:N]]` sends one text delta of N MiB first.
 Connections need `Authorization: Bearer …` or `api-key` (else HTTP 401).
 """
 
@@ -112,6 +113,10 @@ class FakeRealtime:
         base = {"id": rid, "object": "realtime.response", "output": [], "usage": None, "status": "in_progress"}
         await self._send(ws, "response.created", response=base)
         item = self._id("item")
+        huge = re.search(r"\[\[huge:(\d+)\]\]", prompt)
+        if huge:
+            await self._send(ws, "response.output_text.delta", response_id=rid, item_id=item, output_index=0,
+                             content_index=0, delta="x" * (int(huge.group(1)) << 20))
         for i, word in enumerate(REPLY.split(" ")):
             await self._send(ws, "response.output_text.delta", response_id=rid, item_id=item, output_index=0,
                              content_index=0, delta=word if i == 0 else " " + word)

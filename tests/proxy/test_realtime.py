@@ -227,11 +227,26 @@ def test_a_bad_usage_count_in_response_done_is_refused_and_flagged(tw: Tollway) 
 def two_sessions(rt: FakeRealtime, fake: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tollway]:
     cfg = standard_config(fake.url)
     cfg["server"]["max_realtime_sessions"] = 2
+    cfg["server"]["max_stream_event_bytes"] = 1024 * 1024
     cfg["providers"] = [{"id": "openai", "kind": "openai", "base_url": rt.url + "/v1", "api_key": "sk-upstream-rt",
                          "models": ["gpt-realtime"]}]
     t = Tollway(tmp_path_factory.mktemp("realtime-limit"), cfg)
     yield t
     t.stop()
+
+
+def test_a_provider_message_over_the_event_limit_ends_the_session_not_the_memory(two_sessions: Tollway) -> None:
+    url = ws_base(two_sessions) + "/v1/realtime?model=gpt-realtime"
+    with connect(url, additional_headers={"Authorization": f"Bearer {MASTER_KEY}"}) as ws:
+        ws.send(json.dumps({"type": "conversation.item.create", "item": {
+            "type": "message", "role": "user", "content": [{"type": "input_text", "text": "[[huge:2]]"}]}}))
+        ws.send(json.dumps({"type": "response.create"}))
+        with pytest.raises(ConnectionClosed):
+            while True:
+                ws.recv(timeout=10)  # a TimeoutError here: the 2 MiB message went through
+        assert ws.close_code == 1011 and "max_stream_event_bytes" in (ws.close_reason or "")
+    rec = records_for(two_sessions, "gpt-realtime", 1)[0]
+    assert rec["cancelled"] and rec["error_type"] == "session_closed"
 
 
 def test_sessions_beyond_max_realtime_sessions_are_refused_with_503(two_sessions: Tollway) -> None:

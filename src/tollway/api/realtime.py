@@ -17,6 +17,9 @@ shape): a missing or wrong key (401, 403 for a key without the user role), a bad
 upgrades never gets a WebSocket, and the sessions open at once (each holding a client and an
 upstream connection, outside `max_connections`) are bounded.
 
+Bounded: a provider message over `[server] max_stream_event_bytes` ends the session (1011), at
+most `MAX_OPEN_RESPONSES` responses are timed at once, and finished record writes are let go.
+
 Metering: one usage record per response, from the `usage` of each `response.done` event (so a
 long session is priced as it goes and every response has its own trace id), timed from its
 `response.created`. A response still open when the session ends is recorded as cancelled; a
@@ -58,6 +61,7 @@ _FORWARD_HEADERS = (b"openai-beta",)
 _KINDS = ("openai", "azure_openai")
 _HEAD = 160  # the event type is at the start of every server event: look no further for it
 _DELTA = (".delta",)
+MAX_OPEN_RESPONSES = 64  # responses of one session tracked between response.created and response.done
 
 
 def ws_url(http_url: str) -> str:
@@ -166,7 +170,7 @@ class RealtimeRoute:
         settings = state.settings.server
         try:
             return await connect(target, additional_headers=hdrs, subprotocols=protocols or None,  # type: ignore[arg-type]
-                                 open_timeout=settings.connect_timeout_secs, max_size=None, compression=None,
+                                 open_timeout=settings.connect_timeout_secs, max_size=settings.max_stream_event_bytes, compression=None,
                                  user_agent_header=None)
         except InvalidStatus as e:
             status = e.response.status_code
@@ -269,6 +273,9 @@ class Session:
         except ConnectionClosed as e:
             if e.rcvd is not None:
                 code, reason = e.rcvd.code, e.rcvd.reason
+            elif e.sent is not None and e.sent.code == 1009:  # a provider message over max_stream_event_bytes
+                code, reason = 1011, "provider message over Tollway's limit ([server] max_stream_event_bytes)"
+                log.warning("realtime session %s: %s", self.ctx.trace_id, reason)
         else:
             if self._up.close_code is not None:
                 code, reason = self._up.close_code, self._up.close_reason or ""
@@ -305,7 +312,8 @@ class Session:
             return
         rid = str(resp.get("id") or "")
         if etype == "response.created":
-            self._open[rid] = self._new_context()
+            if len(self._open) < MAX_OPEN_RESPONSES:  # beyond (a provider that never says done): untimed
+                self._open[rid] = self._new_context()
         elif etype == "response.done":
             rctx = self._open.pop(rid, None) or self._new_context()
             status = resp.get("status")
@@ -315,6 +323,7 @@ class Session:
             elif status == "cancelled":
                 rctx.cancelled = True
             rctx.usage = realtime_usage(resp.get("usage"))
+            self._pending = [t for t in self._pending if not t.done()]  # a long session: only those still writing
             self._pending.append(asyncio.ensure_future(self._record(rctx, audio=has_audio(resp.get("usage")))))
 
     def _new_context(self) -> RequestContext:

@@ -175,9 +175,21 @@ class AccessLog:
         self.flush()
 
 
+class WebSocketLineFilter(logging.Filter):
+    """uvicorn logs each WebSocket handshake (`"WebSocket /v1/realtime?…" [accepted]`) with its
+    query string, where a client may have put a key (`?api-key=`): the query is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith('%s - "WebSocket %s"') and \
+                isinstance(record.args, tuple) and len(record.args) >= 2 and isinstance(record.args[1], str):
+            record.args = (record.args[0], record.args[1].split("?", 1)[0], *record.args[2:])
+        return True
+
+
 def setup_logging(level: str = "info", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(WebSocketLineFilter())
     for name in ("tollway", "uvicorn", "uvicorn.error"):
         lg = logging.getLogger(name)
         lg.handlers[:] = [handler]

@@ -239,3 +239,22 @@ def test_no_client_value_forges_a_json_log_line(json_server: Tollway) -> None:
     assert by_trace[traces["path"]]["path"].endswith("\n" + FORGED)  # exact value, safely encoded
     assert by_trace[traces["model"]]["model"] == "gpt\r\n" + FORGED
     assert by_trace[traces["model_controls"]]["model"] == "m" + CONTROLS
+
+
+def test_a_key_in_a_websocket_handshake_query_never_reaches_the_log(tollway: Tollway) -> None:
+    """uvicorn logs every WebSocket handshake with its query string; a client that put its key
+    there (`?api-key=`) must not find it in the log, accepted or refused."""
+    from websockets.exceptions import InvalidStatus, WebSocketException
+    from websockets.sync.client import connect
+
+    base = tollway.url.replace("http://", "ws://") + "/v1/realtime?model=gpt-4o-mini&api-key="
+    with pytest.raises(InvalidStatus):  # refused: no valid key in a header
+        connect(base + WRONG_KEY, open_timeout=5)
+    try:  # accepted (a valid key), then refused by the route: gpt-4o-mini has no Realtime here
+        with connect(base + TEAM_KEY, additional_headers={"Authorization": f"Bearer {TEAM_KEY}"},
+                     open_timeout=5) as ws:
+            ws.recv(timeout=5)
+    except (WebSocketException, TimeoutError):
+        pass
+    log = wait_for(tollway, lambda text: text.count('"WebSocket /v1/realtime"') >= 2)
+    assert WRONG_KEY not in log and TEAM_KEY not in log

@@ -7,7 +7,8 @@ It speaks the documented GA events: `session.created` on connect, `session.updat
 message containing `[[audio]]` adds audio tokens; `[[hangup]]` closes mid-response (code 1011);
 `[[reported_input:JSON]]` reports that JSON value as the input count (`-5`, `true`, `"12"` …);
 `[[huge:N]]` sends one text delta of N MiB first.
-Connections need `Authorization: Bearer …` or `api-key` (else HTTP 401).
+Connections need `Authorization: Bearer …` or `api-key` (else HTTP 401); under `/leaky/` every
+connection is refused with a 401 that echoes the credentials it got.
 """
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ class FakeRealtime:
 
     def _check(self, conn: ServerConnection, request: Request) -> Response | None:
         auth = request.headers.get("authorization", "")
+        if request.path.startswith("/leaky/"):  # refuses, echoing the credentials it got
+            body = json.dumps({"error": {"message": f"Incorrect API key provided: {auth or request.headers.get('api-key')}",
+                                         "type": "invalid_request_error"}}).encode()
+            return Response(401, "Unauthorized", Headers({"content-type": "application/json"}), body)
         if not auth.startswith("Bearer ") and not request.headers.get("api-key"):
             body = json.dumps({"error": {"message": "Missing bearer or basic authentication in header",
                                          "type": "invalid_request_error"}}).encode()

@@ -36,6 +36,8 @@ def tw(rt: FakeRealtime, fake: FakeProvider, tmp_path_factory: pytest.TempPathFa
         {"id": "azure", "kind": "azure_openai", "base_url": rt.url, "api_key": "azure-upstream-rt",
          "deployments": {"gpt-realtime-mini": "rt-deploy"}},
         {"id": "keyless", "kind": "openai", "base_url": rt.url + "/keyless/v1", "models": ["gpt-4o-realtime-preview"]},
+        {"id": "leaky", "kind": "openai", "base_url": rt.url + "/leaky/v1", "api_key": "sk-leaky-upstream-rt",
+         "models": ["gpt-leaky-realtime"]},
         {"id": "anthropic", "kind": "anthropic", "base_url": fake.url, "api_key": "sk-ant-fake", "models": ["claude-*"]},
     ]
     t = Tollway(tmp_path_factory.mktemp("realtime"), cfg)
@@ -265,3 +267,11 @@ def test_sessions_beyond_max_realtime_sessions_are_refused_with_503(two_sessions
             time.sleep(0.05)
         with connect(url, additional_headers=auth) as third:  # a slot came free
             assert json.loads(third.recv())["type"] == "session.created"
+
+
+def test_an_upstream_refusal_that_echoes_tollways_key_never_shows_it(tw: Tollway) -> None:
+    with connect(ws_base(tw) + "/v1/realtime?model=gpt-leaky-realtime",
+                 additional_headers={"Authorization": f"Bearer {MASTER_KEY}"}) as ws:
+        event = json.loads(ws.recv(timeout=10))
+    assert event["type"] == "error" and "HTTP 401" in event["error"]["message"]
+    assert "sk-leaky-upstream-rt" not in event["error"]["message"] and "[redacted]" in event["error"]["message"]

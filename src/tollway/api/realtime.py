@@ -46,6 +46,7 @@ from tollway.pipeline.attribution import AttributionStage
 from tollway.pipeline.auth import AuthStage
 from tollway.pipeline.client_headers import TOLLWAY_AGENT
 from tollway.pipeline.context import RequestContext
+from tollway.providers.credentials import scrub
 from tollway.usage import CountReader, Usage
 
 if TYPE_CHECKING:
@@ -174,7 +175,8 @@ class RealtimeRoute:
                                  user_agent_header=None)
         except InvalidStatus as e:
             status = e.response.status_code
-            body = e.response.body.decode("utf-8", "replace")[:300] if e.response.body else ""
+            # an upstream that echoes the credentials it got must not pass Tollway's key to the client
+            body = scrub(e.response.body, dep.provider).decode("utf-8", "replace")[:300] if e.response.body else ""
             kind = "rate_limit" if status == 429 else "upstream_error"  # (an upstream 401 is Tollway's key)
             raise ProxyError(kind, f"Provider '{dep.provider.id}' refused the realtime session "
                                    f"(HTTP {status}){': ' + body if body else ''}") from None

@@ -38,10 +38,9 @@ def surface_paths(proxy_op: Callable[..., dict[str, Any]], model_list: dict[str,
             op["requestBody"]["content"]["application/json"]["schema"] = {
                 "type": "object", "description": f"Gemini's own {verb} body; the model is in the path."}
             paths[f"{prefix}/models/{{model}}:{verb}"] = {"post": op}
-            if prefix == "/v1beta":
-                scoped = {**op, "summary": f"Project-scoped Gemini {verb} (the slug wins over project headers)",
-                          "parameters": [_path_param("slug"), *op["parameters"]]}
-                paths[f"/projects/{{slug}}/v1beta/models/{{model}}:{verb}"] = {"post": scoped}
+            scoped = {**op, "summary": f"Project-scoped Gemini {verb} (the slug wins over project headers)",
+                      "parameters": [_path_param("slug"), *op["parameters"]]}
+            paths[f"/projects/{{slug}}{prefix}/models/{{model}}:{verb}"] = {"post": scoped}
     any_key = model_list["security"]  # the model lists: a key wherever any SDK puts its own
     paths["/v1beta/models"] = {"get": {
         "summary": "Models Tollway can route, in Gemini's shape (pageSize, pageToken)", "security": any_key,

@@ -13,6 +13,7 @@ import orjson
 
 from tollway.api.admin import AdminRoutes
 from tollway.api.admin_api import AdminApi, register_audit
+from tollway.api.admin_policy import register_policy
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
 from tollway.api.health import HealthRoutes
 from tollway.api.openapi import openapi_document
@@ -47,6 +48,7 @@ class Router:
         self.admin = admin
         self.admin_api = AdminApi(state)
         register_audit(self.admin_api, state)
+        register_policy(self.admin_api, state)
         self.unified: dict[str, UnifiedRoute] = {
             "/v1" + sub: UnifiedRoute(state, route, fmt, ep) for sub, route, fmt, ep in UNIFIED}
         self.byok: dict[str, dict[str, UnifiedRoute]] = {

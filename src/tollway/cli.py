@@ -1,4 +1,5 @@
-"""The `tollway` command: serve, config check, usage."""
+"""The `tollway` command: serve, config check, usage, and keys / teams / projects / customers /
+budgets (cli_admin)."""
 
 from __future__ import annotations
 
@@ -161,3 +162,12 @@ def version() -> None:
 
 def main() -> None:
     app()
+
+
+def _register_admin_commands() -> None:
+    from tollway.cli_admin import register
+
+    register(app)
+
+
+_register_admin_commands()

@@ -125,13 +125,107 @@ class ProviderSettings(_Strict):
 Role = Literal["user", "viewer", "admin"]
 
 
-class KeySettings(_Strict):
+BUDGET_WINDOWS: tuple[str, ...] = ("day", "week", "month", "total")
+_BUDGET = re.compile(r"^\s*\$?\s*([0-9]+(?:\.[0-9]+)?)\s*/\s*([a-z]+)\s*$")
+# Budgets are counted in integer nano-USD; Redis scripts compare them as doubles, exact to 2**53.
+MAX_BUDGET_USD = Decimal(9_000_000)
+
+
+def parse_budget(text: str) -> tuple[Decimal, str]:
+    """ "50/month", "$12.5/day", "100/total" -> (Decimal USD, window). ValueError says why."""
+    m = _BUDGET.match(text) if isinstance(text, str) else None
+    if m is None:
+        raise ValueError(f"a budget is AMOUNT/WINDOW in USD, e.g. 50/month or 2.5/day (windows: "
+                         f"{', '.join(BUDGET_WINDOWS)}); got {text!r}")
+    amount, window = Decimal(m.group(1)), m.group(2)
+    if window not in BUDGET_WINDOWS:
+        raise ValueError(f"unknown budget window {window!r}; use one of {', '.join(BUDGET_WINDOWS)}")
+    if amount <= 0:
+        raise ValueError("a budget must be more than 0")
+    if amount > MAX_BUDGET_USD:
+        raise ValueError(f"a budget may be at most {MAX_BUDGET_USD} USD")
+    if amount.as_tuple().exponent < -9:  # type: ignore[operator]
+        raise ValueError("a budget is counted in nano-dollars: at most 9 decimal places")
+    return amount, window
+
+
+def _budget_list(v: Any) -> list[str]:
+    if v is None:
+        return []
+    items = [v] if isinstance(v, str) else v
+    if not isinstance(items, list):
+        raise ValueError("budget is a string like \"50/month\" or a list of them")
+    for item in items:
+        parse_budget(item)
+    return list(items)
+
+
+class LimitFields(_Strict):
+    """Limits a key, team, project or customer may carry (absent = no limit)."""
+
+    budget: list[str] = Field(default_factory=list)  # "50/month", or several: ["5/day", "50/month"]
+    rpm: int | None = Field(None, ge=1)  # requests per minute
+    tpm: int | None = Field(None, ge=1)  # tokens per minute (input + output)
+
+    @field_validator("budget", mode="before")
+    @classmethod
+    def _budgets(cls, v: Any) -> list[str]:
+        return _budget_list(v)
+
+
+class KeySettings(LimitFields):
     id: str = Field(min_length=1)
     key: SecretStr
+    name: str | None = None  # shown in listings (the seed's key_map `label`)
     project: str | None = None  # default project for requests made with this key
     # user: calls models; viewer: reads records, stats and admin data; admin: also changes things.
     # A management key (viewer/admin) calls models only if it also has "user".
     roles: list[Role] = Field(default_factory=lambda: ["user"], min_length=1)
+    team: str | None = None  # a [[teams]] id: the team's limits and budgets apply too
+    customer: str | None = None  # the customer every call of this key is billed to (wins over the header)
+    max_concurrency: int | None = Field(None, ge=1)  # requests in flight at once
+    queue_timeout_ms: int = Field(0, ge=0, le=600_000)  # over max_concurrency: wait this long for a slot (FIFO)
+    models: list[str] | None = None  # allow-list of model names / globs; absent = every model
+    max_tokens: int | None = Field(None, ge=1)  # largest max_tokens (or max_output_tokens) a request may ask
+    max_body_bytes: int | None = Field(None, ge=1)  # largest request body for this key
+    # Provider credentials used instead of the provider's api_key for this key's calls, by provider kind.
+    credentials: dict[ProviderKind, SecretStr] = Field(default_factory=dict, repr=False)
+
+    @field_serializer("credentials", when_used="json")
+    def _mask_credentials(self, v: dict[str, SecretStr]) -> dict[str, str]:
+        return {k: "**********" for k in v}
+
+
+class GroupSettings(LimitFields):
+    """A team, project or customer with limits of its own (`[[teams]]`, `[[projects]]`, `[[customers]]`)."""
+
+    id: str = Field(min_length=1, max_length=200)
+    name: str | None = None
+
+
+class BudgetsSettings(_Strict):
+    # A model with no known price under a budget: "refuse" (400 naming the [[prices]] entry to add)
+    # or "allow" (the call goes through and counts nothing against the budget).
+    unpriced: Literal["refuse", "allow"] = "refuse"
+    # Output tokens reserved when the request names no max_tokens and the price data knows no
+    # context window for the model.
+    default_output_tokens: int = Field(32_768, ge=1)
+    # Reservations expire after this long (default: server.read_timeout_secs), so a request that
+    # hangs or an instance that dies cannot hold budget longer than a request may last.
+    lease_secs: float | None = Field(None, gt=0)
+
+
+class RedisSettings(_Strict):
+    url: SecretStr | None = None  # redis://HOST:6379/0; unset: counters live in this process
+    # Redis unreachable: refuse calls that have limits (503) or let them through uncounted.
+    on_error: Literal["fail_closed", "fail_open"] = "fail_closed"
+    prefix: str = Field("tollway:", min_length=1, max_length=100)  # every key Tollway writes starts with it
+    timeout_ms: int = Field(500, ge=10, le=60_000)
+
+
+class KeysRefreshSettings(_Strict):
+    # how often each instance asks the store whether keys, teams or budgets changed
+    refresh_secs: float = Field(0.25, gt=0, le=60)
 
 
 class PriceSettings(_Strict):
@@ -155,8 +249,43 @@ class Settings(_Strict):
     providers: list[ProviderSettings] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)  # alias -> "provider_id:model" or "model"
     keys: list[KeySettings] = Field(default_factory=list)
+    teams: list[GroupSettings] = Field(default_factory=list)
+    projects: list[GroupSettings] = Field(default_factory=list)
+    customers: list[GroupSettings] = Field(default_factory=list)
+    budgets: BudgetsSettings = BudgetsSettings()
+    redis: RedisSettings = RedisSettings()
+    key_store: KeysRefreshSettings = KeysRefreshSettings()
     prices: list[PriceSettings] = Field(default_factory=list)
     demo: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _key_map(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "key_map" in data:
+            from tollway.policy.keymap import expand_key_map
+
+            data = dict(data)
+            data["keys"] = [*(data.get("keys") or []), *expand_key_map(data.pop("key_map"), data.get("keys") or [])]
+        return data
+
+    @model_validator(mode="after")
+    def _references(self) -> "Settings":
+        ids: set[str] = set()
+        for i, k in enumerate(self.keys):
+            if k.id in ids:
+                raise ValueError(f"keys[{i}].id: duplicate key id {k.id!r}")
+            ids.add(k.id)
+        for section in ("teams", "projects", "customers"):
+            seen: set[str] = set()
+            for i, g in enumerate(getattr(self, section)):
+                if g.id in seen:
+                    raise ValueError(f"{section}[{i}].id: duplicate id {g.id!r}")
+                seen.add(g.id)
+        teams = {t.id for t in self.teams}
+        for i, k in enumerate(self.keys):
+            if k.team is not None and k.team not in teams:
+                raise ValueError(f"keys[{i}].team: unknown team {k.team!r} (add a [[teams]] entry with that id)")
+        return self
 
     @field_validator("providers")
     @classmethod
@@ -235,6 +364,13 @@ def build_settings(raw: dict[str, Any], env: dict[str, str] | None = None, *, de
     """Validate a parsed TOML document (plus environment) into Settings, or raise ConfigError."""
     env = dict(os.environ) if env is None else env
     problems: list[str] = []
+    if "key_map" in raw:  # its table names are keys (secrets): error paths must not show them
+        from tollway.policy.keymap import key_map_entries
+
+        try:
+            raw = {**raw, "key_map": key_map_entries(raw["key_map"])}
+        except ValueError as e:
+            raise ConfigError([str(e)]) from None
     data = _interpolate(raw, "", env, problems)
     if problems:
         raise ConfigError(problems)
@@ -246,6 +382,8 @@ def build_settings(raw: dict[str, Any], env: dict[str, str] | None = None, *, de
     if env.get("TOLLWAY_SECRET_KEY") and not server.get("secret_key"):
         server["secret_key"] = env["TOLLWAY_SECRET_KEY"]
     data["server"] = server
+    if env.get("TOLLWAY_REDIS_URL") and not (data.get("redis") or {}).get("url"):
+        data["redis"] = {**(data.get("redis") or {}), "url": env["TOLLWAY_REDIS_URL"]}
     if demo or data.get("demo"):
         data["demo"] = True
         if not any(p.get("kind") == "demo" for p in data["providers"]):

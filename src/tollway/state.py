@@ -15,14 +15,21 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.config import ProviderSettings, Settings
+from tollway.counters.base import CounterStore
+from tollway.counters.memory import MemoryCounters
 from tollway.logs import AccessLog
 from tollway.pipeline.accounting import AccountingStage
 from tollway.pipeline.attribution import AttributionStage
 from tollway.pipeline.auth import AuthStage, KeyRing
 from tollway.pipeline.decode import DecodeStage
+from tollway.pipeline.policy import PolicyStage
 from tollway.pipeline.proxy import Forwarder
 from tollway.pipeline.route import RouteStage
 from tollway.pipeline.stage import Stage
+from tollway.policy.directory import Directory
+from tollway.policy.queue import SlotQueues
+from tollway.policy.refresh import PolicyRefresher
+from tollway.policy.store import PolicyStore
 from tollway.pricing import ModelPrice, PriceBook
 from tollway.providers.base import Provider
 from tollway.providers.registry import build_provider
@@ -61,6 +68,7 @@ class AppState:
     prices: PriceBook
     tokens: TokenCounter
     access_log: AccessLog
+    counters: CounterStore = field(default_factory=MemoryCounters)  # limits and budgets: memory | redis
     responses: ResponseStore = field(init=False)
     audit: AuditLog = field(init=False)
     # seals credentials set through the API; None without TOLLWAY_SECRET_KEY (then such calls are refused)
@@ -68,6 +76,12 @@ class AppState:
     forwarder: Forwarder = field(init=False)
     stages: tuple[Stage, ...] = field(init=False)  # every proxied request: accounting, auth, attribution
     call_stages: tuple[Stage, ...] = field(init=False)  # model calls (unified routes): see pipeline.stage
+    # keys, teams, projects, customers, budgets in memory (policy.directory); replaced whole on change
+    directory: Directory = field(default_factory=Directory)
+    policy_store: PolicyStore = field(init=False)
+    refresher: PolicyRefresher = field(init=False)
+    slot_queues: SlotQueues = field(init=False)
+    lease_ms: int = field(init=False)  # how long a budget reservation or a slot may be held
     started_at: float = field(default_factory=time.time)
     _byok: dict[str, tuple[Provider, Transport]] = field(default_factory=dict)
 
@@ -77,9 +91,29 @@ class AppState:
         self.audit = AuditLog(self.engine)
         sk = self.settings.server.secret_key
         self.secret_box = SecretBox(sk.get_secret_value()) if sk is not None else None
+        self.policy_store = PolicyStore(self.engine)
+        self.refresher = PolicyRefresher(self)
+        self.slot_queues = SlotQueues(poll=None if self.counters.name == "memory" else 0.02)
+        self.counters.on_released = self.slot_queues.released  # type: ignore[attr-defined]
+        self.lease_ms = int((self.settings.budgets.lease_secs or self.settings.server.read_timeout_secs) * 1000)
+        self._policy_stages = (PolicyStage(self), PolicyStage(self, metered=False))
+        self._build_stages(with_policy=False)
+
+    def _build_stages(self, with_policy: bool) -> None:
         # accounting first: its after() runs last, for every request, failures included
-        self.stages = (AccountingStage(self), AuthStage(self.keys), AttributionStage())
-        self.call_stages = (*self.stages, DecodeStage(self), RouteStage(self))
+        base = (AccountingStage(self), AuthStage(self.keys), AttributionStage())
+        call, passthrough = self._policy_stages
+        self._with_policy = with_policy
+        self.stages = (*base, passthrough) if with_policy else base
+        self.call_stages = (*base, DecodeStage(self), RouteStage(self), *((call,) if with_policy else ()))
+
+    def publish_directory(self, d: Directory) -> None:
+        """Make `d` current; the policy stage joins or leaves the stage lists as limits appear or go."""
+        self.directory = d
+        if d.needs_policy != self._with_policy:
+            self._build_stages(with_policy=d.needs_policy)
+            if d.needs_policy:  # worst cases and token limits count tokens: load encodings off the loop
+                asyncio.get_running_loop().run_in_executor(None, self.tokens.preload)
 
     @classmethod
     async def open(cls, settings: Settings) -> "AppState":
@@ -102,10 +136,13 @@ class AppState:
         gc.collect()
         gc.freeze()
         gc.set_threshold(20_000, 50, 100)
+        counters = await open_counters(settings)
         state = cls(settings=settings, engine=engine, ledger=ledger, http=http, catalog=catalog,
-                    keys=KeyRing(settings), prices=prices, tokens=tokens,
+                    keys=KeyRing(settings), prices=prices, tokens=tokens, counters=counters,
                     access_log=AccessLog(settings.logging.format, enabled=settings.logging.level in ("debug", "info")))
         state.access_log.start()
+        await state.refresher.load()  # keys and budgets from config and the store, spend from the ledger
+        state.refresher.start()
         # models of OpenAI-compatible servers: one short look now, retried in the background
         from tollway.providers.openai_compatible import ModelDiscovery
 
@@ -119,6 +156,8 @@ class AppState:
     async def close(self) -> None:
         if self.catalog.discovery is not None:
             await self.catalog.discovery.stop()
+        await self.refresher.stop()
+        await self.counters.close()
         await self.access_log.stop()
         await self.ledger.stop(drain_secs=max(5.0, self.settings.server.shutdown_grace_secs))
         await self.http.close()
@@ -138,3 +177,17 @@ class AppState:
     def byok_deployment(self, kind: str, model: str) -> Deployment:
         provider, transport = self.byok_provider(kind)
         return Deployment(provider, transport, model)
+
+
+async def open_counters(settings: Settings) -> CounterStore:
+    """In-process counters, or Redis ones when `[redis] url` is set."""
+    if settings.redis.url is None:
+        return MemoryCounters()
+    from tollway.counters.redis import RedisCounters
+
+    store = RedisCounters(settings.redis.url.get_secret_value(), settings.redis.prefix, settings.redis.timeout_ms)
+    await store.start()
+    if not store.healthy:
+        log.error("counters: Redis is not reachable at start-up (%s); [redis] on_error = %s applies until it is",
+                  store.last_error, settings.redis.on_error)
+    return store

@@ -56,3 +56,4 @@ class UsageRecord:
     project: str | None = None
     source: str | None = None
     customer: str | None = None
+    team: str | None = None  # the key's team

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from tollway.api.asgi import DisconnectWatch, Receive, Scope, Send, read_body, relay_headers
+from tollway.api.asgi import DisconnectWatch, Receive, Scope, Send, read_body, relay_headers, with_own_headers
 from tollway.api.unified import send_error
 from tollway.errors import ProxyError
 from tollway.pipeline.attribution import ATTRIBUTION_HEADERS
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.stage import run_stages
+from tollway.policy.credentials import with_key_credentials
 from tollway.providers.anthropic import usage_from_anthropic
 from tollway.providers.base import UpstreamRequest
 from tollway.providers.openai import usage_from_openai
@@ -96,6 +97,8 @@ class PassthroughRoute:
         headers = upstream_headers(scope["headers"], keep_credentials=self.byok)
         if not self.byok:
             headers.update(provider.auth_headers())
+            if ctx.key is not None and ctx.key.credentials:
+                headers = with_key_credentials(ctx.key, provider, headers)
         url = provider.passthrough_url(subpath, scope.get("query_string", b""))
         resp = await transport.send(UpstreamRequest(ctx.method, url, headers, ctx.body or None))
         try:
@@ -105,8 +108,7 @@ class PassthroughRoute:
 
     async def _relay(self, ctx: RequestContext, resp, receive: Receive, send: Send) -> None:
         ctx.status = resp.status
-        hdrs = relay_headers(resp.raw_headers)
-        hdrs.extend(ctx.response_headers)
+        hdrs = with_own_headers(relay_headers(resp.raw_headers), ctx.response_headers)
         streaming = any(k.lower() == b"content-type" and v.startswith(b"text/event-stream")
                         for k, v in resp.raw_headers)
         if not streaming:

@@ -71,7 +71,7 @@ class AccountingStage:
             cost_usd=ctx.cost, cost_note=ctx.cost_note, latency_ms=round(latency, 3),
             ttft_ms=None if ctx.ttft_ms is None else round(ctx.ttft_ms, 3), status=ctx.status,
             error_type=ctx.error_type, cancelled=ctx.cancelled, key_id=ctx.key_id, project=ctx.project,
-            source=ctx.source, customer=ctx.customer,
+            source=ctx.source, customer=ctx.customer, team=ctx.team,
         )
         self._state.ledger.put(rec)
         self._state.access_log.write(rec)

@@ -12,6 +12,7 @@ from tollway.usage import Usage
 
 if TYPE_CHECKING:
     from tollway.api.asgi import Receive, Send
+    from tollway.counters.base import Admission
     from tollway.errors import ProxyError, WireFormat
     from tollway.pipeline.auth import KeyInfo
     from tollway.providers.base import Provider
@@ -39,6 +40,7 @@ class RequestContext:
     project: str | None = None
     source: str | None = None
     customer: str | None = None
+    team: str | None = None  # the key's team (auth stage)
     path_project: str | None = None  # from /projects/{slug}/...: wins over headers
     byok: bool = False  # /proxy/<kind>/ route: the caller's own provider key goes upstream
     body: bytes = b""
@@ -54,6 +56,9 @@ class RequestContext:
     # Set by a stage's before() to answer without calling a provider (a cache hit): the runner
     # skips the remaining stages' before() and the handler, and awaits this instead.
     reply: "Reply | None" = None
+    # What the policy stage holds for this request (rate charges, budget reservations, a
+    # concurrency slot); settled in its after().
+    admission: "Admission | None" = None
     # outcome
     status: int = 0
     error: "ProxyError | None" = None

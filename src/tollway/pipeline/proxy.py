@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers, send_bytes
+from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers, send_bytes, with_own_headers
 from tollway.errors import ProxyError, render
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.translate import forward_translated, needs_translation
+from tollway.policy.credentials import with_key_credentials
 from tollway.providers.base import Endpoint, split_complete
 
 if TYPE_CHECKING:
@@ -71,9 +72,7 @@ class Forwarder:
         self._state = state
 
     def _headers(self, ctx: RequestContext, raw) -> list[tuple[bytes, bytes]]:
-        hdrs = relay_headers(raw)
-        hdrs.extend(ctx.response_headers)
-        return hdrs
+        return with_own_headers(relay_headers(raw), ctx.response_headers)
 
     async def forward(self, ctx: RequestContext, receive: Receive, send: Send) -> None:
         dep = ctx.deployment
@@ -84,6 +83,8 @@ class Forwarder:
         call = dep.provider.prepare(endpoint, ctx.json, ctx.body, dep.model, ctx.stream, ctx.headers)
         if ctx.byok:
             call.request.headers = with_caller_credentials(call.request.headers, ctx.headers)
+        elif ctx.key is not None and ctx.key.credentials:
+            call.request.headers = with_key_credentials(ctx.key, dep.provider, call.request.headers)
         resp = await dep.transport.send(call.request)
         try:
             ctx.status = resp.status

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers, send_bytes
+from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers, send_bytes, with_own_headers
 from tollway.errors import ProxyError
 from tollway.formats import anthropic as f_anthropic
 from tollway.formats import gemini as f_gemini
@@ -25,6 +25,7 @@ from tollway.formats.stream import (
 )
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
+from tollway.policy.credentials import with_key_credentials
 from tollway.providers.base import Endpoint
 
 if TYPE_CHECKING:
@@ -113,6 +114,8 @@ class Translated:
             extra.append((b"x-tollway-dropped-params", ",".join(dropped).encode()))
         p_endpoint = PROVIDER_CHAT_ENDPOINT[self.wire]
         call = dep.provider.prepare(p_endpoint, body, orjson.dumps(body), dep.model, ctx.stream, ctx.headers)
+        if not ctx.byok and ctx.key is not None and ctx.key.credentials:
+            call.request.headers = with_key_credentials(ctx.key, dep.provider, call.request.headers)
         resp = await dep.transport.send(call.request)
         try:
             ctx.status = resp.status
@@ -183,9 +186,9 @@ class Translated:
         parser = self.wire_mod.StreamParser()
         writer = self._writer(req)
         acc = Accumulator()
-        hdrs = relay_headers(resp.raw_headers)
-        hdrs = [h for h in hdrs if h[0].lower() != b"content-type"]
-        hdrs += [*extra, (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
+        hdrs = with_own_headers([h for h in relay_headers(resp.raw_headers) if h[0].lower() != b"content-type"],
+                                list(extra))
+        hdrs += [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
                  (b"x-accel-buffering", b"no")]
         await send({"type": "http.response.start", "status": 200, "headers": hdrs})
         ctx.response_started = True

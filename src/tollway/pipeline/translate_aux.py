@@ -32,6 +32,7 @@ from tollway.formats._util import is_neutral
 from tollway.formats.errors import TranslationError, parse_provider_error, render_error, render_translation_error
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
+from tollway.policy.credentials import with_key_credentials
 from tollway.providers.base import Endpoint
 from tollway.usage import Usage
 
@@ -98,6 +99,9 @@ class _Call:
         client with the error (in its own format) and return None."""
         dep = self.dep
         call = dep.provider.prepare(endpoint, body, orjson.dumps(body), dep.model, False, self.ctx.headers)
+        key = self.ctx.key
+        if not self.ctx.byok and key is not None and key.credentials:
+            call.request.headers = with_key_credentials(key, dep.provider, call.request.headers)
         resp = await dep.transport.send(call.request)
         try:
             raw = await resp.read()

@@ -60,6 +60,7 @@ def row_from_record(r: UsageRecord) -> dict[str, Any]:
         "project": r.project,
         "source": r.source,
         "customer": r.customer,
+        "team": r.team,
     }
 
 
@@ -100,7 +101,7 @@ API_FIELDS = (
     "model_served", "stream", "input_tokens", "output_tokens", "cached_tokens",
     "cache_creation_tokens", "reasoning_tokens", "total_tokens", "tokens_estimated",
     "cost_usd", "cost_note", "latency_ms", "ttft_ms", "status", "error_type", "cancelled",
-    "key_id", "project", "source", "customer",
+    "key_id", "project", "source", "customer", "team",
 )  # fmt: skip
 
 

@@ -155,3 +155,21 @@ class TollwayApp:
 
 def build_app(settings: Settings) -> TollwayApp:
     return TollwayApp(settings)
+
+
+def app_from_env() -> TollwayApp:
+    """The app of one worker of `tollway serve --workers N`: the parent's settings, loaded again."""
+    import json
+    import os
+    from pathlib import Path
+
+    from tollway.config import load_settings
+    from tollway.logs import setup_logging
+
+    args = json.loads(os.environ["TOLLWAY_SERVE_ARGS"])
+    settings = load_settings(Path(args["config"]) if args["config"] else None, demo=args["demo"])
+    settings = settings.model_copy(update={
+        "server": settings.server.model_copy(update={"host": args["host"], "port": args["port"]}),
+        "logging": settings.logging.model_copy(update={"level": args["log_level"], "format": args["log_format"]})})
+    setup_logging(args["log_level"], args["log_format"])
+    return TollwayApp(settings)

@@ -51,6 +51,9 @@ def serve(
                                                     "Anthropic) and 'demo-gemini' (speaks Gemini), streaming too."),
     log_format: Optional[str] = typer.Option(None, "--log-format", help="'text' (default) or 'json'."),
     log_level: Optional[str] = typer.Option(None, "--log-level", help="debug, info (default), warning or error."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, max=256,
+                                help="Worker processes (needs [redis] url when more than 1: limits and budgets must "
+                                     "be counted in one place)."),
 ) -> None:
     """Start the proxy."""
     import uvicorn
@@ -66,6 +69,11 @@ def serve(
         raise typer.Exit(2)
     settings = settings.model_copy(update={"logging": settings.logging.model_copy(update={"level": level,
                                                                                          "format": fmt})})
+    if workers > 1 and settings.redis.url is None:
+        typer.echo(f"error: --workers {workers} needs [redis] url (or TOLLWAY_REDIS_URL): rate limits, budgets and "
+                   "concurrency limits are counted in each process otherwise, so every worker would allow the full "
+                   "limit and budgets could be overspent.", err=True)
+        raise typer.Exit(2)
     setup_logging(level, fmt)
     log = logging.getLogger("tollway")
     if settings.server.master_key is None and not settings.keys:
@@ -75,6 +83,8 @@ def serve(
     log.info("tollway %s listening on http://%s:%d (providers: %s; store: %s)", __version__, settings.server.host,
              settings.server.port, ", ".join(p.id for p in settings.providers) or "none",
              "sqlite" if settings.store_url.startswith("sqlite") else "external")
+    if workers > 1:
+        return _serve_workers(settings, config, demo, workers)
     uv = uvicorn.Config(
         build_app(settings), host=settings.server.host, port=settings.server.port, loop="uvloop",
         http="httptools", lifespan="on", access_log=False, log_config=None, server_header=False, proxy_headers=False,
@@ -86,6 +96,26 @@ def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
     uvicorn.Server(uv).run()
+
+
+def _serve_workers(settings: Settings, config: Optional[Path], demo: bool, workers: int) -> None:
+    """N processes on one socket (uvicorn's supervisor); each loads the same settings again
+    (`app.app_from_env`). The store is migrated once here, before any of them starts."""
+    import json
+    import os
+
+    import uvicorn
+
+    from tollway.storage.engine import migrate
+
+    asyncio.run(migrate(settings.store_url))
+    os.environ["TOLLWAY_SERVE_ARGS"] = json.dumps({
+        "config": str(config.resolve()) if config else None, "demo": demo, "host": settings.server.host,
+        "port": settings.server.port, "log_level": settings.logging.level, "log_format": settings.logging.format})
+    uvicorn.run("tollway.app:app_from_env", factory=True, workers=workers, host=settings.server.host,
+                port=settings.server.port, loop="uvloop", http="httptools", lifespan="on", access_log=False,
+                log_config=None, server_header=False, proxy_headers=False,
+                timeout_graceful_shutdown=int(settings.server.shutdown_grace_secs) or None, backlog=4096)
 
 
 @config_app.command("check")

@@ -74,7 +74,8 @@ class AdminRoutes:
             info = caller(self._state, scope)
             if info is None:
                 return {"open": True, "key_id": None, "roles": ["admin", "user", "viewer"]}
-            return {"open": False, "key_id": info.id, "roles": sorted(info.roles)}
+            return {"open": False, "key_id": info.id, "roles": sorted(info.roles), "name": info.name,
+                    "team": info.team, "project": info.project, "customer": info.customer, "source": info.source}
         try:
             result = await produce()
         except ProxyError as e:

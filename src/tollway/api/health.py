@@ -18,12 +18,18 @@ class HealthRoutes:
 
     async def health(self, scope: Scope, receive: Receive, send: Send) -> None:
         st = self._state
+        counters = st.counters.status()
+        if not counters["ok"]:
+            counters["on_error"] = st.settings.redis.on_error
         await send_json(send, 200, {
-            "status": "ok",
+            "status": "ok" if counters["ok"] else "degraded",
             "version": __version__,
             "uptime_secs": int(time.time() - st.started_at),
             "providers": [p.id for p in st.catalog.providers],
             "ledger": {"pending": st.ledger.pending, "store_ok": st.ledger.store_ok},
+            # where limits and budgets are counted; with Redis down, [redis] on_error decides
+            "counters": counters,
+            "keys": {"version": st.refresher.version, "store_ok": st.refresher.last_error is None},
         })
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tollway import __version__
+from tollway.api.openapi_admin import admin_paths, admin_schemas
 
 _REF = "#/components/schemas/"
 
@@ -30,6 +31,21 @@ _DROPPED = {"x-tollway-dropped-params": {
     "description": "Request parameters the provider cannot honour, dropped in translation (comma-separated). "
                    "With translation.strict = true such a request is a 400 instead.",
     "schema": {"type": "string"}}}
+_LIMITS = {name: {"description": desc, "schema": {"type": "string"}} for name, desc in (
+    ("x-ratelimit-limit-requests", "The tightest requests-per-minute limit that applies (key, team, project, "
+                                   "customer)."),
+    ("x-ratelimit-remaining-requests", "Requests left under it now."),
+    ("x-ratelimit-reset-requests", "Until it is fully replenished, e.g. 1.5s, 6m0s."),
+    ("x-ratelimit-limit-tokens", "The tightest tokens-per-minute limit."),
+    ("x-ratelimit-remaining-tokens", "Tokens left under it now."),
+    ("x-ratelimit-reset-tokens", "Until it is fully replenished."),
+    ("x-tollway-budget", "The budget with the least room, as scope:target/window."),
+    ("x-tollway-budget-limit", "Its limit, USD (decimal string)."),
+    ("x-tollway-budget-spent", "Spent in its current window before this call, USD."),
+    ("x-tollway-budget-reset", "When its window ends (RFC 3339 UTC), or never."),
+)}
+_RETRY = {"retry-after": {"description": "Seconds to wait.", "schema": {"type": "string"}},
+          "retry-after-ms": {"description": "Milliseconds to wait (rate limits).", "schema": {"type": "string"}}}
 _ESTIMATED = {"x-tollway-tokens-estimated": {
     "description": "count_tokens only: 'true' when the count is a local estimate (no exact tokenizer for the model).",
     "schema": {"type": "string"}}}
@@ -40,10 +56,17 @@ def _errors(fmt: str) -> dict[str, Any]:
     out = {}
     for code, desc in (("400", "Invalid JSON or no model."), ("401", "Missing or invalid Tollway key."),
                        ("404", "Unknown model (the message names the routable models) or route."),
-                       ("413", "Body over server.max_body_bytes."), ("502", "Provider unreachable."),
+                       ("403", "Management key, or a model outside the key's allow-list (the message names "
+                               "the allowed models)."),
+                       ("413", "Body over server.max_body_bytes or the key's max_body_bytes."),
+                       ("429", "A rate, token, concurrency or budget limit (error type budget_exceeded, code "
+                               "<scope>_budget_exceeded, naming the budget); the call never reached a provider."),
+                       ("502", "Provider unreachable."),
+                       ("503", "Limits cannot be checked (Redis unreachable, [redis] on_error = fail_closed)."),
                        ("504", "Provider timed out.")):
+        headers = {**_TRACE, **_LIMITS, **_RETRY} if code == "429" else _TRACE
         out[code] = {"description": desc + " Provider errors are relayed unchanged with the provider's status.",
-                     "headers": _TRACE, "content": {"application/json": {"schema": schema}}}
+                     "headers": headers, "content": {"application/json": {"schema": schema}}}
     return out
 
 
@@ -62,7 +85,7 @@ def _proxy_op(summary: str, fmt: str, provider_schema: str, byok: bool = False) 
         "responses": {
             "200": {"description": f"The provider's response ({provider_schema}), unchanged; "
                                    "text/event-stream when stream is true.",
-                    "headers": {**_TRACE, **_COST, **_DROPPED, **_ESTIMATED},
+                    "headers": {**_TRACE, **_COST, **_DROPPED, **_ESTIMATED, **_LIMITS},
                     "content": {"application/json": {"schema": {"type": "object"}},
                                 "text/event-stream": {"schema": {"type": "string"}}}},
             **_errors(fmt)},
@@ -97,7 +120,7 @@ _RECORD = {"type": "object", "properties": {
         ("cost_note", ["string", "null"]), ("latency_ms", ["number", "null"]), ("ttft_ms", ["number", "null"]),
         ("status", "integer"), ("error_type", ["string", "null"]), ("cancelled", "boolean"),
         ("key_id", ["string", "null"]), ("project", ["string", "null"]), ("source", ["string", "null"]),
-        ("customer", ["string", "null"]))}}}
+        ("customer", ["string", "null"]), ("team", ["string", "null"]))}}}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -136,6 +159,9 @@ def openapi_document() -> dict[str, Any]:
             "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {
                 "type": "object", "required": ["open", "key_id", "roles"], "properties": {
                     "open": {"type": "boolean"}, "key_id": {"type": ["string", "null"]},
+                    "name": {"type": ["string", "null"]}, "team": {"type": ["string", "null"]},
+                    "project": {"type": ["string", "null"]}, "customer": {"type": ["string", "null"]},
+                    "source": {"enum": ["master", "config", "store"]},
                     "roles": {"type": "array", "items": {"enum": ["user", "viewer", "admin"]}}}}}}},
                           "401": {"description": "Missing or invalid key",
                                   "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
@@ -189,6 +215,7 @@ def openapi_document() -> dict[str, Any]:
         op["parameters"] = [{"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}},
                             *op["parameters"]]
         paths[f"/projects/{{slug}}/v1/{sub}"] = {"post": op}
+    paths.update(admin_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "Tollway", "version": __version__,
@@ -213,11 +240,15 @@ def openapi_document() -> dict[str, Any]:
                            "properties": {"status": {"type": "string"}, "version": {"type": "string"},
                                           "uptime_secs": {"type": "integer"},
                                           "providers": {"type": "array", "items": {"type": "string"}},
-                                          "ledger": {"type": "object"}}},
+                                          "ledger": {"type": "object"},
+                                          "counters": {"type": "object", "description": "memory or redis; ok, "
+                                                       "down_since, last_error, on_error when down"},
+                                          "keys": {"type": "object"}}},
                 "ModelList": {"type": "object", "properties": {"object": {"const": "list"}, "data": {
                     "type": "array", "items": {"type": "object", "properties": {
                         "id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
                         "owned_by": {"type": "string"}}}}}},
+                **admin_schemas(),
                 "Record": _RECORD,
                 "RecordPage": {"type": "object", "properties": {
                     "data": {"type": "array", "items": {"$ref": _REF + "Record"}},

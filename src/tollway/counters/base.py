@@ -91,6 +91,7 @@ class Settlement:
 
 class CounterStore(Protocol):
     name: str  # "memory" | "redis"
+    generation: int  # changes when the store may have lost data (Redis back after an outage)
 
     async def start(self) -> None: ...
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from tollway.counters.base import Admission, Refusal, Settlement
 
+_MARKER_EXTRA_MS = 86_400_000  # a settlement may arrive this long after its lease ended
+
 
 class _Budget:
     __slots__ = ("spent", "reserved", "leases", "next_expiry", "expires")
@@ -47,8 +49,12 @@ class MemoryCounters:
         self._tat: dict[str, float] = {}  # GCRA theoretical arrival time, ms
         self._budgets: dict[str, _Budget] = {}
         self._slots: dict[str, dict[str, float]] = {}  # key -> {trace id: lease end, ms}
+        # trace id -> when to forget it: admissions not settled yet (settling removes it, so a
+        # second settlement of the same trace changes nothing)
+        self._unsettled: dict[str, float] = {}
         self._last_sweep = 0.0
         self.on_released: Callable[[str], None] | None = None
+        self.generation = 0  # never changes: nothing is lost while the process lives
 
     async def start(self) -> None:
         return None
@@ -130,6 +136,8 @@ class MemoryCounters:
                     b.next_expiry = until
         if slot is not None:
             self._slots.setdefault(slot.key, {})[adm.trace_id] = until
+        if adm.needs_settlement:
+            self._unsettled[adm.trace_id] = until + _MARKER_EXTRA_MS
         adm.acquired = True
         return None
 
@@ -144,6 +152,8 @@ class MemoryCounters:
         if adm.settled or not adm.acquired:
             return
         adm.settled = True
+        if self._unsettled.pop(adm.trace_id, None) is None:
+            return  # settled before (idempotent by trace id)
         now = self._clock() * 1000.0
         for h in adm.budgets:
             b = self._budget(h.key)
@@ -199,3 +209,5 @@ class MemoryCounters:
             self._purge_slot(held, now)
             if not held:
                 del self._slots[k]
+        for trace in [t for t, until in self._unsettled.items() if until <= now]:
+            del self._unsettled[trace]

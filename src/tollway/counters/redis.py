@@ -60,6 +60,8 @@ class RedisCounters:
         self.down_since: float | None = None
         self.last_error: str | None = None
         self.dropped = 0
+        # +1 at every recovery: Redis may have lost its data meanwhile, so budgets are seeded again
+        self.generation = 0
         self.on_released: Callable[[str], None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -104,6 +106,7 @@ class RedisCounters:
             log.warning("counters: Redis is reachable again after %.1f s; %d settlements queued meanwhile are being "
                         "applied", time.time() - self.down_since, len(self._pending))
             self.down_since = None
+            self.generation += 1
             self._up.set()
             self._wake.set()
 

@@ -31,6 +31,7 @@ class PolicyRefresher:
     def __init__(self, state: "AppState") -> None:
         self._state = state
         self._seeded: set[str] = set()  # budget counters whose ledger spend was handed to the counters
+        self._generation = 0  # of the counter store, when _seeded was filled
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.version = -1
@@ -48,6 +49,9 @@ class PolicyRefresher:
             self.version = snap.version
 
     async def _seed(self, d: "directory_mod.Directory") -> None:
+        if self._state.counters.generation != self._generation:  # Redis came back, maybe empty
+            self._generation = self._state.counters.generation
+            self._seeded.clear()  # seeding again sets only the counters that are missing
         now = time.time()
         fresh = []
         for b in d.budgets:

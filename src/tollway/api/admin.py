@@ -87,7 +87,7 @@ class AdminRoutes:
     async def records(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def produce() -> dict[str, Any]:
             f = self._filters(scope, ("project", "source", "customer", "model", "status", "since", "key_id",
-                                      "limit", "cursor"))
+                                      "team", "limit", "cursor"))
             await self._state.ledger.flush()
             return await queries.list_records(self._state.engine, **f)
         await self._answer(scope, send, produce)

@@ -132,7 +132,7 @@ def openapi_document() -> dict[str, Any]:
                                    "schema": {"$ref": _REF + "ModelList"}}}}}}},
         "/v1/records": {"get": _list_op("Usage records, newest first",
                                         ["project", "source", "customer", "model", "status", "since", "key_id",
-                                         "limit", "cursor"], "RecordPage")},
+                                         "team", "limit", "cursor"], "RecordPage")},
         "/v1/records/{trace_id}": {"get": {
             "summary": "One usage record by the trace id a client got in x-tollway-trace-id",
             "security": [{"bearer": []}],

@@ -61,6 +61,7 @@ def _filters(
     until: float | None,
     key_id: str | None = None,
     status: int | str | None = None,
+    team: str | None = None,
 ) -> list[ColumnElement[bool]]:
     """AND-ed conditions; a None argument does not filter."""
     conds: list[ColumnElement[bool]] = []
@@ -69,6 +70,7 @@ def _filters(
         (t.c.source, source),
         (t.c.customer, customer),
         (t.c.key_id, key_id),
+        (t.c.team, team),
     ):
         if value is not None:
             conds.append(column == value)
@@ -113,6 +115,7 @@ async def list_records(
     since: float | None = None,
     until: float | None = None,
     key_id: str | None = None,
+    team: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
@@ -126,7 +129,7 @@ async def list_records(
     limit = max(1, min(MAX_LIMIT, int(limit)))
     conds = _filters(
         project=project, source=source, customer=customer, model=model,
-        since=since, until=until, key_id=key_id, status=status,
+        since=since, until=until, key_id=key_id, status=status, team=team,
     )  # fmt: skip
     if cursor:
         ts, trace_id = decode_cursor(cursor)

@@ -220,7 +220,7 @@ class RedisSettings(_Strict):
     # Redis unreachable: refuse calls that have limits (503) or let them through uncounted.
     on_error: Literal["fail_closed", "fail_open"] = "fail_closed"
     prefix: str = Field("tollway:", min_length=1, max_length=100)  # every key Tollway writes starts with it
-    timeout_ms: int = Field(500, ge=10, le=60_000)
+    timeout_ms: int = Field(1000, ge=10, le=60_000)  # one slow answer fails one call; three in a row: down
 
 
 class KeysRefreshSettings(_Strict):

@@ -20,7 +20,9 @@ from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tollway.counters import scripts
 from tollway.counters.base import Admission, CountersUnavailable, Refusal, Settlement
@@ -30,6 +32,7 @@ log = logging.getLogger("tollway")
 _KINDS = {1: "rate", 2: "budget", 3: "slot", 4: "too_large"}
 _MAX_PENDING = 100_000
 _BATCH = 200
+_TIMEOUTS_BEFORE_DOWN = 3
 _MARKER_EXTRA_MS = 86_400_000  # a settlement may arrive this long after its lease ended
 
 
@@ -60,6 +63,7 @@ class RedisCounters:
         self.down_since: float | None = None
         self.last_error: str | None = None
         self.dropped = 0
+        self._timeouts = 0  # in a row
         # +1 at every recovery: Redis may have lost its data meanwhile, so budgets are seeded again
         self.generation = 0
         self.on_released: Callable[[str], None] | None = None
@@ -93,6 +97,17 @@ class RedisCounters:
         return {"backend": "redis", "ok": self.healthy, "down_since": self.down_since, "last_error": self.last_error,
                 "pending_settlements": len(self._pending), "dropped_settlements": self.dropped}
 
+    def _failed(self, e: BaseException) -> None:
+        """A call failed: a refused connection means down at once; a slow answer (a busy server,
+        a long pause) only after several in a row, so one hiccup does not stop every call."""
+        if isinstance(e, RedisTimeoutError) and not isinstance(e, RedisConnectionError):
+            self._timeouts += 1
+            self.last_error = _describe(e)
+            if self._timeouts < _TIMEOUTS_BEFORE_DOWN:
+                log.warning("counters: Redis answered too slowly (%s)", self.last_error)
+                return
+        self._mark_down(e)
+
     def _mark_down(self, e: BaseException) -> None:
         self.last_error = _describe(e)
         if self.down_since is None:
@@ -106,6 +121,7 @@ class RedisCounters:
             log.warning("counters: Redis is reachable again after %.1f s; %d settlements queued meanwhile are being "
                         "applied", time.time() - self.down_since, len(self._pending))
             self.down_since = None
+            self._timeouts = 0
             self.generation += 1
             self._up.set()
             self._wake.set()
@@ -148,8 +164,9 @@ class RedisCounters:
         try:
             res = await self._run(self._acquire_s, keys, args)
         except RedisError as e:
-            self._mark_down(e)
+            self._failed(e)
             raise CountersUnavailable(self.last_error or "Redis error") from None
+        self._timeouts = 0
         nr = len(adm.rates)
         adm.rate_remaining = [int(res[3 + 2 * i]) for i in range(nr)]
         adm.rate_reset_ms = [int(res[4 + 2 * i]) for i in range(nr)]
@@ -195,7 +212,9 @@ class RedisCounters:
                     released = await self._apply(batch)
                 except RedisError as e:
                     self._pending.extendleft(reversed(batch))
-                    self._mark_down(e)
+                    self._failed(e)
+                    if self.down_since is None:
+                        await asyncio.sleep(0.05)
                     continue
                 except Exception:
                     log.exception("counters: a settlement batch failed; dropped %d", len(batch))
@@ -236,7 +255,7 @@ class RedisCounters:
             await self._run(self._seed_s, [self._prefix + k for k, _, _ in items],
                             [x for _, spent, ttl in items for x in (spent, ttl)])
         except RedisError as e:
-            self._mark_down(e)
+            self._failed(e)
             raise CountersUnavailable(self.last_error or "Redis error") from None
 
     async def budget_states(self, keys: list[str]) -> list[tuple[int, int]]:
@@ -246,6 +265,6 @@ class RedisCounters:
         try:
             res = await self._run(self._peek_s, flat, [])
         except RedisError as e:
-            self._mark_down(e)
+            self._failed(e)
             raise CountersUnavailable(self.last_error or "Redis error") from None
         return [(int(res[2 * i]), int(res[2 * i + 1])) for i in range(len(keys))]

@@ -20,7 +20,7 @@ turns the holds into real spend once the request is over:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 
@@ -53,26 +53,34 @@ class SlotHold:
     limit: int
 
 
-@dataclass(slots=True)
 class Admission:
-    """What one request asks of the counters; after acquire(), also what they answered."""
+    """What one request asks of the counters; after acquire(), also what they answered
+    (`rate_remaining`, `rate_reset_ms`, `budget_spent`, `budget_reserved`, index by index).
+    A plain slotted class: one is made per limited request."""
 
-    trace_id: str
-    lease_ms: int
-    rates: list[RateCharge] = field(default_factory=list)
-    budgets: list[BudgetHold] = field(default_factory=list)
-    slot: SlotHold | None = None
-    # filled by acquire(), index by index
-    rate_remaining: list[int] = field(default_factory=list)
-    rate_reset_ms: list[int] = field(default_factory=list)
-    budget_spent: list[int] = field(default_factory=list)
-    budget_reserved: list[int] = field(default_factory=list)
-    acquired: bool = False
-    settled: bool = False
+    __slots__ = ("trace_id", "lease_ms", "rates", "budgets", "slot", "rate_remaining", "rate_reset_ms",
+                 "budget_spent", "budget_reserved", "acquired", "settled")
+
+    def __init__(self, trace_id: str, lease_ms: int, rates: list[RateCharge] | None = None,
+                 budgets: list[BudgetHold] | None = None, slot: SlotHold | None = None) -> None:
+        self.trace_id = trace_id
+        self.lease_ms = lease_ms
+        self.rates: list[RateCharge] = [] if rates is None else rates
+        self.budgets: list[BudgetHold] = [] if budgets is None else budgets
+        self.slot = slot
+        self.rate_remaining: list[int] = _NONE
+        self.rate_reset_ms: list[int] = _NONE
+        self.budget_spent: list[int] = _NONE
+        self.budget_reserved: list[int] = _NONE
+        self.acquired = False
+        self.settled = False
 
     @property
     def needs_settlement(self) -> bool:
         return bool(self.budgets) or self.slot is not None or any(r.tokens for r in self.rates)
+
+
+_NONE: list[int] = []  # shared, never appended to: acquire() assigns fresh lists
 
 
 @dataclass(slots=True)

@@ -80,19 +80,24 @@ class MemoryCounters:
         if now - self._last_sweep > 60_000:
             self._sweep(now)
         refusal: Refusal | None = None
+        tats = self._tat
         new_tats: list[float] = []
-        adm.rate_remaining = remaining = []
-        adm.rate_reset_ms = resets = []
+        remaining: list[int] = []
+        resets: list[int] = []
+        settle = False
         for i, r in enumerate(adm.rates):
-            ei = r.period_ms / r.limit
-            tat = self._tat.get(r.key, now)
+            period = r.period_ms
+            ei = period / r.limit
+            tat = tats.get(r.key, now)
             if tat < now:
                 tat = now
             new_tat = tat + ei * r.cost
-            allow_at = new_tat - r.period_ms
+            allow_at = new_tat - period
+            if r.tokens:
+                settle = True
             if r.cost > r.limit:
                 refusal = refusal or Refusal("too_large", i, 0)
-                remaining.append(max(0, int((now - (tat - r.period_ms)) / ei)))
+                remaining.append(max(0, int((now - (tat - period)) / ei)))
                 resets.append(math.ceil(tat - now))
             elif now < allow_at:
                 retry = math.ceil(allow_at - now)
@@ -104,40 +109,49 @@ class MemoryCounters:
                 remaining.append(int((now - allow_at) / ei))
                 resets.append(math.ceil(new_tat - now))
             new_tats.append(new_tat)
-        adm.budget_spent = spent_out = []
-        adm.budget_reserved = reserved_out = []
-        for i, h in enumerate(adm.budgets):
-            b = self._budget(h.key)
-            b.purge(now)
-            spent_out.append(b.spent)
-            reserved_out.append(b.reserved)
-            if refusal is None and b.spent + b.reserved + h.amount > h.limit:
-                refusal = Refusal("budget", i, 0)
+        adm.rate_remaining, adm.rate_reset_ms = remaining, resets
+        found: list[_Budget] = []
+        if adm.budgets:
+            settle = True
+            spent_out: list[int] = []
+            reserved_out: list[int] = []
+            for i, h in enumerate(adm.budgets):
+                b = self._budgets.get(h.key) or self._budget(h.key)
+                if now >= b.next_expiry:
+                    b.purge(now)
+                spent_out.append(b.spent)
+                reserved_out.append(b.reserved)
+                found.append(b)
+                if refusal is None and b.spent + b.reserved + h.amount > h.limit:
+                    refusal = Refusal("budget", i, 0)
+            adm.budget_spent, adm.budget_reserved = spent_out, reserved_out
         slot = adm.slot
-        if slot is not None and refusal is None:
-            held = self._slots.get(slot.key)
-            if held is not None:
-                self._purge_slot(held, now)
-                if len(held) >= slot.limit:
-                    refusal = Refusal("slot", 0, 0)
+        if slot is not None:
+            settle = True
+            if refusal is None:
+                held = self._slots.get(slot.key)
+                if held is not None:
+                    self._purge_slot(held, now)
+                    if len(held) >= slot.limit:
+                        refusal = Refusal("slot", 0, 0)
         if refusal is not None:
             return refusal
         for r, t in zip(adm.rates, new_tats, strict=True):
-            self._tat[r.key] = t
+            tats[r.key] = t
         until = now + adm.lease_ms
-        for h in adm.budgets:
-            b = self._budgets[h.key]
+        trace = adm.trace_id
+        for h, b in zip(adm.budgets, found, strict=True):
             if h.ttl_s:
                 b.expires = now + h.ttl_s * 1000.0
             if h.amount:
                 b.reserved += h.amount
-                b.leases[adm.trace_id] = (h.amount, until)
+                b.leases[trace] = (h.amount, until)
                 if until < b.next_expiry:
                     b.next_expiry = until
         if slot is not None:
-            self._slots.setdefault(slot.key, {})[adm.trace_id] = until
-        if adm.needs_settlement:
-            self._unsettled[adm.trace_id] = until + _MARKER_EXTRA_MS
+            self._slots.setdefault(slot.key, {})[trace] = until
+        if settle:
+            self._unsettled[trace] = until + _MARKER_EXTRA_MS
         adm.acquired = True
         return None
 

@@ -46,6 +46,7 @@ class PolicyStage:
         adm = admission.build(state, ctx, limits, self._metered)
         if adm is None:
             return
+        ctx.admission = adm  # settled in after() once acquired, even if this request is cancelled
         try:
             refusal = await self._acquire(adm, kp)
         except CountersUnavailable as e:
@@ -64,7 +65,6 @@ class PolicyStage:
             ctx.response_headers.extend(extra)
             raise err
         ctx.response_headers.extend(admission.headers(adm))
-        ctx.admission = adm
 
     async def _acquire(self, adm: Admission, kp: "KeyPolicy | None") -> Refusal | None:
         counters = self._state.counters

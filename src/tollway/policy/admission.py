@@ -77,13 +77,13 @@ def build(state: "AppState", ctx: "RequestContext", limits: list["Limits"], mete
     if metered_call and (needs_tokens or needs_cost):
         n_input = input_tokens(state, ctx)
         out_req = requested_output(ctx.json)
+    rates = adm.rates
     for lim in limits:
-        if lim.rpm is not None:
-            adm.rates.append(RateCharge(lim.rpm_key, lim.rpm, _MINUTE_MS, 1, False,
-                                        f"{lim.scope} '{lim.id}' requests per minute"))
+        if lim.rpm_charge is not None:
+            rates.append(lim.rpm_charge)
         if lim.tpm is not None:
-            adm.rates.append(RateCharge(lim.tpm_key, lim.tpm, _MINUTE_MS, n_input + (out_req or 0), True,
-                                        f"{lim.scope} '{lim.id}' tokens per minute"))
+            rates.append(RateCharge(lim.tpm_key, lim.tpm, _MINUTE_MS, n_input + (out_req or 0), True,
+                                    f"{lim.label} tokens per minute"))
     if needs_cost:
         worst = 0
         if metered_call and ctx.plan:
@@ -93,10 +93,11 @@ def build(state: "AppState", ctx: "RequestContext", limits: list["Limits"], mete
                                                     "to this request. Add a [[prices]] entry for it to tollway.toml "
                                                     "(or set [budgets] unpriced = \"allow\").", param="model",
                                  code="model_unpriced")
+        holds = adm.budgets
         for lim in limits:
             for b in lim.budgets:
                 win, counter = b.current(ctx.started)
-                adm.budgets.append(BudgetHold(counter, b.limit, worst, win.ttl_s(ctx.started), (b, win)))
+                holds.append(BudgetHold(counter, b.limit, worst, win.ttl, (b, win)))
     return adm
 
 
@@ -104,31 +105,40 @@ def headers(adm: Admission, with_budget: bool = True) -> list[tuple[bytes, bytes
     """x-ratelimit-* for the tightest request and token limits, x-tollway-budget-* for the
     budget with the least room (as it was before this request)."""
     out: list[tuple[bytes, bytes]] = []
-    best: dict[bool, int] = {}
+    rem = adm.rate_remaining
+    req = tok = -1
     for i, r in enumerate(adm.rates):
-        j = best.get(r.tokens)
-        if j is None or adm.rate_remaining[i] < adm.rate_remaining[j]:
-            best[r.tokens] = i
-    for tokens, i in best.items():
-        r = adm.rates[i]
-        kind = b"tokens" if tokens else b"requests"
-        out += ((b"x-ratelimit-limit-" + kind, str(r.limit).encode()),
-                (b"x-ratelimit-remaining-" + kind, str(adm.rate_remaining[i]).encode()),
-                (b"x-ratelimit-reset-" + kind, _duration(adm.rate_reset_ms[i]).encode()))
-    if with_budget and adm.budgets and adm.budget_spent:
-        j = min(range(len(adm.budgets)), key=lambda k: adm.budgets[k].limit - adm.budget_spent[k]
-                - adm.budget_reserved[k])
+        if r.tokens:
+            if tok < 0 or rem[i] < rem[tok]:
+                tok = i
+        elif req < 0 or rem[i] < rem[req]:
+            req = i
+    if req >= 0:
+        out += ((b"x-ratelimit-limit-requests", str(adm.rates[req].limit).encode()),
+                (b"x-ratelimit-remaining-requests", str(rem[req]).encode()),
+                (b"x-ratelimit-reset-requests", _duration(adm.rate_reset_ms[req]).encode()))
+    if tok >= 0:
+        out += ((b"x-ratelimit-limit-tokens", str(adm.rates[tok].limit).encode()),
+                (b"x-ratelimit-remaining-tokens", str(rem[tok]).encode()),
+                (b"x-ratelimit-reset-tokens", _duration(adm.rate_reset_ms[tok]).encode()))
+    holds = adm.budgets
+    if with_budget and holds and adm.budget_spent:
+        j = 0
+        if len(holds) > 1:
+            spent, reserved = adm.budget_spent, adm.budget_reserved
+            j = min(range(len(holds)), key=lambda k: holds[k].limit - spent[k] - reserved[k])
         out += _budget_headers(adm, j)
     return out
 
 
 def _budget_headers(adm: Admission, j: int) -> list[tuple[bytes, bytes]]:
-    h = adm.budgets[j]
-    budget, win = h.rule
-    return [(b"x-tollway-budget", budget.name.encode()),
-            (b"x-tollway-budget-limit", _usd(h.limit).encode()),
-            (b"x-tollway-budget-spent", _usd(adm.budget_spent[j]).encode()),
-            (b"x-tollway-budget-reset", (win.resets_at() or "never").encode())]
+    budget, win = adm.budgets[j].rule
+    if budget._win is win:
+        name, limit, reset = budget.headers
+    else:  # a call that started in the window before the current one
+        name, limit, reset = budget.name.encode(), _usd(budget.limit).encode(), (win.reset or "never").encode()
+    return [(b"x-tollway-budget", name), (b"x-tollway-budget-limit", limit),
+            (b"x-tollway-budget-spent", _usd(adm.budget_spent[j]).encode()), (b"x-tollway-budget-reset", reset)]
 
 
 def refusal_error(adm: Admission, refusal: Refusal) -> tuple[ProxyError, list[tuple[bytes, bytes]]]:

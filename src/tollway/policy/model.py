@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tollway.policy.windows import Window, window_at
 
@@ -17,10 +17,14 @@ if TYPE_CHECKING:
 SCOPES: tuple[str, ...] = ("key", "team", "project", "customer")
 
 
+def _usd(nanos: int) -> str:
+    return f"{nanos // 1_000_000_000}.{nanos % 1_000_000_000:09d}"
+
+
 class Budget:
     """A USD limit on a scope's spend in a window. `id` names its counters."""
 
-    __slots__ = ("id", "scope", "target", "limit", "window", "source", "_win", "_key")
+    __slots__ = ("id", "scope", "target", "limit", "window", "source", "_win", "_key", "headers")
 
     def __init__(self, id: str, scope: str, target: str, limit: int, window: str, source: str) -> None:
         self.id = id
@@ -31,6 +35,7 @@ class Budget:
         self.source = source  # "config" | "store"
         self._win: Window | None = None
         self._key = ""
+        self.headers: tuple[bytes, bytes, bytes] = (b"", b"", b"")  # name, limit, reset: of the cached window
 
     def __repr__(self) -> str:
         return f"Budget({self.id!r}, {self.scope}:{self.target}, {self.limit_usd}/{self.window})"
@@ -52,6 +57,7 @@ class Budget:
             key = f"b:{self.id}:{w.label}"
             if self._win is None or t >= self._win.start:  # keep the newest window cached
                 self._win, self._key = w, key
+                self.headers = (self.name.encode(), _usd(self.limit).encode(), (w.reset or "never").encode())
             return w, key
         return w, self._key
 
@@ -67,6 +73,13 @@ class Limits:
     budgets: tuple[Budget, ...] = ()
     name: str | None = None
     source: str = "config"
+    rpm_charge: Any = None  # the RateCharge of its RPM limit: the same for every request
+
+    def __post_init__(self) -> None:
+        if self.rpm is not None:
+            from tollway.counters.base import RateCharge
+
+            self.rpm_charge = RateCharge(self.rpm_key, self.rpm, 60_000, 1, False, f"{self.label} requests per minute")
 
     @property
     def rpm_key(self) -> str:
@@ -75,6 +88,10 @@ class Limits:
     @property
     def tpm_key(self) -> str:
         return f"t:{self.scope}:{self.id}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.scope} '{self.id}'"
 
     @property
     def empty(self) -> bool:

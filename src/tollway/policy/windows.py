@@ -16,18 +16,17 @@ class Window:
     start: float  # unix seconds, inclusive
     end: float  # exclusive; inf for "total"
     label: str  # part of the counter's name: d20261122, w20261116, m202611, total
+    reset: str | None = None  # RFC 3339 UTC time the window ends; None for "total"
+    ttl: int = 0  # seconds a counter of this window is kept from its start (0: forever)
 
     def ttl_s(self, now: float) -> int:
-        """How long the window's counter must be kept (0: forever)."""
+        """How long the window's counter must be kept from `now` (0: forever)."""
         if self.end == math.inf:
             return 0
         return max(1, int(self.end - now) + _KEEP_AFTER_END)
 
     def resets_at(self) -> str | None:
-        """RFC 3339 UTC time the window ends, or None for "total"."""
-        if self.end == math.inf:
-            return None
-        return datetime.fromtimestamp(self.end, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return self.reset
 
 
 def window_at(kind: str, t: float) -> Window:
@@ -46,4 +45,5 @@ def window_at(kind: str, t: float) -> Window:
         label = start.strftime("m%Y%m")
     else:
         raise ValueError(f"unknown budget window {kind!r}")
-    return Window(kind, start.timestamp(), end.timestamp(), label)
+    return Window(kind, start.timestamp(), end.timestamp(), label, end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                  int((end - start).total_seconds()) + _KEEP_AFTER_END)

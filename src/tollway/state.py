@@ -11,9 +11,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tollway.billing.outbox import Outbox
+from tollway.billing.sender import BillingSender
 from tollway.config import ProviderSettings, Settings
 from tollway.counters.base import CounterStore
 from tollway.counters.memory import MemoryCounters
@@ -30,16 +33,19 @@ from tollway.policy.directory import Directory
 from tollway.policy.queue import SlotQueues
 from tollway.policy.refresh import PolicyRefresher
 from tollway.policy.store import PolicyStore
+from tollway.pipeline.telemetry import TelemetryStage
 from tollway.pricing import ModelPrice, PriceBook
 from tollway.providers.base import Provider
 from tollway.providers.registry import build_provider
 from tollway.providers.transport import HttpTransport, Transport
+from tollway.readiness import Readiness, store_probe
 from tollway.routing.catalog import Catalog, Deployment
 from tollway.secrets import SecretBox
 from tollway.storage.audit import AuditLog
 from tollway.storage.engine import make_engine, migrate
 from tollway.storage.ledger import LedgerWriter
 from tollway.storage.responses import ResponseStore
+from tollway.telemetry.metrics import Metrics
 from tollway.tokens import TokenCounter
 
 log = logging.getLogger("tollway")
@@ -47,6 +53,15 @@ log = logging.getLogger("tollway")
 # The demo provider prices its tokens like a small real model, so new users see costs.
 DEMO_PRICE = ModelPrice(input_per_mtok=Decimal("0.15"), output_per_mtok=Decimal("0.60"),
                         cached_input_per_mtok=Decimal("0.075"))
+
+
+def _open_tracing(settings: Settings) -> Any:
+    try:
+        from tollway.telemetry.tracing import Tracing
+    except ImportError as e:
+        raise RuntimeError("OpenTelemetry is configured ([otel] or OTEL_EXPORTER_OTLP_*), but its packages are "
+                           f"not installed ({e.name}): pip install 'tollway[otel]'") from None
+    return Tracing(settings.otel)
 
 
 def price_overrides(settings: Settings) -> dict[str, ModelPrice]:
@@ -69,6 +84,12 @@ class AppState:
     tokens: TokenCounter
     access_log: AccessLog
     counters: CounterStore = field(default_factory=MemoryCounters)  # limits and budgets: memory | redis
+    metrics: Metrics | None = None  # None with [metrics] enabled = false
+    tracing: Any = None  # telemetry.tracing.Tracing when OpenTelemetry is on
+    outbox: Outbox | None = None  # billing events, when [[billing.sinks]] are configured
+    billing: BillingSender | None = None
+    # checks behind GET /health/ready: features add one per shared service they open
+    readiness: Readiness = field(default_factory=Readiness)
     responses: ResponseStore = field(init=False)
     audit: AuditLog = field(init=False)
     # seals credentials set through the API; None without TOLLWAY_SECRET_KEY (then such calls are refused)
@@ -100,8 +121,11 @@ class AppState:
         self._build_stages(with_policy=False)
 
     def _build_stages(self, with_policy: bool) -> None:
-        # accounting first: its after() runs last, for every request, failures included
-        base = (AccountingStage(self), AuthStage(self.keys), AttributionStage())
+        # accounting first: its after() runs last, for every request, failures included;
+        # telemetry before it, so it sees the finished, priced request
+        base: tuple[Stage, ...] = (AccountingStage(self), AuthStage(self.keys), AttributionStage())
+        if self.metrics is not None or self.tracing is not None:
+            base = (TelemetryStage(self.metrics, self.tracing), *base)
         call, passthrough = self._policy_stages
         self._with_policy = with_policy
         self.stages = (*base, passthrough) if with_policy else base
@@ -120,8 +144,14 @@ class AppState:
         url = settings.store_url
         await migrate(url)
         engine = make_engine(url)
-        ledger = LedgerWriter(engine, settings.server.data_dir / "spool", batch_size=settings.store.batch_size,
-                              flush_interval=settings.store.flush_interval_secs)
+        metrics = Metrics(settings.metrics) if settings.metrics.enabled else None
+        tracing = None
+        if settings.otel.active():
+            tracing = _open_tracing(settings)
+        outbox = Outbox(engine, list(settings.billing.sinks)) if settings.billing.sinks else None
+        spool_dir = settings.server.data_dir / "spool"
+        ledger = LedgerWriter(engine, spool_dir, batch_size=settings.store.batch_size,
+                              flush_interval=settings.store.flush_interval_secs, outbox=outbox)
         await ledger.start()
         http = HttpTransport(settings.server.connect_timeout_secs, settings.server.read_timeout_secs)
         await http.start()
@@ -139,15 +169,29 @@ class AppState:
         counters = await open_counters(settings)
         state = cls(settings=settings, engine=engine, ledger=ledger, http=http, catalog=catalog,
                     keys=KeyRing(settings), prices=prices, tokens=tokens, counters=counters,
-                    access_log=AccessLog(settings.logging.format, enabled=settings.logging.level in ("debug", "info")))
+                    access_log=AccessLog(settings.logging.format, enabled=settings.logging.level in ("debug", "info")),
+                    metrics=metrics, tracing=tracing, outbox=outbox)
         state.access_log.start()
+        state.readiness.add("store", store_probe(engine, spool_dir))
+        if counters.name == "redis":
+            state.readiness.add("counters", counters_probe(state))
         await state.refresher.load()  # keys and budgets from config and the store, spend from the ledger
         state.refresher.start()
+        if metrics is not None:
+            metrics.start_sync(ledger)
+        if outbox is not None:
+            state.billing = BillingSender(outbox, settings.billing, metrics)
+            await state.billing.start()
         # models of OpenAI-compatible servers: one short look now, retried in the background
         from tollway.providers.openai_compatible import ModelDiscovery
 
         catalog.discovery = ModelDiscovery(catalog, http)
         await catalog.discovery.start()
+        # what glob providers' upstreams serve, for the model list (one bounded look now, then periodically)
+        from tollway.providers.model_listing import UpstreamListing
+
+        catalog.listing = UpstreamListing(catalog, providers)
+        await catalog.listing.start()
         if any(p.kind == "demo" for p in settings.providers):
             # the demo counts tokens on every call: load the encodings now, off the event loop
             asyncio.get_running_loop().run_in_executor(None, tokens.preload)
@@ -158,8 +202,16 @@ class AppState:
             await self.catalog.discovery.stop()
         await self.refresher.stop()
         await self.counters.close()
+        if self.catalog.listing is not None:
+            await self.catalog.listing.stop()
+        if self.billing is not None:
+            await self.billing.stop()
         await self.access_log.stop()
         await self.ledger.stop(drain_secs=max(5.0, self.settings.server.shutdown_grace_secs))
+        if self.metrics is not None:
+            await self.metrics.stop()
+        if self.tracing is not None:
+            await self.tracing.shutdown()
         await self.http.close()
         await self.engine.dispose()
 
@@ -191,3 +243,17 @@ async def open_counters(settings: Settings) -> CounterStore:
         log.error("counters: Redis is not reachable at start-up (%s); [redis] on_error = %s applies until it is",
                   store.last_error, settings.redis.on_error)
     return store
+
+
+def counters_probe(state: "AppState"):
+    """/health/ready: the shared counters answer; with them down, fail_open still serves (noted)."""
+
+    async def probe() -> str | None:
+        if state.counters.healthy:
+            return None
+        status = state.counters.status()
+        if state.settings.redis.on_error == "fail_open":
+            return f"Redis unreachable ({status['last_error']}); calls pass uncounted (fail_open)"
+        raise RuntimeError(f"Redis unreachable ({status['last_error']}); calls with limits are refused")
+
+    return probe

@@ -1,4 +1,4 @@
-"""GET /health and GET /v1/models."""
+"""GET /health."""
 
 from __future__ import annotations
 
@@ -31,12 +31,3 @@ class HealthRoutes:
             "counters": counters,
             "keys": {"version": st.refresher.version, "store_ok": st.refresher.last_error is None},
         })
-
-    async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
-        discovery = self._state.catalog.discovery
-        if discovery is not None:
-            await discovery.refresh()  # list what local servers have now (rate-limited, bounded)
-        created = int(self._state.started_at)
-        data = [{"id": mid, "object": "model", "created": created, "owned_by": pid}
-                for mid, pid in self._state.catalog.listed_models()]
-        await send_json(send, 200, {"object": "list", "data": data})

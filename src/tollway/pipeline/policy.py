@@ -60,6 +60,8 @@ class PolicyStage:
                                             "store is unreachable), so this call is refused; try again shortly.",
                              code="limits_unavailable") from None
         if refusal is not None:
+            if state.metrics is not None:
+                _count_refusal(state, adm, refusal)
             err, extra = admission.refusal_error(adm, refusal)
             ctx.response_headers.extend(admission.headers(adm, with_budget=refusal.kind != "budget"))
             ctx.response_headers.extend(extra)
@@ -95,3 +97,14 @@ class PolicyStage:
         else:
             tokens = 0 if ctx.status >= 400 or ctx.status == 0 else None
         state.counters.settle(Settlement(adm, max(cost, 0), tokens))
+
+
+def _count_refusal(state: "AppState", adm: Admission, refusal: Refusal) -> None:
+    metrics = state.metrics
+    assert metrics is not None
+    if refusal.kind == "budget":
+        metrics.budget_exceeded(adm.budgets[refusal.index].rule[0].scope)
+    elif refusal.kind == "slot":
+        metrics.rate_limited("key")
+    else:
+        metrics.rate_limited(adm.rates[refusal.index].key.split(":", 2)[1])

@@ -81,10 +81,31 @@ class PolicyRefresher:
             except (asyncio.CancelledError, Exception):
                 pass
 
+    async def report_budgets(self) -> None:
+        """tollway_budget_remaining_usd for every budget's current window (telemetry's gauge)."""
+        st = self._state
+        budgets = st.directory.budgets
+        if st.metrics is None or not budgets:
+            return
+        now = time.time()
+        try:
+            states = await st.counters.budget_states([b.current(now)[1] for b in budgets])
+        except CountersUnavailable:
+            return
+        for b, (spent, reserved) in zip(budgets, states, strict=True):
+            st.metrics.budget_left(b.scope, b.name, max(0, b.limit - spent - reserved) / 1e9)
+
     async def _run(self) -> None:
         interval = self._state.settings.key_store.refresh_secs
+        last_report = 0.0
         while True:
             await asyncio.sleep(interval)
+            if time.monotonic() - last_report >= 5.0:
+                last_report = time.monotonic()
+                try:
+                    await self.report_budgets()
+                except Exception:
+                    log.exception("budgets: reporting the remaining budgets failed")
             try:
                 if await self._state.policy_store.version() != self.version:
                     await self.load()

@@ -12,6 +12,9 @@ failure was reported is never stored twice. Records the store refuses on their o
 (integrity or data errors) are found by retrying the batch row by row and are dead-lettered
 instead of blocking the rest.
 
+An optional `outbox` (billing events, see `tollway.billing.outbox`) writes its rows in the
+same transaction as each batch, so an event exists exactly when its record was stored.
+
 Everything here runs on the event loop thread; `put()` must be called from that thread.
 """
 
@@ -23,6 +26,7 @@ import logging
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Protocol
 
 from sqlalchemy import insert, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -38,6 +42,12 @@ from tollway.usage import UsageRecord
 log = logging.getLogger(__name__)
 
 _BAD_VALUE = (TypeError, ValueError, AttributeError, OverflowError)
+
+
+class CompanionRows(Protocol):
+    """Rows written in the same transaction as a batch of records (the billing outbox)."""
+
+    async def write(self, conn: Any, records: Sequence[UsageRecord]) -> int: ...
 
 
 def _is_row_error(exc: BaseException) -> bool:
@@ -81,7 +91,7 @@ class LedgerWriter:
     Counters: `written` (records stored, replays included), `replayed` (of those, how many
     came from the spool), `spooled` (records ever appended to the spool), `rejected`
     (dead-lettered), `lost` (only when both the store and the spool disk failed at stop),
-    `pending` (queued or in flight now).
+    `write_errors` (failed store writes), `pending` (queued or in flight now).
     """
 
     def __init__(
@@ -93,8 +103,10 @@ class LedgerWriter:
         flush_interval: float = 0.25,
         max_queue: int = 100_000,
         replay_interval: float = 5.0,
+        outbox: CompanionRows | None = None,
     ) -> None:
         self._engine = engine
+        self._outbox = outbox
         self._spool = Spool(spool_dir)
         self._batch_size = max(1, batch_size)
         self._flush_interval = flush_interval
@@ -123,6 +135,7 @@ class LedgerWriter:
         self.spooled = 0
         self.rejected = 0
         self.lost = 0
+        self.write_errors = 0
 
     # -- public API -------------------------------------------------------------------------
 
@@ -303,8 +316,11 @@ class LedgerWriter:
             else:
                 sql, keys = driver
                 await conn.exec_driver_sql(sql, [tuple(row[k] for k in keys) for row in rows])
+            if self._outbox is not None:
+                await self._outbox.write(conn, records)
 
     def _store_down(self, exc: BaseException) -> None:
+        self.write_errors += 1
         if self._store_ok:
             log.warning("ledger: store write failed, spooling to %s until it recovers: %s",
                         self._spool.directory, exc)

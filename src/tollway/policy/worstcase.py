@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from tollway.state import AppState
 
 _ESTIMATE_MARGIN = 1.25
-_NO_OUTPUT = frozenset({Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS})
+_NO_OUTPUT = frozenset({Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS, Endpoint.EMBED_CONTENT,
+                        Endpoint.GEMINI_COUNT_TOKENS})
+_FREE = frozenset({Endpoint.COUNT_TOKENS, Endpoint.GEMINI_COUNT_TOKENS})
 _OUTPUT_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 
 
@@ -36,6 +38,12 @@ def requested_output(body: dict[str, Any] | None) -> int | None:
         v = body.get(name)
         if isinstance(v, int) and not isinstance(v, bool) and v >= 0 and (found is None or v < found):
             found = v
+    if found is None:  # Gemini: generationConfig.maxOutputTokens (google-genai may send snake_case)
+        gen = body.get("generationConfig") or body.get("generation_config")
+        if isinstance(gen, dict):
+            v = gen.get("maxOutputTokens", gen.get("max_output_tokens"))
+            if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+                found = v
     return found
 
 
@@ -55,7 +63,7 @@ def ceil_nanos(usd: Decimal) -> int:
 def worst_case(state: "AppState", ctx: "RequestContext", n_input: int, out_requested: int | None
                ) -> tuple[int, str | None]:
     """(nano-USD, None), or (what is known, the first unpriced model) for the policy to judge."""
-    if ctx.endpoint == Endpoint.COUNT_TOKENS:
+    if ctx.endpoint in _FREE:
         return 0, None
     worst = 0
     unpriced = None

@@ -193,8 +193,8 @@ def test_key_map_from_config(fake: FakeProvider, tmp_path: Path) -> None:
                                                                   messages=HELLO)
         assert fake.requests[-1].headers["x-api-key"] == "sk-ant-fake"  # no anthropic_key: the provider's
         keys = {k["name"]: k for k in admin(tw, "GET", "/admin/keys")[1]["data"]}
-        # ids come from the label; "team-alpha" is taken by a [[keys]] entry, so that one gets a hashed id
-        assert keys["Team Beta"]["id"] == "team-beta" and keys["Team Alpha"]["id"].startswith("keymap-")
+        # ids come from the label; "team-alpha" is taken by a [[keys]] entry, so that one adds its position
+        assert keys["Team Beta"]["id"] == "team-beta" and keys["Team Alpha"]["id"] == "team-alpha-1"
         assert keys["Team Alpha"]["credentials"] == ["anthropic", "openai"] and keys["Team Alpha"]["read_only"]
         rec = tw.records(limit=1)[0]
         assert rec["key_id"] == "team-beta"

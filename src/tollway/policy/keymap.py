@@ -12,7 +12,6 @@ a log line or an error message (entries are named by their label or their positi
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Any
 
@@ -55,9 +54,10 @@ def expand_key_map(raw: Any, existing_keys: list[Any]) -> list[dict[str, Any]]:
                 creds[kind] = value
         key_id = e.pop("id", None)
         if key_id is None:
-            key_id = _slug(label) if isinstance(label, str) and _slug(label) else ""
-            if not key_id or key_id in taken:
-                key_id = "keymap-" + hashlib.sha256(secret.encode()).hexdigest()[:10]
+            # from the label, else the position; never from NAME (not even a hash of it: key_map
+            # names are often guessable, and a hash would let anyone confirm a guess)
+            slug = _slug(label) if isinstance(label, str) else ""
+            key_id = slug if slug and slug not in taken else f"{slug or 'keymap'}-{i + 1}"
         taken.add(key_id)
         out = {**e, "id": key_id, "key": secret, "credentials": creds}
         if label is not None:

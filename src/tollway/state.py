@@ -20,10 +20,12 @@ from tollway.billing.sender import BillingSender
 from tollway.config import ProviderSettings, Settings
 from tollway.counters.base import CounterStore
 from tollway.counters.memory import MemoryCounters
+from tollway.counting import CountingPool
 from tollway.logs import AccessLog
 from tollway.pipeline.accounting import AccountingStage
 from tollway.pipeline.attribution import AttributionStage
 from tollway.pipeline.auth import AuthStage, KeyRing
+from tollway.pipeline.context import RequestContext
 from tollway.pipeline.decode import DecodeStage
 from tollway.pipeline.policy import PolicyStage
 from tollway.pipeline.proxy import Forwarder
@@ -104,11 +106,14 @@ class AppState:
     slot_queues: SlotQueues = field(init=False)
     lease_ms: int = field(init=False)  # how long a budget reservation or a slot may be held
     started_at: float = field(default_factory=time.time)
+    counting: CountingPool = field(default_factory=CountingPool)  # large token counts, off the loop
+    inflight: set[RequestContext] = field(default_factory=set)  # between AccountingStage.before and after
+    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set whenever nothing is in flight
     _byok: dict[str, tuple[Provider, Transport]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.forwarder = Forwarder(self)
-        self.responses = ResponseStore(self.engine)
+        self.responses = ResponseStore(self.engine, self.settings.responses)
         self.audit = AuditLog(self.engine)
         sk = self.settings.server.secret_key
         self.secret_box = SecretBox(sk.get_secret_value()) if sk is not None else None
@@ -156,9 +161,10 @@ class AppState:
         http = HttpTransport(settings.server.connect_timeout_secs, settings.server.read_timeout_secs)
         await http.start()
         tokens = TokenCounter()
+        counting = CountingPool()
         providers: list[tuple[Provider, Transport]] = []
         for ps in settings.providers:
-            providers.append(build_provider(ps, http, tokens))
+            providers.append(build_provider(ps, http, tokens, counting))
         prices = PriceBook(price_overrides(settings))
         catalog = Catalog(providers, settings.aliases, known_models=prices.known_models)
         # Long-lived start-up objects never need collecting; fewer, larger young-generation
@@ -168,10 +174,11 @@ class AppState:
         gc.set_threshold(20_000, 50, 100)
         counters = await open_counters(settings)
         state = cls(settings=settings, engine=engine, ledger=ledger, http=http, catalog=catalog,
-                    keys=KeyRing(settings), prices=prices, tokens=tokens, counters=counters,
+                    keys=KeyRing(settings), prices=prices, tokens=tokens, counting=counting, counters=counters,
                     access_log=AccessLog(settings.logging.format, enabled=settings.logging.level in ("debug", "info")),
                     metrics=metrics, tracing=tracing, outbox=outbox)
         state.access_log.start()
+        state.responses.start()  # deletes expired stored responses in the background
         state.readiness.add("store", store_probe(engine, spool_dir))
         if counters.name == "redis":
             state.readiness.add("counters", counters_probe(state))
@@ -197,7 +204,20 @@ class AppState:
             asyncio.get_running_loop().run_in_executor(None, tokens.preload)
         return state
 
+    async def wait_recorded(self) -> None:
+        """Wait (at most 5 s) until every request still in flight has written its record: at
+        shutdown, uvicorn cancels what outlived the grace and goes on at once; the cut
+        requests need a moment to answer and record themselves before the writer drains."""
+        if not self.inflight:
+            return
+        try:
+            async with asyncio.timeout(5.0):
+                await self.idle.wait()
+        except TimeoutError:
+            log.warning("%d request(s) still running at shutdown were not recorded", len(self.inflight))
+
     async def close(self) -> None:
+        await self.wait_recorded()
         if self.catalog.discovery is not None:
             await self.catalog.discovery.stop()
         await self.refresher.stop()
@@ -207,12 +227,14 @@ class AppState:
         if self.billing is not None:
             await self.billing.stop()
         await self.access_log.stop()
+        await self.responses.stop()
         await self.ledger.stop(drain_secs=max(5.0, self.settings.server.shutdown_grace_secs))
         if self.metrics is not None:
             await self.metrics.stop()
         if self.tracing is not None:
             await self.tracing.shutdown()
         await self.http.close()
+        self.counting.close()
         await self.engine.dispose()
 
     def byok_provider(self, kind: str) -> tuple[Provider, Transport]:
@@ -222,7 +244,7 @@ class AppState:
             configured = self.catalog.first_of_kind(kind)
             base = configured[0].settings.base_url if configured else ""
             ps = ProviderSettings(id=configured[0].id if configured else kind, kind=kind, base_url=base)  # type: ignore[arg-type]
-            found = build_provider(ps, self.http, self.tokens)
+            found = build_provider(ps, self.http, self.tokens, self.counting)
             self._byok[kind] = found
         return found
 

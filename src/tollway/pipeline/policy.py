@@ -43,7 +43,7 @@ class PolicyStage:
         if kp is not None and self._metered:
             check_request(ctx, key, kp)  # type: ignore[arg-type]
         limits = admission.applicable(state.directory, ctx)
-        adm = admission.build(state, ctx, limits, self._metered)
+        adm = await admission.build(state, ctx, limits, self._metered)
         if adm is None:
             return
         ctx.admission = adm  # settled in after() once acquired, even if this request is cancelled
@@ -86,7 +86,7 @@ class PolicyStage:
         if adm is None or not adm.acquired:
             return
         state = self._state
-        meter(state, ctx)  # idempotent: accounting records the very same cost
+        await meter(state, ctx)  # idempotent: accounting records the very same cost
         try:
             cost = nanousd_from_decimal(ctx.cost) or 0 if ctx.cost is not None else 0
         except ValueError:

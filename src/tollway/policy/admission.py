@@ -61,7 +61,8 @@ def applicable(d: "Directory", ctx: "RequestContext") -> list["Limits"]:
     return out
 
 
-def build(state: "AppState", ctx: "RequestContext", limits: list["Limits"], metered_call: bool) -> Admission | None:
+async def build(state: "AppState", ctx: "RequestContext", limits: list["Limits"], metered_call: bool
+                ) -> Admission | None:
     """The admission for this request, or None when nothing applies. `metered_call` is false on
     pass-through routes: no estimate exists there, so budgets only need to have room left and
     the real cost is settled afterwards."""
@@ -75,7 +76,7 @@ def build(state: "AppState", ctx: "RequestContext", limits: list["Limits"], mete
     needs_cost = any(lim.budgets for lim in limits)
     n_input = out_req = 0
     if metered_call and (needs_tokens or needs_cost):
-        n_input = input_tokens(state, ctx)
+        n_input = await input_tokens(state, ctx)
         out_req = requested_output(ctx.json)
     rates = adm.rates
     for lim in limits:

@@ -47,10 +47,11 @@ def requested_output(body: dict[str, Any] | None) -> int | None:
     return found
 
 
-def input_tokens(state: "AppState", ctx: "RequestContext") -> int:
-    """Prompt tokens counted locally, with a margin where the count is only an estimate."""
+async def input_tokens(state: "AppState", ctx: "RequestContext") -> int:
+    """Prompt tokens counted locally (a large prompt off the event loop), with a margin where the
+    count is only an estimate."""
     model = ctx.plan[0].model if ctx.plan else (ctx.model or "")
-    n = prompt_tokens(state.tokens, ctx.endpoint, model, ctx.json)
+    n = await state.counting.run(len(ctx.body), prompt_tokens, state.tokens, ctx.endpoint, model, ctx.json)
     if not state.tokens.encoding_for(model)[1]:
         n = math.ceil(n * _ESTIMATE_MARGIN)
     return n

@@ -36,6 +36,7 @@ from tollway.config import Settings
 from tollway.errors import ProxyError, render
 from tollway.passthrough.family import client_family
 from tollway.providers.base import Endpoint
+from tollway.server.limits import ConnectionTracker
 from tollway.slugs import SLUG_RULE, is_slug
 from tollway.state import AppState
 
@@ -235,8 +236,9 @@ async def not_found(scope: Scope, send: Send, fmt: str = "openai") -> None:
 class TollwayApp:
     """ASGI entry point: lifespan builds AppState and the Router; http goes to the Router."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, connections: ConnectionTracker | None = None) -> None:
         self.settings = settings
+        self.connections = connections
         self.state: AppState | None = None
         self._router: Router | None = None
         self._cors = Cors(settings.server.cors_origins)
@@ -265,6 +267,7 @@ class TollwayApp:
             if msg["type"] == "lifespan.startup":
                 try:
                     self.state = await AppState.open(self.settings)
+                    self.state.connections = self.connections
                     self._router = Router(self.state)
                 except Exception as e:
                     log.exception("start-up failed")
@@ -278,8 +281,9 @@ class TollwayApp:
                 return
 
 
-def build_app(settings: Settings) -> TollwayApp:
-    return TollwayApp(settings)
+def build_app(settings: Settings, connections: ConnectionTracker | None = None) -> TollwayApp:
+    """`connections`: the server's connection tracker, when the server is Tollway's own (for /health)."""
+    return TollwayApp(settings, connections)
 
 
 def app_from_env() -> TollwayApp:
@@ -297,4 +301,4 @@ def app_from_env() -> TollwayApp:
         "server": settings.server.model_copy(update={"host": args["host"], "port": args["port"]}),
         "logging": settings.logging.model_copy(update={"level": args["log_level"], "format": args["log_format"]})})
     setup_logging(args["log_level"], args["log_format"])
-    return TollwayApp(settings)
+    return TollwayApp(settings, None)

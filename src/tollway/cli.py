@@ -91,10 +91,9 @@ def serve(
                                      "be counted in one place)."),
 ) -> None:
     """Start the proxy. It says "listening" once the port is bound."""
-    import uvicorn
-
     from tollway.app import build_app
     from tollway.logs import setup_logging
+    from tollway.server.run import edge_tracker, raise_fd_limit, uvicorn_config
 
     settings = _override(_load(config, demo=demo), host=host, port=port)
     level = log_level.value if log_level else settings.logging.level
@@ -114,12 +113,9 @@ def serve(
         log.warning("no providers configured: set OPENAI_API_KEY / ANTHROPIC_API_KEY, write a config, or use --demo")
     if workers > 1:
         return _serve_workers(settings, config, demo, workers)
-    uv = uvicorn.Config(
-        build_app(settings), host=settings.server.host, port=settings.server.port, loop="uvloop",
-        http="httptools", lifespan="on", access_log=False, log_config=None, server_header=False, proxy_headers=False,
-        # a float, as given: 0 cuts in-flight requests at once (uvicorn reads None as "wait forever")
-        timeout_graceful_shutdown=settings.server.shutdown_grace_secs, backlog=4096,  # type: ignore[arg-type]
-    )
+    tracker = edge_tracker(settings)
+    raise_fd_limit(settings.server.max_connections)
+    uv = uvicorn_config(build_app(settings, tracker), settings, tracker)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then restores the handlers it found and
     # raises the signal again; with the default handlers a clean drain would end as "killed by
     # SIGTERM" (exit -15 / 143). Handlers that do nothing let a graceful shutdown exit 0.

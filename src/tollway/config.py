@@ -136,6 +136,13 @@ class ServerSettings(_Strict):
     data_dir: Path = Path(".tollway")
     # browser origins allowed to call Tollway (CORS), e.g. ["https://app.example.com"]; "*" = any
     cors_origins: list[str] = Field(default_factory=list)
+    # What one client may make the server hold (see tollway/server/): enforced per connection
+    # before any route runs, so they apply to requests without a key too.
+    max_header_bytes: Int = Field(64 * 1024, ge=1024)  # request line + headers; above: 431
+    header_timeout_secs: Float = Field(10.0, gt=0)  # connect (or first byte) to end of headers; then 408
+    body_timeout_secs: Float = Field(120.0, gt=0)  # end of headers to end of body; then 408
+    keepalive_timeout_secs: Float = Field(5.0, gt=0)  # idle keep-alive connections are closed after this
+    max_connections: Int = Field(1000, ge=1)  # open client connections; see ConnectionTracker
 
     @field_validator("master_key")
     @classmethod
@@ -149,7 +156,36 @@ class ServerSettings(_Strict):
 class StoreSettings(_Strict):
     url: SecretStr | None = None  # default: SQLite file in server.data_dir (may hold a password)
     batch_size: Int = Field(500, ge=1)
-    flush_interval_secs: Float = Field(0.25, gt=0)
+    # Longest a record waits in memory before it is written: what a SIGKILL can lose.
+    flush_interval_ms: Int = Field(250, ge=1, le=60_000)
+    # /health says "degraded" (HTTP 503) past any of these
+    degraded_pending: Int = Field(10_000, ge=1)  # records queued or in flight
+    degraded_spool_bytes: Int = Field(0, ge=0)  # bytes waiting in the spool for the store
+    degraded_write_secs: Float = Field(10.0, gt=0)  # one store write in flight this long
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seconds_to_ms(cls, data: Any) -> Any:
+        """`flush_interval_secs` (before 0.2) still works: it becomes `flush_interval_ms`."""
+        if isinstance(data, dict) and "flush_interval_secs" in data:
+            data = dict(data)
+            secs = data.pop("flush_interval_secs")
+            if "flush_interval_ms" in data:
+                raise ValueError("flush_interval_secs and flush_interval_ms both set; keep flush_interval_ms")
+            if isinstance(secs, str):  # from ${VAR}
+                try:
+                    secs = float(secs.strip())
+                except ValueError:
+                    secs = None
+            if isinstance(secs, bool) or not isinstance(secs, (int, float)) or not 0 < secs <= 60:
+                raise ValueError("flush_interval_secs must be a number of seconds in (0, 60]; "
+                                 "prefer flush_interval_ms")
+            data["flush_interval_ms"] = max(1, round(secs * 1000))
+        return data
+
+    @property
+    def flush_interval_secs(self) -> float:
+        return self.flush_interval_ms / 1000
 
     @field_validator("url")
     @classmethod

@@ -42,6 +42,7 @@ from tollway.providers.registry import build_provider
 from tollway.providers.transport import HttpTransport, Transport
 from tollway.readiness import Readiness, store_probe
 from tollway.routing.catalog import Catalog, Deployment
+from tollway.server.limits import ConnectionTracker
 from tollway.secrets import SecretBox
 from tollway.storage.audit import AuditLog
 from tollway.storage.engine import make_engine, migrate
@@ -109,6 +110,8 @@ class AppState:
     counting: CountingPool = field(default_factory=CountingPool)  # large token counts, off the loop
     inflight: set[RequestContext] = field(default_factory=set)  # between AccountingStage.before and after
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set whenever nothing is in flight
+    connections: ConnectionTracker | None = None  # the HTTP server's, when it is Tollway's own (serve)
+    unauthenticated: int = 0  # requests refused with 401 by the auth stage (logged, not recorded)
     _byok: dict[str, tuple[Provider, Transport]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

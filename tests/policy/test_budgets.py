@@ -217,7 +217,8 @@ def test_team_project_and_customer_budgets_each_apply(fake: FakeProvider, tmp_pa
         # other projects and customers are not limited
         team.chat.completions.create(model="gpt-4o-mini", messages=HELLO, max_tokens=10,
                                      extra_headers={"x-tollway-customer": "other", "x-tollway-project": "gamma"})
-        eventually(lambda: Decimal(budget_of(tw, "team", "alpha-team")["spent_usd"]) == ledger_sum(tw, team="alpha-team"))
+        eventually(lambda: Decimal(budget_of(tw, "team", "alpha-team")["spent_usd"])
+                   == ledger_sum(tw, team="alpha-team") == 18 * TOKEN)
     finally:
         tw.stop()
 

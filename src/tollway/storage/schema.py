@@ -65,6 +65,12 @@ usage_records = Table(
     Column("source", String),
     Column("customer", String),
     Column("team", String),  # the key's team (0006_keys)
+    # Insertion order, for exporters (`GET /v1/records?after_seq=`): unlike `ts` (the call's
+    # start) it never goes back, whatever a call's length or a spool replay's delay. Assigned
+    # by the store as the row is written, in commit order: a sequence default and one
+    # transaction-level advisory lock per batch on Postgres, MAX + 1 inside the writer's
+    # serialised insert on SQLite (see ledger.py).
+    Column("seq", BigInteger),
 )
 
 Index("ix_usage_records_ts", usage_records.c.ts, usage_records.c.trace_id)
@@ -74,6 +80,7 @@ Index("ix_usage_records_customer", usage_records.c.customer, usage_records.c.ts)
 Index("ix_usage_records_model_requested", usage_records.c.model_requested, usage_records.c.ts)
 Index("ix_usage_records_key_id", usage_records.c.key_id, usage_records.c.ts)
 Index("ix_usage_records_team", usage_records.c.team, usage_records.c.ts)
+Index("ix_usage_records_seq", usage_records.c.seq, unique=True)
 
 # Responses kept for the Responses API on providers that have no state of their own
 # (see storage/responses.py). `conversation` is the response's own items (input, then output;

@@ -17,10 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.billing.outbox import Outbox
 from tollway.billing.sender import BillingSender
+from tollway.cache.service import ResponseCache, any_enabled, any_semantic
 from tollway.config import ProviderSettings, Settings
 from tollway.logs import AccessLog
 from tollway.pipeline.accounting import AccountingStage
 from tollway.pipeline.attribution import AttributionStage
+from tollway.pipeline.cache import CacheStage
 from tollway.pipeline.auth import AuthStage, KeyRing
 from tollway.pipeline.decode import DecodeStage
 from tollway.pipeline.proxy import Forwarder
@@ -28,6 +30,7 @@ from tollway.pipeline.route import RouteStage
 from tollway.pipeline.stage import Stage
 from tollway.pipeline.telemetry import TelemetryStage
 from tollway.pricing import ModelPrice, PriceBook
+from tollway.redis_client import open_redis
 from tollway.providers.base import Provider
 from tollway.providers.registry import build_provider
 from tollway.providers.transport import HttpTransport, Transport
@@ -65,6 +68,33 @@ def price_overrides(settings: Settings) -> dict[str, ModelPrice]:
     return out
 
 
+async def open_cache(settings: Settings, redis: Any, metrics: Metrics | None) -> ResponseCache | None:
+    """The response cache, when some mode is on ([cache], a model, a project or a key). The
+    local embedder is loaded now (in a thread) when some semantic mode is on without
+    `embedding_model`; the routed one needs the AppState and is attached by `open`."""
+    if not any_enabled(settings):
+        return None
+    c = settings.cache
+    if c.backend == "redis":
+        from tollway.cache.redis_store import RedisStore
+
+        store: Any = RedisStore(redis, settings.redis.prefix)
+    else:
+        from tollway.cache.store import MemoryStore
+
+        store = MemoryStore(c.max_bytes)
+    embedder = None
+    if any_semantic(settings) and not c.embedding_model:
+        from tollway.cache.embed import LocalEmbedder, missing_packages
+
+        why = missing_packages()
+        if why is not None:
+            raise RuntimeError(f"[cache] mode = \"semantic\" is configured, but {why}")
+        embedder = LocalEmbedder()
+        await embedder.warm()
+    return ResponseCache(settings, store, embedder, metrics)
+
+
 @dataclass(eq=False)
 class AppState:
     settings: Settings
@@ -79,6 +109,8 @@ class AppState:
     metrics: Metrics | None = None  # None with [metrics] enabled = false
     tracing: Any = None  # telemetry.tracing.Tracing when OpenTelemetry is on
     outbox: Outbox | None = None  # billing events, when [[billing.sinks]] are configured
+    redis: Any = None  # redis.asyncio.Redis when a feature needs [redis] (see redis_client)
+    cache: "ResponseCache | None" = None  # the response cache, when configured anywhere
     billing: BillingSender | None = None
     # checks behind GET /health/ready: features add one per shared service they open
     readiness: Readiness = field(default_factory=Readiness)
@@ -104,7 +136,8 @@ class AppState:
         if self.metrics is not None or self.tracing is not None:
             stages = (TelemetryStage(self.metrics, self.tracing), *stages)
         self.stages = stages
-        self.call_stages = (*self.stages, DecodeStage(self), RouteStage(self))
+        cache: tuple[Stage, ...] = (CacheStage(self.cache),) if self.cache is not None else ()
+        self.call_stages = (*self.stages, DecodeStage(self), RouteStage(self), *cache)
 
     @classmethod
     async def open(cls, settings: Settings) -> "AppState":
@@ -133,10 +166,16 @@ class AppState:
         gc.collect()
         gc.freeze()
         gc.set_threshold(20_000, 50, 100)
+        redis = open_redis(settings.redis) if settings.redis.url is not None else None
+        cache = await open_cache(settings, redis, metrics)
         state = cls(settings=settings, engine=engine, ledger=ledger, http=http, catalog=catalog,
                     keys=KeyRing(settings), prices=prices, tokens=tokens,
                     access_log=AccessLog(settings.logging.format, enabled=settings.logging.level in ("debug", "info")),
-                    metrics=metrics, tracing=tracing, outbox=outbox)
+                    metrics=metrics, tracing=tracing, outbox=outbox, redis=redis, cache=cache)
+        if cache is not None and cache.embedder is None and settings.cache.embedding_model:
+            from tollway.cache.embed import RoutedEmbedder
+
+            cache.embedder = RoutedEmbedder(state, settings.cache.embedding_model)
         state.access_log.start()
         state.readiness.add("store", store_probe(engine, spool_dir))
         if metrics is not None:
@@ -172,6 +211,10 @@ class AppState:
             await self.metrics.stop()
         if self.tracing is not None:
             await self.tracing.shutdown()
+        if self.cache is not None:
+            await self.cache.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.http.close()
         await self.engine.dispose()
 

@@ -56,3 +56,5 @@ class UsageRecord:
     project: str | None = None
     source: str | None = None
     customer: str | None = None
+    cache: str | None = None  # response cache: hit | semantic_hit | miss | refresh | skip (None: not in play)
+    cost_saved_usd: Decimal | None = None  # a cache hit: what the cached answer cost when it was made

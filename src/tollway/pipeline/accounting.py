@@ -73,5 +73,7 @@ class AccountingStage:
             error_type=ctx.error_type, cancelled=ctx.cancelled, key_id=ctx.key_id, project=ctx.project,
             source=ctx.source, customer=ctx.customer,
         )
+        if ctx.cache is not None:
+            rec.cache, rec.cost_saved_usd = ctx.cache.status, ctx.cache.cost_saved
         self._state.ledger.put(rec)
         self._state.access_log.write(rec)

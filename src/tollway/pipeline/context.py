@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from tollway.api.asgi import Receive, Send
     from tollway.errors import ProxyError, WireFormat
     from tollway.pipeline.auth import KeyInfo
-    from tollway.pipeline.content import ContentFilter
+    from tollway.cache.service import CacheCall
+    from tollway.pipeline.content import ByteTap, ContentFilter
     from tollway.providers.base import Provider
     from tollway.routing.catalog import Deployment
 
@@ -85,6 +86,8 @@ class RequestContext:
     # in `content_filters` may hold back, rewrite or stop.
     canonical: bool = False
     content_filters: "list[ContentFilter] | None" = None
+    byte_tap: "ByteTap | None" = None  # sees the fast path's answer bytes (pipeline.content)
+    cache: "CacheCall | None" = None  # what the response cache decided (cache stage)
     # outcome
     status: int = 0
     error: "ProxyError | None" = None

@@ -117,6 +117,8 @@ class Forwarder:
                 if ctx.usage is None or not ctx.usage.known:
                     text = dep.provider.output_text(endpoint, parsed)
             meter(self._state, ctx, text)
+            if ctx.byte_tap is not None:
+                ctx.byte_tap.whole_bytes(body)
             hdrs = self._headers(ctx, resp.raw_headers)
             if ctx.cost is not None:
                 hdrs.append((b"x-tollway-cost-usd", format(ctx.cost, "f").encode()))
@@ -139,6 +141,7 @@ class Forwarder:
         buf = b""
         t0 = ctx.t0
         trace = ctx.trace
+        tap = ctx.byte_tap
         try:
             async for chunk in resp.iter_chunks():
                 buf = buf + chunk if buf else chunk
@@ -151,10 +154,14 @@ class Forwarder:
                 if trace is not None:
                     trace.stream_block(out)
                 if out:
+                    if tap is not None:
+                        tap.chunk(out)
                     await send({"type": "http.response.body", "body": out, "more_body": True})
             if buf:
                 out = watcher.relay(buf)
                 if out:
+                    if tap is not None:
+                        tap.chunk(out)
                     await send({"type": "http.response.body", "body": out, "more_body": True})
         except asyncio.CancelledError:
             if not watch.absorb():

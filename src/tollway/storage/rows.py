@@ -60,7 +60,16 @@ def row_from_record(r: UsageRecord) -> dict[str, Any]:
         "project": r.project,
         "source": r.source,
         "customer": r.customer,
+        "cache": r.cache,
+        "cost_saved_nanousd": _nanousd(r.cost_saved_usd),
     }
+
+
+def _nanousd(v: Decimal | None) -> int | None:
+    try:
+        return nanousd_from_decimal(v)
+    except (ValueError, TypeError, ArithmeticError):
+        return None
 
 
 def _json_default(obj: Any) -> Any:
@@ -85,8 +94,9 @@ def record_from_json(line: bytes | str) -> UsageRecord:
     data = orjson.loads(line)
     usage = Usage(**{k: v for k, v in (data.get("usage") or {}).items() if k in _USAGE_FIELDS})
     kwargs = {k: v for k, v in data.items() if k in _RECORD_FIELDS and k != "usage"}
-    cost = kwargs.get("cost_usd")
-    kwargs["cost_usd"] = None if cost is None else Decimal(str(cost))
+    for name in ("cost_usd", "cost_saved_usd"):
+        cost = kwargs.get(name)
+        kwargs[name] = None if cost is None else Decimal(str(cost))
     return UsageRecord(usage=usage, **kwargs)
 
 
@@ -100,7 +110,7 @@ API_FIELDS = (
     "model_served", "stream", "input_tokens", "output_tokens", "cached_tokens",
     "cache_creation_tokens", "reasoning_tokens", "total_tokens", "tokens_estimated",
     "cost_usd", "cost_note", "latency_ms", "ttft_ms", "status", "error_type", "cancelled",
-    "key_id", "project", "source", "customer",
+    "key_id", "project", "source", "customer", "cache", "cost_saved_usd",
 )  # fmt: skip
 
 
@@ -109,5 +119,6 @@ def api_row(row: Mapping[str, Any]) -> dict[str, Any]:
     derived = {
         "time": iso_utc(row["ts"]),
         "cost_usd": format_usd(decimal_from_nanousd(row["cost_nanousd"])),
+        "cost_saved_usd": format_usd(decimal_from_nanousd(row["cost_saved_nanousd"])),
     }
     return {k: derived[k] if k in derived else row[k] for k in API_FIELDS}

@@ -64,6 +64,8 @@ usage_records = Table(
     Column("project", String),
     Column("source", String),
     Column("customer", String),
+    Column("cache", String),  # response cache outcome (hit, semantic_hit, miss, refresh, skip)
+    Column("cost_saved_nanousd", BigInteger),  # a cache hit: the cost of the cached answer
 )
 
 Index("ix_usage_records_ts", usage_records.c.ts, usage_records.c.trace_id)

@@ -12,6 +12,10 @@ MODELS = {"openai_chat": "gpt-4o-mini", "responses": "gpt-4o-mini", "anthropic":
           "gemini": "gemini-2.0-flash"}
 
 
+class BrokenStream(Exception):
+    """The stream ended without its success terminator (the SDK itself raised nothing)."""
+
+
 @dataclass
 class Answer:
     text: str
@@ -61,7 +65,9 @@ def ask(tw: Tollway, fmt: str, prompt: str, *, stream: bool = False, model: str 
                                                             **extra) as raw:
                 events = list(raw.parse())
                 hdrs = _h(raw.headers)
-            done = next(e.response for e in events if e.type == "response.completed")
+            done = next((e.response for e in events if e.type == "response.completed"), None)
+            if done is None:
+                raise BrokenStream([e.type for e in events][-3:])
             text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
             assert text == done.output_text
             return Answer(text, hdrs, done.id, done.usage.input_tokens, done.usage.output_tokens)
@@ -80,7 +86,8 @@ def ask(tw: Tollway, fmt: str, prompt: str, *, stream: bool = False, model: str 
             start = next(e.message for e in events if e.type == "message_start")
             text = "".join(e.delta.text for e in events if e.type == "content_block_delta" and e.delta.type == "text_delta")
             out = next(e.usage.output_tokens for e in events if e.type == "message_delta")
-            assert events[-1].type == "message_stop"
+            if events[-1].type != "message_stop":
+                raise BrokenStream(events[-1].type)
             return Answer(text, hdrs, start.id, start.usage.input_tokens, out)
         raw = c.messages.with_raw_response.create(model=model, messages=msgs, **params, **extra)
         r = raw.parse()

@@ -169,7 +169,7 @@ class ResponseCache:
         if data is None:
             return None
         found = entries.loads(data)
-        if found is None or (max_age is not None and found.age(time.time()) > max_age):
+        if found is None or (max_age is not None and time.time() - found.stored_at > max_age):
             return None
         return found
 

@@ -157,3 +157,17 @@ def test_an_unreachable_redis_never_fails_a_request(fake: FakeProvider, tmp_path
         assert "cache: Redis" in tw.log()
     finally:
         tw.stop()
+
+
+def test_two_instances_share_semantic_matches_through_redis(fake: FakeProvider, tmp_path_factory,
+                                                            redis_prefix: str) -> None:
+    a = Tollway(tmp_path_factory.mktemp("sem-redis-a"), _redis_config(fake.url, redis_prefix, mode="semantic"))
+    b = Tollway(tmp_path_factory.mktemp("sem-redis-b"), _redis_config(fake.url, redis_prefix, mode="semantic"))
+    try:
+        assert ask(a, "openai_chat", "Should I take an umbrella today?").cache == "miss"
+        hit = ask(b, "openai_chat", "Should I take an umbrella today")
+        assert hit.cache == "hit" and float(hit.headers["x-tollway-cache-similarity"]) >= 0.95
+        assert ask(b, "openai_chat", "What is the tallest mountain in Africa?").cache == "miss"
+    finally:
+        a.stop()
+        b.stop()

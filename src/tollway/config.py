@@ -241,6 +241,22 @@ class ProviderSettings(_Strict):
         return self
 
 
+CacheMode = Literal["off", "exact", "semantic"]
+CacheScope = Literal["key", "team", "project"]
+
+
+class CacheOverride(_Strict):
+    """Per key, project or model: each field given replaces the [cache] value, the rest inherit."""
+
+    mode: CacheMode | None = None
+    ttl_secs: Float | None = Field(None, gt=0)
+    scope: CacheScope | None = None
+    cache_tool_calls: Bool | None = None
+    cache_temperature: Bool | None = None
+    similarity_threshold: Float | None = Field(None, gt=0, le=1)
+    semantic_tool_conversations: Bool | None = None
+
+
 Role = Literal["user", "viewer", "admin"]
 
 
@@ -251,7 +267,7 @@ class KeySettings(_Strict):
     # user: calls models; viewer: reads records, stats and admin data; admin: also changes things.
     # A management key (viewer/admin) calls models only if it also has "user".
     roles: list[Role] = Field(default_factory=lambda: ["user"], min_length=1)
-    cache: "CacheOverride | None" = None  # this key's own [cache] values
+    cache: CacheOverride | None = None  # this key's own [cache] values
 
     @field_validator("key")
     @classmethod
@@ -358,22 +374,6 @@ class BillingSettings(_Strict):
                 raise ValueError(f"duplicate billing sink id {s.id!r}")
             seen.add(s.id)
         return v
-
-
-CacheMode = Literal["off", "exact", "semantic"]
-CacheScope = Literal["key", "team", "project"]
-
-
-class CacheOverride(_Strict):
-    """Per key, project or model: each field given replaces the [cache] value, the rest inherit."""
-
-    mode: CacheMode | None = None
-    ttl_secs: Float | None = Field(None, gt=0)
-    scope: CacheScope | None = None
-    cache_tool_calls: Bool | None = None
-    cache_temperature: Bool | None = None
-    similarity_threshold: Float | None = Field(None, gt=0, le=1)
-    semantic_tool_conversations: Bool | None = None
 
 
 class CacheSettings(_Strict):

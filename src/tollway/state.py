@@ -92,6 +92,9 @@ async def open_cache(settings: Settings, redis: Any, metrics: Metrics | None) ->
             raise RuntimeError(f"[cache] mode = \"semantic\" is configured, but {why}")
         embedder = LocalEmbedder()
         await embedder.warm()
+    log.info("cache: %s, %s%s, scope %s, ttl %gs%s", c.mode, c.backend,
+             f" ({c.max_bytes // (1 << 20)} MiB)" if c.backend == "memory" else "", c.scope, c.ttl_secs,
+             "; semantic embeddings: " + (c.embedding_model or "local all-MiniLM-L6-v2") if any_semantic(settings) else "")
     return ResponseCache(settings, store, embedder, metrics)
 
 

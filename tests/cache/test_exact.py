@@ -123,3 +123,24 @@ def test_a_client_that_hangs_up_mid_stream_leaves_nothing_cached(cached: Tollway
     cached.record(resp.headers["x-tollway-trace-id"])  # the call is over
     again = ask(cached, "openai_chat", prompt)
     assert again.cache == "miss" and upstream_count(fake, prompt) == 2
+
+
+def test_gemini_json_array_streams_are_replayed_as_json_arrays(cached: Tollway, fake: FakeProvider) -> None:
+    import json
+    import urllib.request
+
+    from tests.harness import MASTER_KEY
+
+    prompt = unique()
+    body = json.dumps({"contents": [{"role": "user", "parts": [{"text": prompt}]}]}).encode()
+    seen = []
+    for _ in range(2):
+        req = urllib.request.Request(f"{cached.url}/v1beta/models/gemini-2.0-flash:streamGenerateContent", body,
+                                     {"x-goog-api-key": MASTER_KEY, "content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.headers["content-type"].startswith("application/json")
+            chunks = json.loads(r.read())
+            seen.append(r.headers["x-tollway-cache"])
+        text = "".join(p.get("text", "") for c in chunks for p in c["candidates"][0]["content"].get("parts", []))
+        assert text == REPLY and chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+    assert seen == ["miss", "hit"] and upstream_count(fake, prompt) == 1

@@ -140,6 +140,11 @@ class Tollway:
                 self.proc.kill()
                 self.proc.wait(5)
         self._log.close()
+        # A coroutine nobody awaited is always a bug (e.g. a metering call that did nothing),
+        # and inside the server it only shows as a warning in its log.
+        never_awaited = [line for line in self.log_path.read_text(errors="replace").splitlines()
+                         if "was never awaited" in line]
+        assert not never_awaited, f"tollway logged un-awaited coroutines: {never_awaited[:3]}"
         return self.proc.returncode
 
 

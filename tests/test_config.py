@@ -447,3 +447,17 @@ def test_a_bad_key_from_the_environment_is_named_by_its_variable() -> None:
     assert sorted(line.split(":")[0] for line in found) == ["OPENAI_API_KEY (environment)",
                                                              "TOLLWAY_MASTER_KEY (environment)"], found
     assert not any(OPENAI_SECRET in line or MASTER_SECRET in line for line in found)
+
+
+# -- [responses] ------------------------------------------------------------------------------
+
+
+def test_responses_defaults_and_limits() -> None:
+    s = build_settings({}, {})
+    assert (s.responses.ttl_days, s.responses.max_chain_depth, s.responses.max_chain_bytes) == (
+        30.0, 1000, 64 * 1024 * 1024)
+    s = build_settings({"responses": {"ttl_days": 0.5, "max_chain_depth": 10}}, {})
+    assert (s.responses.ttl_days, s.responses.max_chain_depth) == (0.5, 10)
+    assert any("responses.ttl_days" in p for p in problems({"responses": {"ttl_days": 0}}))
+    assert any("responses.max_chain_depth" in p for p in problems({"responses": {"max_chain_depth": 0}}))
+    assert any("responses.ttl" in p for p in problems({"responses": {"ttl": 3}}))

@@ -19,6 +19,7 @@ from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
 from tollway.api.billing import register_billing
 from tollway.api.cors import Cors, is_preflight, origin_of
 from tollway.api.gemini import GeminiRoutes
+from tollway.api.authz import require_key
 from tollway.api.health import HealthRoutes
 from tollway.api.metrics import MetricsRoute
 from tollway.api.models import ModelRoutes
@@ -32,6 +33,7 @@ from tollway.api.responses_state import ResponsesStateRoute
 from tollway.api.unified import UnifiedRoute
 from tollway.config import Settings
 from tollway.errors import ProxyError, render
+from tollway.passthrough.family import client_family
 from tollway.providers.base import Endpoint
 from tollway.slugs import SLUG_RULE, is_slug
 from tollway.state import AppState
@@ -68,6 +70,7 @@ class Router:
     """
 
     def __init__(self, state: AppState) -> None:
+        self._state = state
         admin, health = AdminRoutes(state), HealthRoutes(state)
         self.admin = admin
         self.admin_api = AdminApi(state)
@@ -89,8 +92,9 @@ class Router:
                    for sub, route, fmt, ep in UNIFIED if fmt == kind}
             for kind in ("openai", "anthropic")}
         self.passthrough = {kind: PassthroughRoute(state, kind, byok=True) for kind in ("openai", "anthropic")}
-        self.openai_passthrough = PassthroughRoute(state, "openai", byok=False)
-        self.responses_state = ResponsesStateRoute(state, self.openai_passthrough)
+        # by whose client sent it (passthrough.family): Tollway's own credentials for that provider
+        self.provider_passthrough = {kind: PassthroughRoute(state, kind, byok=False) for kind in ("openai", "anthropic")}
+        self.responses_state = ResponsesStateRoute(state, self.provider_passthrough["openai"])
         probes = ProbeRoutes(state)
         self.get: dict[str, Handler] = {
             "/health": health.health,
@@ -133,7 +137,8 @@ class Router:
         out += [(m, "/projects/{slug}/v1/models") for m in ("GET", "HEAD")]
         out += [(m, f"/proxy/{kind}/v1/{{path}}") for kind in self.passthrough for m in PASSTHROUGH_METHODS]
         out += [(m, "/v1/records/{trace_id}") for m in ("GET", "HEAD")]
-        out += [(m, "/v1/responses/{response_id}") for m in ("GET", "DELETE")]
+        out += [(m, "/v1/responses/{response_id}") for m in ("GET", "HEAD", "DELETE")]
+        out += [(m, "/v1/responses/{response_id}/input_items") for m in ("GET", "HEAD")]
         out += [(m, "/v1/{path}") for m in PASSTHROUGH_METHODS]
         # the client surfaces with the model in the path (api.gemini, api.models, Azure's deployments)
         for verb in GEMINI_VERBS:
@@ -146,7 +151,8 @@ class Router:
         return out
 
     async def _openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send_bytes(send, 200, self._openapi_body, JSON_HEADERS)
+        if await require_key(self._state, scope, send):
+            await send_bytes(send, 200, self._openapi_body, JSON_HEADERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
@@ -189,23 +195,27 @@ class Router:
                 route = self.byok[kind].get(rest) if method == "POST" else None
                 if route is not None:
                     return await route(scope, receive, send)
-                return await self.passthrough[kind](scope, receive, send, subpath=rest[3:])
+                return await self.passthrough[kind](scope, receive, send, prefix=f"/proxy/{kind}/v1")
             return await not_found(scope, send)
         if path.startswith("/admin/"):
             return await self.admin_api(scope, receive, send)
         if path.startswith("/v1/records/") and method in ("GET", "HEAD"):
             return await self.admin.record(scope, receive, send, trace_id=path[12:])
-        if path.startswith("/v1/responses/") and method in ("GET", "DELETE") and path.count("/") == 3:
-            return await self.responses_state(scope, receive, send, response_id=path[14:])
+        if path.startswith("/v1/responses/") and method in ("GET", "DELETE", "HEAD"):
+            if path.count("/") == 3:
+                return await self.responses_state(scope, receive, send, response_id=path[14:])
+            if path.count("/") == 4 and path.endswith("/input_items") and method != "DELETE":
+                return await self.responses_state(scope, receive, send, response_id=path[14:-12], input_items=True)
         if path.startswith("/v1/models/"):
             if ":" in path and method == "POST":  # google-genai asks Gemini's API under /v1 by default
                 return await self.gemini(scope, receive, send, path[10:])
             if method in ("GET", "HEAD") and path.count("/") == 3:
                 return await self.models.get(scope, receive, send, path[11:])
         if path.startswith("/v1/") and method in PASSTHROUGH_METHODS:
-            if path.startswith("/v1/messages"):
-                return await not_found(scope, send, fmt="anthropic")
-            return await self.openai_passthrough(scope, receive, send, subpath=path[3:])
+            family = client_family(path, dict(scope["headers"]))
+            if family == "gemini":  # never another provider's: Gemini's own routes live under /v1beta/
+                return await not_found(scope, send, fmt="gemini")
+            return await self.provider_passthrough[family](scope, receive, send, prefix="/v1")
         return await not_found(scope, send)
 
 

@@ -126,6 +126,10 @@ class ServerSettings(_Strict):
     # seals provider credentials set through the API (AES-GCM); env TOLLWAY_SECRET_KEY
     secret_key: SecretStr | None = None
     max_body_bytes: Int = Field(32 * 1024 * 1024, ge=1024)
+    # the largest non-stream provider answer Tollway holds (inflated); larger ones are a 502
+    max_response_bytes: Int = Field(64 * 1024 * 1024, ge=1024)
+    # the largest single event of a provider stream (a stream that never ends an event is cut there)
+    max_stream_event_bytes: Int = Field(16 * 1024 * 1024, ge=1024)
     shutdown_grace_secs: Float = Field(30.0, ge=0)
     connect_timeout_secs: Float = Field(10.0, gt=0)
     read_timeout_secs: Float = Field(600.0, gt=0)
@@ -295,6 +299,14 @@ class TranslationSettings(_Strict):
     default_max_tokens: Int = Field(4096, ge=1)  # for providers that require max_tokens when the client sent none
 
 
+class ResponsesSettings(_Strict):
+    """Responses Tollway stores itself (for providers without a Responses API of their own)."""
+
+    ttl_days: Float = Field(30.0, gt=0)  # a stored response is deleted this long after it was created
+    max_chain_depth: Int = Field(1000, ge=1)  # turns a previous_response_id chain may reach
+    max_chain_bytes: Int = Field(64 * 1024 * 1024, ge=1024)  # stored item bytes a chain may reach
+
+
 class MetricsSettings(_Strict):
     """`GET /metrics` (Prometheus). Project, source and customer labels are opt-in: each adds
     one series per distinct value, so only name the ones whose values are few."""
@@ -433,6 +445,7 @@ class Settings(_Strict):
     store: StoreSettings = StoreSettings()
     logging: LoggingSettings = LoggingSettings()
     translation: TranslationSettings = TranslationSettings()
+    responses: ResponsesSettings = ResponsesSettings()
     metrics: MetricsSettings = MetricsSettings()
     otel: OtelSettings = OtelSettings()
     billing: BillingSettings = BillingSettings()

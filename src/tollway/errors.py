@@ -28,6 +28,8 @@ _KINDS: dict[str, tuple[int, str, str | None, str, str]] = {
     "upstream_unreachable": (502, "server_error", "upstream_unreachable", "api_error", "UNAVAILABLE"),
     "upstream_error": (502, "server_error", "upstream_error", "api_error", "INTERNAL"),
     "upstream_timeout": (504, "server_error", "upstream_timeout", "timeout_error", "DEADLINE_EXCEEDED"),
+    "upstream_too_large": (502, "server_error", "upstream_response_too_large", "api_error", "INTERNAL"),
+    "server_shutdown": (503, "server_error", "server_shutting_down", "api_error", "UNAVAILABLE"),
 }
 
 
@@ -50,6 +52,12 @@ class ProxyError(Exception):
     def error_type(self) -> str:
         """The value recorded in the ledger's error_type column."""
         return self.kind
+
+
+def shutdown_error() -> ProxyError:
+    """What a request cut by a shutdown gets (503, or an error event mid-stream)."""
+    return ProxyError("server_shutdown", "Tollway is shutting down and cut this request before it finished; "
+                                         "retry it.")
 
 
 def render(err: ProxyError, fmt: WireFormat) -> tuple[int, bytes]:

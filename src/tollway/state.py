@@ -19,11 +19,13 @@ from tollway.billing.outbox import Outbox
 from tollway.billing.sender import BillingSender
 from tollway.cache.service import ResponseCache, any_enabled, any_semantic
 from tollway.config import ProviderSettings, Settings
+from tollway.counting import CountingPool
 from tollway.logs import AccessLog
 from tollway.pipeline.accounting import AccountingStage
 from tollway.pipeline.attribution import AttributionStage
 from tollway.pipeline.cache import CacheStage
 from tollway.pipeline.auth import AuthStage, KeyRing
+from tollway.pipeline.context import RequestContext
 from tollway.pipeline.decode import DecodeStage
 from tollway.pipeline.proxy import Forwarder
 from tollway.pipeline.route import RouteStage
@@ -125,11 +127,14 @@ class AppState:
     stages: tuple[Stage, ...] = field(init=False)  # every proxied request: accounting, auth, attribution
     call_stages: tuple[Stage, ...] = field(init=False)  # model calls (unified routes): see pipeline.stage
     started_at: float = field(default_factory=time.time)
+    counting: CountingPool = field(default_factory=CountingPool)  # large token counts, off the loop
+    inflight: set[RequestContext] = field(default_factory=set)  # between AccountingStage.before and after
+    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set whenever nothing is in flight
     _byok: dict[str, tuple[Provider, Transport]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.forwarder = Forwarder(self)
-        self.responses = ResponseStore(self.engine)
+        self.responses = ResponseStore(self.engine, self.settings.responses)
         self.audit = AuditLog(self.engine)
         sk = self.settings.server.secret_key
         self.secret_box = SecretBox(sk.get_secret_value()) if sk is not None else None
@@ -159,9 +164,10 @@ class AppState:
         http = HttpTransport(settings.server.connect_timeout_secs, settings.server.read_timeout_secs)
         await http.start()
         tokens = TokenCounter()
+        counting = CountingPool()
         providers: list[tuple[Provider, Transport]] = []
         for ps in settings.providers:
-            providers.append(build_provider(ps, http, tokens))
+            providers.append(build_provider(ps, http, tokens, counting))
         prices = PriceBook(price_overrides(settings))
         catalog = Catalog(providers, settings.aliases, known_models=prices.known_models)
         # Long-lived start-up objects never need collecting; fewer, larger young-generation
@@ -172,7 +178,7 @@ class AppState:
         redis = open_redis(settings.redis) if settings.redis.url is not None else None
         cache = await open_cache(settings, redis, metrics)
         state = cls(settings=settings, engine=engine, ledger=ledger, http=http, catalog=catalog,
-                    keys=KeyRing(settings), prices=prices, tokens=tokens,
+                    keys=KeyRing(settings), prices=prices, tokens=tokens, counting=counting,
                     access_log=AccessLog(settings.logging.format, enabled=settings.logging.level in ("debug", "info")),
                     metrics=metrics, tracing=tracing, outbox=outbox, redis=redis, cache=cache)
         if cache is not None and cache.embedder is None and settings.cache.embedding_model:
@@ -180,6 +186,7 @@ class AppState:
 
             cache.embedder = RoutedEmbedder(state, settings.cache.embedding_model)
         state.access_log.start()
+        state.responses.start()  # deletes expired stored responses in the background
         state.readiness.add("store", store_probe(engine, spool_dir))
         if metrics is not None:
             metrics.start_sync(ledger)
@@ -201,7 +208,20 @@ class AppState:
             asyncio.get_running_loop().run_in_executor(None, tokens.preload)
         return state
 
+    async def wait_recorded(self) -> None:
+        """Wait (at most 5 s) until every request still in flight has written its record: at
+        shutdown, uvicorn cancels what outlived the grace and goes on at once; the cut
+        requests need a moment to answer and record themselves before the writer drains."""
+        if not self.inflight:
+            return
+        try:
+            async with asyncio.timeout(5.0):
+                await self.idle.wait()
+        except TimeoutError:
+            log.warning("%d request(s) still running at shutdown were not recorded", len(self.inflight))
+
     async def close(self) -> None:
+        await self.wait_recorded()
         if self.catalog.discovery is not None:
             await self.catalog.discovery.stop()
         if self.catalog.listing is not None:
@@ -209,6 +229,7 @@ class AppState:
         if self.billing is not None:
             await self.billing.stop()
         await self.access_log.stop()
+        await self.responses.stop()
         await self.ledger.stop(drain_secs=max(5.0, self.settings.server.shutdown_grace_secs))
         if self.metrics is not None:
             await self.metrics.stop()
@@ -219,6 +240,7 @@ class AppState:
         if self.redis is not None:
             await self.redis.aclose()
         await self.http.close()
+        self.counting.close()
         await self.engine.dispose()
 
     def byok_provider(self, kind: str) -> tuple[Provider, Transport]:
@@ -228,7 +250,7 @@ class AppState:
             configured = self.catalog.first_of_kind(kind)
             base = configured[0].settings.base_url if configured else ""
             ps = ProviderSettings(id=configured[0].id if configured else kind, kind=kind, base_url=base)  # type: ignore[arg-type]
-            found = build_provider(ps, self.http, self.tokens)
+            found = build_provider(ps, self.http, self.tokens, self.counting)
             self._byok[kind] = found
         return found
 

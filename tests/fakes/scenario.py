@@ -52,6 +52,7 @@ class Directives:
     dated: bool = False
     stream_error: bool = False
     gzip: bool = False
+    reported_input: Any = None  # [[reported_input:JSON]]: the input count the usage reports ("21", -5, 2.5 ...)
 
 
 def parse_directives(text: str) -> Directives:
@@ -74,10 +75,12 @@ def parse_directives(text: str) -> Directives:
             elif name == "tools":
                 n = max(1, min(int(arg or 2), len(PARALLEL_TOOL_NAMES)))
                 d.tools = [(PARALLEL_TOOL_NAMES[i], dict(TOOL_ARGUMENTS[i])) for i in range(n)]
+            elif name == "reported_input":
+                d.reported_input = json.loads(arg)
             elif name in ("malformed", "hang", "no_usage", "max_tokens", "thinking", "echo", "cache", "dated",
                           "stream_error", "gzip"):
                 setattr(d, name, True)
-        except ValueError:
+        except ValueError:  # json.JSONDecodeError included
             continue
     return d
 
@@ -101,6 +104,11 @@ class Scenario:
     @property
     def input_tokens(self) -> int:
         return BASE_INPUT_TOKENS + self.n_items
+
+    @property
+    def reported_input_tokens(self) -> Any:
+        """The input count as the usage reports it: `input_tokens`, or [[reported_input:JSON]]."""
+        return self.input_tokens if self.directives.reported_input is None else self.directives.reported_input
 
     @property
     def output_tokens(self) -> int:

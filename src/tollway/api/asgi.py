@@ -34,7 +34,14 @@ def header_map(scope: Scope) -> dict[bytes, bytes]:
 
 
 def relay_headers(raw: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
-    return [(k, v) for k, v in raw if k.lower() not in _DROP_RESPONSE]
+    """Upstream response headers to relay: hop-by-hop ones dropped, and any `x-tollway-*` (an
+    upstream that is itself a Tollway): this Tollway adds its own trace id and cost."""
+    out: RawHeaders = []
+    for k, v in raw:
+        low = k.lower()
+        if low not in _DROP_RESPONSE and not low.startswith(b"x-tollway-"):
+            out.append((k, v))
+    return out
 
 
 async def _discard_rest(receive: Receive, msg: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""GET /health."""
+"""GET /health: open for load balancers, but it names the configured providers only to a
+caller with a key (or when Tollway is open): which providers are configured is not for everyone."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from tollway import __version__
 from tollway.api.asgi import Receive, Scope, Send, send_json
+from tollway.api.authz import has_key
 
 if TYPE_CHECKING:
     from tollway.state import AppState
@@ -22,6 +24,6 @@ class HealthRoutes:
             "status": "ok",
             "version": __version__,
             "uptime_secs": int(time.time() - st.started_at),
-            "providers": [p.id for p in st.catalog.providers],
+            "providers": [p.id for p in st.catalog.providers] if has_key(st, scope) else [],
             "ledger": {"pending": st.ledger.pending, "store_ok": st.ledger.store_ok},
         })

@@ -62,7 +62,9 @@ def _errors(fmt: str) -> dict[str, Any]:
     out = {}
     for code, desc in (("400", "Invalid JSON, no model, or a project slug that breaks the rule."), ("401", "Missing or invalid Tollway key."),
                        ("404", "Unknown model (the message names the routable models) or route."),
-                       ("413", "Body over server.max_body_bytes."), ("502", "Provider unreachable."),
+                       ("413", "Body over server.max_body_bytes."),
+                       ("502", "Provider unreachable, or its answer over server.max_response_bytes."),
+                       ("503", "Tollway is shutting down and cut the call (server.shutdown_grace_secs)."),
                        ("504", "Provider timed out.")):
         out[code] = {"description": desc + " Provider errors are relayed unchanged with the provider's status.",
                      "headers": _TRACE, "content": {"application/json": {"schema": schema}}}
@@ -151,18 +153,25 @@ def _models_op(summary: str) -> dict[str, Any]:
     return {"summary": summary, "security": [{"bearer": []}, {"tollwayKey": []}],
             "responses": {"200": {"description": "OK", "content": {"application/json": {
                 "schema": {"$ref": _REF + "ModelList"}}}},
+                          "401": {"description": "Keys are configured and none was sent",
+                                  "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}},
                           "400": {"description": "Bad project slug",
                                   "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}
 
 
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {
-        "/health": {"get": {"summary": "Liveness and configured providers", "security": [], "responses": {"200": {
+        "/health": {"get": {"summary": "Liveness and configured providers (listed only to a caller with a key when "
+                                       "keys are configured)", "security": [], "responses": {"200": {
             "description": "OK", "content": {"application/json": {"schema": {"$ref": _REF + "Health"}}}}}}},
-        "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {
-            "description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        "/openapi.json": {"get": {"summary": "This document (any Tollway key, when keys are configured)",
+                                  "security": _ADMIN_SECURITY, "responses": {"200": {
+            "description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}},
+            "401": {"description": "Keys are configured and none was sent",
+                    "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
         "/v1/models": {"get": _models_op("Models Tollway can route (OpenAI's list; Anthropic's with anthropic-version, "
-                                           "paged by limit / after_id / before_id; Gemini's with x-goog-api-key)")},
+                                           "paged by limit / after_id / before_id; Gemini's with x-goog-api-key); "
+                                           "any Tollway key")},
         "/projects/{slug}/v1/models": {"get": {
             **_models_op("The same list, under a project's path (the slug is checked: a bad one is a 400)"),
             "parameters": [{"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}]}},
@@ -205,7 +214,8 @@ def openapi_document() -> dict[str, Any]:
                           "404": {"description": "No such record", "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
         "/v1/responses/{response_id}": {
             "parameters": [{"name": "response_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "get": {"summary": "A stored Response: Tollway's own (non-OpenAI providers), else the OpenAI provider's",
+            "get": {"summary": "A stored Response: Tollway's own (non-OpenAI providers; only for the key that "
+                               "created it, or the master key), else the OpenAI provider's",
                     "security": _security("openai"),
                     "responses": {"200": {"description": "The Response object", "headers": _TRACE,
                                           "content": {"application/json": {"schema": {"type": "object"}}}},
@@ -242,6 +252,24 @@ def openapi_document() -> dict[str, Any]:
                                   "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}},
                           "403": {"description": "The key lacks the viewer role",
                                   "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
+        "/v1/responses/{response_id}/input_items": {
+            "parameters": [{"name": "response_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "get": {"summary": "Input items of a stored Response (its conversation before it, then its own input); "
+                               "Tollway's own, else the OpenAI provider's",
+                    "security": _security("openai"),
+                    "parameters": [
+                        {"name": "limit", "in": "query", "required": False,
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+                        {"name": "order", "in": "query", "required": False,
+                         "schema": {"type": "string", "enum": ["asc", "desc"], "default": "desc"}},
+                        {"name": "after", "in": "query", "required": False, "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "OpenAI list: data, first_id, last_id, has_more",
+                                          "headers": _TRACE,
+                                          "content": {"application/json": {"schema": {"type": "object"}}}},
+                                  "400": {"description": "Bad limit, order or after",
+                                          "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}},
+                                  "404": {"description": "Unknown id, or another key's",
+                                          "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
         "/v1/stats": {"get": _list_op("Totals and breakdowns by model, project and source",
                                       ["project", "source", "customer", "model", "since"], "Stats")},
         "/v1/chat/completions": {"post": _proxy_op("OpenAI Chat Completions", "openai", "CreateChatCompletionRequest")},
@@ -251,11 +279,13 @@ def openapi_document() -> dict[str, Any]:
         "/v1/messages": {"post": _proxy_op("Anthropic Messages", "anthropic", "CreateMessageParams")},
         "/v1/messages/count_tokens": {"post": _proxy_op("Anthropic token counting", "anthropic",
                                                         "CountMessageTokensParams")},
-        "/v1/{path}": {"summary": "Any other OpenAI path (files, batches, audio, images, moderations, …), "
-                                  "passed through to the OpenAI provider with method, query, headers and body intact "
-                                  "(not /v1/messages…: those are Anthropic's).",
+        "/v1/{path}": {"summary": "Any other path, passed through to the provider whose client sent it, with "
+                                  "Tollway's credentials: Anthropic for requests with anthropic-version (or under "
+                                  "/v1/messages/, /v1/complete), else OpenAI (files, batches, audio, images, "
+                                  "moderations, …); Gemini-style models/{m}:verb paths are 404 in Gemini's shape. "
+                                  "A path leaving /v1/ or holding a space or control character is a 400.",
                        "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
-                       **_passthrough_ops("Pass-through to the OpenAI provider", "openai", byok=False)},
+                       **_passthrough_ops("Pass-through to the provider whose client sent it", "openai", byok=False)},
         "/proxy/openai/v1/{path}": {
             "summary": "OpenAI with the caller's own key (Authorization), metered; Tollway key in X-Tollway-Key.",
             "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],

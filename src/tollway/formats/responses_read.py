@@ -10,20 +10,10 @@ reasoning, refusals) raises `TranslationError`, so such an answer is never store
 
 from __future__ import annotations
 
-from tollway.formats._util import as_list, tok
+from tollway.formats._util import as_list
 from tollway.formats.canonical import CanonicalResponse, Text, Thinking, ToolCall
 from tollway.formats.errors import TranslationError
-from tollway.usage import Usage
-
-
-def usage_to_canonical(u: object) -> Usage:
-    if not isinstance(u, dict):
-        return Usage()
-    details = u.get("input_tokens_details") if isinstance(u.get("input_tokens_details"), dict) else {}
-    out_details = u.get("output_tokens_details") if isinstance(u.get("output_tokens_details"), dict) else {}
-    return Usage(input_tokens=tok(u.get("input_tokens")), output_tokens=tok(u.get("output_tokens")),
-                 cached_tokens=tok(details.get("cached_tokens")) or 0,
-                 reasoning_tokens=tok(out_details.get("reasoning_tokens")) or 0)
+from tollway.formats.openai_chat import usage_to_canonical  # reads the Responses usage shape too
 
 
 def response_to_canonical(body: object) -> CanonicalResponse:

@@ -3,6 +3,8 @@
 `meter()` runs before a non-streaming response is sent (the cost goes in a header) and at
 the end of a stream; `AccountingStage.after()` writes one record for every request,
 failures included. Nothing here waits on the store: records go to the writer's queue.
+The stage also counts the requests in flight, so a shutdown can wait for the ones it cut
+to be recorded before it drains the writer.
 """
 
 from __future__ import annotations
@@ -10,22 +12,27 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from tollway.counting import OutputTally
 from tollway.estimate import prompt_tokens
-from tollway.pipeline.context import RequestContext
+from tollway.pipeline.context import SERVER_SHUTDOWN, RequestContext
 from tollway.providers.base import COUNTING_ENDPOINTS
-from tollway.usage import Usage, UsageRecord
+from tollway.usage import Usage, UsageRecord, join_notes
 
 if TYPE_CHECKING:
     from tollway.state import AppState
 
 
-def meter(state: "AppState", ctx: RequestContext, output_text: str | None = None) -> None:
-    """Fill ctx.usage (estimating when the provider reported none) and ctx.cost."""
+async def meter(state: "AppState", ctx: RequestContext, output: "str | OutputTally | None" = None) -> None:
+    """Fill ctx.usage (estimating when the provider reported none) and ctx.cost.
+
+    `output` is the answer's text (or a stream's running tally), counted only when no usage
+    came or the answer was cut short. Large counts run off the event loop (`state.counting`).
+    """
     if ctx.metered:
         return
     ctx.metered = True
     dep = ctx.deployment
-    if ctx.endpoint in COUNTING_ENDPOINTS and 0 < ctx.status < 400:
+    if ctx.endpoint in COUNTING_ENDPOINTS and (0 < ctx.status < 400 or ctx.cancelled):
         ctx.cost, ctx.cost_note = Decimal(0), "token counting is free"
         return
     if dep is None:
@@ -33,23 +40,42 @@ def meter(state: "AppState", ctx: RequestContext, output_text: str | None = None
         return
     model = ctx.model_served or dep.model
     usage = ctx.usage
-    if output_text is not None and (ctx.incomplete or ((usage is None or not usage.known) and ctx.status < 400)):
-        # No usage came, or the stream ended early (the final usage event never arrived):
-        # count what we have, keeping any prompt count the provider already reported.
+    # a count the provider reported was refused (usage.CountReader): count that part locally
+    refused = usage is not None and usage.note is not None and (
+        usage.input_tokens is None or usage.output_tokens is None)
+    if output is not None and (ctx.incomplete or refused or (
+            (usage is None or not usage.known) and ctx.status < 400)):
+        # No usage came, or the answer ended early (the final usage event never arrived):
+        # count what we have, keeping any count the provider already reported.
         reported_input = usage.input_tokens if usage is not None else None
+        if reported_input is None:
+            reported_input = await state.counting.run(len(ctx.body), prompt_tokens, state.tokens, ctx.endpoint,
+                                                      model, ctx.json)
+        keep_output = refused and not ctx.incomplete and usage.output_tokens is not None  # type: ignore[union-attr]
+        if keep_output:
+            out_tokens = usage.output_tokens  # type: ignore[union-attr]
+        elif isinstance(output, OutputTally):
+            out_tokens = output.total()
+        elif output:
+            out_tokens = (await state.counting.run(len(output), state.tokens.count_text, model, output))[0]
+        else:
+            out_tokens = 0
         usage = Usage(
-            input_tokens=reported_input if reported_input is not None
-            else prompt_tokens(state.tokens, ctx.endpoint, model, ctx.json),
-            output_tokens=state.tokens.count_text(model, output_text)[0] if output_text else 0,
+            input_tokens=reported_input,
+            output_tokens=out_tokens,
             cached_tokens=usage.cached_tokens if usage is not None else 0,
             cache_creation_tokens=usage.cache_creation_tokens if usage is not None else 0,
             estimated=True,
+            note=usage.note if usage is not None else None,
         )
         ctx.usage = usage
+    note = usage.note if usage is not None else None
     if usage is None or not usage.known:
-        ctx.cost, ctx.cost_note = None, "no usage reported"
+        ctx.cost, ctx.cost_note = None, join_notes("no usage reported", note)
         return
     ctx.cost, ctx.cost_note = state.prices.cost(dep.provider.kind, model, usage)
+    if note is not None:
+        ctx.cost_note = join_notes(ctx.cost_note, note)
 
 
 class AccountingStage:
@@ -57,10 +83,24 @@ class AccountingStage:
         self._state = state
 
     async def before(self, ctx: RequestContext) -> None:
-        return None
+        state = self._state  # the first stage: its after() runs last, for every request
+        state.inflight.add(ctx)
+        state.idle.clear()
 
     async def after(self, ctx: RequestContext) -> None:
-        meter(self._state, ctx)
+        try:
+            # cut by a shutdown once the prompt was sent, before any answer was metered: count it
+            sent_then_cut = ctx.error_type == SERVER_SHUTDOWN and bool(ctx.attempts)
+            await meter(self._state, ctx, "" if sent_then_cut else None)
+            self._record(ctx)
+        finally:
+            inflight = self._state.inflight
+            if ctx in inflight:  # (Realtime records its responses through after() alone)
+                inflight.discard(ctx)
+                if not inflight:
+                    self._state.idle.set()
+
+    def _record(self, ctx: RequestContext) -> None:
         dep = ctx.deployment
         usage = ctx.usage or Usage()
         latency = ctx.elapsed_ms()

@@ -75,8 +75,10 @@ Index("ix_usage_records_customer", usage_records.c.customer, usage_records.c.ts)
 Index("ix_usage_records_model_requested", usage_records.c.model_requested, usage_records.c.ts)
 Index("ix_usage_records_key_id", usage_records.c.key_id, usage_records.c.ts)
 
-# Conversations kept for the Responses API on providers that have no state of their own
-# (see storage/responses.py). `conversation` is every input and output item up to the response.
+# Responses kept for the Responses API on providers that have no state of their own
+# (see storage/responses.py). `conversation` is the response's own items (input, then output;
+# `input_count` of them input), `previous_id` the response it continues: the history is rebuilt
+# by walking the links. Rows older than migration 0004 hold their whole conversation, no link.
 responses = Table(
     "responses",
     metadata,
@@ -87,7 +89,13 @@ responses = Table(
     Column("key_id", String),
     Column("response", Text, nullable=False),
     Column("conversation", Text, nullable=False),
+    Column("previous_id", String(80)),
+    Column("input_count", Integer),
+    Column("depth", Integer, nullable=False, server_default="1"),  # turns up to and including this one
+    Column("chain_bytes", BigInteger, nullable=False, server_default="0"),  # item bytes up to and including it
 )
+
+Index("ix_responses_created_at", responses.c.created_at)
 
 # Billing events waiting for (or done with) delivery to a webhook sink (see tollway/billing/).
 # Rows are written in the same transaction as their usage record. `event_id` is

@@ -171,3 +171,32 @@ def test_two_instances_share_semantic_matches_through_redis(fake: FakeProvider, 
     finally:
         a.stop()
         b.stop()
+
+
+def test_many_clients_on_two_instances_share_one_redis_cache(fake: FakeProvider, tmp_path_factory,
+                                                             redis_prefix: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    a = Tollway(tmp_path_factory.mktemp("cache-hammer-a"), _redis_config(fake.url, redis_prefix))
+    b = Tollway(tmp_path_factory.mktemp("cache-hammer-b"), _redis_config(fake.url, redis_prefix))
+    try:
+        prompts = [unique() for _ in range(6)]
+        jobs = [(tw, fmt, p, stream) for tw in (a, b) for fmt in ("openai_chat", "anthropic") for p in prompts
+                for stream in (False, True)]
+
+        def run(job: tuple) -> tuple[str | None, str]:
+            tw, fmt, p, stream = job
+            got = ask(tw, fmt, p, stream=stream)
+            return got.cache, got.text
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            first = list(pool.map(run, jobs))
+            second = list(pool.map(run, jobs))
+        assert all(text == "Hello from the fake provider!" for _, text in first + second)
+        assert {status for status, _ in first} <= {"hit", "miss"}
+        assert all(status == "hit" for status, _ in second)  # every answer of the first wave was stored
+        for p in prompts:  # at most one upstream call per concurrent first ask, none after
+            assert 1 <= upstream_count(fake, p) <= 8
+    finally:
+        a.stop()
+        b.stop()

@@ -94,6 +94,8 @@ class Tollway:
             try:
                 urllib.request.urlopen(self.url + "/health", timeout=1).read()
                 return
+            except urllib.error.HTTPError:
+                return  # up, though degraded (503): e.g. started with its store down
             except (urllib.error.URLError, ConnectionError, OSError):
                 time.sleep(0.1)
         raise RuntimeError(f"tollway did not become ready:\n{self.log()}")

@@ -35,6 +35,7 @@ from tollway.config import Settings
 from tollway.errors import ProxyError, render
 from tollway.passthrough.family import client_family
 from tollway.providers.base import Endpoint
+from tollway.server.limits import ConnectionTracker
 from tollway.slugs import SLUG_RULE, is_slug
 from tollway.state import AppState
 
@@ -233,8 +234,9 @@ async def not_found(scope: Scope, send: Send, fmt: str = "openai") -> None:
 class TollwayApp:
     """ASGI entry point: lifespan builds AppState and the Router; http goes to the Router."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, connections: ConnectionTracker | None = None) -> None:
         self.settings = settings
+        self.connections = connections
         self.state: AppState | None = None
         self._router: Router | None = None
         self._cors = Cors(settings.server.cors_origins)
@@ -263,6 +265,7 @@ class TollwayApp:
             if msg["type"] == "lifespan.startup":
                 try:
                     self.state = await AppState.open(self.settings)
+                    self.state.connections = self.connections
                     self._router = Router(self.state)
                 except Exception as e:
                     log.exception("start-up failed")
@@ -276,5 +279,6 @@ class TollwayApp:
                 return
 
 
-def build_app(settings: Settings) -> TollwayApp:
-    return TollwayApp(settings)
+def build_app(settings: Settings, connections: ConnectionTracker | None = None) -> TollwayApp:
+    """`connections`: the server's connection tracker, when the server is Tollway's own (for /health)."""
+    return TollwayApp(settings, connections)

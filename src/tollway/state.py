@@ -20,6 +20,8 @@ from tollway.billing.sender import BillingSender
 from tollway.cache.service import ResponseCache, any_enabled, any_semantic
 from tollway.config import ProviderSettings, Settings
 from tollway.counting import CountingPool
+from tollway.guard.policy import Policies
+from tollway.guard.sanitizer import Guard
 from tollway.logs import AccessLog
 from tollway.pipeline.accounting import AccountingStage
 from tollway.pipeline.attribution import AttributionStage
@@ -27,6 +29,7 @@ from tollway.pipeline.cache import CacheStage
 from tollway.pipeline.auth import AuthStage, KeyRing
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.decode import DecodeStage
+from tollway.pipeline.guard import GuardStage
 from tollway.pipeline.proxy import Forwarder
 from tollway.pipeline.route import RouteStage
 from tollway.pipeline.stage import Stage
@@ -38,8 +41,10 @@ from tollway.providers.registry import build_provider
 from tollway.providers.transport import HttpTransport, Transport
 from tollway.readiness import Readiness, store_probe
 from tollway.routing.catalog import Catalog, Deployment
+from tollway.server.limits import ConnectionTracker
 from tollway.secrets import SecretBox
 from tollway.storage.audit import AuditLog
+from tollway.storage.bodies import BodyStore
 from tollway.storage.engine import make_engine, migrate
 from tollway.storage.ledger import LedgerWriter
 from tollway.storage.responses import ResponseStore
@@ -126,10 +131,16 @@ class AppState:
     forwarder: Forwarder = field(init=False)
     stages: tuple[Stage, ...] = field(init=False)  # every proxied request: accounting, auth, attribution
     call_stages: tuple[Stage, ...] = field(init=False)  # model calls (unified routes): see pipeline.stage
+    # sanitization and body logging: None when configured nowhere (then no guard stage at all)
+    guard: Guard | None = None
+    guard_stage: GuardStage | None = field(init=False, default=None)
+    bodies: BodyStore | None = None
     started_at: float = field(default_factory=time.time)
     counting: CountingPool = field(default_factory=CountingPool)  # large token counts, off the loop
     inflight: set[RequestContext] = field(default_factory=set)  # between AccountingStage.before and after
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set whenever nothing is in flight
+    connections: ConnectionTracker | None = None  # the HTTP server's, when it is Tollway's own (serve)
+    unauthenticated: int = 0  # requests refused with 401 by the auth stage (logged, not recorded)
     _byok: dict[str, tuple[Provider, Transport]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -144,8 +155,12 @@ class AppState:
         if self.metrics is not None or self.tracing is not None:
             stages = (TelemetryStage(self.metrics, self.tracing), *stages)
         self.stages = stages
+        decode: tuple[Stage, ...] = (DecodeStage(self),)
+        if self.guard is not None:
+            self.guard_stage = GuardStage(self)
+            decode += (self.guard_stage,)
         cache: tuple[Stage, ...] = (CacheStage(self.cache),) if self.cache is not None else ()
-        self.call_stages = (*self.stages, DecodeStage(self), RouteStage(self), *cache)
+        self.call_stages = (*self.stages, *decode, RouteStage(self), *cache)
 
     @classmethod
     async def open(cls, settings: Settings) -> "AppState":
@@ -169,6 +184,13 @@ class AppState:
         for ps in settings.providers:
             providers.append(build_provider(ps, http, tokens, counting))
         prices = PriceBook(price_overrides(settings))
+        guard = bodies = None
+        if Policies.any_configured(settings):
+            guard = Guard(settings)
+            guard.warm()
+            st = settings.store
+            bodies = BodyStore(engine, guard, cap=st.body_max_bytes, retention_days=st.body_retention_days)
+            await bodies.start()
         catalog = Catalog(providers, settings.aliases, known_models=prices.known_models)
         # Long-lived start-up objects never need collecting; fewer, larger young-generation
         # collections cost far less per request at thousands of requests per second.
@@ -178,7 +200,8 @@ class AppState:
         redis = open_redis(settings.redis) if settings.redis.url is not None else None
         cache = await open_cache(settings, redis, metrics)
         state = cls(settings=settings, engine=engine, ledger=ledger, http=http, catalog=catalog,
-                    keys=KeyRing(settings), prices=prices, tokens=tokens, counting=counting,
+                    keys=KeyRing(settings), prices=prices, tokens=tokens, counting=counting, guard=guard,
+                    bodies=bodies,
                     access_log=AccessLog(settings.logging.format, enabled=settings.logging.level in ("debug", "info")),
                     metrics=metrics, tracing=tracing, outbox=outbox, redis=redis, cache=cache)
         if cache is not None and cache.embedder is None and settings.cache.embedding_model:
@@ -230,6 +253,8 @@ class AppState:
             await self.billing.stop()
         await self.access_log.stop()
         await self.responses.stop()
+        if self.bodies is not None:
+            await self.bodies.stop()
         await self.ledger.stop(drain_secs=max(5.0, self.settings.server.shutdown_grace_secs))
         if self.metrics is not None:
             await self.metrics.stop()

@@ -22,6 +22,21 @@ from typing import Any
 # tokens): a count beyond it is not a real call's, and would price a call at thousands of dollars.
 MAX_TOKENS = 10_000_000
 
+# Longest text a record (and so an access-log line) keeps of each field a client or upstream
+# controls; longer values are cut and end with "…". A request line can be 64 KiB and every
+# request without a key is logged, so without these one client could fill the disk.
+MAX_PATH_CHARS = 1024
+MAX_MODEL_CHARS = 256
+MAX_ATTRIBUTION_CHARS = 200  # project, source, customer, key id
+MAX_NOTE_CHARS = 256  # error type, cost note, route, method, provider
+
+
+def clip(value: str | None, limit: int) -> str | None:
+    """`value` cut to `limit` characters (the last one "…" when cut)."""
+    if value is None or len(value) <= limit:
+        return value
+    return value[: limit - 1] + "…"
+
 
 @dataclass(slots=True)
 class Usage:
@@ -133,5 +148,6 @@ class UsageRecord:
     project: str | None = None
     source: str | None = None
     customer: str | None = None
+    guard_findings: str | None = None  # JSON: sanitizer finding types and counts (never values)
     cache: str | None = None  # response cache: hit | semantic_hit | miss | refresh | skip (None: not in play)
     cost_saved_usd: Decimal | None = None  # a cache hit: what the cached answer cost when it was made

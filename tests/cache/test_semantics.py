@@ -138,3 +138,24 @@ def test_overrides_per_project_and_key(scoped: Tollway, fake: FakeProvider) -> N
     assert calls[0][1].function.name == calls[1][1].function.name == "get_weather"
     assert calls[0][1].function.arguments == calls[1][1].function.arguments
     assert calls[0][1].id != calls[1][1].id  # fresh tool-call ids
+
+
+@pytest.fixture(scope="module")
+def guarded(fake: FakeProvider, tmp_path_factory: pytest.TempPathFactory):
+    cfg = cache_config(fake.url)
+    cfg["sanitization"] = {"enabled": True, "output": "redact"}
+    tw = Tollway(tmp_path_factory.mktemp("cache-guarded"), cfg)
+    yield tw
+    tw.stop()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_with_output_redaction_the_cache_stores_and_replays_the_redacted_answer(guarded: Tollway, stream: bool) -> None:
+    from tests.fakes.scenario import LEAKED_KEY
+
+    prompt = unique("[[leak]]")
+    answers = [ask(guarded, "openai_chat", prompt, stream=s) for s in (stream, not stream)]
+    assert [a.cache for a in answers] == ["miss", "hit"]
+    for a in answers:
+        assert LEAKED_KEY not in a.text and "[REDACTED:" in a.text
+    assert answers[0].text == answers[1].text

@@ -272,3 +272,20 @@ def test_a_zero_grace_cuts_at_once_instead_of_waiting_forever(fake: FakeProvider
     finally:
         tw.stop()
     check_cut_records(results, db_rows(tmp_path))
+
+
+def test_sigkill_loses_no_more_than_the_configured_flush_interval(fake: FakeProvider, tmp_path: Path) -> None:
+    """`[store] flush_interval_ms` is the loss window of a SIGKILL: at 20 ms, calls answered a
+    moment before the kill are all in the store when it comes back."""
+    import signal
+
+    cfg = standard_config(fake.url, store={"flush_interval_ms": 20})
+    tw = Tollway(tmp_path, cfg)
+    oai = client(tw)
+    traces = [oai.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=HELLO)
+              .headers["x-tollway-trace-id"] for _ in range(20)]
+    time.sleep(0.3)  # fifteen flush intervals
+    tw.signal(signal.SIGKILL)
+    tw.proc.wait(10)
+    tw.stop()
+    assert set(traces) <= set(db_rows(tmp_path))

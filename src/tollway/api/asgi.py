@@ -52,12 +52,20 @@ async def _discard_rest(receive: Receive, msg: dict[str, Any]) -> None:
             return
 
 
+def _gone() -> ProxyError:
+    # The client hung up, or the server's body timeout did (server/protocol.py): nobody reads
+    # the answer, but the record says what happened.
+    return ProxyError("client_disconnected", "The client went away before the request body was complete.")
+
+
 async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
     declared = headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         await _discard_rest(receive, {"more_body": True})
         raise ProxyError("request_too_large", f"Request body is larger than the limit of {limit} bytes.")
     msg = await receive()
+    if msg["type"] == "http.disconnect":
+        raise _gone()
     body = msg.get("body", b"")
     if not msg.get("more_body"):
         if len(body) > limit:
@@ -68,7 +76,7 @@ async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -
     while msg.get("more_body"):
         msg = await receive()
         if msg["type"] == "http.disconnect":
-            raise asyncio.CancelledError()
+            raise _gone()
         chunk = msg.get("body", b"")
         size += len(chunk)
         if size > limit:

@@ -94,6 +94,21 @@ def _proxy_op(summary: str, fmt: str, provider_schema: str, byok: bool = False) 
     }
 
 
+_QUERY_DOCS = {
+    "project": "Only this project (exact).", "source": "Only this source (exact).",
+    "customer": "Only this customer (exact).", "model": "Requested or served model (exact).",
+    "status": "An HTTP status code (up to 3 digits), 'ok' or 'error'.",
+    "since": "Calls that started at or after this time: unix seconds or ISO 8601. A call is recorded when it "
+             "ends, so a poller should use after_seq instead.",
+    "key_id": "Only calls made with this key id.",
+    "limit": "Records per page, 1 to 1000 (default 50; more is capped).",
+    "cursor": "next_cursor of the previous page (newest-first order).",
+    "after_seq": "Insertion order for exporters: records stored after the one with this seq, oldest first. "
+                 "Poll with the last next_after_seq to see every record exactly once, long calls and replayed "
+                 "records included. Not with cursor.",
+}
+
+
 def _security(fmt: str, byok: bool = False) -> list[dict[str, list[str]]]:
     """Where Tollway's key may travel: X-Tollway-Key is accepted everywhere; on /proxy/ routes only there."""
     if byok:
@@ -118,7 +133,8 @@ def _passthrough_ops(summary: str, fmt: str, byok: bool) -> dict[str, Any]:
 
 def _list_op(summary: str, params: list[str], schema: str) -> dict[str, Any]:
     return {"summary": summary, "security": _ADMIN_SECURITY,
-            "parameters": [{"name": p, "in": "query", "required": False, "schema": {"type": "string"}} for p in params],
+            "parameters": [{"name": p, "in": "query", "required": False, "description": _QUERY_DOCS[p],
+                            "schema": {"type": "string"}} for p in params],
             "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": _REF + schema}}}},
                           "400": {"description": "Bad filter", "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}},
                           "401": {"description": "No master key", "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}},
@@ -146,7 +162,45 @@ _RECORD = {"type": "object", "properties": {
         ("cost_note", ["string", "null"]), ("latency_ms", ["number", "null"]), ("ttft_ms", ["number", "null"]),
         ("status", "integer"), ("error_type", ["string", "null"]), ("cancelled", "boolean"),
         ("key_id", ["string", "null"]), ("project", ["string", "null"]), ("source", ["string", "null"]),
-        ("customer", ["string", "null"]), ("cache", ["string", "null"]), ("cost_saved_usd", ["string", "null"]))}}}
+        ("customer", ["string", "null"]), ("cache", ["string", "null"]), ("cost_saved_usd", ["string", "null"]))},
+    "seq": {"type": ["integer", "null"], "description": "Insertion order in the store (see after_seq)."},
+    "guard_findings": {"type": ["object", "null"], "description":
+                       "Sanitizer findings by type and count (never values): request, request_action "
+                       "(redacted | forwarded | refused), response, response_action (logged | redacted | blocked)"}}}
+_RECORD_DETAIL = {"allOf": [{"$ref": "#/components/schemas/Record"}, {"type": "object", "properties": {
+    "bodies": {"type": "object", "description": "Present for calls made with [store] log_bodies: the request and "
+               "response bodies, redacted (credentials always, PII when the call redacts PII)",
+               "properties": {"request": {"type": "string"}, "response": {"type": "string"},
+                              "request_truncated": {"type": "boolean"},
+                              "response_truncated": {"type": "boolean"}}}}}]}
+
+
+def _ints(*names: str) -> dict[str, Any]:
+    return {n: {"type": "integer"} for n in names}
+
+
+_HEALTH = {"type": "object", "required": ["status", "version", "uptime_secs", "providers"], "properties": {
+    "status": {"enum": ["ok", "degraded"]},
+    "problems": {"type": "array", "items": {"type": "string"}, "description": "Why degraded; empty when ok."},
+    "version": {"type": "string"}, "uptime_secs": {"type": "integer"},
+    "providers": {"type": "array", "items": {"type": "string"}},
+    "ledger": {"type": "object", "description": "Counts are since start.", "properties": {
+        "pending": {"type": "integer", "description": "Records queued or being written."},
+        "store_ok": {"type": "boolean"},
+        "last_write": {"type": ["string", "null"], "description": "Time of the last successful store write."},
+        "last_write_age_secs": {"type": ["number", "null"]},
+        "write_in_flight_secs": {"type": "number", "description": "How long the write in progress has run."},
+        "spool_bytes": {"type": "integer", "description": "Waiting in data_dir/spool/ for the store."},
+        **_ints("written", "spooled", "replayed", "rejected", "lost", "dead_letter_bytes"),
+        "batch_fallbacks": {"type": "integer",
+                            "description": "Batches the store refused whole, retried row by row."},
+        "unreplayable": {"type": "integer",
+                         "description": "Spool lines that could not be read back (e.g. cut by a crash)."}}},
+    "requests": {"type": "object", "properties": _ints("unauthenticated")},
+    "connections": {"type": "object", "description": "The HTTP server's client connections (see [server] limits).",
+                    "properties": _ints("open", "max", "header_too_large", "header_timeouts", "body_timeouts",
+                                        "evicted", "refused")},
+}}
 
 
 def _models_op(summary: str) -> dict[str, Any]:
@@ -161,9 +215,15 @@ def _models_op(summary: str) -> dict[str, Any]:
 
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {
-        "/health": {"get": {"summary": "Liveness and configured providers (listed only to a caller with a key when "
-                                       "keys are configured)", "security": [], "responses": {"200": {
-            "description": "OK", "content": {"application/json": {"schema": {"$ref": _REF + "Health"}}}}}}},
+        "/health": {"get": {"summary": "Liveness, configured providers (listed only to a caller with a key when keys are configured), "
+                                       "and whether records reach the store",
+                            "security": [], "responses": {
+                                "200": {"description": "OK", "content": {"application/json": {
+                                    "schema": {"$ref": _REF + "Health"}}}},
+                                "503": {"description": "Degraded: `problems` says why (store failing, backlog or "
+                                                       "spool over its [store] degraded_* threshold, a write hung). "
+                                                       "Tollway still proxies.",
+                                        "content": {"application/json": {"schema": {"$ref": _REF + "Health"}}}}}}},
         "/openapi.json": {"get": {"summary": "This document (any Tollway key, when keys are configured)",
                                   "security": _ADMIN_SECURITY, "responses": {"200": {
             "description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}},
@@ -203,14 +263,14 @@ def openapi_document() -> dict[str, Any]:
                                                  "sink": {"type": "string"}}}}}},
             "responses": {"200": {"description": "How many were queued again", "content": {"application/json": {
                 "schema": {"type": "object", "properties": {"retried": {"type": "integer"}}}}}}}}},
-        "/v1/records": {"get": _list_op("Usage records, newest first",
+        "/v1/records": {"get": _list_op("Usage records, newest first (or in insertion order with after_seq)",
                                         ["project", "source", "customer", "model", "status", "since", "key_id",
-                                         "limit", "cursor"], "RecordPage")},
+                                         "limit", "cursor", "after_seq"], "RecordPage")},
         "/v1/records/{trace_id}": {"get": {
             "summary": "One usage record by the trace id a client got in x-tollway-trace-id",
             "security": _ADMIN_SECURITY,
             "parameters": [{"name": "trace_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": _REF + "Record"}}}},
+            "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": _REF + "RecordDetail"}}}},
                           "404": {"description": "No such record", "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
         "/v1/responses/{response_id}": {
             "parameters": [{"name": "response_id", "in": "path", "required": True, "schema": {"type": "string"}}],
@@ -335,19 +395,18 @@ def openapi_document() -> dict[str, Any]:
                                                           "properties": {"type": {"type": "string"},
                                                                          "message": {"type": "string"}}}}},
                 "GeminiError": GEMINI_ERROR,
-                "Health": {"type": "object", "required": ["status", "version", "uptime_secs", "providers"],
-                           "properties": {"status": {"type": "string"}, "version": {"type": "string"},
-                                          "uptime_secs": {"type": "integer"},
-                                          "providers": {"type": "array", "items": {"type": "string"}},
-                                          "ledger": {"type": "object"}}},
+                "Health": _HEALTH,
                 "ModelList": {"type": "object", "properties": {"object": {"const": "list"}, "data": {
                     "type": "array", "items": {"type": "object", "properties": {
                         "id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
                         "owned_by": {"type": "string"}}}}}},
                 "Record": _RECORD,
+                "RecordDetail": _RECORD_DETAIL,
                 "RecordPage": {"type": "object", "properties": {
                     "data": {"type": "array", "items": {"$ref": _REF + "Record"}},
-                    "next_cursor": {"type": ["string", "null"]}}},
+                    "next_cursor": {"type": ["string", "null"]},
+                    "next_after_seq": {"type": ["integer", "null"],
+                                       "description": "With after_seq: pass it as after_seq next time."}}},
                 "Stats": {"type": "object", "properties": {
                     "totals": _GROUP,
                     "by_model": {"type": "array", "items": {**_GROUP, "properties": {

@@ -16,7 +16,8 @@ from tollway.counting import OutputTally
 from tollway.estimate import prompt_tokens
 from tollway.pipeline.context import SERVER_SHUTDOWN, RequestContext
 from tollway.providers.base import COUNTING_ENDPOINTS
-from tollway.usage import Usage, UsageRecord, join_notes
+from tollway.usage import (MAX_ATTRIBUTION_CHARS, MAX_MODEL_CHARS, MAX_NOTE_CHARS, MAX_PATH_CHARS, Usage,
+                           UsageRecord, clip, join_notes)
 
 if TYPE_CHECKING:
     from tollway.state import AppState
@@ -92,7 +93,14 @@ class AccountingStage:
             # cut by a shutdown once the prompt was sent, before any answer was metered: count it
             sent_then_cut = ctx.error_type == SERVER_SHUTDOWN and bool(ctx.attempts)
             await meter(self._state, ctx, "" if sent_then_cut else None)
-            self._record(ctx)
+            rec = self.record(ctx)
+            if ctx.error is not None and ctx.error.kind == "authentication" and ctx.key_id is None:
+                # No key, no ledger row: a 401 costs nothing and belongs to no one, and letting
+                # anyone write rows would let anyone fill the store. The access log has it.
+                self._state.unauthenticated += 1
+            else:
+                self._state.ledger.put(rec)
+            self._state.access_log.write(rec)
         finally:
             inflight = self._state.inflight
             if ctx in inflight:  # (Realtime records its responses through after() alone)
@@ -100,20 +108,24 @@ class AccountingStage:
                 if not inflight:
                     self._state.idle.set()
 
-    def _record(self, ctx: RequestContext) -> None:
+    @staticmethod
+    def record(ctx: RequestContext) -> UsageRecord:
+        """The record of a request. Every text a client or provider controls is clipped to the
+        limits in usage.py here, the one place records and access-log lines come from."""
         dep = ctx.deployment
-        usage = ctx.usage or Usage()
-        latency = ctx.elapsed_ms()
+        served = ctx.model_served or (dep.model if dep else None)
+        provider = ctx.provider.id if ctx.provider is not None else (dep.provider.id if dep else None)
         rec = UsageRecord(
-            trace_id=ctx.trace_id, ts=ctx.started, route=ctx.route, method=ctx.method, path=ctx.path,
-            provider=ctx.provider.id if ctx.provider is not None else (dep.provider.id if dep else None), model_requested=ctx.model,
-            model_served=ctx.model_served or (dep.model if dep else None), stream=ctx.stream, usage=usage,
-            cost_usd=ctx.cost, cost_note=ctx.cost_note, latency_ms=round(latency, 3),
+            trace_id=ctx.trace_id, ts=ctx.started, route=clip(ctx.route, MAX_NOTE_CHARS),  # type: ignore[arg-type]
+            method=clip(ctx.method, MAX_NOTE_CHARS), path=clip(ctx.path, MAX_PATH_CHARS),  # type: ignore[arg-type]
+            provider=clip(provider, MAX_NOTE_CHARS), model_requested=clip(ctx.model, MAX_MODEL_CHARS),
+            model_served=clip(served, MAX_MODEL_CHARS), stream=ctx.stream, usage=ctx.usage or Usage(),
+            cost_usd=ctx.cost, cost_note=clip(ctx.cost_note, MAX_NOTE_CHARS), latency_ms=round(ctx.elapsed_ms(), 3),
             ttft_ms=None if ctx.ttft_ms is None else round(ctx.ttft_ms, 3), status=ctx.status,
-            error_type=ctx.error_type, cancelled=ctx.cancelled, key_id=ctx.key_id, project=ctx.project,
-            source=ctx.source, customer=ctx.customer,
+            error_type=clip(ctx.error_type, MAX_NOTE_CHARS), cancelled=ctx.cancelled,
+            key_id=clip(ctx.key_id, MAX_ATTRIBUTION_CHARS), project=clip(ctx.project, MAX_ATTRIBUTION_CHARS),
+            source=clip(ctx.source, MAX_ATTRIBUTION_CHARS), customer=clip(ctx.customer, MAX_ATTRIBUTION_CHARS), guard_findings=ctx.guard_findings,
         )
         if ctx.cache is not None:
             rec.cache, rec.cost_saved_usd = ctx.cache.status, ctx.cache.cost_saved
-        self._state.ledger.put(rec)
-        self._state.access_log.write(rec)
+        return rec

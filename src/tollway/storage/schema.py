@@ -64,6 +64,13 @@ usage_records = Table(
     Column("project", String),
     Column("source", String),
     Column("customer", String),
+    # Insertion order, for exporters (`GET /v1/records?after_seq=`): unlike `ts` (the call's
+    # start) it never goes back, whatever a call's length or a spool replay's delay. Assigned
+    # by the store as the row is written, in commit order: a sequence default and one
+    # transaction-level advisory lock per batch on Postgres, MAX + 1 inside the writer's
+    # serialised insert on SQLite (see ledger.py).
+    Column("seq", BigInteger),
+    Column("guard_findings", Text),  # JSON: sanitizer finding types and counts, never values
     Column("cache", String),  # response cache outcome (hit, semantic_hit, miss, refresh, skip)
     Column("cost_saved_nanousd", BigInteger),  # a cache hit: the cost of the cached answer
 )
@@ -74,6 +81,7 @@ Index("ix_usage_records_source", usage_records.c.source, usage_records.c.ts)
 Index("ix_usage_records_customer", usage_records.c.customer, usage_records.c.ts)
 Index("ix_usage_records_model_requested", usage_records.c.model_requested, usage_records.c.ts)
 Index("ix_usage_records_key_id", usage_records.c.key_id, usage_records.c.ts)
+Index("ix_usage_records_seq", usage_records.c.seq, unique=True)
 
 # Responses kept for the Responses API on providers that have no state of their own
 # (see storage/responses.py). `conversation` is the response's own items (input, then output;
@@ -134,3 +142,17 @@ audit_log = Table(
     Column("after", Text),
 )
 Index("ix_audit_log_target", audit_log.c.target, audit_log.c.id)
+
+# Request and response bodies of calls made with [store] log_bodies (storage/bodies.py),
+# already redacted; deleted after [store] body_retention_days.
+record_bodies = Table(
+    "record_bodies",
+    metadata,
+    Column("trace_id", String(36), primary_key=True),
+    Column("ts", Float, nullable=False),
+    Column("request", Text, nullable=False),
+    Column("response", Text, nullable=False),
+    Column("request_truncated", Boolean, nullable=False),
+    Column("response_truncated", Boolean, nullable=False),
+)
+Index("ix_record_bodies_ts", record_bodies.c.ts)

@@ -1,7 +1,7 @@
 """response cache: usage_records.cache (the outcome) and cost_saved_nanousd (what a hit saved).
 
 Revision ID: 0009_cache
-Revises: 0004_keyed
+Revises: 0008_guard
 Create Date: 2026-12-02
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_cache"
-down_revision = "0004_keyed"
+down_revision = "0008_guard"
 branch_labels = None
 depends_on = None
 

@@ -339,12 +339,12 @@ def test_interpolation_compatibility_and_validation_problems_come_in_one_pass() 
            "translation": {"strict": "yes"},
            "providers": [{"id": "a", "kind": "openai"}, {"id": "a", "kind": "anthropic"},
                          {"id": "b", "provider_type": "mainframe"}],
-           "sanitization": {"enabled": True},
+           "sanitization": {"enabled": True, "output": "shout"},
            "aliases": {"fast": "nobody:gpt-4o"}}
     found = problems(raw)
     paths = [line.split(":")[0] for line in found]
     for path in ("server.port", "server.lisen", "server.master_key", "translation.strict", "providers[1].id",
-                 "providers[2].provider_type", "sanitization", "aliases.fast"):
+                 "providers[2].provider_type", "sanitization.output", "aliases.fast"):
         assert path in paths, (path, found)
     assert len(paths) == len(set(paths)), found
 

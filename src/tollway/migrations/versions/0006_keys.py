@@ -1,7 +1,7 @@
 """Keys, teams / projects / customers, budgets and the change marker; usage_records.team.
 
 Revision ID: 0006_keys
-Revises: 0003_edge
+Revises: 0009_cache
 Create Date: 2026-11-30
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_keys"
-down_revision = "0003_edge"
+down_revision = "0009_cache"
 branch_labels = None
 depends_on = None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tollway import __version__
-from tollway.api.openapi_admin import admin_paths, admin_schemas
+from tollway.api.openapi_admin import OPERATOR_SECURITY, admin_paths, admin_schemas
 from tollway.api.passthrough import PASSTHROUGH_METHODS
 from tollway.slugs import SLUG_RULE
 
@@ -164,7 +164,7 @@ def _list_op(summary: str, params: list[str], schema: str) -> dict[str, Any]:
                           "403": {"description": "Not the master key", "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}
 
 
-_ADMIN_SECURITY = [{"bearer": []}, {"apiKey": []}, {"tollwayKey": []}]
+_ADMIN_SECURITY = OPERATOR_SECURITY
 # what only key holders may read (the model lists, this document): a key wherever any SDK puts its own
 ANY_KEY_SECURITY = [*_ADMIN_SECURITY, {"googApiKey": []}, {"googKeyQuery": []}, {"azureApiKey": []}]
 

@@ -15,6 +15,7 @@ import orjson
 
 from tollway.api.admin import AdminRoutes
 from tollway.api.admin_api import AdminApi, register_audit
+from tollway.api.admin_policy import register_policy
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
 from tollway.api.billing import register_billing
 from tollway.api.cors import Cors, is_preflight, origin_of
@@ -76,6 +77,7 @@ class Router:
         self.admin = admin
         self.admin_api = AdminApi(state)
         register_audit(self.admin_api, state)
+        register_policy(self.admin_api, state)
         register_billing(self.admin_api, state)
         self.unified: dict[str, UnifiedRoute] = {
             "/v1" + sub: UnifiedRoute(state, route, fmt, ep) for sub, route, fmt, ep in UNIFIED}
@@ -144,7 +146,7 @@ class Router:
         # the client surfaces with the model in the path (api.gemini, api.models, Azure's deployments)
         for verb in GEMINI_VERBS:
             out += [("POST", f"{prefix}/models/{{model}}:{verb}") for prefix in ("/v1beta", "/v1")]
-            out.append(("POST", f"/projects/{{slug}}/v1beta/models/{{model}}:{verb}"))
+            out += [("POST", f"/projects/{{slug}}{prefix}/models/{{model}}:{verb}") for prefix in ("/v1beta", "/v1")]
         out += [(m, p) for p in ("/v1beta/models", "/v1beta/models/{model}", "/v1/models/{model}") for m in ("GET", "HEAD")]
         out += [("POST", f"/openai/deployments/{{deployment}}{op}") for op in self.azure_deployment]
         for method, pattern in self.admin_api.routes():
@@ -178,6 +180,8 @@ class Router:
                     return await self.get[rest](scope, receive, send)
                 if rest.startswith("/v1beta/models"):
                     return await self.gemini(scope, receive, send, rest[14:], path_project=slug)
+                if rest.startswith("/v1/models/") and ":" in rest and method == "POST":  # google-genai's default
+                    return await self.gemini(scope, receive, send, rest[10:], path_project=slug)
             return await not_found(scope, send)
         if path.startswith("/v1beta/"):
             if path.startswith("/v1beta/models") and (len(path) == 14 or path[14] == "/"):
@@ -282,3 +286,21 @@ class TollwayApp:
 def build_app(settings: Settings, connections: ConnectionTracker | None = None) -> TollwayApp:
     """`connections`: the server's connection tracker, when the server is Tollway's own (for /health)."""
     return TollwayApp(settings, connections)
+
+
+def app_from_env() -> TollwayApp:
+    """The app of one worker of `tollway serve --workers N`: the parent's settings, loaded again."""
+    import json
+    import os
+    from pathlib import Path
+
+    from tollway.config import load_settings
+    from tollway.logs import setup_logging
+
+    args = json.loads(os.environ["TOLLWAY_SERVE_ARGS"])
+    settings = load_settings(Path(args["config"]) if args["config"] else None, demo=args["demo"])
+    settings = settings.model_copy(update={
+        "server": settings.server.model_copy(update={"host": args["host"], "port": args["port"]}),
+        "logging": settings.logging.model_copy(update={"level": args["log_level"], "format": args["log_format"]})})
+    setup_logging(args["log_level"], args["log_format"])
+    return TollwayApp(settings, None)

@@ -17,22 +17,32 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.billing.outbox import Outbox
 from tollway.billing.sender import BillingSender
+from tollway.cache.service import ResponseCache, any_enabled, any_semantic
 from tollway.config import ProviderSettings, Settings
+from tollway.counters.base import CounterStore
+from tollway.counters.memory import MemoryCounters
 from tollway.counting import CountingPool
 from tollway.guard.policy import Policies
 from tollway.guard.sanitizer import Guard
 from tollway.logs import AccessLog
 from tollway.pipeline.accounting import AccountingStage
 from tollway.pipeline.attribution import AttributionStage
+from tollway.pipeline.cache import CacheStage
 from tollway.pipeline.auth import AuthStage, KeyRing
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.decode import DecodeStage
+from tollway.pipeline.policy import PolicyStage
 from tollway.pipeline.guard import GuardStage
 from tollway.pipeline.proxy import Forwarder
 from tollway.pipeline.route import RouteStage
 from tollway.pipeline.stage import Stage
+from tollway.policy.directory import Directory
+from tollway.policy.queue import SlotQueues
+from tollway.policy.refresh import PolicyRefresher
+from tollway.policy.store import PolicyStore
 from tollway.pipeline.telemetry import TelemetryStage
 from tollway.pricing import ModelPrice, PriceBook
+from tollway.redis_client import open_redis
 from tollway.providers.base import Provider
 from tollway.providers.registry import build_provider
 from tollway.providers.transport import HttpTransport, Transport
@@ -72,6 +82,36 @@ def price_overrides(settings: Settings) -> dict[str, ModelPrice]:
     return out
 
 
+async def open_cache(settings: Settings, redis: Any, metrics: Metrics | None) -> ResponseCache | None:
+    """The response cache, when some mode is on ([cache], a model, a project or a key). The
+    local embedder is loaded now (in a thread) when some semantic mode is on without
+    `embedding_model`; the routed one needs the AppState and is attached by `open`."""
+    if not any_enabled(settings):
+        return None
+    c = settings.cache
+    if c.backend == "redis":
+        from tollway.cache.redis_store import RedisStore
+
+        store: Any = RedisStore(redis, settings.redis.prefix)
+    else:
+        from tollway.cache.store import MemoryStore
+
+        store = MemoryStore(c.max_bytes)
+    embedder = None
+    if any_semantic(settings) and not c.embedding_model:
+        from tollway.cache.embed import LocalEmbedder, missing_packages
+
+        why = missing_packages()
+        if why is not None:
+            raise RuntimeError(f"[cache] mode = \"semantic\" is configured, but {why}")
+        embedder = LocalEmbedder()
+        await embedder.warm()
+    log.info("cache: %s, %s%s, scope %s, ttl %gs%s", c.mode, c.backend,
+             f" ({c.max_bytes // (1 << 20)} MiB)" if c.backend == "memory" else "", c.scope, c.ttl_secs,
+             "; semantic embeddings: " + (c.embedding_model or "local all-MiniLM-L6-v2") if any_semantic(settings) else "")
+    return ResponseCache(settings, store, embedder, metrics)
+
+
 @dataclass(eq=False)
 class AppState:
     settings: Settings
@@ -83,9 +123,12 @@ class AppState:
     prices: PriceBook
     tokens: TokenCounter
     access_log: AccessLog
+    counters: CounterStore = field(default_factory=MemoryCounters)  # limits and budgets: memory | redis
     metrics: Metrics | None = None  # None with [metrics] enabled = false
     tracing: Any = None  # telemetry.tracing.Tracing when OpenTelemetry is on
     outbox: Outbox | None = None  # billing events, when [[billing.sinks]] are configured
+    redis: Any = None  # redis.asyncio.Redis when a feature needs [redis] (see redis_client)
+    cache: "ResponseCache | None" = None  # the response cache, when configured anywhere
     billing: BillingSender | None = None
     # checks behind GET /health/ready: features add one per shared service they open
     readiness: Readiness = field(default_factory=Readiness)
@@ -96,6 +139,12 @@ class AppState:
     forwarder: Forwarder = field(init=False)
     stages: tuple[Stage, ...] = field(init=False)  # every proxied request: accounting, auth, attribution
     call_stages: tuple[Stage, ...] = field(init=False)  # model calls (unified routes): see pipeline.stage
+    # keys, teams, projects, customers, budgets in memory (policy.directory); replaced whole on change
+    directory: Directory = field(default_factory=Directory)
+    policy_store: PolicyStore = field(init=False)
+    refresher: PolicyRefresher = field(init=False)
+    slot_queues: SlotQueues = field(init=False)
+    lease_ms: int = field(init=False)  # how long a budget reservation or a slot may be held
     # sanitization and body logging: None when configured nowhere (then no guard stage at all)
     guard: Guard | None = None
     guard_stage: GuardStage | None = field(init=False, default=None)
@@ -115,17 +164,40 @@ class AppState:
         self.audit = AuditLog(self.engine)
         sk = self.settings.server.secret_key
         self.secret_box = SecretBox(sk.get_secret_value()) if sk is not None else None
+        self.policy_store = PolicyStore(self.engine)
+        self.refresher = PolicyRefresher(self)
+        self.slot_queues = SlotQueues(poll=None if self.counters.name == "memory" else 0.02)
+        self.counters.on_released = self.slot_queues.released  # type: ignore[attr-defined]
+        self.lease_ms = int((self.settings.budgets.lease_secs or self.settings.server.read_timeout_secs) * 1000)
+        self._policy_stages = (PolicyStage(self), PolicyStage(self, metered=False))
+        self._build_stages(with_policy=False)
+
+    def _build_stages(self, with_policy: bool) -> None:
         # accounting first: its after() runs last, for every request, failures included;
         # telemetry before it, so it sees the finished, priced request
-        stages: tuple[Stage, ...] = (AccountingStage(self), AuthStage(self.keys), AttributionStage())
+        base: tuple[Stage, ...] = (AccountingStage(self), AuthStage(self.keys), AttributionStage())
         if self.metrics is not None or self.tracing is not None:
-            stages = (TelemetryStage(self.metrics, self.tracing), *stages)
-        self.stages = stages
+            base = (TelemetryStage(self.metrics, self.tracing), *base)
+        call, passthrough = self._policy_stages
+        self._with_policy = with_policy
+        self.stages = (*base, passthrough) if with_policy else base
         decode: tuple[Stage, ...] = (DecodeStage(self),)
         if self.guard is not None:
-            self.guard_stage = GuardStage(self)
+            if self.guard_stage is None:
+                self.guard_stage = GuardStage(self)
             decode += (self.guard_stage,)
-        self.call_stages = (*self.stages, *decode, RouteStage(self))
+        policy: tuple[Stage, ...] = (call,) if with_policy else ()
+        cache: tuple[Stage, ...] = (CacheStage(self.cache),) if self.cache is not None else ()
+        # the agreed order: ... decode, guard, route, policy (limits, budget reserve), cache
+        self.call_stages = (*base, *decode, RouteStage(self), *policy, *cache)
+
+    def publish_directory(self, d: Directory) -> None:
+        """Make `d` current; the policy stage joins or leaves the stage lists as limits appear or go."""
+        self.directory = d
+        if d.needs_policy != self._with_policy:
+            self._build_stages(with_policy=d.needs_policy)
+            if d.needs_policy:  # worst cases and token limits count tokens: load encodings off the loop
+                asyncio.get_running_loop().run_in_executor(None, self.tokens.preload)
 
     @classmethod
     async def open(cls, settings: Settings) -> "AppState":
@@ -162,14 +234,25 @@ class AppState:
         gc.collect()
         gc.freeze()
         gc.set_threshold(20_000, 50, 100)
+        redis = open_redis(settings.redis) if settings.redis.url is not None else None
+        cache = await open_cache(settings, redis, metrics)
+        counters = await open_counters(settings)
         state = cls(settings=settings, engine=engine, ledger=ledger, http=http, catalog=catalog,
                     keys=KeyRing(settings), prices=prices, tokens=tokens, counting=counting, guard=guard,
-                    bodies=bodies,
+                    bodies=bodies, counters=counters,
                     access_log=AccessLog(settings.logging.format, enabled=settings.logging.level in ("debug", "info")),
-                    metrics=metrics, tracing=tracing, outbox=outbox)
+                    metrics=metrics, tracing=tracing, outbox=outbox, redis=redis, cache=cache)
+        if cache is not None and cache.embedder is None and settings.cache.embedding_model:
+            from tollway.cache.embed import RoutedEmbedder
+
+            cache.embedder = RoutedEmbedder(state, settings.cache.embedding_model)
         state.access_log.start()
         state.responses.start()  # deletes expired stored responses in the background
         state.readiness.add("store", store_probe(engine, spool_dir))
+        if counters.name == "redis":
+            state.readiness.add("counters", counters_probe(state))
+        await state.refresher.load()  # keys and budgets from config and the store, spend from the ledger
+        state.refresher.start()
         if metrics is not None:
             metrics.start_sync(ledger)
         if outbox is not None:
@@ -206,6 +289,8 @@ class AppState:
         await self.wait_recorded()
         if self.catalog.discovery is not None:
             await self.catalog.discovery.stop()
+        await self.refresher.stop()
+        await self.counters.close()
         if self.catalog.listing is not None:
             await self.catalog.listing.stop()
         if self.billing is not None:
@@ -219,6 +304,10 @@ class AppState:
             await self.metrics.stop()
         if self.tracing is not None:
             await self.tracing.shutdown()
+        if self.cache is not None:
+            await self.cache.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.http.close()
         self.counting.close()
         await self.engine.dispose()
@@ -237,3 +326,31 @@ class AppState:
     def byok_deployment(self, kind: str, model: str) -> Deployment:
         provider, transport = self.byok_provider(kind)
         return Deployment(provider, transport, model)
+
+
+async def open_counters(settings: Settings) -> CounterStore:
+    """In-process counters, or Redis ones when `[redis] url` is set."""
+    if settings.redis.url is None:
+        return MemoryCounters()
+    from tollway.counters.redis import RedisCounters
+
+    store = RedisCounters(settings.redis.url.get_secret_value(), settings.redis.prefix, settings.redis.timeout_ms)
+    await store.start()
+    if not store.healthy:
+        log.error("counters: Redis is not reachable at start-up (%s); [redis] on_error = %s applies until it is",
+                  store.last_error, settings.redis.on_error)
+    return store
+
+
+def counters_probe(state: "AppState"):
+    """/health/ready: the shared counters answer; with them down, fail_open still serves (noted)."""
+
+    async def probe() -> str | None:
+        if state.counters.healthy:
+            return None
+        status = state.counters.status()
+        if state.settings.redis.on_error == "fail_open":
+            return f"Redis unreachable ({status['last_error']}); calls pass uncounted (fail_open)"
+        raise RuntimeError(f"Redis unreachable ({status['last_error']}); calls with limits are refused")
+
+    return probe

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tollway")
 
 MAX_FILTER_CHARS = 1024
-_TEXT_FILTERS = frozenset({"project", "source", "customer", "model", "key_id", "cursor"})
+_TEXT_FILTERS = frozenset({"project", "source", "customer", "model", "key_id", "team", "cursor"})
 
 
 def _bad(param: str, message: str) -> ProxyError:
@@ -125,7 +125,8 @@ class AdminRoutes:
             info = caller(self._state, scope)
             if info is None:
                 return {"open": True, "key_id": None, "roles": ["admin", "user", "viewer"]}
-            return {"open": False, "key_id": info.id, "roles": sorted(info.roles)}
+            return {"open": False, "key_id": info.id, "roles": sorted(info.roles), "name": info.name,
+                    "team": info.team, "project": info.project, "customer": info.customer, "source": info.source}
         try:
             result = await produce()
         except ProxyError as e:
@@ -137,7 +138,7 @@ class AdminRoutes:
     async def records(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def produce() -> dict[str, Any]:
             f = self._filters(scope, ("project", "source", "customer", "model", "status", "since", "key_id",
-                                      "limit", "cursor", "after_seq"))
+                                      "team", "limit", "cursor", "after_seq"))
             await self._state.ledger.flush()
             return await queries.list_records(self._state.engine, **f)
         await self._answer(scope, send, produce)

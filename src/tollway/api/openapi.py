@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tollway import __version__
+from tollway.api.openapi_admin import OPERATOR_SECURITY, admin_paths, admin_schemas
 from tollway.api.passthrough import PASSTHROUGH_METHODS
 from tollway.slugs import SLUG_RULE
 
@@ -24,6 +25,11 @@ _ATTRIBUTION = [
                               f"A slug is {SLUG_RULE}; any other value is a 400."),
     _hdr("x-tollway-source", "Source (tool, service) to attribute the call to (alias: x-source)."),
     _hdr("x-tollway-customer", "External customer to bill for this call."),
+    _hdr("x-tollway-cache", "Response cache, where [cache] turns it on for the call (chat-like endpoints): "
+                            "use (default), skip (neither read nor store) or refresh (do not read; store the new "
+                            "answer). Anything else is a 400."),
+    _hdr("Cache-Control", "no-store = skip, no-cache = refresh, max-age=N: accept only a cached answer at most N "
+                          "seconds old (x-tollway-cache wins when both are sent)."),
 ]
 _TRACE = {"x-tollway-trace-id": {"description": "UUIDv7 of this call; the key of its usage record.",
                                  "schema": {"type": "string", "format": "uuid"}},
@@ -32,11 +38,37 @@ _TRACE = {"x-tollway-trace-id": {"description": "UUIDv7 of this call; the key of
                                     "schema": {"type": "string"}}}
 _COST = {"x-tollway-cost-usd": {"description": "Cost of this call in USD (non-streaming, when the price is known).",
                                 "schema": {"type": "string"}}}
+_CACHE = {
+    "x-tollway-cache": {"description": "Response cache outcome, when the cache is on for the call: hit, miss, "
+                                       "refresh or skip.", "schema": {"type": "string"}},
+    "age": {"description": "A cache hit: seconds since the answer was stored.", "schema": {"type": "string"}},
+    "x-tollway-cache-similarity": {"description": "A semantic cache hit: cosine similarity of the questions.",
+                                   "schema": {"type": "string"}},
+    "x-tollway-cache-reason": {"description": "A skip: why (request, temperature, n, responses_store, ...).",
+                               "schema": {"type": "string"}},
+    "x-tollway-cost-saved-usd": {"description": "A cache hit: what the cached answer cost when it was made.",
+                                 "schema": {"type": "string"}},
+}
 _DROPPED = {"x-tollway-dropped-params": {
     "description": "Request parameters the provider cannot honour, dropped in translation (comma-separated; "
                    "each name at most 64 characters, the value at most 1 KiB, ending in '+N more' past that). "
                    "With translation.strict = true such a request is a 400 instead.",
     "schema": {"type": "string"}}}
+_LIMITS = {name: {"description": desc, "schema": {"type": "string"}} for name, desc in (
+    ("x-ratelimit-limit-requests", "The tightest requests-per-minute limit that applies (key, team, project, "
+                                   "customer)."),
+    ("x-ratelimit-remaining-requests", "Requests left under it now."),
+    ("x-ratelimit-reset-requests", "Until it is fully replenished, e.g. 1.5s, 6m0s."),
+    ("x-ratelimit-limit-tokens", "The tightest tokens-per-minute limit."),
+    ("x-ratelimit-remaining-tokens", "Tokens left under it now."),
+    ("x-ratelimit-reset-tokens", "Until it is fully replenished."),
+    ("x-tollway-budget", "The budget with the least room, as scope:target/window."),
+    ("x-tollway-budget-limit", "Its limit, USD (decimal string)."),
+    ("x-tollway-budget-spent", "Spent in its current window before this call, USD."),
+    ("x-tollway-budget-reset", "When its window ends (RFC 3339 UTC), or never."),
+)}
+_RETRY = {"retry-after": {"description": "Seconds to wait.", "schema": {"type": "string"}},
+          "retry-after-ms": {"description": "Milliseconds to wait (rate limits).", "schema": {"type": "string"}}}
 _ESTIMATED = {"x-tollway-tokens-estimated": {
     "description": "count_tokens only: 'true' when the count is a local estimate (no exact tokenizer for the model).",
     "schema": {"type": "string"}}}
@@ -47,12 +79,18 @@ def _errors(fmt: str) -> dict[str, Any]:
     out = {}
     for code, desc in (("400", "Invalid JSON, no model, or a project slug that breaks the rule."), ("401", "Missing or invalid Tollway key."),
                        ("404", "Unknown model (the message names the routable models) or route."),
-                       ("413", "Body over server.max_body_bytes."),
+                       ("403", "Management key, or a model outside the key's allow-list (the message names "
+                               "the allowed models)."),
+                       ("413", "Body over server.max_body_bytes or the key's max_body_bytes."),
+                       ("429", "A rate, token, concurrency or budget limit (error type budget_exceeded, code "
+                               "<scope>_budget_exceeded, naming the budget); the call never reached a provider."),
                        ("502", "Provider unreachable, or its answer over server.max_response_bytes."),
-                       ("503", "Tollway is shutting down and cut the call (server.shutdown_grace_secs)."),
+                       ("503", "Tollway is shutting down and cut the call (server.shutdown_grace_secs), or limits "
+                               "cannot be checked (Redis unreachable, [redis] on_error = fail_closed)."),
                        ("504", "Provider timed out.")):
+        headers = {**_TRACE, **_LIMITS, **_RETRY} if code == "429" else _TRACE
         out[code] = {"description": desc + " Provider errors are relayed unchanged with the provider's status.",
-                     "headers": _TRACE, "content": {"application/json": {"schema": schema}}}
+                     "headers": headers, "content": {"application/json": {"schema": schema}}}
     return out
 
 
@@ -71,7 +109,7 @@ def _proxy_op(summary: str, fmt: str, provider_schema: str, byok: bool = False) 
         "responses": {
             "200": {"description": f"The provider's response ({provider_schema}), unchanged; "
                                    "text/event-stream when stream is true.",
-                    "headers": {**_TRACE, **_COST, **_DROPPED, **_ESTIMATED},
+                    "headers": {**_TRACE, **_COST, **_CACHE, **_DROPPED, **_ESTIMATED, **_LIMITS},
                     "content": {"application/json": {"schema": {"type": "object"}},
                                 "text/event-stream": {"schema": {"type": "string"}}}},
             **_errors(fmt)},
@@ -86,6 +124,7 @@ _QUERY_DOCS = {
     "since": "Calls that started at or after this time: unix seconds or ISO 8601. A call is recorded when it "
              "ends, so a poller should use after_seq instead.",
     "key_id": "Only calls made with this key id.",
+    "team": "Only calls made with keys of this team.",
     "limit": "Records per page, 1 to 1000 (default 50; more is capped).",
     "cursor": "next_cursor of the previous page (newest-first order).",
     "after_seq": "Insertion order for exporters: records stored after the one with this seq, oldest first. "
@@ -126,12 +165,16 @@ def _list_op(summary: str, params: list[str], schema: str) -> dict[str, Any]:
                           "403": {"description": "Not the master key", "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}
 
 
-_ADMIN_SECURITY = [{"bearer": []}, {"apiKey": []}, {"tollwayKey": []}]
+_ADMIN_SECURITY = OPERATOR_SECURITY
+# what only key holders may read (the model lists, this document): a key wherever any SDK puts its own
+ANY_KEY_SECURITY = [*_ADMIN_SECURITY, {"googApiKey": []}, {"googKeyQuery": []}, {"azureApiKey": []}]
 
 _GROUP = {"type": "object", "properties": {
     "requests": {"type": "integer"}, "errors": {"type": "integer"}, "input_tokens": {"type": "integer"},
     "output_tokens": {"type": "integer"}, "cached_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"},
     "cost_usd": {"type": "string", "description": "Decimal string"},
+    "cache_hits": {"type": "integer", "description": "Answered from the response cache (at cost 0)"},
+    "cost_saved_usd": {"type": "string", "description": "Decimal string: what the cached answers cost when made"},
     "latency_ms_p50": {"type": ["number", "null"]}, "latency_ms_p95": {"type": ["number", "null"]}}}
 
 _RECORD = {"type": "object", "properties": {
@@ -145,7 +188,7 @@ _RECORD = {"type": "object", "properties": {
         ("cost_note", ["string", "null"]), ("latency_ms", ["number", "null"]), ("ttft_ms", ["number", "null"]),
         ("status", "integer"), ("error_type", ["string", "null"]), ("cancelled", "boolean"),
         ("key_id", ["string", "null"]), ("project", ["string", "null"]), ("source", ["string", "null"]),
-        ("customer", ["string", "null"]))},
+        ("customer", ["string", "null"]), ("team", ["string", "null"]), ("cache", ["string", "null"]), ("cost_saved_usd", ["string", "null"]))},
     "seq": {"type": ["integer", "null"], "description": "Insertion order in the store (see after_seq)."},
     "guard_findings": {"type": ["object", "null"], "description":
                        "Sanitizer findings by type and count (never values): request, request_action "
@@ -182,6 +225,9 @@ _HEALTH = {"type": "object", "required": ["status", "version", "uptime_secs", "p
     "requests": {"type": "object", "properties": _ints("unauthenticated")},
     "realtime": {"type": "object", "description": "Realtime WebSocket sessions open, and [server] max_realtime_sessions.",
                  "properties": _ints("sessions", "max")},
+    "counters": {"type": "object", "description": "Where limits and budgets are counted (memory or redis): ok, "
+                                                  "down_since, last_error, on_error when Redis is down."},
+    "keys": {"type": "object", "description": "The key directory's store version and whether the store answers."},
     "connections": {"type": "object", "description": "The HTTP server's client connections (see [server] limits).",
                     "properties": _ints("open", "max", "header_too_large", "header_timeouts", "body_timeouts",
                                         "evicted", "refused")},
@@ -189,7 +235,7 @@ _HEALTH = {"type": "object", "required": ["status", "version", "uptime_secs", "p
 
 
 def _models_op(summary: str) -> dict[str, Any]:
-    return {"summary": summary, "security": [{"bearer": []}, {"tollwayKey": []}],
+    return {"summary": summary, "security": ANY_KEY_SECURITY,
             "responses": {"200": {"description": "OK", "content": {"application/json": {
                 "schema": {"$ref": _REF + "ModelList"}}}},
                           "401": {"description": "Keys are configured and none was sent",
@@ -210,7 +256,7 @@ def openapi_document() -> dict[str, Any]:
                                                        "Tollway still proxies.",
                                         "content": {"application/json": {"schema": {"$ref": _REF + "Health"}}}}}}},
         "/openapi.json": {"get": {"summary": "This document (any Tollway key, when keys are configured)",
-                                  "security": _ADMIN_SECURITY, "responses": {"200": {
+                                  "security": ANY_KEY_SECURITY, "responses": {"200": {
             "description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}},
             "401": {"description": "Keys are configured and none was sent",
                     "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
@@ -227,13 +273,13 @@ def openapi_document() -> dict[str, Any]:
                                   "responses": {"200": {"description": "Ready; `checks` per service"},
                                                 "503": {"description": "Not ready; `checks` name the failure"}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics (text format); open with [metrics] public = true",
-                             "security": [{"bearer": []}],
+                             "security": _ADMIN_SECURITY,
                              "responses": {"200": {"description": "Prometheus text exposition",
                                                    "content": {"text/plain": {"schema": {"type": "string"}}}},
                                            "401": {"description": "No or wrong key"}}}},
         "/admin/billing/failed": {"get": {
             "summary": "Parked billing events (failed max_attempts times), oldest first",
-            "security": [{"bearer": []}],
+            "security": _ADMIN_SECURITY,
             "parameters": [{"name": "sink", "in": "query", "schema": {"type": "string"}},
                            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                                         "maximum": 1000}}],
@@ -242,7 +288,7 @@ def openapi_document() -> dict[str, Any]:
                                   "content": {"application/json": {"schema": {"type": "object"}}}}}}},
         "/admin/billing/retry": {"post": {
             "summary": "Send parked billing events again (all, or by event_ids and/or sink)",
-            "security": [{"bearer": []}],
+            "security": _ADMIN_SECURITY,
             "requestBody": {"required": False, "content": {"application/json": {"schema": {
                 "type": "object", "properties": {"event_ids": {"type": "array", "items": {"type": "string"}},
                                                  "sink": {"type": "string"}}}}}},
@@ -250,7 +296,7 @@ def openapi_document() -> dict[str, Any]:
                 "schema": {"type": "object", "properties": {"retried": {"type": "integer"}}}}}}}}},
         "/v1/records": {"get": _list_op("Usage records, newest first (or in insertion order with after_seq)",
                                         ["project", "source", "customer", "model", "status", "since", "key_id",
-                                         "limit", "cursor", "after_seq"], "RecordPage")},
+                                         "team", "limit", "cursor", "after_seq"], "RecordPage")},
         "/v1/records/{trace_id}": {"get": {
             "summary": "One usage record by the trace id a client got in x-tollway-trace-id",
             "security": _ADMIN_SECURITY,
@@ -274,16 +320,19 @@ def openapi_document() -> dict[str, Any]:
                                              "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
         "/v1/me": {"get": {
             "summary": "Who the presented key is: its id and roles (open: no keys configured)",
-            "security": [{"bearer": []}],
+            "security": _ADMIN_SECURITY,
             "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {
                 "type": "object", "required": ["open", "key_id", "roles"], "properties": {
                     "open": {"type": "boolean"}, "key_id": {"type": ["string", "null"]},
+                    "name": {"type": ["string", "null"]}, "team": {"type": ["string", "null"]},
+                    "project": {"type": ["string", "null"]}, "customer": {"type": ["string", "null"]},
+                    "source": {"enum": ["master", "config", "store"]},
                     "roles": {"type": "array", "items": {"enum": ["user", "viewer", "admin"]}}}}}}},
                           "401": {"description": "Missing or invalid key",
                                   "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
         "/admin/audit": {"get": {
             "summary": "Every change made through the admin API or CLI, newest first (viewer role)",
-            "security": [{"bearer": []}],
+            "security": _ADMIN_SECURITY,
             "parameters": [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
                            for n in ("action", "target", "actor", "limit", "cursor")],
             "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {
@@ -355,6 +404,7 @@ def openapi_document() -> dict[str, Any]:
     from tollway.api.openapi_surfaces import GEMINI_ERROR, SECURITY_SCHEMES, surface_paths
 
     paths.update(surface_paths(_proxy_op, paths["/v1/models"]["get"]))
+    paths.update(admin_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "Tollway", "version": __version__,
@@ -365,7 +415,7 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "Master key or a configured key."},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key",
-                           "description": "Master key or a configured key (Anthropic routes and operator routes)."},
+                           "description": "Master key or a configured key (Anthropic routes, operator routes, model lists)."},
                 "tollwayKey": {"type": "apiKey", "in": "header", "name": "X-Tollway-Key",
                                "description": "Master key or a configured key; accepted on every route, and the "
                                               "only place for it on /proxy/ routes."},
@@ -385,6 +435,7 @@ def openapi_document() -> dict[str, Any]:
                     "type": "array", "items": {"type": "object", "properties": {
                         "id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
                         "owned_by": {"type": "string"}}}}}},
+                **admin_schemas(),
                 "Record": _RECORD,
                 "RecordDetail": _RECORD_DETAIL,
                 "RecordPage": {"type": "object", "properties": {

@@ -2,8 +2,8 @@
 
 Method, query, headers and body go upstream (multipart included); the answer comes back as it
 is, unbuffered: only answers Tollway must read are held, at most `[server] max_response_bytes`
-(errors, metered JSON, batch objects; see `_relay`), so a download of any size costs one chunk. On `/v1/*` Tollway's provider credentials replace the caller's; on
-`/proxy/<kind>/v1/*` the caller's own key goes through untouched. What may go upstream is
+(errors, metered JSON, batch objects; see `_relay`), so a download of any size costs one
+chunk. On `/v1/*` Tollway's provider credentials replace the caller's; on `/proxy/<kind>/v1/*` the caller's own key goes through untouched. What may go upstream is
 decided in `tollway.passthrough`: the path (normalised, never out of `/v1/`), the headers, and
 whether the answer is metered (by path, never by what a body happens to contain). Every call is
 recorded.
@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from tollway.api.asgi import DisconnectWatch, Receive, Scope, Send, read_body, relay_headers
+from tollway.api.asgi import DisconnectWatch, Receive, Scope, Send, read_body, relay_headers, with_own_headers
 from tollway.api.unified import send_error
 from tollway.errors import ProxyError
 from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.stage import run_stages
+from tollway.policy.credentials import with_key_credentials
 from tollway.passthrough.headers import upstream_headers
 from tollway.passthrough.links import own_results_url
 from tollway.passthrough.metering import Metered, StreamUsage, metered, multipart_field, unmetered_note, usage_from_body
@@ -127,6 +128,8 @@ class PassthroughRoute:
         if state.guard_stage is not None and ctx.json is not None:
             state.guard_stage.inspect_passthrough(ctx)  # may redact ctx.body, or refuse (403)
         headers = upstream_headers(scope["headers"], provider, self.byok)
+        if not self.byok and ctx.key is not None and ctx.key.credentials:
+            headers = with_key_credentials(ctx.key, provider, headers)
         url = provider.passthrough_url(subpath, query.encode("ascii"))
         resp = await upstream.send(ctx, transport, UpstreamRequest(ctx.method, url, headers, ctx.body or None),
                                    provider.id, provider.kind, ctx.model or "")
@@ -175,8 +178,7 @@ class PassthroughRoute:
         the route's format); anything else (a file download, audio) is relayed as it arrives,
         never held, whatever its size."""
         ctx.status = resp.status
-        hdrs = relay_headers(resp.raw_headers)
-        hdrs.extend(ctx.response_headers)
+        hdrs = with_own_headers(relay_headers(resp.raw_headers), ctx.response_headers)
         ctype = content_type(resp.raw_headers)
         if ctype.startswith(b"text/event-stream"):
             return await self._relay_events(ctx, rule, subpath, resp, hdrs, receive, send)

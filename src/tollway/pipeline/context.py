@@ -21,11 +21,13 @@ SERVER_SHUTDOWN = "server_shutdown"  # error_type of a request cut by a shutdown
 
 if TYPE_CHECKING:
     from tollway.api.asgi import Receive, Send
+    from tollway.counters.base import Admission
     from tollway.errors import ProxyError, WireFormat
     from tollway.guard.call import GuardCall
     from tollway.storage.bodies import BodyCapture
     from tollway.pipeline.auth import KeyInfo
-    from tollway.pipeline.content import ContentFilter
+    from tollway.cache.service import CacheCall
+    from tollway.pipeline.content import ByteTap, ContentFilter
     from tollway.providers.base import Provider
     from tollway.routing.catalog import Deployment
 
@@ -68,6 +70,7 @@ class RequestContext:
     project: str | None = None
     source: str | None = None
     customer: str | None = None
+    team: str | None = None  # the key's team (auth stage)
     path_project: str | None = None  # from /projects/{slug}/...: wins over headers
     path_model: str | None = None  # the model named in the path (Gemini, Azure deployments): wins over the body's
     path_stream: bool | None = None  # streaming as the path says (Gemini's streamGenerateContent)
@@ -85,11 +88,16 @@ class RequestContext:
     # Set by a stage's before() to answer without calling a provider (a cache hit): the runner
     # skips the remaining stages' before() and the handler, and awaits this instead.
     reply: "Reply | None" = None
+    # What the policy stage holds for this request (rate charges, budget reservations, a
+    # concurrency slot); settled in its after().
+    admission: "Admission | None" = None
     # Content features (output guardrails, the cache recorder): see pipeline.content. `canonical`
     # forces the translated path so the answer is seen as canonical deltas, which every filter
     # in `content_filters` may hold back, rewrite or stop.
     canonical: bool = False
     content_filters: "list[ContentFilter] | None" = None
+    byte_tap: "ByteTap | None" = None  # sees the fast path's answer bytes (pipeline.content)
+    cache: "CacheCall | None" = None  # what the response cache decided (cache stage)
     guard: "GuardCall | None" = None  # the sanitization of this call (guard stage)
     guard_findings: str | None = None  # JSON: finding types and counts, never values (the record's)
     bodies: "BodyCapture | None" = None  # request/response bodies kept for the ledger ([store] log_bodies)

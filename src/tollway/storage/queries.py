@@ -62,6 +62,7 @@ def _filters(
     until: float | None,
     key_id: str | None = None,
     status: int | str | None = None,
+    team: str | None = None,
 ) -> list[ColumnElement[bool]]:
     """AND-ed conditions; a None argument does not filter."""
     conds: list[ColumnElement[bool]] = []
@@ -70,6 +71,7 @@ def _filters(
         (t.c.source, source),
         (t.c.customer, customer),
         (t.c.key_id, key_id),
+        (t.c.team, team),
     ):
         if value is not None:
             conds.append(column == value)
@@ -115,6 +117,7 @@ async def list_records(
     since: float | None = None,
     until: float | None = None,
     key_id: str | None = None,
+    team: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
     after_seq: int | None = None,
@@ -133,7 +136,7 @@ async def list_records(
     limit = max(1, min(MAX_LIMIT, int(limit)))
     conds = _filters(
         project=project, source=source, customer=customer, model=model,
-        since=since, until=until, key_id=key_id, status=status,
+        since=since, until=until, key_id=key_id, status=status, team=team,
     )  # fmt: skip
     if after_seq is not None:
         stmt = select(t).where(t.c.seq > int(after_seq), *conds).order_by(t.c.seq.asc()).limit(limit)
@@ -186,6 +189,8 @@ def _aggregate(group: ColumnElement[Any] | None, conds: list[ColumnElement[bool]
             t.c.cached_tokens,
             t.c.total_tokens,
             t.c.cost_nanousd,
+            t.c.cache,
+            t.c.cost_saved_nanousd,
             t.c.latency_ms,
             func.row_number()
             .over(partition_by=partition, order_by=t.c.latency_ms.asc().nulls_last())
@@ -212,6 +217,8 @@ def _aggregate(group: ColumnElement[Any] | None, conds: list[ColumnElement[bool]
         func.sum(r.total_tokens).label("total_tokens"),
         func.sum(r.cost_nanousd).label("cost_nanousd"),
         func.count(r.cost_nanousd).label("priced"),
+        func.sum(case((r.cache.in_(("hit", "semantic_hit")), 1), else_=0)).label("cache_hits"),
+        func.sum(r.cost_saved_nanousd).label("cost_saved_nanousd"),
         *(percentile(p) for p in PERCENTILES),
     )
     return stmt.group_by(r.k) if group is not None else stmt
@@ -230,6 +237,9 @@ def _entry(row: Mapping[str, Any], key_name: str | None) -> dict[str, Any]:
         # Sum of the known costs; `unpriced` says how many calls it leaves out.
         cost_usd=format_usd(decimal_from_nanousd(row["cost_nanousd"] or 0)),
         unpriced=requests - int(row["priced"] or 0),
+        # answered from the response cache (cost 0), and what those answers cost when they were made
+        cache_hits=int(row["cache_hits"] or 0),
+        cost_saved_usd=format_usd(decimal_from_nanousd(row["cost_saved_nanousd"] or 0)),
         **{f"latency_ms_p{p}": row[f"latency_ms_p{p}"] for p in PERCENTILES},
     )
     return entry
@@ -258,7 +268,8 @@ async def stats(
 
     Each entry: requests, errors (status >= 400 or an error_type), input/output/cached/total
     tokens, cost_usd (exact decimal string, sum of known costs), unpriced (calls without a
-    cost), latency_ms_p50/p95 (nearest rank, null without latencies). Groups are sorted by
+    cost), cache_hits and cost_saved_usd (response cache), latency_ms_p50/p95 (nearest rank,
+    null without latencies). Groups are sorted by
     requests, most first; a null key is its own group.
     """
     conds = _filters(

@@ -3,10 +3,10 @@
 Method, query, headers and body go upstream (multipart included); the answer comes back as it
 is, unbuffered: only answers Tollway must read are held, at most `[server] max_response_bytes`
 (errors, metered JSON, batch objects; see `_relay`), so a download of any size costs one
-chunk. On `/v1/*` Tollway's provider credentials replace the caller's; on `/proxy/<kind>/v1/*` the caller's own key goes through untouched. What may go upstream is
-decided in `tollway.passthrough`: the path (normalised, never out of `/v1/`), the headers, and
-whether the answer is metered (by path, never by what a body happens to contain). Every call is
-recorded.
+chunk. On `/v1/*` Tollway's provider credentials replace the caller's; on `/proxy/<kind>/v1/*`
+the caller's own key goes through untouched. What may go upstream is decided in
+`tollway.passthrough`: the path (normalised, never out of `/v1/`), the headers, and whether the
+answer is metered (by path, never by what a body happens to contain). Every call is recorded.
 """
 
 from __future__ import annotations

@@ -79,6 +79,8 @@ class StoreSettings(_Strict):
     url: SecretStr | None = None  # default: SQLite file in server.data_dir (may hold a password)
     batch_size: int = Field(500, ge=1)
     flush_interval_secs: float = Field(0.25, gt=0)
+    # raw records older than this are deleted in the background; rollups keep their totals
+    retention_days: float | None = Field(None, gt=0)
 
 
 class LoggingSettings(_Strict):

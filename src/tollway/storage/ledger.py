@@ -12,6 +12,9 @@ failure was reported is never stored twice. Records the store refuses on their o
 (integrity or data errors) are found by retrying the batch row by row and are dead-lettered
 instead of blocking the rest.
 
+In the transaction that stores a batch, the writer calls its batch hooks with the rows it
+added: the rollups of `rollup.py` always (stats read them), and any hook passed in.
+
 Everything here runs on the event loop thread; `put()` must be called from that thread.
 """
 
@@ -21,15 +24,17 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import insert, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
+from tollway.storage.rollup import RollupWriter
 from tollway.storage.rows import row_from_record
 from tollway.storage.schema import usage_records
 from tollway.storage.spool import Spool
@@ -38,6 +43,10 @@ from tollway.usage import UsageRecord
 log = logging.getLogger(__name__)
 
 _BAD_VALUE = (TypeError, ValueError, AttributeError, OverflowError)
+
+# Called in the transaction that stores a batch, with the rows it really added (a replayed row
+# that was already stored is left out): rollups, and whatever else must commit with the records.
+BatchHook = Callable[[AsyncConnection, Sequence[Mapping[str, Any]]], Awaitable[None]]
 
 
 def _is_row_error(exc: BaseException) -> bool:
@@ -75,6 +84,19 @@ def _driver_statement(engine: AsyncEngine, stmt: Insert) -> tuple[str, tuple[str
     return str(compiled), tuple(compiled.positiontup)
 
 
+async def _not_stored_yet(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of a replayed batch that the store does not have yet (ON CONFLICT DO NOTHING
+    will skip the others, and the batch hooks must not count them again)."""
+    ids = [r["trace_id"] for r in rows]
+    stored = set((await conn.execute(select(usage_records.c.trace_id).where(usage_records.c.trace_id.in_(ids))))
+                 .scalars())
+    fresh: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["trace_id"] not in stored:
+            fresh.setdefault(r["trace_id"], r)  # a record spooled twice is stored once
+    return list(fresh.values())
+
+
 class LedgerWriter:
     """Background, batching, never-losing writer of `UsageRecord`s.
 
@@ -93,6 +115,7 @@ class LedgerWriter:
         flush_interval: float = 0.25,
         max_queue: int = 100_000,
         replay_interval: float = 5.0,
+        batch_hooks: Sequence[BatchHook] = (),
     ) -> None:
         self._engine = engine
         self._spool = Spool(spool_dir)
@@ -105,6 +128,7 @@ class LedgerWriter:
         self._driver_sql = {
             id(st): _driver_statement(engine, st) for st in (self._insert, self._replay_insert)
         }
+        self._batch_hooks: tuple[BatchHook, ...] = (RollupWriter(engine.dialect).add, *batch_hooks)
 
         self._queue: deque[UsageRecord] = deque()
         self._wake = asyncio.Event()
@@ -298,11 +322,14 @@ class LedgerWriter:
         rows = [row_from_record(r) for r in records]
         driver = self._driver_sql.get(id(stmt))
         async with self._engine.begin() as conn:
+            fresh = rows if stmt is self._insert else await _not_stored_yet(conn, rows)
             if driver is None:
                 await conn.execute(stmt, rows)
             else:
                 sql, keys = driver
                 await conn.exec_driver_sql(sql, [tuple(row[k] for k in keys) for row in rows])
+            for hook in self._batch_hooks:
+                await hook(conn, fresh)
 
     def _store_down(self, exc: BaseException) -> None:
         if self._store_ok:

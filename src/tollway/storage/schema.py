@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    PrimaryKeyConstraint,
     Boolean,
     Column,
     Float,
@@ -23,6 +24,8 @@ from sqlalchemy import (
     Table,
     Text,
 )
+
+from tollway.storage.histogram import columns as _hist_columns
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -100,3 +103,61 @@ audit_log = Table(
     Column("after", Text),
 )
 Index("ix_audit_log_target", audit_log.c.target, audit_log.c.id)
+
+
+# Aggregates of usage_records kept by the ledger writer in the same transaction as the rows
+# (storage/rollup.py), read by /v1/stats, the portal and `tollway usage` (storage/stats.py).
+# One row per (grain, face, bucket, dimensions, status): `grain` "h" (hour) or "d" (UTC day);
+# `face` names the dimensions kept ("all", "total", or one of model/project/source/customer/
+# key/provider): the others hold "" so small faces answer unfiltered questions fast. A dimension
+# that was NULL on the record is "" too. Rows outlive the raw records (retention).
+ROLLUP_DIMS = ("model", "model_requested", "project", "source", "customer", "key_id", "provider")
+ROLLUP_SUMS = ("requests", "input_tokens", "output_tokens", "cached_tokens", "cache_creation_tokens",
+               "reasoning_tokens", "total_tokens", "cost_nanousd", "priced", "latency_n", "latency_sum",
+               "ttft_n", "ttft_sum")
+ROLLUP_MINS = ("latency_min", "ttft_min")
+ROLLUP_MAXES = ("latency_max", "ttft_max", "last_ts")
+LATENCY_BINS = tuple(_hist_columns("lat"))
+TTFT_BINS = tuple(_hist_columns("ttft"))
+_FLOAT_MEASURES = frozenset({"latency_sum", "ttft_sum", "latency_min", "ttft_min", "latency_max", "ttft_max",
+                             "last_ts"})
+_NULLABLE_MEASURES = frozenset({"latency_min", "ttft_min", "latency_max", "ttft_max"})
+
+usage_rollup = Table(
+    "usage_rollup",
+    metadata,
+    Column("grain", String(1), nullable=False),
+    Column("face", String(16), nullable=False),
+    Column("bucket", BigInteger, nullable=False),  # unix seconds: start of the hour or UTC day
+    *(Column(d, String, nullable=False) for d in ROLLUP_DIMS),
+    Column("status", Integer, nullable=False),
+    Column("error", Integer, nullable=False),  # 1: status >= 400 or an error_type
+    # sums are never NULL (a NULL on the record adds 0); min and max are NULL without a value
+    *(Column(m, Float if m in _FLOAT_MEASURES else BigInteger, nullable=m in _NULLABLE_MEASURES)
+      for m in (*ROLLUP_SUMS, *ROLLUP_MINS, *ROLLUP_MAXES)),
+    *(Column(c, Integer, nullable=False) for c in (*LATENCY_BINS, *TTFT_BINS)),
+    PrimaryKeyConstraint("grain", "face", "bucket", *ROLLUP_DIMS, "status", "error"),
+)
+
+# Providers added at run time through POST /v1/providers (providers/runtime.py). `settings` is
+# the ProviderSettings JSON without credentials; the key and headers are sealed by SecretBox.
+runtime_providers = Table(
+    "runtime_providers",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("kind", String, nullable=False),
+    Column("settings", Text, nullable=False),
+    Column("api_key_sealed", Text),
+    Column("headers_sealed", Text),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String, nullable=False),
+)
+
+# Change markers: a version number per shared setting, bumped with each change, which every
+# instance polls to learn that it must reload (e.g. "providers").
+store_markers = Table(
+    "store_markers",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any, Awaitable, Callable
+from urllib.parse import unquote
 
 import orjson
 
@@ -16,9 +17,12 @@ from tollway.api.admin_api import AdminApi, register_audit
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
 from tollway.api.health import HealthRoutes
 from tollway.api.openapi import openapi_document
+from tollway.api.operator_api import OPERATOR_PATHS, register_operator_routes
 from tollway.api.passthrough import PassthroughRoute
+from tollway.api.portal import PortalRoute
 from tollway.api.responses_state import ResponsesStateRoute
 from tollway.api.unified import UnifiedRoute
+from tollway.ask.service import AskService
 from tollway.config import Settings
 from tollway.errors import ProxyError, render
 from tollway.providers.base import Endpoint
@@ -53,6 +57,9 @@ class Router:
             kind: {"/v1" + sub: UnifiedRoute(state, "proxy." + route, fmt, ep, byok=True)
                    for sub, route, fmt, ep in UNIFIED if fmt == kind}
             for kind in ("openai", "anthropic")}
+        self.operator_api = AdminApi(state)
+        register_operator_routes(self.operator_api, state, AskService(state, self.unified["/v1/chat/completions"]))
+        self.portal = PortalRoute()
         self.passthrough = {kind: PassthroughRoute(state, kind, byok=True) for kind in ("openai", "anthropic")}
         self.openai_passthrough = PassthroughRoute(state, "openai", byok=False)
         self.responses_state = ResponsesStateRoute(state, self.openai_passthrough)
@@ -62,6 +69,7 @@ class Router:
             "/v1/records": admin.records,
             "/v1/stats": admin.stats,
             "/v1/me": admin.me,
+            "/v1/projects": admin.projects,
             "/openapi.json": self._openapi,
         }
         self._openapi_body = orjson.dumps(openapi_document())
@@ -80,6 +88,8 @@ class Router:
             handler = self.get.get(path)
             if handler is not None:
                 return await handler(scope, receive, send)
+            if self.portal.serves(path):
+                return await self.portal(scope, receive, send)
         if path.startswith("/projects/"):
             slug, _, rest = path[10:].partition("/")
             rest = "/" + rest
@@ -102,6 +112,13 @@ class Router:
             return await self.admin_api(scope, receive, send)
         if path.startswith("/v1/records/") and method in ("GET", "HEAD"):
             return await self.admin.record(scope, receive, send, trace_id=path[12:])
+        if path in OPERATOR_PATHS or path.startswith("/v1/providers/"):
+            return await self.operator_api(scope, receive, send)
+        if path.startswith("/v1/projects/") and method in ("GET", "HEAD"):
+            slug, _, rest = path[13:].partition("/")
+            if slug and rest == "records":
+                return await self.admin.records(scope, receive, send, project=unquote(slug))
+            return await not_found(scope, send)
         if path.startswith("/v1/responses/") and method in ("GET", "DELETE") and path.count("/") == 3:
             return await self.responses_state(scope, receive, send, response_id=path[14:])
         if path.startswith("/v1/"):

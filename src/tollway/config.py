@@ -149,11 +149,18 @@ class TranslationSettings(_Strict):
     default_max_tokens: int = Field(4096, ge=1)  # for providers that require max_tokens when the client sent none
 
 
+class AskSettings(_Strict):
+    model: str | None = None  # a model Tollway routes; None: the Ask page says how to set one
+    timeout_secs: float = Field(5.0, gt=0, le=120)  # statement timeout of the generated query
+    max_rows: int = Field(1000, ge=1, le=10_000)
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     store: StoreSettings = StoreSettings()
     logging: LoggingSettings = LoggingSettings()
     translation: TranslationSettings = TranslationSettings()
+    ask: AskSettings = AskSettings()
     providers: list[ProviderSettings] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)  # alias -> "provider_id:model" or "model"
     keys: list[KeySettings] = Field(default_factory=list)

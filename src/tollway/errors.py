@@ -20,6 +20,7 @@ _KINDS: dict[str, tuple[int, str, str | None, str]] = {
     "permission": (403, "permission_error", None, "permission_error"),
     "not_found": (404, "invalid_request_error", "not_found", "not_found_error"),
     "model_not_found": (404, "invalid_request_error", "model_not_found", "not_found_error"),
+    "conflict": (409, "invalid_request_error", "conflict", "invalid_request_error"),
     "request_too_large": (413, "invalid_request_error", "request_too_large", "request_too_large"),
     "unprocessable": (422, "invalid_request_error", "validation_error", "invalid_request_error"),
     "rate_limit": (429, "rate_limit_error", "rate_limit_exceeded", "rate_limit_error"),

@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -33,7 +34,11 @@ from tollway.storage.audit import AuditLog
 from tollway.storage.engine import make_engine, migrate
 from tollway.storage.ledger import LedgerWriter
 from tollway.storage.responses import ResponseStore
+from tollway.storage.retention import Retention
 from tollway.tokens import TokenCounter
+
+if TYPE_CHECKING:
+    from tollway.providers.runtime import RuntimeProviders
 
 log = logging.getLogger("tollway")
 
@@ -69,7 +74,12 @@ class AppState:
     stages: tuple[Stage, ...] = field(init=False)  # every proxied request: accounting, auth, attribution
     call_stages: tuple[Stage, ...] = field(init=False)  # model calls (unified routes): see pipeline.stage
     started_at: float = field(default_factory=time.time)
+    # raw records older than [store] retention_days go in the background (None: kept forever)
+    retention: Retention | None = None
+    # providers added through the API; the one place that rebuilds `catalog` (providers/runtime.py)
+    runtime_providers: "RuntimeProviders | None" = None
     _byok: dict[str, tuple[Provider, Transport]] = field(default_factory=dict)
+    _tasks: set[asyncio.Task[object]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.forwarder = Forwarder(self)
@@ -111,18 +121,40 @@ class AppState:
 
         catalog.discovery = ModelDiscovery(catalog, http)
         await catalog.discovery.start()
+        from tollway.providers.runtime import RuntimeProviders
+
+        state.runtime_providers = RuntimeProviders(state)
+        await state.runtime_providers.start()
+        if settings.store.retention_days is not None:
+            state.retention = Retention(engine, settings.store.retention_days)
+            state.retention.start()
         if any(p.kind == "demo" for p in settings.providers):
             # the demo counts tokens on every call: load the encodings now, off the event loop
             asyncio.get_running_loop().run_in_executor(None, tokens.preload)
         return state
 
     async def close(self) -> None:
+        if self.runtime_providers is not None:
+            await self.runtime_providers.stop()
+        if self.retention is not None:
+            await self.retention.stop()
+        for task in list(self._tasks):
+            task.cancel()
         if self.catalog.discovery is not None:
             await self.catalog.discovery.stop()
         await self.access_log.stop()
         await self.ledger.stop(drain_secs=max(5.0, self.settings.server.shutdown_grace_secs))
         await self.http.close()
         await self.engine.dispose()
+
+    def keep_task(self, task: "asyncio.Task[object]") -> None:
+        """Hold a reference to a background task until it ends (and cancel it at close)."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def forget_byok(self) -> None:
+        """The catalog changed: /proxy/<kind>/ providers take their URL from it again."""
+        self._byok.clear()
 
     def byok_provider(self, kind: str) -> tuple[Provider, Transport]:
         """The provider for `/proxy/<kind>/`: the configured one's URL, but no key of ours."""

@@ -45,6 +45,7 @@ class UnifiedRoute:
                              dict(scope["headers"]), receive, send)
         ctx.path_project = path_project
         ctx.byok = self.byok
+        ctx.key = scope.get("tollway.caller")  # set only by Tollway's own in-process calls (Ask)
         state = self._state
 
         async def handle(ctx: RequestContext) -> None:

@@ -50,6 +50,11 @@ class Catalog:
     def providers(self) -> list["Provider"]:
         return [p for p, _ in self._providers]
 
+    @property
+    def transports(self) -> list["Transport"]:
+        """The transport of each provider, in the order of `providers`."""
+        return [t for _, t in self._providers]
+
     def provider(self, provider_id: str) -> "Provider | None":
         entry = self._by_id.get(provider_id)
         return entry[0] if entry else None

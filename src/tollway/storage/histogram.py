@@ -39,7 +39,8 @@ def percentile(counts: Sequence[int], p: float, lo: float | None, hi: float | No
         return None
     rank = max(1, math.ceil(p * n / 100))
     seen = 0
-    for i, c in enumerate(counts):
+    i = 0
+    for i, c in enumerate(counts):  # noqa: B007 (i is the bin the loop stops at)
         seen += c
         if seen >= rank:
             break

@@ -83,6 +83,13 @@ class _ScriptedFault:
     scope: str | None
 
 
+@dataclass
+class _ScriptedReply:
+    text: str
+    remaining: int
+    scope: str | None
+
+
 class _Abort(Exception):
     """Raised after the connection has been reset on purpose."""
 
@@ -94,6 +101,7 @@ class FakeProvider:
         self._requests: list[ReceivedRequest] = []
         self._cond = threading.Condition()
         self._faults: list[_ScriptedFault] = []
+        self._replies: list[_ScriptedReply] = []
         self._files: dict[str, tuple[dict, bytes]] = {}
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -117,6 +125,7 @@ class FakeProvider:
         with self._cond:
             self._requests.clear()
             self._faults.clear()
+            self._replies.clear()
             self._files.clear()
 
     def fail_next(self, status: int, count: int = 1, scope: str | None = None) -> None:
@@ -127,6 +136,14 @@ class FakeProvider:
         """
         with self._cond:
             self._faults.append(_ScriptedFault(status, count, scope))
+
+    def reply_next(self, text: str, count: int = 1, scope: str | None = None) -> None:
+        """The next `count` answers (in `scope`: a family or a model) say `text` instead of the usual reply.
+
+        For tests of features that read what a model wrote (e.g. the SQL of Ask).
+        """
+        with self._cond:
+            self._replies.append(_ScriptedReply(text, count, scope))
 
     def wait_for_requests(self, n: int, timeout: float = 5.0) -> list[ReceivedRequest]:
         with self._cond:
@@ -324,6 +341,7 @@ class FakeProvider:
         status = self._fault_for(sc, family, model, deployment)
         if status is not None:
             return self._fault(family, status)
+        sc.scripted = self._scripted_reply({family, model, deployment or ""})
         streaming = bool(body.get("stream")) or (kind == "streamGenerateContent" and request.query.get("alt") == "sse")
         if d.reset_after is not None and not streaming:
             self._abort(request)
@@ -370,6 +388,14 @@ class FakeProvider:
             err = gemini_wire.error_body(400)
             err["error"]["message"] = "* GenerateContentRequest.contents: contents is not specified\n"
             return self._json(family, 400, err)
+        return None
+
+    def _scripted_reply(self, scopes: set[str]) -> str | None:
+        with self._cond:
+            for r in self._replies:
+                if r.remaining > 0 and (r.scope is None or r.scope in scopes):
+                    r.remaining -= 1
+                    return r.text
         return None
 
     def _fault_for(self, sc: Scenario, family: str, model: str, deployment: str | None) -> int | None:

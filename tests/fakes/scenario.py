@@ -97,6 +97,7 @@ class Scenario:
     n_items: int
     body_text: str
     model: str = ""
+    scripted: str | None = None  # the reply text a test scripted with FakeProvider.reply_next()
 
     @property
     def input_tokens(self) -> int:
@@ -124,6 +125,8 @@ class Scenario:
 
     @property
     def full_text(self) -> str:
+        if self.scripted is not None:
+            return self.scripted
         if self.directives.echo:
             return self.body_text
         if self.tool_results and not self.directives.tools:

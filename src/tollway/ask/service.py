@@ -88,6 +88,7 @@ class AskService:
             safe = check(sql, dialect, settings.max_rows)
         except RefusedSql as e:
             return {**base, "refused": str(e), "columns": [], "rows": [], "chart": None}
+        await self._state.ledger.flush()  # the question is about everything recorded so far
         try:
             columns, rows = await run_readonly(self._state.engine, safe, limit_secs=settings.timeout_secs,
                                                max_rows=settings.max_rows)

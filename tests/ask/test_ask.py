@@ -85,9 +85,9 @@ def test_good_sql_answers_with_the_numbers_of_stats_and_is_metered(tw: Tollway, 
     assert record["cost_usd"] is not None
 
 
-def test_the_hourly_view_outlives_records_and_charts_over_time(tw: Tollway, fake: FakeProvider) -> None:
-    status, body = ask(tw, fake, "SELECT hour, SUM(requests) AS requests FROM ask_usage_hourly "
-                                 "WHERE source = 'app' GROUP BY hour ORDER BY hour")
+def test_the_daily_view_outlives_records_and_charts_over_time(tw: Tollway, fake: FakeProvider) -> None:
+    status, body = ask(tw, fake, "SELECT day, SUM(requests) AS requests FROM ask_usage_daily "
+                                 "WHERE source = 'app' GROUP BY day ORDER BY day")
     assert status == 200 and body["refused"] is None, body
     assert sum(r[1] for r in body["rows"]) == 5
     assert body["chart"]["type"] == "line"

@@ -18,7 +18,7 @@ from tollway.storage import LedgerWriter, stats
 from tollway.storage.histogram import RELATIVE_ERROR, bin_of
 from tollway.storage.retention import Retention
 from tollway.storage.rollup import is_error
-from tollway.storage.schema import usage_rollup
+from tollway.storage.schema import usage_daily, usage_facets, usage_latency
 from tollway.storage.stats import plan
 from tollway.usage import Usage, UsageRecord
 
@@ -122,7 +122,11 @@ def test_the_plan_cuts_ragged_edges() -> None:
         ("raw", T0 + 10, T0 + h), ("h", T0 + h, T0 + d), ("d", T0 + d, T0 + 3 * d),
         ("h", T0 + 3 * d, T0 + 3 * d + 2 * h), ("raw", T0 + 3 * d + 2 * h, T0 + 3 * d + 2 * h + 5)]
     assert plan(None, None) == [("d", None, None)]
-    assert plan(T0 + 5, None, finest="h") == [("raw", T0 + 5, T0 + h), ("h", T0 + h, None)]
+    assert plan(T0 + 5, None, ("h",)) == [("raw", T0 + 5, T0 + h), ("h", T0 + h, None)]
+    assert plan(T0 + 5, T0 + d + 7, ("d",)) == [("raw", T0 + 5, T0 + d + 7)]  # no whole day inside
+    assert plan(T0 + 5, T0 + 2 * d + 7, ("d",)) == [("raw", T0 + 5, T0 + d), ("d", T0 + d, T0 + 2 * d),
+                                                     ("raw", T0 + 2 * d, T0 + 2 * d + 7)]
+    assert plan(T0 + 5, T0 + 9, ()) == [("raw", T0 + 5, T0 + 9)]
     assert plan(T0 + 5, T0 + 2 * h, raw_from=T0 + d) == [("h", T0, T0 + h), ("h", T0 + h, T0 + 2 * h)]
     assert plan(T0 + d, T0) == []
 
@@ -189,10 +193,17 @@ async def test_a_replay_of_stored_records_counts_nothing_twice(
 
 async def test_rollup_rows_are_few_for_repetitive_traffic(
         store: Store, spool_dir: Path, make_record: MakeRecord) -> None:
-    await insert(store, spool_dir, [make_record(i, ts=T0 + i) for i in range(600)])
+    records = [make_record(i, ts=T0 + i) for i in range(600)]
+    await insert(store, spool_dir, records)
     async with store.engine.connect() as conn:
-        n = (await conn.execute(select(func.count()).select_from(usage_rollup))).scalar_one()
-    assert n == 8 * 2  # one row per face and grain: every record is alike within the hour
+        counts = [(await conn.execute(select(func.count()).select_from(t))).scalar_one()
+                  for t in (usage_facets, usage_daily, usage_latency)]
+    # every record alike within the hour: one row per facet and grain, one daily row, and the
+    # non-empty latency and TTFT bins of the total's hour and day and of each attribute's day
+    facets, daily, bins = counts
+    assert (facets, daily) == (7 * 2, 1)
+    per_row = len({bin_of(r.latency_ms) for r in records}) + len({bin_of(r.ttft_ms) for r in records})
+    assert bins == (2 + 6) * per_row
 
 
 async def test_retention_deletes_old_records_and_keeps_totals(

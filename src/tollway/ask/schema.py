@@ -11,8 +11,8 @@ VIEWS: dict[str, str] = {
   cost_usd real (NULL when unpriced), cost_note text, latency_ms real, ttft_ms real (time to first token),
   status int (HTTP), is_error int (1 when status >= 400 or the call broke), error_type text, cancelled boolean,
   key_id text, project text, source text, customer text""",
-    "ask_usage_hourly": """Usage summed per UTC hour and attributes (kept forever, even past retention).
-  hour_ts bigint (unix seconds, start of the hour), hour (UTC timestamp), model text, model_requested text,
+    "ask_usage_daily": """Usage summed per UTC day and attributes (kept forever, even past retention).
+  day_ts bigint (unix seconds, start of the day), day (UTC timestamp), model text, model_requested text,
   project text, source text, customer text, key_id text, provider text, status int, is_error int,
   requests bigint, input_tokens bigint, output_tokens bigint, cached_tokens bigint, cache_creation_tokens bigint,
   reasoning_tokens bigint, total_tokens bigint, cost_nanousd bigint, cost_usd real, priced_requests bigint

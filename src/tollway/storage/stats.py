@@ -1,14 +1,18 @@
 """`/v1/stats`, the portal and `tollway usage`: totals and groups read from the rollups.
 
-A time range [since, until) is cut into pieces, each read from the cheapest exact source:
-whole UTC days from the day rollups, whole hours from the hour rollups, and the partial hours
-at either end from the raw records (indexed by ts). All pieces share one column shape and are
-summed in one `UNION ALL` query, so a total is exact to the request and the nano-dollar.
-Unfiltered questions read a small face (one dimension or none); anything else the "all" face.
+A time range [since, until) is cut into pieces, each read from the cheapest exact source: whole
+UTC days and hours from the rollups, and the partial units at either end from the raw records
+(indexed by ts). All pieces share one column shape and are summed in one `UNION ALL` query, so
+a total is exact to the request and the nano-dollar. A question about at most one attribute
+(the totals, "by project", "source = web by source") reads `usage_facets` (hours and days);
+anything else (several filters, a model filter) reads `usage_daily` for whole days and the raw
+records for the rest.
 
-Latency and TTFT percentiles come from the rollups' histograms (see histogram.py): within
-~12 % of the exact nearest-rank value. Before the retention horizon (`raw_from`) the records
-are gone, so partial hours there count whole, from the hour rollups.
+Latency and TTFT percentiles come from histograms (see histogram.py), within ~12 % of the exact
+nearest-rank value: those of `usage_latency` (hours and days for the totals, days for the
+attribute facets) with the raw records' bins for the rest, and only the raw records' bins for
+questions with several filters (so those percentiles cover the retained records only). Before
+the retention horizon (`raw_from`) the records are gone, so partial units there count whole.
 """
 
 from __future__ import annotations
@@ -20,19 +24,20 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, cast, func, literal, literal_column, or_, select, union_all
 from sqlalchemy import BigInteger as SaBigInteger
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tollway.storage.histogram import EDGES, NBINS, percentile
 from tollway.storage.money import decimal_from_nanousd, format_usd
-from tollway.storage.rollup import FACE_DIMS
+from tollway.storage.rollup import FACET_OF_DIM, FACETS
 from tollway.storage.rows import iso_utc
 from tollway.storage.schema import (
-    LATENCY_BINS,
+    MEASURES,
     ROLLUP_DIMS,
     ROLLUP_SUMS,
-    TTFT_BINS,
+    usage_daily as dly,
+    usage_facets as fct,
+    usage_latency as lat,
     usage_records as t,
-    usage_rollup as r,
 )
 
 HOUR, DAY = 3600, 86400
@@ -41,6 +46,7 @@ DIMENSION_GROUPS = {"model": "model", "project": "project", "source": "source", 
 TIME_GROUPS = ("hour", "day", "week", "month")
 GROUPS = (*DIMENSION_GROUPS, *TIME_GROUPS, "status")
 PERCENTILES = (50, 95)
+_UNITS = {"h": HOUR, "d": DAY}
 
 
 class InvalidStatsQuery(ValueError):
@@ -58,76 +64,49 @@ def _ceil(x: float, unit: int) -> int:
     return -int(-x // unit) * unit
 
 
-def plan(since: float | None, until: float | None, *, finest: str = "d",
-         raw_from: float | None = None) -> list[tuple[str, float | None, float | None]]:
-    """[(source, lo, hi)]: source "raw" (records, lo <= ts < hi), "h" or "d" (rollup buckets
-    lo <= bucket < hi); None is unbounded. `finest="h"` keeps hours whole (grouping by hour)."""
-    out: list[tuple[str, float | None, float | None]] = []
-    lo, hi = since, until
-    if lo is not None and hi is not None and lo >= hi:
+Part = tuple[str, "float | None", "float | None"]
+
+
+def plan(since: float | None, until: float | None, grains: Sequence[str] = ("h", "d"),
+         raw_from: float | None = None) -> list[Part]:
+    """[(source, lo, hi)]: "raw" (records with lo <= ts < hi) or a grain of `grains` (rollup
+    buckets lo <= bucket < hi); None is unbounded. Coarsest whole units first, finer ones at the
+    edges, raw records for what is left."""
+    units = sorted(grains, key=lambda g: _UNITS[g])
+
+    def cut(lo: float | None, hi: float | None, level: int) -> list[Part]:
+        if lo is not None and hi is not None and lo >= hi:
+            return []
+        if level < 0:
+            return [("raw", lo, hi)]
+        g = units[level]
+        u = _UNITS[g]
+        a = None if lo is None else _ceil(lo, u)
+        b = None if hi is None else _floor(hi, u)
+        if a is not None and b is not None and a >= b:
+            return cut(lo, hi, level - 1)
+        out: list[Part] = []
+        if lo is not None and a is not None and a > lo:
+            out += cut(lo, a, level - 1)
+        out.append((g, a, b))
+        if hi is not None and b is not None and b < hi:
+            out += cut(b, hi, level - 1)
         return out
-    tail: list[tuple[str, float | None, float | None]] = []
-    if lo is not None and lo % HOUR:
-        h1 = _ceil(lo, HOUR)
-        out.append(("raw", lo, h1 if hi is None else min(h1, hi)))
-        lo = h1
-        if hi is not None and lo >= hi:
-            return _honour_retention(out, raw_from)
-    if hi is not None and hi % HOUR:
-        h0 = _floor(hi, HOUR)
-        tail.append(("raw", h0, hi))
-        hi = h0
-    if finest == "h":
-        if lo is None or hi is None or lo < hi:
-            out.append(("h", lo, hi))
-        return _honour_retention(out + tail, raw_from)
-    if lo is not None and lo % DAY:
-        d1 = _ceil(lo, DAY)
-        end = d1 if hi is None else min(d1, hi)
-        if end > lo:
-            out.append(("h", lo, end))
-        lo = d1
-    if hi is not None and hi % DAY:
-        d0 = _floor(hi, DAY)
-        start = d0 if lo is None else max(d0, lo)
-        if hi > start:
-            tail.insert(0, ("h", start, hi))
-        hi = d0 if lo is None else max(d0, lo)
-    if lo is None or hi is None or lo < hi:
-        out.append(("d", lo, hi))
-    return _honour_retention(out + tail, raw_from)
 
-
-def _honour_retention(parts: list[tuple[str, float | None, float | None]],
-                      raw_from: float | None) -> list[tuple[str, float | None, float | None]]:
-    if raw_from is None:
+    parts = cut(since, until, len(units) - 1)
+    if raw_from is None or not units:
         return parts
-    out = []
-    for src, lo, hi in parts:
-        if src == "raw" and lo is not None and lo < raw_from:
-            out.append(("h", _floor(lo, HOUR), _ceil(hi, HOUR) if hi is not None else None))
-        else:
-            out.append((src, lo, hi))
-    return out
+    finest, u = units[0], _UNITS[units[0]]
+    return [(finest, _floor(lo, u) if lo is not None else None, _ceil(hi, u) if hi is not None else None)
+            if src == "raw" and (lo is None or lo < raw_from) else (src, lo, hi) for src, lo, hi in parts]
 
 
 # -- the query -------------------------------------------------------------------------------
 
-_SUMS = ROLLUP_SUMS
-_BINS = (*LATENCY_BINS, *TTFT_BINS)
 
-
-def _raw_bins(col: ColumnElement[Any]) -> list[ColumnElement[Any]]:
-    out = []
-    for i in range(NBINS):
-        if i == 0:
-            cond = col <= EDGES[0]
-        elif i == NBINS - 1:
-            cond = col > EDGES[-1]
-        else:
-            cond = and_(col > EDGES[i - 1], col <= EDGES[i])
-        out.append(case((cond, 1), else_=0))
-    return out
+def _bin(col: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The histogram bin of a value, in SQL (the same edges as histogram.bin_of)."""
+    return case(*((col <= edge, i) for i, edge in enumerate(EDGES)), else_=len(EDGES))
 
 
 def _hour_of(dialect: str, ts: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -136,15 +115,18 @@ def _hour_of(dialect: str, ts: ColumnElement[Any]) -> ColumnElement[Any]:
     return cast(func.floor(ts / HOUR), SaBigInteger) * HOUR
 
 
-def _raw_part(dialect: str, lo: float | None, hi: float | None, f: "Filters") -> Select[Any]:
-    err = case((or_(t.c.status >= 400, t.c.error_type.is_not(None)), 1), else_=0)
-    one = literal_column("1")
-    zero = literal_column("0")
-    cols: list[ColumnElement[Any]] = [
-        _hour_of(dialect, t.c.ts).label("bucket"),
-        func.coalesce(t.c.model_served, t.c.model_requested, "").label("model"),
-        *(func.coalesce(t.c[d], "").label(d) for d in ROLLUP_DIMS[1:]),
-        t.c.status.label("status"), err.label("error"),
+def _raw_attr(dim: str) -> ColumnElement[Any]:
+    if dim == "model":
+        return func.coalesce(t.c.model_served, t.c.model_requested, "")
+    return func.coalesce(t.c[dim], "")
+
+
+_ERR = case((or_(t.c.status >= 400, t.c.error_type.is_not(None)), 1), else_=0)
+
+
+def _raw_measures() -> list[ColumnElement[Any]]:
+    one, zero = literal_column("1"), literal_column("0")
+    return [
         one.label("requests"),
         *(func.coalesce(t.c[c], 0).label(c) for c in ("input_tokens", "output_tokens", "cached_tokens",
                                                        "cache_creation_tokens", "reasoning_tokens", "total_tokens",
@@ -156,28 +138,7 @@ def _raw_part(dialect: str, lo: float | None, hi: float | None, f: "Filters") ->
         func.coalesce(t.c.ttft_ms, 0.0).label("ttft_sum"),
         t.c.latency_ms.label("latency_min"), t.c.ttft_ms.label("ttft_min"),
         t.c.latency_ms.label("latency_max"), t.c.ttft_ms.label("ttft_max"), t.c.ts.label("last_ts"),
-        *(b.label(n) for b, n in zip(_raw_bins(t.c.latency_ms), LATENCY_BINS, strict=True)),
-        *(b.label(n) for b, n in zip(_raw_bins(t.c.ttft_ms), TTFT_BINS, strict=True)),
     ]
-    conds = f.raw_conditions()
-    if lo is not None:
-        conds.append(t.c.ts >= lo)
-    if hi is not None:
-        conds.append(t.c.ts < hi)
-    return select(*cols).where(*conds)
-
-
-_ROLLUP_COLUMNS = ("bucket", *ROLLUP_DIMS, "status", "error", *_SUMS, "latency_min", "ttft_min", "latency_max",
-                   "ttft_max", "last_ts", *_BINS)
-
-
-def _rollup_part(grain: str, face: str, lo: float | None, hi: float | None, f: "Filters") -> Select[Any]:
-    conds: list[ColumnElement[bool]] = [r.c.grain == grain, r.c.face == face, *f.rollup_conditions()]
-    if lo is not None:
-        conds.append(r.c.bucket >= int(lo))
-    if hi is not None:
-        conds.append(r.c.bucket < int(hi))
-    return select(*(r.c[c] for c in _ROLLUP_COLUMNS)).where(*conds)
 
 
 class Filters:
@@ -207,69 +168,150 @@ class Filters:
             out |= {"model", "model_requested"}
         return out
 
-    def raw_conditions(self) -> list[ColumnElement[bool]]:
+    def _status(self, status: Any, error: Any) -> list[ColumnElement[bool]]:
+        if self.status == "ok":
+            return [error == 0]
+        if self.status == "error":
+            return [error == 1]
+        return [] if self.status is None else [status == self.status]
+
+    def raw(self) -> list[ColumnElement[bool]]:
         conds: list[ColumnElement[bool]] = [t.c[d] == v for d, v in self.equal.items()]
         if self.model is not None:
             conds.append(or_(t.c.model_requested == self.model, t.c.model_served == self.model))
         if self.status == "ok":
-            conds.append(and_(t.c.status < 400, t.c.error_type.is_(None)))
-        elif self.status == "error":
-            conds.append(or_(t.c.status >= 400, t.c.error_type.is_not(None)))
-        elif self.status is not None:
-            conds.append(t.c.status == self.status)
-        return conds
+            return [*conds, and_(t.c.status < 400, t.c.error_type.is_(None))]
+        if self.status == "error":
+            return [*conds, or_(t.c.status >= 400, t.c.error_type.is_not(None))]
+        return conds + self._status(t.c.status, None)
 
-    def rollup_conditions(self) -> list[ColumnElement[bool]]:
-        conds: list[ColumnElement[bool]] = [r.c[d] == v for d, v in self.equal.items()]
+    def facet(self, table: Any) -> list[ColumnElement[bool]]:
+        """On usage_facets / usage_latency: the facet's own value filter (at most one)."""
+        conds = [table.c.value == v for v in self.equal.values()]
+        return conds + self._status(table.c.status, table.c.error)
+
+    def daily(self) -> list[ColumnElement[bool]]:
+        conds: list[ColumnElement[bool]] = [dly.c[d] == v for d, v in self.equal.items()]
         if self.model is not None:
-            conds.append(or_(r.c.model_requested == self.model, r.c.model == self.model))
-        if self.status == "ok":
-            conds.append(r.c.error == 0)
-        elif self.status == "error":
-            conds.append(r.c.error == 1)
-        elif self.status is not None:
-            conds.append(r.c.status == self.status)
-        return conds
+            conds.append(or_(dly.c.model_requested == self.model, dly.c.model == self.model))
+        return conds + self._status(dly.c.status, dly.c.error)
 
 
-def pick_face(needed: set[str]) -> str:
-    for face, dims in FACE_DIMS.items():
-        if face != "all" and needed == dims:
-            return face
-    return "all"
+def _between(col: Any, lo: float | None, hi: float | None) -> list[ColumnElement[bool]]:
+    out = []
+    if lo is not None:
+        out.append(col >= lo)
+    if hi is not None:
+        out.append(col < hi)
+    return out
 
 
-def _query(dialect: str, f: Filters, group: str | None, since: float | None, until: float | None,
-           raw_from: float | None) -> Select[Any] | None:
-    gdim = DIMENSION_GROUPS.get(group or "")
-    face = pick_face(f.dims() | ({gdim} if gdim else set()))
-    parts = [(_raw_part(dialect, lo, hi, f) if src == "raw" else _rollup_part(src, face, lo, hi, f))
-             for src, lo, hi in plan(since, until, finest="h" if group == "hour" else "d", raw_from=raw_from)]
-    if not parts:
+class Question:
+    """One stats query: which rollup answers it (a facet, or the daily table), and its SQL."""
+
+    def __init__(self, dialect: str, f: Filters, group: str | None, since: float | None, until: float | None,
+                 raw_from: float | None) -> None:
+        self.dialect, self.f, self.group = dialect, f, group
+        self.since, self.until, self.raw_from = since, until, raw_from
+        gdim = DIMENSION_GROUPS.get(group or "")
+        needed = f.dims() | ({gdim} if gdim else set())
+        self.facet: str | None = None
+        if not needed:
+            self.facet = "total"
+        elif len(needed) == 1 and next(iter(needed)) in FACET_OF_DIM:
+            self.facet = FACET_OF_DIM[next(iter(needed))]
+        self.gdim = gdim
+
+    def _key(self, u: Any) -> ColumnElement[Any] | None:
+        if self.gdim:
+            return u.c.value if self.facet is not None else u.c[self.gdim]
+        if self.group == "hour":
+            return u.c.bucket
+        if self.group in ("day", "week", "month"):
+            return u.c.bucket - u.c.bucket % DAY
+        if self.group == "status":
+            return u.c.status
         return None
-    u = union_all(*parts).subquery("u") if len(parts) > 1 else parts[0].subquery("u")
-    if gdim:
-        key: ColumnElement[Any] | None = u.c[gdim]
-    elif group == "hour":
-        key = u.c.bucket
-    elif group in ("day", "week", "month"):
-        key = u.c.bucket - u.c.bucket % DAY
-    elif group == "status":
-        key = u.c.status
-    else:
-        key = None
-    cols: list[ColumnElement[Any]] = [
-        (key if key is not None else literal(None)).label("k"),
-        func.sum(u.c.requests).label("requests"),
-        func.sum(case((u.c.error == 1, u.c.requests), else_=0)).label("errors"),
-        *(func.sum(u.c[c]).label(c) for c in _SUMS[1:]),
-        func.min(u.c.latency_min).label("latency_min"), func.min(u.c.ttft_min).label("ttft_min"),
-        func.max(u.c.latency_max).label("latency_max"), func.max(u.c.ttft_max).label("ttft_max"),
-        func.max(u.c.last_ts).label("last_ts"),
-        *(func.sum(u.c[c]).label(c) for c in _BINS),
-    ]
-    q = select(*cols)
-    return q.group_by(key) if key is not None else q
+
+    def _grains(self) -> tuple[str, ...]:
+        if self.facet is not None:
+            return ("h",) if self.group == "hour" else ("h", "d")
+        return () if self.group == "hour" else ("d",)
+
+    def measures(self) -> Select[Any] | None:
+        parts = []
+        for src, lo, hi in plan(self.since, self.until, self._grains(), self.raw_from):
+            if src == "raw":
+                parts.append(self._raw_measures(lo, hi))
+            elif self.facet is not None:
+                parts.append(select(fct.c.bucket, fct.c.value, fct.c.status, fct.c.error,
+                                    *(fct.c[m] for m in MEASURES))
+                             .where(fct.c.grain == src, fct.c.facet == self.facet, *self.f.facet(fct),
+                                    *_between(fct.c.bucket, lo, hi)))
+            else:
+                parts.append(select(dly.c.day.label("bucket"), *(dly.c[d] for d in ROLLUP_DIMS), dly.c.status,
+                                    dly.c.error, *(dly.c[m] for m in MEASURES))
+                             .where(*self.f.daily(), *_between(dly.c.day, lo, hi)))
+        if not parts:
+            return None
+        u = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery("u")
+        key = self._key(u)
+        cols: list[ColumnElement[Any]] = [
+            (key if key is not None else literal(None)).label("k"),
+            func.sum(u.c.requests).label("requests"),
+            func.sum(case((u.c.error == 1, u.c.requests), else_=0)).label("errors"),
+            *(func.sum(u.c[c]).label(c) for c in ROLLUP_SUMS[1:]),
+            func.min(u.c.latency_min).label("latency_min"), func.min(u.c.ttft_min).label("ttft_min"),
+            func.max(u.c.latency_max).label("latency_max"), func.max(u.c.ttft_max).label("ttft_max"),
+            func.max(u.c.last_ts).label("last_ts"),
+        ]
+        q = select(*cols)
+        return q.group_by(key) if key is not None else q
+
+    def _raw_measures(self, lo: float | None, hi: float | None) -> Select[Any]:
+        if self.facet is not None:
+            attr = "" if self.facet == "total" else ROLLUP_DIMS[FACETS[self.facet]]  # type: ignore[index]
+            dims = [(literal_column("''") if not attr else _raw_attr(attr)).label("value")]
+        else:
+            dims = [_raw_attr(d).label(d) for d in ROLLUP_DIMS]
+        return (select(_hour_of(self.dialect, t.c.ts).label("bucket"), *dims, t.c.status.label("status"),
+                       _ERR.label("error"), *_raw_measures())
+                .where(*self.f.raw(), *_between(t.c.ts, lo, hi)))
+
+    def histograms(self) -> Select[Any] | None:
+        """(k, metric, bin, n) for the percentiles."""
+        parts = []
+        if self.facet is not None:
+            # "total" has hourly histograms; the attribute facets daily ones only
+            grains = self._grains() if self.facet == "total" else tuple(g for g in self._grains() if g == "d")
+            pieces = plan(self.since, self.until, grains, self.raw_from)
+        else:  # the daily table has no histograms: the retained records have them
+            lo = self.since if self.raw_from is None or self.since is None else max(self.since, self.raw_from)
+            lo = self.raw_from if lo is None else lo
+            pieces = [("raw", lo, self.until)]
+        for src, lo, hi in pieces:
+            if src != "raw":
+                parts.append(select(lat.c.bucket, lat.c.value, lat.c.status, lat.c.error, lat.c.metric, lat.c.bin,
+                                    lat.c.n)
+                             .where(lat.c.grain == src, lat.c.facet == self.facet, *self.f.facet(lat),
+                                    *_between(lat.c.bucket, lo, hi)))
+                continue
+            raw = self._raw_measures(lo, hi).subquery()
+            if self.facet is not None:
+                dims = [raw.c.value]
+            else:
+                dims = [raw.c[d] for d in ROLLUP_DIMS]
+            for metric, col in (("l", raw.c.latency_min), ("t", raw.c.ttft_min)):
+                parts.append(select(raw.c.bucket, *dims, raw.c.status, raw.c.error,
+                                    literal_column(f"'{metric}'").label("metric"), _bin(col).label("bin"),
+                                    literal_column("1").label("n")).where(col.is_not(None)))
+        if not parts:
+            return None
+        u = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery("u")
+        key = self._key(u)
+        k = (key if key is not None else literal(None)).label("k")
+        q = select(k, u.c.metric, u.c.bin, func.sum(u.c.n).label("n"))
+        return q.group_by(*((key,) if key is not None else ()), u.c.metric, u.c.bin)
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -283,19 +325,18 @@ class Aggregate:
     def __init__(self, row: Mapping[str, Any] | None = None) -> None:
         if row is None:
             self.requests = self.errors = 0
-            self.sums = dict.fromkeys(_SUMS[1:], 0)
+            self.sums = dict.fromkeys(ROLLUP_SUMS[1:], 0)
             self.lmin = self.tmin = self.lmax = self.tmax = self.last = None
             self.lat, self.ttft = [0] * NBINS, [0] * NBINS
             return
         self.requests = int(row["requests"] or 0)
         self.errors = int(row["errors"] or 0)
         # Postgres sums BIGINTs as NUMERIC: back to int (and the float sums to float)
-        self.sums = {c: float(row[c] or 0) if c.endswith("_sum") else int(row[c] or 0) for c in _SUMS[1:]}
+        self.sums = {c: float(row[c] or 0) if c.endswith("_sum") else int(row[c] or 0) for c in ROLLUP_SUMS[1:]}
         self.lmin, self.tmin, self.lmax, self.tmax = row["latency_min"], row["ttft_min"], row["latency_max"], \
             row["ttft_max"]
         self.last = row["last_ts"]
-        self.lat = [int(row[c] or 0) for c in LATENCY_BINS]
-        self.ttft = [int(row[c] or 0) for c in TTFT_BINS]
+        self.lat, self.ttft = [0] * NBINS, [0] * NBINS  # filled from the histogram query
 
     def merge(self, o: "Aggregate") -> None:
         self.requests += o.requests
@@ -346,27 +387,38 @@ def _time_key(group: str, day_ts: int) -> int:
     return day_ts
 
 
-async def _grouped(engine: AsyncEngine, f: Filters, group: str | None, since: float | None, until: float | None,
+def _group_key(group: str | None, k: Any) -> Any:
+    if group in ("week", "month"):
+        return _time_key(group, int(k))
+    if group in ("hour", "day"):
+        return int(k)
+    if group in DIMENSION_GROUPS:
+        return k or None  # "" in the rollups is a record without that attribute
+    return k
+
+
+async def _grouped(conn: AsyncConnection, f: Filters, group: str | None, since: float | None, until: float | None,
                    raw_from: float | None) -> list[tuple[Any, Aggregate]]:
-    q = _query(engine.dialect.name, f, group, since, until, raw_from)
+    question = Question(conn.dialect.name, f, group, since, until, raw_from)
+    q = question.measures()
     if q is None:
         return []
-    async with engine.connect() as conn:
-        rows = (await conn.execute(q)).mappings().all()
     out: dict[Any, Aggregate] = {}
-    for row in rows:
+    for row in (await conn.execute(q)).mappings():
         if not row["requests"]:
             continue
-        k = row["k"]
-        if group in ("week", "month"):
-            k = _time_key(group, int(k))
-        elif group in DIMENSION_GROUPS:
-            k = k or None  # "" in the rollups is a record without that attribute
+        k = _group_key(group, row["k"])
         agg = Aggregate(row)
         if k in out:
             out[k].merge(agg)
         else:
             out[k] = agg
+    h = question.histograms()
+    if h is not None and out:
+        for k, metric, b, n in (await conn.execute(h)).all():
+            agg = out.get(_group_key(group, k))
+            if agg is not None:
+                (agg.lat if metric == "l" else agg.ttft)[int(b)] += int(n)
     return list(out.items())
 
 
@@ -414,14 +466,17 @@ async def stats(
     f = Filters(project=project, source=source, customer=customer, model=model, key_id=key_id, provider=provider,
                 status=status)
     window = {"since": since, "until": until}
-    if group_by is not None:
-        groups = await _grouped(engine, f, group_by, since, until, raw_from)
-        return {**window, "group_by": group_by, "totals": _totals(groups), "groups": _entries(group_by, groups)}
-    by_model = await _grouped(engine, f, "model", since, until, raw_from)
-    return {
-        **window,
-        "totals": _totals(by_model),
-        "by_model": _entries("model", by_model),
-        "by_project": _entries("project", await _grouped(engine, f, "project", since, until, raw_from)),
-        "by_source": _entries("source", await _grouped(engine, f, "source", since, until, raw_from)),
-    }
+    async with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":  # one snapshot for every query of the answer
+            await conn.execution_options(isolation_level="REPEATABLE READ")
+        if group_by is not None:
+            groups = await _grouped(conn, f, group_by, since, until, raw_from)
+            return {**window, "group_by": group_by, "totals": _totals(groups), "groups": _entries(group_by, groups)}
+        by_model = await _grouped(conn, f, "model", since, until, raw_from)
+        return {
+            **window,
+            "totals": _totals(by_model),
+            "by_model": _entries("model", by_model),
+            "by_project": _entries("project", await _grouped(conn, f, "project", since, until, raw_from)),
+            "by_source": _entries("source", await _grouped(conn, f, "source", since, until, raw_from)),
+        }

@@ -1,4 +1,4 @@
-"""Portal: usage rollups (backfilled from the records), runtime providers, change markers, and
+"""Portal: usage rollups (facets, daily, latency histograms; backfilled from the records), runtime providers, change markers, and
 the read-only views that Ask may query.
 
 Revision ID: 0007_portal
@@ -13,12 +13,11 @@ from alembic import op
 
 from tollway.storage.rollup import COLUMNS, aggregate, upsert_statement
 from tollway.storage.schema import (
-    LATENCY_BINS,
+    MEASURES,
     ROLLUP_DIMS,
-    ROLLUP_MAXES,
-    ROLLUP_MINS,
-    ROLLUP_SUMS,
-    TTFT_BINS,
+    usage_daily,
+    usage_facets,
+    usage_latency,
     usage_records,
 )
 
@@ -31,7 +30,7 @@ _FLOATS = {"latency_sum", "ttft_sum", "latency_min", "ttft_min", "latency_max", 
 _NULLABLE = {"latency_min", "ttft_min", "latency_max", "ttft_max"}
 _BACKFILL_CHUNK = 20_000
 
-# What Ask may read (documented in api/ask_schema.py): the records, and the hourly rollups,
+# What Ask may read (documented in ask/schema.py): the records, and the daily rollups,
 # which outlive the records when a retention is set.
 _RECORD_COLUMNS = ("trace_id, ts, {time} AS time, route, provider, model_requested, model_served, "
                    "COALESCE(model_served, model_requested) AS model, stream, input_tokens, output_tokens, "
@@ -39,31 +38,60 @@ _RECORD_COLUMNS = ("trace_id, ts, {time} AS time, route, provider, model_request
                    "cost_nanousd, cost_nanousd / 1000000000.0 AS cost_usd, cost_note, latency_ms, ttft_ms, status, "
                    "CASE WHEN status >= 400 OR error_type IS NOT NULL THEN 1 ELSE 0 END AS is_error, error_type, "
                    "cancelled, key_id, project, source, customer")
-_HOURLY_COLUMNS = ("bucket AS hour_ts, {time} AS hour, model, NULLIF(model_requested, '') AS model_requested, "
+_DAILY_COLUMNS = ("day AS day_ts, {time} AS day, model, NULLIF(model_requested, '') AS model_requested, "
                    "NULLIF(project, '') AS project, NULLIF(source, '') AS source, NULLIF(customer, '') AS customer, "
                    "NULLIF(key_id, '') AS key_id, NULLIF(provider, '') AS provider, status, error AS is_error, "
                    "requests, input_tokens, output_tokens, cached_tokens, cache_creation_tokens, reasoning_tokens, "
                    "total_tokens, cost_nanousd, cost_nanousd / 1000000000.0 AS cost_usd, priced AS priced_requests, "
                    "latency_n, latency_sum, ttft_n, ttft_sum")
+_KEY = ("status", "error")
 
 
 def _time(dialect: str, col: str) -> str:
     return f"datetime({col}, 'unixepoch')" if dialect == "sqlite" else f"(to_timestamp({col}) AT TIME ZONE 'UTC')"
 
 
+def _measures() -> list[sa.Column]:
+    return [sa.Column(m, sa.Float() if m in _FLOATS else sa.BigInteger(), nullable=m in _NULLABLE) for m in MEASURES]
+
+
 def upgrade() -> None:
-    measures = (*ROLLUP_SUMS, *ROLLUP_MINS, *ROLLUP_MAXES)
     op.create_table(
-        "usage_rollup",
+        "usage_facets",
         sa.Column("grain", sa.String(1), nullable=False),
-        sa.Column("face", sa.String(16), nullable=False),
+        sa.Column("facet", sa.String(16), nullable=False),
         sa.Column("bucket", sa.BigInteger(), nullable=False),
+        sa.Column("value", sa.String(), nullable=False),
+        sa.Column("status", sa.Integer(), nullable=False),
+        sa.Column("error", sa.Integer(), nullable=False),
+        *_measures(),
+        sa.PrimaryKeyConstraint("grain", "facet", "bucket", "value", *_KEY, name="pk_usage_facets"),
+        sqlite_with_rowid=False,
+    )
+    op.create_table(
+        "usage_daily",
+        sa.Column("day", sa.BigInteger(), nullable=False),
         *(sa.Column(d, sa.String(), nullable=False) for d in ROLLUP_DIMS),
         sa.Column("status", sa.Integer(), nullable=False),
         sa.Column("error", sa.Integer(), nullable=False),
-        *(sa.Column(m, sa.Float() if m in _FLOATS else sa.BigInteger(), nullable=m in _NULLABLE) for m in measures),
-        *(sa.Column(c, sa.Integer(), nullable=False) for c in (*LATENCY_BINS, *TTFT_BINS)),
-        sa.PrimaryKeyConstraint("grain", "face", "bucket", *ROLLUP_DIMS, "status", "error", name="pk_usage_rollup"),
+        *_measures(),
+        sa.PrimaryKeyConstraint("day", *ROLLUP_DIMS, *_KEY, name="pk_usage_daily"),
+        sqlite_with_rowid=False,
+    )
+    op.create_table(
+        "usage_latency",
+        sa.Column("grain", sa.String(1), nullable=False),
+        sa.Column("facet", sa.String(16), nullable=False),
+        sa.Column("bucket", sa.BigInteger(), nullable=False),
+        sa.Column("value", sa.String(), nullable=False),
+        sa.Column("status", sa.Integer(), nullable=False),
+        sa.Column("error", sa.Integer(), nullable=False),
+        sa.Column("metric", sa.String(1), nullable=False),
+        sa.Column("bin", sa.Integer(), nullable=False),
+        sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("grain", "facet", "bucket", "value", *_KEY, "metric", "bin",
+                                name="pk_usage_latency"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "runtime_providers",
@@ -87,15 +115,16 @@ def upgrade() -> None:
     dialect = bind.dialect.name
     op.execute(f"CREATE VIEW ask_requests AS SELECT {_RECORD_COLUMNS.format(time=_time(dialect, 'ts'))} "
                "FROM usage_records")
-    op.execute(f"CREATE VIEW ask_usage_hourly AS SELECT {_HOURLY_COLUMNS.format(time=_time(dialect, 'bucket'))} "
-               "FROM usage_rollup WHERE grain = 'h' AND face = 'all'")
+    op.execute(f"CREATE VIEW ask_usage_daily AS SELECT {_DAILY_COLUMNS.format(time=_time(dialect, 'day'))} "
+               "FROM usage_daily")
     _backfill(bind)
 
 
 def _backfill(bind: sa.Connection) -> None:
     """Roll up the records already stored, a chunk at a time (keyset order: ts, trace_id)."""
     t = usage_records
-    stmt = upsert_statement(bind.dialect)
+    tables = (("facets", usage_facets), ("daily", usage_daily), ("latency", usage_latency))
+    stmts = {name: upsert_statement(table, bind.dialect) for name, table in tables}
     cols = [c.name for c in t.columns]
     after: tuple[float, str] | None = None
     while True:
@@ -105,13 +134,19 @@ def _backfill(bind: sa.Connection) -> None:
         rows = [dict(zip(cols, r, strict=True)) for r in bind.execute(q)]
         if not rows:
             return
-        bind.execute(stmt, [dict(zip(COLUMNS, r, strict=True)) for r in aggregate(rows)])
+        batch = aggregate(rows)
+        for name, table in tables:
+            got = getattr(batch, name)
+            if got:
+                bind.execute(stmts[name], [dict(zip(COLUMNS[table.name], r, strict=True)) for r in got])
         after = (rows[-1]["ts"], rows[-1]["trace_id"])
 
 
 def downgrade() -> None:
-    op.execute("DROP VIEW IF EXISTS ask_usage_hourly")
+    op.execute("DROP VIEW IF EXISTS ask_usage_daily")
     op.execute("DROP VIEW IF EXISTS ask_requests")
     op.drop_table("store_markers")
     op.drop_table("runtime_providers")
-    op.drop_table("usage_rollup")
+    op.drop_table("usage_latency")
+    op.drop_table("usage_daily")
+    op.drop_table("usage_facets")

@@ -14,6 +14,15 @@ from tests.fakes.provider import FakeProvider
 from tests.harness import Tollway, anthropic_client, openai_client, standard_config
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    from tests import specs
+
+    found = specs.specs_dir()
+    if found is not None:
+        return f"provider specs: {found}"
+    return f"provider specs: MISSING, spec checks will {'FAIL' if specs.required() else 'skip'}: {specs.missing_reason()}"
+
+
 def services_required() -> bool:
     return os.environ.get("TOLLWAY_REQUIRE_SERVICES") == "1"
 

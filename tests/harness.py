@@ -16,6 +16,8 @@ from typing import Any
 
 import anthropic
 import openai
+from google import genai
+from google.genai import types as gtypes
 
 MASTER_KEY = "tw-master-test-key"
 TEAM_KEY = "tw-team-alpha-key"
@@ -147,6 +149,12 @@ def openai_client(tw: "Tollway", api_key: str = MASTER_KEY) -> openai.OpenAI:
 
 def anthropic_client(tw: "Tollway", api_key: str = MASTER_KEY) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=tw.url, api_key=api_key, max_retries=0, timeout=20)
+
+
+def gemini_client(tw: "Tollway", api_key: str = MASTER_KEY, api_version: str | None = None) -> genai.Client:
+    """google-genai with its base URL on Tollway (it asks /v1/... by default, /v1beta/... when told)."""
+    return genai.Client(api_key=api_key, http_options=gtypes.HttpOptions(base_url=tw.url, api_version=api_version,
+                                                                         timeout=20_000))
 
 
 def standard_config(fake_url: str, **overrides: Any) -> dict[str, Any]:

@@ -125,9 +125,11 @@ def test_env_references_are_interpolated_anywhere() -> None:
 
 
 def test_text_that_only_looks_like_a_reference_is_kept() -> None:
-    s = build_settings({"providers": [{"id": "a", "kind": "openai", "api_key": "$NOT_A_REF and {braces}"}]}, {})
+    s = build_settings({"providers": [{"id": "a", "kind": "openai", "api_key": "$NOT_A_REF{braces}",
+                                       "headers": {"x-note": "$NOT_A_REF and {braces}"}}]}, {})
     assert s.providers[0].api_key is not None
-    assert s.providers[0].api_key.get_secret_value() == "$NOT_A_REF and {braces}"
+    assert s.providers[0].api_key.get_secret_value() == "$NOT_A_REF{braces}"
+    assert s.providers[0].headers == {"x-note": "$NOT_A_REF and {braces}"}
 
 
 def test_every_missing_env_var_is_named_with_its_key_path() -> None:
@@ -301,19 +303,147 @@ key = "{TEAM_SECRET}"
     assert not (tmp_path / ".tollway").exists()  # it stopped before touching the store
 
 
-def test_the_example_config_is_valid_and_documents_every_section() -> None:
-    """tollway.example.toml must stay true to the code: every key it shows is accepted."""
-    from pathlib import Path
+# -- strict types, one pass, did you mean -------------------------------------------------------
 
-    from tollway.config import Settings, load_settings
 
-    example = Path(__file__).resolve().parent.parent / "tollway.example.toml"
-    env = {v: "x" for v in ("TOLLWAY_MASTER_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "TEAM_ALPHA_KEY",
-                            "AZURE_OPENAI_API_KEY", "GEMINI_API_KEY")}
-    settings = load_settings(example, env)
-    assert {p.kind for p in settings.providers} == {"openai", "anthropic", "azure_openai", "gemini",
-                                                   "openai_compatible"}
-    text = example.read_text()
-    for section in Settings.model_fields:
-        if section != "demo":
-            assert f"[{section}]" in text or f"[[{section}]]" in text, section
+@pytest.mark.parametrize("raw,path,quoted", [
+    ({"server": {"port": "8931"}}, "server.port", True),
+    ({"translation": {"strict": "yes"}}, "translation.strict", True),
+    ({"translation": {"strict": 1}}, "translation.strict", False),
+    ({"server": {"read_timeout_secs": "30"}}, "server.read_timeout_secs", True),
+    ({"store": {"batch_size": 1.5}}, "store.batch_size", False),
+    ({"providers": [{"id": "l", "kind": "openai_compatible", "base_url": "http://h/v1",
+                     "discover_models": "true"}]}, "providers[0].discover_models", True),
+    ({"demo": "true"}, "demo", True),
+])
+def test_types_are_strict(raw: dict[str, Any], path: str, quoted: bool) -> None:
+    found = problems(raw)
+    assert [line.split(":")[0] for line in found] == [path], found
+    assert ("without quotes" in found[0]) is quoted, found
+
+
+def test_interpolation_compatibility_and_validation_problems_come_in_one_pass() -> None:
+    raw = {"server": {"port": "8931", "lisen": "0.0.0.0", "master_key": "${TW_NOT_SET_ANYWHERE}"},
+           "translation": {"strict": "yes"},
+           "providers": [{"id": "a", "kind": "openai"}, {"id": "a", "kind": "anthropic"},
+                         {"id": "b", "provider_type": "mainframe"}],
+           "sanitization": {"enabled": True},
+           "aliases": {"fast": "nobody:gpt-4o"}}
+    found = problems(raw)
+    paths = [line.split(":")[0] for line in found]
+    for path in ("server.port", "server.lisen", "server.master_key", "translation.strict", "providers[1].id",
+                 "providers[2].provider_type", "sanitization", "aliases.fast"):
+        assert path in paths, (path, found)
+    assert len(paths) == len(set(paths)), found
+
+
+@pytest.mark.parametrize("raw,path,suggestion", [
+    ({"server": {"lisen": "0.0.0.0", "prot": 1}}, "server.lisen", None),
+    ({"server": {"prot": 8931}}, "server.prot", "port"),
+    ({"server": {"master_kye": "x"}}, "server.master_kye", "master_key"),
+    ({"providers": [{"id": "a", "kind": "openai", "api_kye": "k"}]}, "providers[0].api_kye", "api_key"),
+    ({"providers": [{"id": "a", "kind": "openai", "model": ["gpt-4o"]}]}, "providers[0].model", "models"),
+    ({"keys": [{"id": "k", "key": "kkkkkk", "projcet": "p"}]}, "keys[0].projcet", "project"),
+    ({"translations": {"strict": True}}, "translations", "translation"),
+    ({"logging": {"formt": "json"}}, "logging.formt", "format"),
+])
+def test_misspelt_keys_get_a_suggestion(raw: dict[str, Any], path: str, suggestion: str | None) -> None:
+    found = problems(raw)
+    line = next(line for line in found if line.startswith(path + ":"))
+    assert "unknown key" in line and "Extra inputs" not in line
+    if suggestion:
+        assert f"did you mean {suggestion!r}?" in line, line
+    else:
+        assert "did you mean" not in line, line
+
+
+# -- keys and headers that cannot hurt ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("value,why", [
+    (OPENAI_SECRET + "\n", "line break"),
+    (OPENAI_SECRET + "\r\nX-Injected: 1", "line break"),
+    (" " + OPENAI_SECRET, "whitespace"),
+    (OPENAI_SECRET[:8] + "\t" + OPENAI_SECRET[8:], "whitespace"),
+    (OPENAI_SECRET + "é", "printable ASCII"),
+    (OPENAI_SECRET + "\x00", "printable ASCII"),
+])
+def test_provider_keys_with_whitespace_or_line_breaks_are_errors(value: str, why: str) -> None:
+    raws = {
+        "providers[0].api_key": {"providers": [{"id": "a", "kind": "openai", "api_key": value}]},
+        "server.master_key": {"server": {"master_key": value}},
+        "keys[0].key": {"keys": [{"id": "k", "key": value}]},
+    }
+    for path, raw in raws.items():
+        found = problems(raw)
+        assert len(found) == 1 and found[0].startswith(path + ":") and why in found[0], found
+        assert OPENAI_SECRET not in found[0] and OPENAI_SECRET[:8] not in found[0]
+
+
+@pytest.mark.parametrize("headers,words", [
+    ({"OpenAI-Organization": "org-1\r\nX-Evil: 1"}, "OpenAI-Organization contains a line break"),
+    ({"Helicone-Auth": f"Bearer {HEADER_SECRET}\n"}, "Helicone-Auth contains a line break"),
+    ({"X-Name": "caf\u00e9 \u2603"}, "latin-1"),
+    ({"Bad Header": "x"}, "not a valid header name"),
+    ({"X-Bad:": "x"}, "not a valid header name"),
+    ({"Host": "evil.example"}, "set by Tollway"),
+    ({"X-Space": " padded"}, "leading/trailing whitespace"),
+    ({"X-Ctl": "a\x07b"}, "control characters"),
+])
+def test_provider_headers_are_checked(headers: dict[str, str], words: str) -> None:
+    found = problems({"providers": [{"id": "a", "kind": "openai", "headers": headers}]})
+    assert len(found) == 1 and found[0].startswith("providers[0].headers:") and words in found[0], found
+    assert HEADER_SECRET not in found[0] and "org-1" not in found[0] and "evil.example" not in found[0]
+
+
+def test_good_headers_pass() -> None:
+    s = build_settings({"providers": [{"id": "a", "kind": "openai", "headers": {
+        "OpenAI-Organization": "org-abc", "Helicone-Auth": f"Bearer {HEADER_SECRET}", "X-Latin": "caf\u00e9"}}]}, {})
+    assert s.providers[0].headers["X-Latin"] == "caf\u00e9"
+
+
+def test_empty_master_key_is_an_error_even_with_the_environment_set() -> None:
+    for env in ({}, {"TOLLWAY_MASTER_KEY": MASTER_SECRET}):
+        found = problems({"server": {"master_key": ""}}, env)
+        assert len(found) == 1 and found[0].startswith("server.master_key: is empty"), found
+    assert problems({"server": {"master_key": "${TW_EMPTY}"}}, {"TW_EMPTY": ""})[0].startswith(
+        "server.master_key: is empty")
+
+
+def test_a_key_equal_to_the_master_key_is_an_error() -> None:
+    for raw, env in (({"server": {"master_key": MASTER_SECRET}, "keys": [{"id": "k", "key": MASTER_SECRET}]}, {}),
+                     ({"keys": [{"id": "k", "key": MASTER_SECRET}]}, {"TOLLWAY_MASTER_KEY": MASTER_SECRET})):
+        found = problems(raw, env)
+        assert len(found) == 1 and found[0].startswith("keys[0].key: is the master key"), found
+        assert MASTER_SECRET not in found[0]
+
+
+def test_duplicate_keys_and_key_ids_are_errors() -> None:
+    found = problems({"keys": [{"id": "a", "key": TEAM_SECRET}, {"id": "b", "key": TEAM_SECRET},
+                               {"id": "a", "key": TEAM_SECRET + "-2"}, {"id": "master", "key": TEAM_SECRET + "-3"}]})
+    assert any(line.startswith("keys[1].key: the same key as keys[0]") for line in found), found
+    assert any(line.startswith("keys[2].id: duplicate key id 'a'") for line in found), found
+    assert any(line.startswith("keys[3].id:") and "'master'" in line for line in found), found
+    assert not any(TEAM_SECRET in line for line in found)
+
+
+@pytest.mark.parametrize("project", ["", "has space", "x" * 65, "-lead", "a/b", "ünï", "a\nb"])
+def test_key_default_project_must_be_a_slug(project: str) -> None:
+    found = problems({"keys": [{"id": "k", "key": TEAM_SECRET, "project": project}]})
+    assert len(found) == 1 and found[0].startswith("keys[0].project:") and "64" in found[0], found
+
+
+def test_disabled_providers_are_checked_and_left_out() -> None:
+    raw = {"providers": [{"id": "a", "kind": "openai", "enabled": False}, {"id": "b", "kind": "anthropic"}]}
+    assert [p.id for p in build_settings(raw, {}).providers] == ["b"]
+    found = problems({"providers": [{"id": "a", "kind": "openai", "enabled": False, "api_key": "k\n"}]})
+    assert found[0].startswith("providers[0].api_key")
+    found = problems({**raw, "aliases": {"x": "a:gpt-4o"}})  # an alias to a disabled provider
+    assert found[0].startswith("aliases.x: unknown provider 'a'")
+
+
+def test_a_bad_key_from_the_environment_is_named_by_its_variable() -> None:
+    found = problems({}, {"OPENAI_API_KEY": OPENAI_SECRET + "\n", "TOLLWAY_MASTER_KEY": f" {MASTER_SECRET}"})
+    assert sorted(line.split(":")[0] for line in found) == ["OPENAI_API_KEY (environment)",
+                                                             "TOLLWAY_MASTER_KEY (environment)"], found
+    assert not any(OPENAI_SECRET in line or MASTER_SECRET in line for line in found)

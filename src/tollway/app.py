@@ -1,7 +1,8 @@
 """The ASGI application: route table and lifespan. No request logic lives here.
 
-Exact paths are a dict lookup; prefixes (`/projects/{slug}/`, `/proxy/<kind>/v1/`, other
-`/v1/*`) are checked only when no exact route matched.
+Exact paths are a dict lookup (OpenAI's routes also without `/v1`, and Azure's `/openai/...`
+copies); prefixes (`/projects/{slug}/`, `/proxy/<kind>/v1/`, `/v1beta/models/`,
+`/openai/deployments/{d}/`, other `/v1/*`) are checked only when no exact route matched.
 """
 
 from __future__ import annotations
@@ -15,17 +16,27 @@ import orjson
 from tollway.api.admin import AdminRoutes
 from tollway.api.admin_api import AdminApi, register_audit
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
+from tollway.api.billing import register_billing
+from tollway.api.cors import Cors, is_preflight, origin_of
+from tollway.api.gemini import GeminiRoutes
 from tollway.api.health import HealthRoutes
+from tollway.api.metrics import MetricsRoute
+from tollway.api.models import ModelRoutes
 from tollway.api.openapi import openapi_document
+from tollway.api.openapi_surfaces import GEMINI_VERBS
 from tollway.api.operator_api import OPERATOR_PATHS, register_operator_routes
-from tollway.api.passthrough import PassthroughRoute
+from tollway.api.passthrough import PASSTHROUGH_METHODS, PassthroughRoute
 from tollway.api.portal import PortalRoute
+from tollway.api.probes import ProbeRoutes
+from tollway.api.realtime import PATHS as REALTIME_PATHS
+from tollway.api.realtime import RealtimeRoute
 from tollway.api.responses_state import ResponsesStateRoute
 from tollway.api.unified import UnifiedRoute
 from tollway.ask.service import AskService
 from tollway.config import Settings
 from tollway.errors import ProxyError, render
 from tollway.providers.base import Endpoint
+from tollway.slugs import SLUG_RULE, is_slug
 from tollway.state import AppState
 
 log = logging.getLogger("tollway")
@@ -41,18 +52,41 @@ UNIFIED: tuple[tuple[str, str, str, Endpoint], ...] = (
     ("/messages", "anthropic.messages", "anthropic", Endpoint.MESSAGES),
     ("/messages/count_tokens", "anthropic.count_tokens", "anthropic", Endpoint.COUNT_TOKENS),
 )
+# OpenAI's routes that several clients also send without the /v1 prefix
+UNPREFIXED = ("/chat/completions", "/completions", "/embeddings", "/responses")
+# Azure OpenAI's surface: (operation, route name, endpoint); the key comes in `api-key`
+AZURE: tuple[tuple[str, str, Endpoint], ...] = (
+    ("/chat/completions", "azure.chat", Endpoint.CHAT),
+    ("/completions", "azure.completions", Endpoint.COMPLETIONS),
+    ("/embeddings", "azure.embeddings", Endpoint.EMBEDDINGS),
+    ("/responses", "azure.responses", Endpoint.RESPONSES),
+)
 
 
 class Router:
-    """Built once the state exists (in lifespan startup)."""
+    """Built once the state exists (in lifespan startup).
+
+    `served_routes()` lists what `__call__` answers; /openapi.json and the README list the same
+    (tests/proxy/test_openapi.py compares them and probes every route): change them together.
+    """
 
     def __init__(self, state: AppState) -> None:
         admin, health = AdminRoutes(state), HealthRoutes(state)
         self.admin = admin
         self.admin_api = AdminApi(state)
         register_audit(self.admin_api, state)
+        register_billing(self.admin_api, state)
         self.unified: dict[str, UnifiedRoute] = {
             "/v1" + sub: UnifiedRoute(state, route, fmt, ep) for sub, route, fmt, ep in UNIFIED}
+        self.unified.update({sub: self.unified["/v1" + sub] for sub in UNPREFIXED})
+        azure = {op: UnifiedRoute(state, route, "openai", ep) for op, route, ep in AZURE}
+        # AzureOpenAI sends deployment-less operations (responses) to /openai/..., the v1 API to /openai/v1/...
+        self.unified.update({"/openai/v1" + op: r for op, r in azure.items()})
+        self.unified["/openai/responses"] = azure["/responses"]
+        self.azure_deployment = {op: r for op, r in azure.items() if op != "/responses"}
+        self.gemini = GeminiRoutes(state)
+        self.models = ModelRoutes(state, self.gemini)
+        self.realtime = RealtimeRoute(state)
         self.byok: dict[str, dict[str, UnifiedRoute]] = {
             kind: {"/v1" + sub: UnifiedRoute(state, "proxy." + route, fmt, ep, byok=True)
                    for sub, route, fmt, ep in UNIFIED if fmt == kind}
@@ -63,16 +97,62 @@ class Router:
         self.passthrough = {kind: PassthroughRoute(state, kind, byok=True) for kind in ("openai", "anthropic")}
         self.openai_passthrough = PassthroughRoute(state, "openai", byok=False)
         self.responses_state = ResponsesStateRoute(state, self.openai_passthrough)
+        probes = ProbeRoutes(state)
         self.get: dict[str, Handler] = {
             "/health": health.health,
-            "/v1/models": health.models,
+            "/health/live": probes.live,
+            "/health/ready": probes.ready,
+            "/metrics": MetricsRoute(state),
+            "/v1/models": self.models.list,
+            "/models": self.models.list,
+            "/openai/models": self.models.list,
+            "/openai/v1/models": self.models.list,
             "/v1/records": admin.records,
             "/v1/stats": admin.stats,
             "/v1/me": admin.me,
             "/v1/projects": admin.projects,
             "/openapi.json": self._openapi,
         }
+        self.get.update({p: self._upgrade_required for p in REALTIME_PATHS})
         self._openapi_body = orjson.dumps(openapi_document())
+
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if path.startswith("/projects/"):
+            slug, _, rest = path[10:].partition("/")
+            if slug and "/" + rest in REALTIME_PATHS:
+                return await self.realtime(scope, receive, send, path_project=slug)
+        elif path in REALTIME_PATHS:
+            return await self.realtime(scope, receive, send)
+        await send({"type": "websocket.close", "code": 1008})  # refused at the handshake: HTTP 403
+
+    @staticmethod
+    async def _upgrade_required(scope: Scope, receive: Receive, send: Send) -> None:
+        body = orjson.dumps({"error": {"message": f"{scope['path']} is a WebSocket endpoint: connect with an "
+                                                  "Upgrade: websocket request.", "type": "invalid_request_error",
+                                       "param": None, "code": "upgrade_required"}})
+        await send_bytes(send, 426, body, [*JSON_HEADERS, (b"upgrade", b"websocket")])
+    def served_routes(self) -> list[tuple[str, str]]:
+        """Every (method, path template) this router answers, as /openapi.json names them."""
+        out = [("POST", path) for path in self.unified]
+        out += [(m, path) for path in self.get for m in ("GET", "HEAD")]
+        out += [("POST", "/projects/{slug}" + path) for path in self.unified if path.startswith("/v1/")]
+        out += [(m, "/projects/{slug}/v1/models") for m in ("GET", "HEAD")]
+        out += [(m, f"/proxy/{kind}/v1/{{path}}") for kind in self.passthrough for m in PASSTHROUGH_METHODS]
+        out += [(m, "/v1/records/{trace_id}") for m in ("GET", "HEAD")]
+        out += [(m, "/v1/responses/{response_id}") for m in ("GET", "DELETE")]
+        out += [(m, "/v1/{path}") for m in PASSTHROUGH_METHODS]
+        # the client surfaces with the model in the path (api.gemini, api.models, Azure's deployments)
+        for verb in GEMINI_VERBS:
+            out += [("POST", f"{prefix}/models/{{model}}:{verb}") for prefix in ("/v1beta", "/v1")]
+            out.append(("POST", f"/projects/{{slug}}/v1beta/models/{{model}}:{verb}"))
+        out += [(m, p) for p in ("/v1beta/models", "/v1beta/models/{model}", "/v1/models/{model}") for m in ("GET", "HEAD")]
+        out += [("POST", f"/openai/deployments/{{deployment}}{op}") for op in self.azure_deployment]
+        for method, pattern in [*self.admin_api.routes(), *self.operator_api.routes()]:
+            out += [(method, pattern), ("HEAD", pattern)] if method == "GET" else [(method, pattern)]
+        out += [(m, "/v1/projects/{slug}/records") for m in ("GET", "HEAD")]
+        out += [("GET", "/"), ("HEAD", "/")]  # the portal (and its /assets/ files, not listed one by one)
+        return out
 
     async def _openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_bytes(send, 200, self._openapi_body, JSON_HEADERS)
@@ -94,15 +174,29 @@ class Router:
             slug, _, rest = path[10:].partition("/")
             rest = "/" + rest
             if slug:
-                if method == "POST" and rest in self.unified:
+                if method == "POST" and rest in self.unified and rest.startswith("/v1/"):
                     return await self.unified[rest](scope, receive, send, path_project=slug)
-                if method == "GET" and rest == "/v1/models":
+                if method in ("GET", "HEAD") and rest == "/v1/models":
+                    if not is_slug(slug):
+                        return await bad_request(send, f"The project slug in /projects/{{slug}}/ must be {SLUG_RULE}.")
                     return await self.get[rest](scope, receive, send)
+                if rest.startswith("/v1beta/models"):
+                    return await self.gemini(scope, receive, send, rest[14:], path_project=slug)
+            return await not_found(scope, send)
+        if path.startswith("/v1beta/"):
+            if path.startswith("/v1beta/models") and (len(path) == 14 or path[14] == "/"):
+                return await self.gemini(scope, receive, send, path[14:])
+            return await not_found(scope, send, fmt="gemini")
+        if path.startswith("/openai/deployments/") and method == "POST":
+            deployment, _, op = path[20:].partition("/")
+            route = self.azure_deployment.get("/" + op)
+            if route is not None and deployment:
+                return await route(scope, receive, send, path_model=unquote(deployment))
             return await not_found(scope, send)
         if path.startswith("/proxy/"):
             kind, _, rest = path[7:].partition("/")
             rest = "/" + rest
-            if kind in self.byok and rest.startswith("/v1/"):
+            if kind in self.byok and rest.startswith("/v1/") and method in PASSTHROUGH_METHODS:
                 route = self.byok[kind].get(rest) if method == "POST" else None
                 if route is not None:
                     return await route(scope, receive, send)
@@ -121,16 +215,26 @@ class Router:
             return await not_found(scope, send)
         if path.startswith("/v1/responses/") and method in ("GET", "DELETE") and path.count("/") == 3:
             return await self.responses_state(scope, receive, send, response_id=path[14:])
-        if path.startswith("/v1/"):
+        if path.startswith("/v1/models/"):
+            if ":" in path and method == "POST":  # google-genai asks Gemini's API under /v1 by default
+                return await self.gemini(scope, receive, send, path[10:])
+            if method in ("GET", "HEAD") and path.count("/") == 3:
+                return await self.models.get(scope, receive, send, path[11:])
+        if path.startswith("/v1/") and method in PASSTHROUGH_METHODS:
             if path.startswith("/v1/messages"):
                 return await not_found(scope, send, fmt="anthropic")
             return await self.openai_passthrough(scope, receive, send, subpath=path[3:])
         return await not_found(scope, send)
 
 
+async def bad_request(send: Send, message: str) -> None:
+    status, body = render(ProxyError("invalid_request", message), "openai")
+    await send_bytes(send, status, body, JSON_HEADERS)
+
+
 async def not_found(scope: Scope, send: Send, fmt: str = "openai") -> None:
     err = ProxyError("not_found", f"No route for {scope['method']} {scope['path']}.")
-    status, body = render(err, "anthropic" if fmt == "anthropic" else "openai")
+    status, body = render(err, fmt if fmt in ("anthropic", "gemini") else "openai")  # type: ignore[arg-type]
     await send_bytes(send, status, body, JSON_HEADERS)
 
 
@@ -141,11 +245,23 @@ class TollwayApp:
         self.settings = settings
         self.state: AppState | None = None
         self._router: Router | None = None
+        self._cors = Cors(settings.server.cors_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             assert self._router is not None, "lifespan did not run"
+            if scope["method"] == "OPTIONS" and is_preflight(scope):  # answered here, never forwarded
+                return await self._cors.preflight(scope, receive, send)
+            if self._cors.enabled:
+                origin = origin_of(scope)
+                if self._cors.allowed(origin):
+                    send = self._cors.wrap(send, origin)  # type: ignore[arg-type]
             return await self._router(scope, receive, send)
+        if scope["type"] == "websocket":
+            assert self._router is not None, "lifespan did not run"
+            if self._cors.enabled and origin_of(scope) and not self._cors.allowed(origin_of(scope)):
+                return await send({"type": "websocket.close", "code": 1008})  # a browser page of another origin
+            return await self._router.websocket(scope, receive, send)
         if scope["type"] == "lifespan":
             return await self._lifespan(receive, send)
 

@@ -1,4 +1,4 @@
-"""The `tollway` command: serve, config check, usage."""
+"""The `tollway` command: serve, config check, usage, version."""
 
 from __future__ import annotations
 
@@ -6,17 +6,43 @@ import asyncio
 import logging
 import signal
 from pathlib import Path
-from typing import Optional
+from enum import Enum
+from typing import Any, Optional
 
 import typer
 
 from tollway import __version__
 from tollway.config import ConfigError, Settings, load_settings
 
+_HELP = {"help_option_names": ["-h", "--help"]}  # inherited by every sub-command
 app = typer.Typer(help="Tollway: a self-hosted, metered LLM proxy for OpenAI- and Anthropic-speaking clients.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-config_app = typer.Typer(help="Work with configuration files.", no_args_is_help=True)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, context_settings=_HELP)
+config_app = typer.Typer(help="Work with configuration files.", no_args_is_help=True, context_settings=_HELP)
 app.add_typer(config_app, name="config")
+
+
+class LogFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+class LogLevel(str, Enum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", "-V", help="Print the version and exit.",
+                                       callback=_print_version, is_eager=True)) -> None:
+    """Tollway: a self-hosted, metered LLM proxy for OpenAI- and Anthropic-speaking clients."""
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="Path to tollway.toml. Without it: defaults + environment "
                                                          "(OPENAI_API_KEY, ANTHROPIC_API_KEY, *_BASE_URL).",
@@ -33,12 +59,6 @@ def _load(config: Optional[Path], demo: bool = False) -> Settings:
         raise typer.Exit(2) from None
 
 
-def portal_url(host: str, port: int) -> str:
-    """Where a browser finds the portal (a wildcard bind is reached on 127.0.0.1)."""
-    shown = "127.0.0.1" if host in ("0.0.0.0", "", "::") else (f"[{host}]" if ":" in host else host)
-    return f"http://{shown}:{port}/"
-
-
 def _override(settings: Settings, **server: object) -> Settings:
     changes = {k: v for k, v in server.items() if v is not None}
     if not changes:
@@ -46,29 +66,35 @@ def _override(settings: Settings, **server: object) -> Settings:
     return settings.model_copy(update={"server": settings.server.model_copy(update=changes)})
 
 
+def _check_port(value: Optional[int]) -> Optional[int]:
+    if value is not None and not 1 <= value <= 65535:
+        raise typer.BadParameter(f"{value} is not a TCP port: use 1-65535")
+    return value
+
+
 @app.command()
 def serve(
     config: Optional[Path] = ConfigOpt,
     host: Optional[str] = typer.Option(None, "--host", help="Address to bind (default 127.0.0.1, or server.host)."),
-    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port to listen on (default 8930, or server.port)."),
+    port: Optional[int] = typer.Option(None, "--port", "-p", callback=_check_port,
+                                       help="Port to listen on, 1-65535 (default 8930, or server.port)."),
     demo: bool = typer.Option(False, "--demo", help="Add the built-in demo providers, no key needed: 'demo' "
                                                     "(answers in the client's own format), 'demo-claude' (speaks "
                                                     "Anthropic) and 'demo-gemini' (speaks Gemini), streaming too."),
-    log_format: Optional[str] = typer.Option(None, "--log-format", help="'text' (default) or 'json'."),
-    log_level: Optional[str] = typer.Option(None, "--log-level", help="debug, info (default), warning or error."),
+    log_format: Optional[LogFormat] = typer.Option(None, "--log-format",
+                                                   help="'text' (default, or logging.format) or 'json'."),
+    log_level: Optional[LogLevel] = typer.Option(None, "--log-level",
+                                                 help="debug, info (default, or logging.level), warning or error."),
 ) -> None:
-    """Start the proxy."""
+    """Start the proxy. It says "listening" once the port is bound."""
     import uvicorn
 
     from tollway.app import build_app
     from tollway.logs import setup_logging
 
     settings = _override(_load(config, demo=demo), host=host, port=port)
-    level = log_level or settings.logging.level
-    fmt = log_format or settings.logging.format
-    if fmt not in ("text", "json") or level not in ("debug", "info", "warning", "error"):
-        typer.echo("--log-format must be text|json and --log-level debug|info|warning|error", err=True)
-        raise typer.Exit(2)
+    level = log_level.value if log_level else settings.logging.level
+    fmt = log_format.value if log_format else settings.logging.format
     settings = settings.model_copy(update={"logging": settings.logging.model_copy(update={"level": level,
                                                                                          "format": fmt})})
     setup_logging(level, fmt)
@@ -77,10 +103,6 @@ def serve(
         log.warning("no master key set (TOLLWAY_MASTER_KEY or [server] master_key): every route is open")
     if not settings.providers:
         log.warning("no providers configured: set OPENAI_API_KEY / ANTHROPIC_API_KEY, write a config, or use --demo")
-    log.info("tollway %s listening on http://%s:%d (providers: %s; store: %s)", __version__, settings.server.host,
-             settings.server.port, ", ".join(p.id for p in settings.providers) or "none",
-             "sqlite" if settings.store_url.startswith("sqlite") else "external")
-    log.info("portal: %s", portal_url(settings.server.host, settings.server.port))
     uv = uvicorn.Config(
         build_app(settings), host=settings.server.host, port=settings.server.port, loop="uvloop",
         http="httptools", lifespan="on", access_log=False, log_config=None, server_header=False, proxy_headers=False,
@@ -91,7 +113,9 @@ def serve(
     # SIGTERM" (exit -15 / 143). Handlers that do nothing let a graceful shutdown exit 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    uvicorn.Server(uv).run()
+    from tollway.serve_banner import BannerServer
+
+    BannerServer(uv, settings).run()
 
 
 @config_app.command("check")
@@ -108,6 +132,7 @@ def config_check(file: Path = typer.Argument(..., help="The config file to valid
 
 
 USAGE_BY = ("model", "project", "source", "customer", "key", "provider", "day", "hour", "week", "month")
+USAGE_TIMEOUT_SECS = 20.0
 
 
 @app.command()
@@ -146,28 +171,33 @@ def usage(
     except ProxyError as e:
         typer.echo(f"error: --{e.message}", err=True)
         raise typer.Exit(2) from None
-    url = make_url(settings.store_url)
+    url = make_url(settings.store_url)  # checked when the settings were loaded
+    where = url.render_as_string(hide_password=True)
     if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
         typer.echo(f"No records yet: there is no store at {url.database} (run `tollway serve` here first).")
         return
     days = settings.store.retention_days
 
-    async def run() -> dict:
+    async def run() -> dict[str, Any]:
         import time
 
         engine = make_engine(settings.store_url)
         try:
-            return await stats(engine, since=since_ts, until=until_ts, group_by=by, project=project, source=source,
-                               customer=customer, key_id=key, model=model,
-                               raw_from=time.time() - days * 86400 if days else None)
+            return await asyncio.wait_for(
+                stats(engine, since=since_ts, until=until_ts, group_by=by, project=project, source=source,
+                      customer=customer, key_id=key, model=model,
+                      raw_from=time.time() - days * 86400 if days else None), USAGE_TIMEOUT_SECS)
         finally:
             await engine.dispose()
 
     try:
         result = asyncio.run(run())
-    except SQLAlchemyError as e:
-        reason = str(getattr(e, "orig", None) or e).splitlines()[0]
-        typer.echo(f"error: cannot read the store at {url.render_as_string(hide_password=True)}: {reason}", err=True)
+    except (SQLAlchemyError, OSError, ImportError, asyncio.TimeoutError) as e:
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()
+        reason_text = reason[0] if reason else type(e).__name__
+        if isinstance(e, asyncio.TimeoutError):
+            reason_text = f"no answer within {USAGE_TIMEOUT_SECS:g} s"
+        typer.echo(f"error: cannot read the store at {where}: {reason_text}", err=True)
         raise typer.Exit(1) from None
     if as_json:
         typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())

@@ -1,7 +1,11 @@
 """Typed settings: `tollway.toml` + environment, with working defaults when there is no file.
 
 Secrets are `SecretStr` so they never show in `repr`, logs or validation errors, and may be
-written as `${ENV_VAR}`; a missing variable is a start-up error naming the key path.
+written as `${ENV_VAR}` (`:-default`, `:?message`: see config_env); a missing variable is a
+start-up error naming the key path. Numbers and flags are strict (`port = "8931"` is an error)
+unless their text comes from the environment. `build_settings` is the one door: it reports every
+problem of a file in one pass (interpolation, llm-gateway compatibility, cross-field checks and
+field validation together), each with its key path and never with a secret's value.
 """
 
 from __future__ import annotations
@@ -11,10 +15,15 @@ import re
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_serializer, field_validator,
-                      model_validator)
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, Strict, ValidationError,
+                      field_serializer, field_validator, model_validator)
+
+from tollway.config_checks import cross_checks, validation_problems
+from tollway.config_compat import translate as translate_llm_gateway
+from tollway.config_env import EnvStr, interpolate
+from tollway.slugs import SLUG_RULE, is_slug
 
 ProviderKind = Literal["openai", "anthropic", "azure_openai", "gemini", "openai_compatible", "demo"]
 PROVIDER_KINDS: tuple[str, ...] = ("openai", "anthropic", "azure_openai", "gemini", "openai_compatible", "demo")
@@ -47,9 +56,6 @@ DEMO_PROVIDERS: tuple[dict[str, Any], ...] = (
     {"id": "demo", "kind": "demo"},
 )
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
 class ConfigError(Exception):
     """A configuration problem, already phrased for the operator (one line per problem)."""
 
@@ -62,25 +68,103 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def env_scalar(kind: type) -> Any:
+    """Text from `${VAR}` may fill a strict number or flag field; literal text may not."""
+
+    def parse(v: Any) -> Any:
+        if not isinstance(v, EnvStr):
+            return v
+        text = v.strip()
+        if kind is bool:
+            low = text.lower()
+            if low in ("true", "1", "yes", "on"):
+                return True
+            if low in ("false", "0", "no", "off"):
+                return False
+            raise ValueError("the environment gave neither true nor false")
+        try:
+            return kind(text)
+        except ValueError:
+            raise ValueError(f"the environment gave no {'integer' if kind is int else 'number'}") from None
+
+    return BeforeValidator(parse)
+
+
+Int = Annotated[int, Strict(), env_scalar(int)]
+Float = Annotated[float, Strict(), env_scalar(float)]
+Bool = Annotated[bool, Strict(), env_scalar(bool)]
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
+_FRAMING_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+
+
+def token_problem(value: str) -> str | None:
+    """Why `value` cannot be a key sent in an HTTP header (never quoting it), or None."""
+    if not value:
+        return "is empty"
+    if any(c in "\r\n" for c in value):
+        return "contains a line break (a trailing newline from a secrets file?); the value is not shown"
+    if any(c.isspace() for c in value):
+        return "contains whitespace (leading, trailing or inside); the value is not shown"
+    if not all(0x21 <= ord(c) <= 0x7E for c in value):
+        return "may hold only printable ASCII characters; the value is not shown"
+    return None
+
+
+def _check_key(v: SecretStr | None) -> SecretStr | None:
+    if v is not None:
+        why = token_problem(v.get_secret_value())
+        if why:
+            raise ValueError(why)
+    return v
+
+
 class ServerSettings(_Strict):
-    host: str = "127.0.0.1"
-    port: int = Field(8930, ge=1, le=65535)
+    host: str = Field("127.0.0.1", min_length=1)
+    port: Int = Field(8930, ge=1, le=65535)
     master_key: SecretStr | None = None
     # seals provider credentials set through the API (AES-GCM); env TOLLWAY_SECRET_KEY
     secret_key: SecretStr | None = None
-    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
-    shutdown_grace_secs: float = Field(30.0, ge=0)
-    connect_timeout_secs: float = Field(10.0, gt=0)
-    read_timeout_secs: float = Field(600.0, gt=0)
+    max_body_bytes: Int = Field(32 * 1024 * 1024, ge=1024)
+    shutdown_grace_secs: Float = Field(30.0, ge=0)
+    connect_timeout_secs: Float = Field(10.0, gt=0)
+    read_timeout_secs: Float = Field(600.0, gt=0)
     data_dir: Path = Path(".tollway")
+    # browser origins allowed to call Tollway (CORS), e.g. ["https://app.example.com"]; "*" = any
+    cors_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("master_key")
+    @classmethod
+    def _master_key(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value():
+            raise ValueError("is empty: remove the line (an open proxy, with a warning) or set a key; "
+                             "an empty key would look set and protect nothing")
+        return _check_key(v)
 
 
 class StoreSettings(_Strict):
     url: SecretStr | None = None  # default: SQLite file in server.data_dir (may hold a password)
-    batch_size: int = Field(500, ge=1)
-    flush_interval_secs: float = Field(0.25, gt=0)
+    batch_size: Int = Field(500, ge=1)
+    flush_interval_secs: Float = Field(0.25, gt=0)
     # raw records older than this are deleted in the background; rollups keep their totals
-    retention_days: float | None = Field(None, gt=0)
+    retention_days: Float | None = Field(None, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None:
+            return v
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            backend = make_url(v.get_secret_value()).get_backend_name()
+        except ArgumentError:
+            raise ValueError("is not a database URL (e.g. postgresql+asyncpg://USER:PASSWORD@HOST:5432/DB or "
+                             "sqlite:///PATH); the value is not shown") from None
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"Tollway stores records in SQLite or Postgres, not {backend}")
+        return v
 
 
 class LoggingSettings(_Strict):
@@ -91,8 +175,9 @@ class LoggingSettings(_Strict):
 class ProviderSettings(_Strict):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     kind: ProviderKind
+    enabled: Bool = True  # false: the provider is read, checked and left out
     base_url: str = ""
-    api_key: SecretStr | None = None
+    api_key: SecretStr | None = None  # "" (e.g. "${OPENAI_API_KEY:-}" with the variable unset) means none
     models: list[str] = Field(default_factory=list)  # exact names and glob patterns
     # extra headers sent upstream; they often carry credentials, so they stay out of repr / JSON
     headers: dict[str, str] = Field(default_factory=dict, repr=False)
@@ -101,11 +186,45 @@ class ProviderSettings(_Strict):
     def _mask_headers(self, v: dict[str, str]) -> dict[str, str]:
         return {k: "**********" for k in v}
 
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, v: Any) -> Any:
+        return None if v == "" else v
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key(cls, v: SecretStr | None) -> SecretStr | None:
+        return _check_key(v)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, v: dict[str, str]) -> dict[str, str]:
+        problems = []
+        for name, value in v.items():
+            if not _HEADER_NAME.fullmatch(name):
+                problems.append(f"{name!r} is not a valid header name")
+            elif name.lower() in _FRAMING_HEADERS:
+                problems.append(f"{name} is set by Tollway itself and cannot be configured")
+            elif any(c in "\r\n\0" for c in value):
+                problems.append(f"the value of {name} contains a line break or NUL (value not shown)")
+            elif value != value.strip() or any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F for c in value):
+                problems.append(f"the value of {name} has leading/trailing whitespace or control characters "
+                                "(value not shown)")
+            else:
+                try:
+                    value.encode("latin-1")
+                except UnicodeEncodeError:
+                    problems.append(f"the value of {name} has characters HTTP headers cannot carry "
+                                    "(only latin-1; value not shown)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
+
     # azure_openai: model name -> deployment name (a model not listed uses its own name)
     deployments: dict[str, str] = Field(default_factory=dict)
     api_version: str = "2024-10-21"  # azure_openai
     # openai_compatible: ask the server's GET /v1/models at start-up and add what it lists
-    discover_models: bool = True
+    discover_models: Bool = True
     # demo only: the wire format it answers in ("native" = whatever the client speaks)
     wire_format: Literal["native", "openai", "anthropic", "gemini"] = "native"
 
@@ -135,6 +254,18 @@ class KeySettings(_Strict):
     # A management key (viewer/admin) calls models only if it also has "user".
     roles: list[Role] = Field(default_factory=lambda: ["user"], min_length=1)
 
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: SecretStr) -> SecretStr:
+        return _check_key(v)  # type: ignore[return-value]
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, v: str | None) -> str | None:
+        if v is not None and not is_slug(v):
+            raise ValueError(f"a project slug is {SLUG_RULE}")
+        return v
+
 
 class PriceSettings(_Strict):
     model: str = Field(min_length=1)  # exact, glob, or "provider_kind:pattern"
@@ -145,14 +276,95 @@ class PriceSettings(_Strict):
 
 
 class TranslationSettings(_Strict):
-    strict: bool = False  # a parameter the target provider cannot honour: 400 instead of dropped + header
-    default_max_tokens: int = Field(4096, ge=1)  # for providers that require max_tokens when the client sent none
+    strict: Bool = False  # a parameter the target provider cannot honour: 400 instead of dropped + header
+    default_max_tokens: Int = Field(4096, ge=1)  # for providers that require max_tokens when the client sent none
+
+
+class MetricsSettings(_Strict):
+    """`GET /metrics` (Prometheus). Project, source and customer labels are opt-in: each adds
+    one series per distinct value, so only name the ones whose values are few."""
+
+    enabled: Bool = True
+    public: Bool = False  # true: no key needed to scrape; false: the master key
+    labels: list[Literal["project", "source", "customer"]] = Field(default_factory=list)
+    # distinct values kept per label (model, project, source, customer); later ones count as "_other"
+    max_label_values: Int = Field(1000, ge=1)
+
+    @field_validator("labels")
+    @classmethod
+    def _no_duplicates(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(v))
+
+
+class OtelSettings(_Strict):
+    """OpenTelemetry traces over OTLP/HTTP (needs `pip install 'tollway[otel]'`).
+
+    On when `endpoint` is set here or `OTEL_EXPORTER_OTLP_ENDPOINT` /
+    `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set in the environment, unless `enabled = false`;
+    `enabled = true` forces it on (the exporter then uses its own defaults).
+    """
+
+    enabled: Bool | None = None
+    endpoint: str | None = None  # base URL (".../v1/traces" is added) of an OTLP/HTTP receiver
+    # extra export headers (often credentials): kept out of repr and JSON dumps
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)
+    service_name: str = "tollway"
+    capture_content: Bool = False  # prompts and completions on spans (gen_ai.input/output.messages)
+    max_content_chars: Int = Field(16_384, ge=0)  # per attribute; longer content is cut
+
+    @field_serializer("headers", when_used="json")
+    def _mask_headers(self, v: dict[str, str]) -> dict[str, str]:
+        return {k: "**********" for k in v}
+
+    def active(self, env: dict[str, str] | None = None) -> bool:
+        env = os.environ if env is None else env  # type: ignore[assignment]
+        if self.enabled is not None:
+            return self.enabled
+        if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
+            return False
+        return bool(self.endpoint or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                    or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+
+
+class BillingSinkSettings(_Strict):
+    """One webhook that receives billing events (see README, Billing events)."""
+
+    id: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")
+    url: str = Field(pattern=r"^https?://")
+    secret: SecretStr  # HMAC-SHA256 key of the x-tollway-signature header
+    format: Literal["tollway", "stripe_meter"] = "tollway"
+    event_name: str = Field("llm_tokens", min_length=1, max_length=100)  # the metric / Stripe meter event name
+    # stripe_meter: the number sent as payload.value
+    value: Literal["total_tokens", "input_tokens", "output_tokens", "cost_nanousd"] = "total_tokens"
+    # stripe_meter: Tollway customer -> Stripe customer id; an unmapped customer is sent as it is
+    customer_map: dict[str, str] = Field(default_factory=dict)
+    batch_size: Int = Field(100, ge=1, le=1000)
+    timeout_secs: Float = Field(10.0, gt=0)
+    max_attempts: Int = Field(10, ge=1)  # then the event is parked (GET /admin/billing/failed)
+
+
+class BillingSettings(_Strict):
+    sinks: list[BillingSinkSettings] = Field(default_factory=list)
+    retry_base_secs: Float = Field(1.0, gt=0)  # first retry delay; doubles per attempt (with jitter)
+    retry_max_secs: Float = Field(300.0, gt=0)
+    poll_interval_secs: Float = Field(1.0, gt=0)  # how often the sender looks for due events
+    keep_delivered_days: Float = Field(7.0, gt=0)  # delivered events are kept this long (replay guard)
+
+    @field_validator("sinks")
+    @classmethod
+    def _unique_sink_ids(cls, v: list[BillingSinkSettings]) -> list[BillingSinkSettings]:
+        seen: set[str] = set()
+        for s in v:
+            if s.id in seen:
+                raise ValueError(f"duplicate billing sink id {s.id!r}")
+            seen.add(s.id)
+        return v
 
 
 class AskSettings(_Strict):
     model: str | None = None  # a model Tollway routes; None: the Ask page says how to set one
-    timeout_secs: float = Field(5.0, gt=0, le=120)  # statement timeout of the generated query
-    max_rows: int = Field(1000, ge=1, le=10_000)
+    timeout_secs: Float = Field(5.0, gt=0, le=120)  # statement timeout of the generated query
+    max_rows: Int = Field(1000, ge=1, le=10_000)
 
 
 class Settings(_Strict):
@@ -160,67 +372,21 @@ class Settings(_Strict):
     store: StoreSettings = StoreSettings()
     logging: LoggingSettings = LoggingSettings()
     translation: TranslationSettings = TranslationSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    otel: OtelSettings = OtelSettings()
+    billing: BillingSettings = BillingSettings()
     ask: AskSettings = AskSettings()
     providers: list[ProviderSettings] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)  # alias -> "provider_id:model" or "model"
     keys: list[KeySettings] = Field(default_factory=list)
     prices: list[PriceSettings] = Field(default_factory=list)
-    demo: bool = False
-
-    @field_validator("providers")
-    @classmethod
-    def _unique_ids(cls, v: list[ProviderSettings]) -> list[ProviderSettings]:
-        seen: set[str] = set()
-        for p in v:
-            if p.id in seen:
-                raise ValueError(f"duplicate provider id {p.id!r}")
-            seen.add(p.id)
-        return v
-
-    @model_validator(mode="after")
-    def _aliases_point_somewhere(self) -> "Settings":
-        ids = {p.id for p in self.providers}
-        for alias, target in self.aliases.items():
-            prov, sep, model = target.partition(":")
-            if sep and prov not in ids and not (prov == "demo" and self.demo):
-                raise ValueError(f"aliases.{alias}: unknown provider {prov!r} in {target!r}")
-            if sep and not model:
-                raise ValueError(f"aliases.{alias}: empty model in {target!r}")
-        return self
+    demo: Bool = False
 
     @property
     def store_url(self) -> str:
         if self.store.url is not None:
             return self.store.url.get_secret_value()
         return f"sqlite+aiosqlite:///{(self.server.data_dir / 'tollway.db').as_posix()}"
-
-
-def _interpolate(value: Any, path: str, env: dict[str, str], problems: list[str]) -> Any:
-    if isinstance(value, dict):
-        return {k: _interpolate(v, f"{path}.{k}" if path else k, env, problems) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_interpolate(v, f"{path}[{i}]", env, problems) for i, v in enumerate(value)]
-    if isinstance(value, str) and "${" in value:
-        def sub(m: re.Match[str]) -> str:
-            name = m.group(1)
-            if name not in env:
-                problems.append(f"{path}: environment variable {name} is not set")
-                return ""
-            return env[name]
-        return _ENV_REF.sub(sub, value)
-    return value
-
-
-def _format_validation_error(err: ValidationError) -> list[str]:
-    out = []
-    for e in err.errors(include_input=False, include_url=False):
-        loc = ""
-        for part in e["loc"]:
-            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
-        msg = e["msg"].removeprefix("Value error, ")
-        # a model-level check names its own key path ("aliases.fast: ...")
-        out.append(f"{loc}: {msg}" if loc else msg)
-    return out
 
 
 def _env_providers(env: dict[str, str]) -> list[dict[str, Any]]:
@@ -241,30 +407,47 @@ def _env_providers(env: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def build_settings(raw: dict[str, Any], env: dict[str, str] | None = None, *, demo: bool = False) -> Settings:
-    """Validate a parsed TOML document (plus environment) into Settings, or raise ConfigError."""
+    """Validate a parsed TOML document (plus environment) into Settings, or raise ConfigError
+    listing every problem found, each once, with its key path."""
     env = dict(os.environ) if env is None else env
-    problems: list[str] = []
-    data = _interpolate(raw, "", env, problems)
-    if problems:
-        raise ConfigError(problems)
+    early: list[tuple[str, str]] = []
+    data = interpolate(raw, "", env, early)
+    unresolved = {path for path, _ in early}  # their "" stand-in must not cause a second complaint
+    data = translate_llm_gateway(data, early)
+    from_env: dict[str, str] = {}  # key path -> the environment variable its value came from
     if not data.get("providers"):
         data["providers"] = _env_providers(env)
-    server = dict(data.get("server") or {})
-    if env.get("TOLLWAY_MASTER_KEY") and not server.get("master_key"):
-        server["master_key"] = env["TOLLWAY_MASTER_KEY"]
-    if env.get("TOLLWAY_SECRET_KEY") and not server.get("secret_key"):
-        server["secret_key"] = env["TOLLWAY_SECRET_KEY"]
-    data["server"] = server
-    if demo or data.get("demo"):
+        for i, p in enumerate(data["providers"]):
+            prefix = p["kind"].upper()
+            from_env[f"providers[{i}].api_key"] = f"{prefix}_API_KEY"
+            from_env[f"providers[{i}].base_url"] = f"{prefix}_BASE_URL"
+    server = data.get("server", {})
+    if isinstance(server, dict):
+        for name, var in (("master_key", "TOLLWAY_MASTER_KEY"), ("secret_key", "TOLLWAY_SECRET_KEY")):
+            if env.get(var) and name not in server:
+                server = {**server, name: env[var]}
+                from_env[f"server.{name}"] = var
+        data["server"] = server
+    if demo or data.get("demo") is True:
         data["demo"] = True
-        if not any(p.get("kind") == "demo" for p in data["providers"]):
-            taken = {p.get("id") for p in data["providers"]}
+        providers = data["providers"] if isinstance(data["providers"], list) else []
+        if not any(isinstance(p, dict) and p.get("kind") == "demo" for p in providers):
+            taken = {p.get("id") for p in providers if isinstance(p, dict)}
             demos = [{**p, "models": list(p.get("models", []))} for p in DEMO_PROVIDERS if p["id"] not in taken]
-            data["providers"] = [*data["providers"], *demos]
+            data["providers"] = [*providers, *demos]
+    problems = early + [(path, why) for path, why in cross_checks(data) if path not in unresolved]
+    settings: Settings | None = None
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_validation_error(e)) from None
+        problems += [(path, why) for path, why in validation_problems(e, Settings)
+                     if not any(path == u or path.startswith((u + ".", u + "[")) for u in unresolved)]
+    if problems or settings is None:
+        problems = [(f"{from_env[path]} (environment)" if path in from_env else path, why) for path, why in problems]
+        raise ConfigError([f"{path}: {why}" if path else why for path, why in problems])
+    if not all(p.enabled for p in settings.providers):
+        settings = settings.model_copy(update={"providers": [p for p in settings.providers if p.enabled]})
+    return settings
 
 
 def load_settings(path: Path | None, env: dict[str, str] | None = None, *, demo: bool = False) -> Settings:
@@ -274,6 +457,10 @@ def load_settings(path: Path | None, env: dict[str, str] | None = None, *, demo:
             raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError([f"{path}: no such file"]) from None
+        except IsADirectoryError:
+            raise ConfigError([f"{path}: is a directory, not a config file"]) from None
+        except UnicodeDecodeError:
+            raise ConfigError([f"{path}: not UTF-8 text"]) from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError([f"{path}: invalid TOML: {e}"]) from None
     return build_settings(raw, env, demo=demo)

@@ -1,7 +1,8 @@
 """Tollway's own errors, rendered in the wire format of the route that failed.
 
 A `ProxyError` carries a provider-neutral `kind`; `render()` turns it into an OpenAI-shaped
-`{"error": {...}}` or an Anthropic-shaped `{"type": "error", "error": {...}}` body.
+`{"error": {...}}`, an Anthropic-shaped `{"type": "error", "error": {...}}` or a Gemini-shaped
+`{"error": {"code", "message", "status"}}` body (Google's `google.rpc.Status` names).
 Provider errors are *not* ProxyErrors: those are relayed to the client unchanged.
 """
 
@@ -11,23 +12,23 @@ from typing import Literal
 
 import orjson
 
-WireFormat = Literal["openai", "anthropic"]
+WireFormat = Literal["openai", "anthropic", "gemini"]
 
-# kind -> (http status, OpenAI error type, OpenAI code, Anthropic error type)
-_KINDS: dict[str, tuple[int, str, str | None, str]] = {
-    "invalid_request": (400, "invalid_request_error", None, "invalid_request_error"),
-    "authentication": (401, "invalid_request_error", "invalid_api_key", "authentication_error"),
-    "permission": (403, "permission_error", None, "permission_error"),
-    "not_found": (404, "invalid_request_error", "not_found", "not_found_error"),
-    "model_not_found": (404, "invalid_request_error", "model_not_found", "not_found_error"),
-    "conflict": (409, "invalid_request_error", "conflict", "invalid_request_error"),
-    "request_too_large": (413, "invalid_request_error", "request_too_large", "request_too_large"),
-    "unprocessable": (422, "invalid_request_error", "validation_error", "invalid_request_error"),
-    "rate_limit": (429, "rate_limit_error", "rate_limit_exceeded", "rate_limit_error"),
-    "internal": (500, "server_error", None, "api_error"),
-    "upstream_unreachable": (502, "server_error", "upstream_unreachable", "api_error"),
-    "upstream_error": (502, "server_error", "upstream_error", "api_error"),
-    "upstream_timeout": (504, "server_error", "upstream_timeout", "timeout_error"),
+# kind -> (http status, OpenAI error type, OpenAI code, Anthropic error type, Gemini status)
+_KINDS: dict[str, tuple[int, str, str | None, str, str]] = {
+    "invalid_request": (400, "invalid_request_error", None, "invalid_request_error", "INVALID_ARGUMENT"),
+    "authentication": (401, "invalid_request_error", "invalid_api_key", "authentication_error", "UNAUTHENTICATED"),
+    "permission": (403, "permission_error", None, "permission_error", "PERMISSION_DENIED"),
+    "not_found": (404, "invalid_request_error", "not_found", "not_found_error", "NOT_FOUND"),
+    "model_not_found": (404, "invalid_request_error", "model_not_found", "not_found_error", "NOT_FOUND"),
+    "conflict": (409, "invalid_request_error", "conflict", "invalid_request_error", "ALREADY_EXISTS"),
+    "request_too_large": (413, "invalid_request_error", "request_too_large", "request_too_large", "INVALID_ARGUMENT"),
+    "unprocessable": (422, "invalid_request_error", "validation_error", "invalid_request_error", "INVALID_ARGUMENT"),
+    "rate_limit": (429, "rate_limit_error", "rate_limit_exceeded", "rate_limit_error", "RESOURCE_EXHAUSTED"),
+    "internal": (500, "server_error", None, "api_error", "INTERNAL"),
+    "upstream_unreachable": (502, "server_error", "upstream_unreachable", "api_error", "UNAVAILABLE"),
+    "upstream_error": (502, "server_error", "upstream_error", "api_error", "INTERNAL"),
+    "upstream_timeout": (504, "server_error", "upstream_timeout", "timeout_error", "DEADLINE_EXCEEDED"),
 }
 
 
@@ -53,9 +54,11 @@ class ProxyError(Exception):
 
 
 def render(err: ProxyError, fmt: WireFormat) -> tuple[int, bytes]:
-    status, oa_type, oa_code, an_type = _KINDS[err.kind]
+    status, oa_type, oa_code, an_type, g_status = _KINDS[err.kind]
     if fmt == "anthropic":
         body = {"type": "error", "error": {"type": an_type, "message": err.message}}
+    elif fmt == "gemini":
+        body = {"error": {"code": status, "message": err.message, "status": g_status}}
     else:
         body = {"error": {"message": err.message, "type": oa_type, "param": err.param, "code": oa_code}}
     return status, orjson.dumps(body)

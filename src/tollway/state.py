@@ -11,10 +11,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tollway.billing.outbox import Outbox
+from tollway.billing.sender import BillingSender
 from tollway.config import ProviderSettings, Settings
 from tollway.logs import AccessLog
 from tollway.pipeline.accounting import AccountingStage
@@ -24,10 +26,12 @@ from tollway.pipeline.decode import DecodeStage
 from tollway.pipeline.proxy import Forwarder
 from tollway.pipeline.route import RouteStage
 from tollway.pipeline.stage import Stage
+from tollway.pipeline.telemetry import TelemetryStage
 from tollway.pricing import ModelPrice, PriceBook
 from tollway.providers.base import Provider
 from tollway.providers.registry import build_provider
 from tollway.providers.transport import HttpTransport, Transport
+from tollway.readiness import Readiness, store_probe
 from tollway.routing.catalog import Catalog, Deployment
 from tollway.secrets import SecretBox
 from tollway.storage.audit import AuditLog
@@ -35,6 +39,7 @@ from tollway.storage.engine import make_engine, migrate
 from tollway.storage.ledger import LedgerWriter
 from tollway.storage.responses import ResponseStore
 from tollway.storage.retention import Retention
+from tollway.telemetry.metrics import Metrics
 from tollway.tokens import TokenCounter
 
 if TYPE_CHECKING:
@@ -45,6 +50,15 @@ log = logging.getLogger("tollway")
 # The demo provider prices its tokens like a small real model, so new users see costs.
 DEMO_PRICE = ModelPrice(input_per_mtok=Decimal("0.15"), output_per_mtok=Decimal("0.60"),
                         cached_input_per_mtok=Decimal("0.075"))
+
+
+def _open_tracing(settings: Settings) -> Any:
+    try:
+        from tollway.telemetry.tracing import Tracing
+    except ImportError as e:
+        raise RuntimeError("OpenTelemetry is configured ([otel] or OTEL_EXPORTER_OTLP_*), but its packages are "
+                           f"not installed ({e.name}): pip install 'tollway[otel]'") from None
+    return Tracing(settings.otel)
 
 
 def price_overrides(settings: Settings) -> dict[str, ModelPrice]:
@@ -66,6 +80,12 @@ class AppState:
     prices: PriceBook
     tokens: TokenCounter
     access_log: AccessLog
+    metrics: Metrics | None = None  # None with [metrics] enabled = false
+    tracing: Any = None  # telemetry.tracing.Tracing when OpenTelemetry is on
+    outbox: Outbox | None = None  # billing events, when [[billing.sinks]] are configured
+    billing: BillingSender | None = None
+    # checks behind GET /health/ready: features add one per shared service they open
+    readiness: Readiness = field(default_factory=Readiness)
     responses: ResponseStore = field(init=False)
     audit: AuditLog = field(init=False)
     # seals credentials set through the API; None without TOLLWAY_SECRET_KEY (then such calls are refused)
@@ -87,8 +107,12 @@ class AppState:
         self.audit = AuditLog(self.engine)
         sk = self.settings.server.secret_key
         self.secret_box = SecretBox(sk.get_secret_value()) if sk is not None else None
-        # accounting first: its after() runs last, for every request, failures included
-        self.stages = (AccountingStage(self), AuthStage(self.keys), AttributionStage())
+        # accounting first: its after() runs last, for every request, failures included;
+        # telemetry before it, so it sees the finished, priced request
+        stages: tuple[Stage, ...] = (AccountingStage(self), AuthStage(self.keys), AttributionStage())
+        if self.metrics is not None or self.tracing is not None:
+            stages = (TelemetryStage(self.metrics, self.tracing), *stages)
+        self.stages = stages
         self.call_stages = (*self.stages, DecodeStage(self), RouteStage(self))
 
     @classmethod
@@ -96,8 +120,14 @@ class AppState:
         url = settings.store_url
         await migrate(url)
         engine = make_engine(url)
-        ledger = LedgerWriter(engine, settings.server.data_dir / "spool", batch_size=settings.store.batch_size,
-                              flush_interval=settings.store.flush_interval_secs)
+        metrics = Metrics(settings.metrics) if settings.metrics.enabled else None
+        tracing = None
+        if settings.otel.active():
+            tracing = _open_tracing(settings)
+        outbox = Outbox(engine, list(settings.billing.sinks)) if settings.billing.sinks else None
+        spool_dir = settings.server.data_dir / "spool"
+        ledger = LedgerWriter(engine, spool_dir, batch_size=settings.store.batch_size,
+                              flush_interval=settings.store.flush_interval_secs, outbox=outbox)
         await ledger.start()
         http = HttpTransport(settings.server.connect_timeout_secs, settings.server.read_timeout_secs)
         await http.start()
@@ -114,13 +144,25 @@ class AppState:
         gc.set_threshold(20_000, 50, 100)
         state = cls(settings=settings, engine=engine, ledger=ledger, http=http, catalog=catalog,
                     keys=KeyRing(settings), prices=prices, tokens=tokens,
-                    access_log=AccessLog(settings.logging.format, enabled=settings.logging.level in ("debug", "info")))
+                    access_log=AccessLog(settings.logging.format, enabled=settings.logging.level in ("debug", "info")),
+                    metrics=metrics, tracing=tracing, outbox=outbox)
         state.access_log.start()
+        state.readiness.add("store", store_probe(engine, spool_dir))
+        if metrics is not None:
+            metrics.start_sync(ledger)
+        if outbox is not None:
+            state.billing = BillingSender(outbox, settings.billing, metrics)
+            await state.billing.start()
         # models of OpenAI-compatible servers: one short look now, retried in the background
         from tollway.providers.openai_compatible import ModelDiscovery
 
         catalog.discovery = ModelDiscovery(catalog, http)
         await catalog.discovery.start()
+        # what glob providers' upstreams serve, for the model list (one bounded look now, then periodically)
+        from tollway.providers.model_listing import UpstreamListing
+
+        catalog.listing = UpstreamListing(catalog, providers)
+        await catalog.listing.start()
         from tollway.providers.runtime import RuntimeProviders
 
         state.runtime_providers = RuntimeProviders(state)
@@ -142,8 +184,16 @@ class AppState:
             task.cancel()
         if self.catalog.discovery is not None:
             await self.catalog.discovery.stop()
+        if self.catalog.listing is not None:
+            await self.catalog.listing.stop()
+        if self.billing is not None:
+            await self.billing.stop()
         await self.access_log.stop()
         await self.ledger.stop(drain_secs=max(5.0, self.settings.server.shutdown_grace_secs))
+        if self.metrics is not None:
+            await self.metrics.stop()
+        if self.tracing is not None:
+            await self.tracing.shutdown()
         await self.http.close()
         await self.engine.dispose()
 

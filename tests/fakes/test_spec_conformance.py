@@ -7,43 +7,24 @@ differences from the schemas are listed where they are allowed, each with its re
 from __future__ import annotations
 
 import json
-import os
-import pickle
-from pathlib import Path
 
 import pytest
+
+from tests import specs
 
 from . import anthropic_wire as aw
 from . import openai_wire as ow
 from .scenario import from_anthropic, from_openai_chat, from_openai_embeddings, from_responses
-from .spec_check import SchemaChecker
 
-SPECS = Path(os.environ.get("TOLLWAY_SPECS_DIR", Path(__file__).resolve().parents[3] / "shared" / "specs"))
 CASES = ["hi", "[[tools:2]]", "[[max_tokens]] [[cache]] [[thinking]] [[dated]]", "[[no_usage]] [[echo]]"]
 
 
-@pytest.fixture(scope="module")
-def openai_spec(request) -> dict:
-    path = SPECS / "openai-openapi.yml"
-    if not path.exists():
-        pytest.skip(f"{path} not present")
-    yaml = pytest.importorskip("yaml")
-    cache_dir = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
-    cache = cache_dir.mkdir("fake-provider-spec") / f"openai-{path.stat().st_mtime_ns}.pickle" if cache_dir else None
-    if cache is not None and cache.exists():
-        return pickle.loads(cache.read_bytes())
-    spec = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # ~1 s, then cached
-    if cache is not None:
-        cache.write_bytes(pickle.dumps(spec))
-    return spec
+def openai_check(allow_null: frozenset[str] = frozenset()):
+    return lambda schema, value: specs.errors("openai", schema, value, allow_null)
 
 
-@pytest.fixture(scope="module")
-def anthropic_spec() -> dict:
-    path = SPECS / "anthropic-openapi.json"
-    if not path.exists():
-        pytest.skip(f"{path} not present")
-    return json.loads(path.read_text())
+def anthropic_check():
+    return lambda schema, value: specs.errors("anthropic", schema, value)
 
 
 def chat_scenario(text: str):
@@ -52,11 +33,11 @@ def chat_scenario(text: str):
 
 
 @pytest.mark.parametrize("text", CASES)
-def test_openai_shapes(openai_spec, text):
+def test_openai_shapes(text):
     # Real API sends null where the schema has no null: Response.user ("user": null in the spec's own
     # examples), Response.usage while in progress (response.created/in_progress examples), and the
     # legacy completion chunks' finish_reason/usage before the last chunk.
-    check = SchemaChecker(openai_spec, frozenset({"user", "usage", "finish_reason"})).errors
+    check = openai_check(frozenset({"user", "usage", "finish_reason"}))
     sc = chat_scenario(text)
     assert check("CreateChatCompletionResponse", ow.chat_completion(sc, "openai")) == []
     for include_usage in (True, False):
@@ -75,8 +56,8 @@ def test_openai_shapes(openai_spec, text):
         assert check("ResponseStreamEvent", data) == [], ev.event
 
 
-def test_openai_other_shapes(openai_spec):
-    check = SchemaChecker(openai_spec).errors
+def test_openai_other_shapes():
+    check = openai_check()
     body = {"model": "text-embedding-3-small", "input": ["a", "b"]}
     sc = from_openai_embeddings(body, json.dumps(body), body["model"])
     assert check("CreateEmbeddingResponse", ow.embeddings(sc, body, "openai")) == []
@@ -92,8 +73,8 @@ def test_openai_other_shapes(openai_spec):
 
 
 @pytest.mark.parametrize("text", CASES)
-def test_anthropic_shapes(anthropic_spec, text):
-    check = SchemaChecker(anthropic_spec).errors
+def test_anthropic_shapes(text):
+    check = anthropic_check()
     body = {"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": text}]}
     sc = from_anthropic(body, json.dumps(body), "claude-x")
     if sc.directives.no_usage:  # [[no_usage]] removes a required field on purpose
@@ -106,8 +87,8 @@ def test_anthropic_shapes(anthropic_spec, text):
     assert check("CountMessageTokensResponse", aw.count_tokens(sc)) == []
 
 
-def test_anthropic_other_shapes(anthropic_spec):
-    check = SchemaChecker(anthropic_spec).errors
+def test_anthropic_other_shapes():
+    check = anthropic_check()
     for status in (400, 401, 402, 403, 404, 429, 500, 504, 529, 418, 503):
         assert check("ErrorResponse", aw.error_body(status, "req_011Cabc")) == [], status
     for name in ("missing_key", "missing_version", "missing_max_tokens"):

@@ -1,4 +1,4 @@
-"""Make this directory's helper modules (fmt_support, spec_schema) importable under any
+"""Make this directory's helper module (fmt_support) importable under any
 pytest import mode."""
 
 import sys

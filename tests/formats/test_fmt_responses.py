@@ -8,7 +8,8 @@ import json
 import openai
 import pytest
 
-import spec_schema
+from tests import specs
+
 from fmt_support import openai_client
 from tollway.formats import anthropic as fa
 from tollway.formats import gemini as fg
@@ -21,7 +22,6 @@ from tollway.formats.canonical import (
 from tollway.formats.errors import TranslationError
 from tollway.usage import Usage
 
-pytestmark = pytest.mark.skipif(not spec_schema.available(), reason="provider specs not present")
 
 TOOL = {"type": "function", "name": "get_weather", "description": "w",
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}, "strict": False}
@@ -53,7 +53,7 @@ def test_item_input_full():
     ], "tools": [TOOL], "tool_choice": {"type": "function", "name": "get_weather"}, "parallel_tool_calls": True,
         "text": {"format": {"type": "json_schema", "name": "w", "schema": {"type": "object"}, "strict": True}},
         "reasoning": {"effort": "medium", "summary": "auto"}, "metadata": {"k": "v"}, "user": "u1"}
-    assert spec_schema.validate("openai", "CreateResponse", body) == []
+    assert specs.errors("openai", "CreateResponse", body) == []
     r = fr.request_to_canonical(body)
     assert r.system == [Text("Use metric.")]
     assert [m.role for m in r.messages] == ["user", "assistant", "tool"]
@@ -135,7 +135,7 @@ def canonical_resp(stop="tool_use") -> CanonicalResponse:
 
 def test_response_from_canonical_spec_and_sdk():
     b = fr.response_from_canonical(canonical_resp(), REQ, response_id="resp_abc", created_at=1700000000)
-    assert spec_schema.validate("openai", "Response", b) == []
+    assert specs.errors("openai", "Response", b) == []
     r = openai.types.responses.Response.model_validate(b)
     assert (r.id, r.object, r.status, r.model) == ("resp_abc", "response", "completed", "claude-sonnet-4-5")
     assert [o.type for o in r.output] == ["reasoning", "message", "function_call"]
@@ -159,7 +159,7 @@ def test_incomplete_on_max_tokens_and_content_filter():
         resp = canonical_resp(stop)
         resp.content = resp.content[:2]
         b = fr.response_from_canonical(resp, REQ)
-        assert spec_schema.validate("openai", "Response", b) == []
+        assert specs.errors("openai", "Response", b) == []
         assert b["status"] == "incomplete" and b["incomplete_details"] == {"reason": reason}
         assert b["output"][-1]["status"] == "incomplete"
 

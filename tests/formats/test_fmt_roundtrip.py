@@ -8,14 +8,14 @@ import json
 
 import pytest
 
-import spec_schema
+from tests import specs
+
 from fmt_support import CLIENT_REQUESTS, PROVIDER_RESPONSES, anthropic_client, openai_client
 from tollway.formats import anthropic as fa
 from tollway.formats import gemini as fg
 from tollway.formats import openai_chat as fo
 from tollway.formats import responses as fr
 
-pytestmark = pytest.mark.skipif(not spec_schema.available(), reason="provider specs not present")
 
 CLIENT_MODULES = {"openai_chat": fo, "anthropic": fa, "responses": fr}
 
@@ -23,10 +23,10 @@ CLIENT_MODULES = {"openai_chat": fo, "anthropic": fa, "responses": fr}
 def provider_request(provider: str, req):
     if provider == "openai_chat":
         b, dropped = fo.request_from_canonical(req, "gpt-4o")
-        assert spec_schema.validate("openai", "CreateChatCompletionRequest", b) == []
+        assert specs.errors("openai", "CreateChatCompletionRequest", b) == []
     elif provider == "anthropic":
         b, dropped = fa.request_from_canonical(req, "claude-sonnet-4-5")
-        assert spec_schema.validate("anthropic", "CreateMessageParams", b) == []
+        assert specs.errors("anthropic", "CreateMessageParams", b) == []
     else:
         b, dropped = fg.request_from_canonical(req, "gemini-2.5-flash")
     return b, dropped
@@ -62,7 +62,7 @@ def test_round_trip(client, provider):
     presp = {"openai_chat": fo, "anthropic": fa, "gemini": fg}[provider].response_to_canonical(PROVIDER_RESPONSES[provider])
     if client == "openai_chat":
         out = fo.response_from_canonical(presp, model="alias")
-        assert spec_schema.validate("openai", "CreateChatCompletionResponse", out) == []
+        assert specs.errors("openai", "CreateChatCompletionResponse", out) == []
         c = openai_client(json.dumps(out).encode(), "application/json").chat.completions.create(**body)
         msg = c.choices[0].message
         assert (c.model, msg.content, c.choices[0].finish_reason) == ("alias", "Checking Paris.", "tool_calls")
@@ -71,7 +71,7 @@ def test_round_trip(client, provider):
         assert (c.usage.prompt_tokens, c.usage.completion_tokens, c.usage.prompt_tokens_details.cached_tokens) == (300, 40, 128)
     elif client == "anthropic":
         out = fa.response_from_canonical(presp, model="alias")
-        assert spec_schema.validate("anthropic", "Message", out) == []
+        assert specs.errors("anthropic", "Message", out) == []
         m = anthropic_client(json.dumps(out).encode(), "application/json").messages.create(
             model=body["model"], max_tokens=body["max_tokens"], messages=body["messages"], tools=body["tools"])
         assert [b.type for b in m.content] == ["text", "tool_use"]
@@ -80,7 +80,7 @@ def test_round_trip(client, provider):
         assert (m.usage.input_tokens, m.usage.cache_read_input_tokens, m.usage.output_tokens) == (172, 128, 40)
     else:
         out = fr.response_from_canonical(presp, body, model="alias")
-        assert spec_schema.validate("openai", "Response", out) == []
+        assert specs.errors("openai", "Response", out) == []
         r = openai_client(json.dumps(out).encode(), "application/json").responses.create(**body)
         assert r.output_text == "Checking Paris." and r.status == "completed"
         fc = [o for o in r.output if o.type == "function_call"]

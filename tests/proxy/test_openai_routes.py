@@ -117,9 +117,10 @@ def test_models_lists_routable_names(oai: openai.OpenAI) -> None:
     models = {m.id: m.owned_by for m in oai.models.list()}
     assert {"fast", "gpt-4o-mini", "gpt-4o", "text-embedding-3-small"} <= set(models)
     assert not any("*" in i for i in models)
-    # patterns list the models they match that the price data knows, owned by their provider
-    assert models.get("gpt-4.1-mini") == "openai" and models.get("claude-3-5-haiku-latest") == "anthropic"
-    assert "gpt-3.5-turbo" not in models  # known, but no configured pattern routes it
+    # patterns list the models they match that the upstream serves (its own model list), owned by their provider
+    assert models.get("gpt-4.1-mini") == "openai" and models.get("claude-haiku-4-5-20251001") == "anthropic"
+    assert "claude-3-5-haiku-latest" not in models  # in the price data, but the upstream does not serve it
+    assert "gpt-3.5-turbo-instruct" not in models  # served upstream, but no configured pattern routes it
 
 
 def test_alias_routes_to_its_target(oai: openai.OpenAI, tollway: Tollway, fake: FakeProvider) -> None:

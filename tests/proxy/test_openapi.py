@@ -12,6 +12,7 @@ import anthropic
 import openai
 import pytest
 
+from tests import specs
 from tests.harness import MASTER_KEY, Tollway
 
 HELLO = [{"role": "user", "content": "Hello"}]
@@ -33,9 +34,6 @@ def doc(tollway: Tollway) -> dict[str, Any]:
         return json.loads(r.read())
 
 
-# -- a small JSON Schema checker for the keywords this document uses --------------------------------
-
-
 def resolve(doc: dict[str, Any], ref: str) -> Any:
     assert ref.startswith("#/"), f"external $ref {ref!r}"
     node: Any = doc
@@ -46,34 +44,9 @@ def resolve(doc: dict[str, Any], ref: str) -> Any:
     return node
 
 
-_TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "object": dict,
-          "array": list, "null": type(None)}
-
-
-def conforms(doc: dict[str, Any], value: Any, schema: dict[str, Any], where: str = "$") -> list[str]:
-    """Problems of `value` against `schema` (type, const, required, properties, items, $ref)."""
-    if "$ref" in schema:
-        return conforms(doc, value, resolve(doc, schema["$ref"]), where)
-    out: list[str] = []
-    if "const" in schema and value != schema["const"]:
-        out.append(f"{where}: {value!r} != const {schema['const']!r}")
-    if "type" in schema:
-        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        ok = any(isinstance(value, _TYPES[t]) and not (t in ("integer", "number") and isinstance(value, bool))
-                 for t in types)
-        if not ok:
-            return out + [f"{where}: {value!r} is not {types}"]
-    if isinstance(value, dict):
-        for req in schema.get("required", ()):
-            if req not in value:
-                out.append(f"{where}: missing required {req!r}")
-        for name, sub in schema.get("properties", {}).items():
-            if name in value:
-                out += conforms(doc, value[name], sub, f"{where}.{name}")
-    if isinstance(value, list) and "items" in schema:
-        for i, item in enumerate(value):
-            out += conforms(doc, item, schema["items"], f"{where}[{i}]")
-    return out
+def conforms(doc: dict[str, Any], value: Any, schema: dict[str, Any]) -> list[str]:
+    """Problems of `value` against `schema` of the document (jsonschema, OpenAPI 3.1 dialect)."""
+    return specs.openapi_errors(doc, schema, value)
 
 
 def schema(doc: dict[str, Any], name: str) -> dict[str, Any]:
@@ -266,13 +239,114 @@ def test_records_errors_match_the_documented_responses(doc: dict[str, Any], toll
 
 
 def test_documented_parameterless_gets_are_served(doc: dict[str, Any], tollway: Tollway) -> None:
-    for path, method, _, _ in operations(doc):
-        if method == "get" and "{" not in path:
-            if "text/html" in doc["paths"][path]["get"]["responses"]["200"].get("content", {}):
-                import urllib.request
-
+    for path, method, op, _ in operations(doc):
+        if method == "get" and "{" not in path and "200" in op["responses"]:  # (not /v1/realtime: a WebSocket)
+            if path == "/metrics":  # text, not JSON
+                req = urllib.request.Request(tollway.url + path, headers={"Authorization": f"Bearer {MASTER_KEY}"})
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    assert r.status == 200 and r.headers["content-type"].startswith("text/plain")
+                continue
+            if "text/html" in op["responses"]["200"].get("content", {}):  # the portal
                 with urllib.request.urlopen(tollway.url + path, timeout=10) as r:
                     assert r.status == 200 and r.headers["content-type"].startswith("text/html"), path
                 continue
             status, _ = call(tollway, "GET", path)
             assert status == 200, path
+
+
+def test_client_surfaces_are_documented(doc: dict[str, Any]) -> None:
+    for prefix in ("/v1beta", "/v1"):
+        for verb in ("generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents"):
+            op = doc["paths"][f"{prefix}/models/{{model}}:{verb}"]["post"]
+            assert error_schema_ref(doc, f"{prefix}/models/{{model}}:{verb}", "401").endswith("/GeminiError")
+            assert {"googApiKey"} in [set(s) for s in op["security"]]
+    for p in ("/openai/deployments/{deployment}/chat/completions", "/openai/deployments/{deployment}/embeddings",
+              "/openai/v1/chat/completions", "/openai/responses", "/chat/completions", "/responses", "/embeddings",
+              "/completions"):
+        assert "post" in doc["paths"][p], p
+    for p in ("/models", "/openai/models", "/v1beta/models", "/v1beta/models/{model}", "/v1/models/{model}",
+              "/v1/realtime"):
+        assert "get" in doc["paths"][p], p
+
+
+# -- the document and the router cannot drift ---------------------------------------------------
+
+PROBE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
+SAMPLE = {"slug": "probe-project", "id": "probe-id", "path": "tollway-probe/item", "trace_id": "00000000-0000-7000-8000-000000000000",
+          "response_id": "resp_tollway_probe", "model": "probe-model", "deployment": "probe-deployment"}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> set[tuple[str, str]]:
+    """What the real Router answers, from the route tables it dispatches on."""
+    import asyncio
+
+    from tollway.app import Router
+    from tollway.config import build_settings
+    from tollway.state import AppState
+
+    data_dir = tmp_path_factory.mktemp("router")
+
+    async def routes() -> list[tuple[str, str]]:
+        state = await AppState.open(build_settings({"server": {"data_dir": str(data_dir)}}, {}, demo=True))
+        try:
+            return Router(state).served_routes()
+        finally:
+            await state.close()
+
+    return set(asyncio.run(routes()))
+
+
+def documented(doc: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(method.upper(), path) for path, method, _, _ in operations(doc)}
+
+
+def test_the_document_lists_exactly_the_routes_the_router_serves(doc: dict[str, Any],
+                                                                  served: set[tuple[str, str]]) -> None:
+    # a GET route answers HEAD too (HTTP semantics); the document need not repeat it
+    expected = {(m, p) for m, p in served if not (m == "HEAD" and ("GET", p) in served)}
+    assert documented(doc) - {("HEAD", p) for _, p in expected if ("GET", p) in expected} == expected, (
+        "in the document only:", sorted(documented(doc) - expected), "served only:", sorted(expected - documented(doc)))
+
+
+def concrete(template: str) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: SAMPLE[m.group(1)], template)
+
+
+def matcher(template: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{(\w+)\\\}", lambda m: ".+" if m.group(1) == "path" else "[^/]+",
+                             re.escape(template)) + "$")
+
+
+def raw(tollway: Tollway, method: str, path: str) -> tuple[int, bytes]:
+    req = urllib.request.Request(tollway.url + path, method=method, headers={"Authorization": f"Bearer {MASTER_KEY}"},
+                                 data=b"{}" if method in ("POST", "PUT", "PATCH") else None)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def no_route(status: int, body: bytes) -> bool:
+    """Tollway's own answer for a route or method it does not serve."""
+    return (status == 404 and b"route for" in body) or (status == 405 and b"method_not_allowed" in body)
+
+
+def test_every_served_route_is_answered_and_nothing_else_is(tollway: Tollway, served: set[tuple[str, str]]) -> None:
+    templates = sorted({p for _, p in served})
+    catch_alls = [(m, matcher(p)) for m, p in served if "{path}" in p]
+    for template in templates:
+        path = concrete(template)
+        for method in PROBE_METHODS:
+            status, body = raw(tollway, method, path)
+            if (method, template) in served:
+                assert not no_route(status, body), (method, template, status, body[:200])
+            elif not any(m == method and rx.match(path) for m, rx in catch_alls):
+                assert no_route(status, body), (method, template, status, body[:200])
+
+
+def test_the_readme_names_every_route(served: set[tuple[str, str]]) -> None:
+    readme = (specs.REPO / "README.md").read_text()
+    missing = sorted({p for _, p in served if f"`{p}`" not in readme and f" {p}`" not in readme})
+    assert not missing, f"README.md does not name {missing}"

@@ -73,6 +73,10 @@ class AdminApi:
         """`role` is what the caller needs: "viewer" (reads) or "admin" (changes)."""
         self._routes.append((method, tuple(pattern.strip("/").split("/")), role, handler))
 
+    def routes(self) -> list[tuple[str, str]]:
+        """(method, path pattern) of every registered route (GET routes answer HEAD too)."""
+        return [(m, "/" + "/".join(pat)) for m, pat, _, _ in self._routes]
+
     def _match(self, method: str, path: str) -> tuple[str, AdminHandler, dict[str, str]] | None | bool:
         parts = path.strip("/").split("/")
         path_known = False

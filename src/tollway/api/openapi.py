@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from tollway import __version__
+from tollway.api.passthrough import PASSTHROUGH_METHODS
+from tollway.slugs import SLUG_RULE
 
 _REF = "#/components/schemas/"
 
@@ -18,12 +20,16 @@ def _hdr(name: str, desc: str) -> dict[str, Any]:
 
 
 _ATTRIBUTION = [
-    _hdr("x-tollway-project", "Project to attribute the call to (alias: x-project). A /projects/{slug}/ path wins."),
+    _hdr("x-tollway-project", "Project to attribute the call to (alias: x-project). A /projects/{slug}/ path wins. "
+                              f"A slug is {SLUG_RULE}; any other value is a 400."),
     _hdr("x-tollway-source", "Source (tool, service) to attribute the call to (alias: x-source)."),
     _hdr("x-tollway-customer", "External customer to bill for this call."),
 ]
 _TRACE = {"x-tollway-trace-id": {"description": "UUIDv7 of this call; the key of its usage record.",
-                                 "schema": {"type": "string", "format": "uuid"}}}
+                                 "schema": {"type": "string", "format": "uuid"}},
+          "x-tollway-overhead-ms": {"description": "Milliseconds spent in Tollway itself up to the response start "
+                                                   "(time since arrival minus time waiting on the provider).",
+                                    "schema": {"type": "string"}}}
 _COST = {"x-tollway-cost-usd": {"description": "Cost of this call in USD (non-streaming, when the price is known).",
                                 "schema": {"type": "string"}}}
 _DROPPED = {"x-tollway-dropped-params": {
@@ -36,9 +42,9 @@ _ESTIMATED = {"x-tollway-tokens-estimated": {
 
 
 def _errors(fmt: str) -> dict[str, Any]:
-    schema = {"$ref": _REF + ("AnthropicError" if fmt == "anthropic" else "OpenAIError")}
+    schema = {"$ref": _REF + {"anthropic": "AnthropicError", "gemini": "GeminiError"}.get(fmt, "OpenAIError")}
     out = {}
-    for code, desc in (("400", "Invalid JSON or no model."), ("401", "Missing or invalid Tollway key."),
+    for code, desc in (("400", "Invalid JSON, no model, or a project slug that breaks the rule."), ("401", "Missing or invalid Tollway key."),
                        ("404", "Unknown model (the message names the routable models) or route."),
                        ("413", "Body over server.max_body_bytes."), ("502", "Provider unreachable."),
                        ("504", "Provider timed out.")):
@@ -66,19 +72,42 @@ def _proxy_op(summary: str, fmt: str, provider_schema: str, byok: bool = False) 
                     "content": {"application/json": {"schema": {"type": "object"}},
                                 "text/event-stream": {"schema": {"type": "string"}}}},
             **_errors(fmt)},
-        "security": [{"bearer": []}] if fmt == "openai" and not byok else (
-            [{"tollwayKey": []}] if byok else [{"apiKey": []}, {"bearer": []}]),
+        "security": _security(fmt, byok),
     }
 
 
+def _security(fmt: str, byok: bool = False) -> list[dict[str, list[str]]]:
+    """Where Tollway's key may travel: X-Tollway-Key is accepted everywhere; on /proxy/ routes only there."""
+    if byok:
+        return [{"tollwayKey": []}]
+    if fmt == "anthropic":
+        return [{"apiKey": []}, {"bearer": []}, {"tollwayKey": []}]
+    return [{"bearer": []}, {"tollwayKey": []}]
+
+
+def _passthrough_ops(summary: str, fmt: str, byok: bool) -> dict[str, Any]:
+    """Every method of a pass-through route (POST on /proxy/ is documented by _proxy_op)."""
+    params = list(_ATTRIBUTION)
+    if byok:
+        params.insert(0, {"name": "X-Tollway-Key", "in": "header", "required": False, "schema": {"type": "string"},
+                          "description": "Tollway key (required when keys are configured)."})
+    return {m.lower(): {"summary": f"{summary} ({m})", "parameters": params, "security": _security(fmt, byok),
+                        "responses": {"default": {"description": "The provider's response, unchanged",
+                                                  "headers": _TRACE},
+                                      **{k: v for k, v in _errors(fmt).items() if k in ("400", "401", "404")}}}
+            for m in PASSTHROUGH_METHODS if not (byok and m == "POST")}
+
+
 def _list_op(summary: str, params: list[str], schema: str) -> dict[str, Any]:
-    return {"summary": summary, "security": [{"bearer": []}],
+    return {"summary": summary, "security": _ADMIN_SECURITY,
             "parameters": [{"name": p, "in": "query", "required": False, "schema": {"type": "string"}} for p in params],
             "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": _REF + schema}}}},
                           "400": {"description": "Bad filter", "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}},
                           "401": {"description": "No master key", "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}},
                           "403": {"description": "Not the master key", "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}
 
+
+_ADMIN_SECURITY = [{"bearer": []}, {"apiKey": []}, {"tollwayKey": []}]
 
 _GROUP = {"type": "object", "properties": {
     "requests": {"type": "integer"}, "errors": {"type": "integer", "description": "status >= 400 or a broken call"},
@@ -136,13 +165,53 @@ _RECORD = {"type": "object", "properties": {
         ("customer", ["string", "null"]))}}}
 
 
+def _models_op(summary: str) -> dict[str, Any]:
+    return {"summary": summary, "security": [{"bearer": []}, {"tollwayKey": []}],
+            "responses": {"200": {"description": "OK", "content": {"application/json": {
+                "schema": {"$ref": _REF + "ModelList"}}}},
+                          "400": {"description": "Bad project slug",
+                                  "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}
+
+
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/health": {"get": {"summary": "Liveness and configured providers", "security": [], "responses": {"200": {
             "description": "OK", "content": {"application/json": {"schema": {"$ref": _REF + "Health"}}}}}}},
-        "/v1/models": {"get": {"summary": "Models Tollway can route (OpenAI list format)", "security": [{"bearer": []}],
-                               "responses": {"200": {"description": "OK", "content": {"application/json": {
-                                   "schema": {"$ref": _REF + "ModelList"}}}}}}},
+        "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {
+            "description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        "/v1/models": {"get": _models_op("Models Tollway can route (OpenAI's list; Anthropic's with anthropic-version, "
+                                           "paged by limit / after_id / before_id; Gemini's with x-goog-api-key)")},
+        "/projects/{slug}/v1/models": {"get": {
+            **_models_op("The same list, under a project's path (the slug is checked: a bad one is a 400)"),
+            "parameters": [{"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}]}},
+        "/health/live": {"get": {"summary": "Liveness probe: 200 while the process serves", "security": [],
+                                 "responses": {"200": {"description": "Alive"}}}},
+        "/health/ready": {"get": {"summary": "Readiness probe: the store (or its spool) takes records and every "
+                                             "configured shared service answers", "security": [],
+                                  "responses": {"200": {"description": "Ready; `checks` per service"},
+                                                "503": {"description": "Not ready; `checks` name the failure"}}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics (text format); open with [metrics] public = true",
+                             "security": [{"bearer": []}],
+                             "responses": {"200": {"description": "Prometheus text exposition",
+                                                   "content": {"text/plain": {"schema": {"type": "string"}}}},
+                                           "401": {"description": "No or wrong key"}}}},
+        "/admin/billing/failed": {"get": {
+            "summary": "Parked billing events (failed max_attempts times), oldest first",
+            "security": [{"bearer": []}],
+            "parameters": [{"name": "sink", "in": "query", "schema": {"type": "string"}},
+                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                        "maximum": 1000}}],
+            "responses": {"200": {"description": "`data`: event_id, sink, trace_id, created_at, failed_at, "
+                                                 "attempts, last_error, event",
+                                  "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        "/admin/billing/retry": {"post": {
+            "summary": "Send parked billing events again (all, or by event_ids and/or sink)",
+            "security": [{"bearer": []}],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"event_ids": {"type": "array", "items": {"type": "string"}},
+                                                 "sink": {"type": "string"}}}}}},
+            "responses": {"200": {"description": "How many were queued again", "content": {"application/json": {
+                "schema": {"type": "object", "properties": {"retried": {"type": "integer"}}}}}}}}},
         "/v1/records": {"get": _list_op("Usage records, newest first",
                                         ["project", "source", "customer", "model", "status", "since", "until",
                                          "key_id", "provider", "limit", "cursor"], "RecordPage")},
@@ -213,19 +282,19 @@ def openapi_document() -> dict[str, Any]:
                       "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}}}},
         "/v1/records/{trace_id}": {"get": {
             "summary": "One usage record by the trace id a client got in x-tollway-trace-id",
-            "security": [{"bearer": []}],
+            "security": _ADMIN_SECURITY,
             "parameters": [{"name": "trace_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": _REF + "Record"}}}},
                           "404": {"description": "No such record", "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
         "/v1/responses/{response_id}": {
             "parameters": [{"name": "response_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "get": {"summary": "A stored Response: Tollway's own (non-OpenAI providers), else the OpenAI provider's",
-                    "security": [{"bearer": []}],
+                    "security": _security("openai"),
                     "responses": {"200": {"description": "The Response object", "headers": _TRACE,
                                           "content": {"application/json": {"schema": {"type": "object"}}}},
                                   "404": {"description": "Unknown id",
                                           "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}},
-            "delete": {"summary": "Delete a stored Response", "security": [{"bearer": []}],
+            "delete": {"summary": "Delete a stored Response", "security": _security("openai"),
                        "responses": {"200": {"description": "Deleted", "content": {"application/json": {"schema": {
                            "type": "object", "properties": {"id": {"type": "string"}, "object": {"const": "response"},
                                                             "deleted": {"type": "boolean"}}}}}},
@@ -267,19 +336,20 @@ def openapi_document() -> dict[str, Any]:
         "/v1/messages/count_tokens": {"post": _proxy_op("Anthropic token counting", "anthropic",
                                                         "CountMessageTokensParams")},
         "/v1/{path}": {"summary": "Any other OpenAI path (files, batches, audio, images, moderations, …), "
-                                  "passed through to the OpenAI provider with method, query, headers and body intact.",
+                                  "passed through to the OpenAI provider with method, query, headers and body intact "
+                                  "(not /v1/messages…: those are Anthropic's).",
                        "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
-                       **{m: {"responses": {"default": {"description": "The provider's response, unchanged",
-                                                        "headers": _TRACE}}}
-                          for m in ("get", "post", "delete")}},
+                       **_passthrough_ops("Pass-through to the OpenAI provider", "openai", byok=False)},
         "/proxy/openai/v1/{path}": {
             "summary": "OpenAI with the caller's own key (Authorization), metered; Tollway key in X-Tollway-Key.",
             "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "post": _proxy_op("Any OpenAI endpoint, caller's key", "openai", "OpenAI API", byok=True)},
+            "post": _proxy_op("Any OpenAI endpoint, caller's key", "openai", "OpenAI API", byok=True),
+            **_passthrough_ops("Any OpenAI endpoint, caller's key", "openai", byok=True)},
         "/proxy/anthropic/v1/{path}": {
             "summary": "Anthropic with the caller's own key (x-api-key), metered; Tollway key in X-Tollway-Key.",
             "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "post": _proxy_op("Any Anthropic endpoint, caller's key", "anthropic", "Anthropic API", byok=True)},
+            "post": _proxy_op("Any Anthropic endpoint, caller's key", "anthropic", "Anthropic API", byok=True),
+            **_passthrough_ops("Any Anthropic endpoint, caller's key", "anthropic", byok=True)},
     }
     for sub, fmt, schema in (("chat/completions", "openai", "CreateChatCompletionRequest"),
                              ("completions", "openai", "CreateCompletionRequest"),
@@ -291,6 +361,9 @@ def openapi_document() -> dict[str, Any]:
         op["parameters"] = [{"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}},
                             *op["parameters"]]
         paths[f"/projects/{{slug}}/v1/{sub}"] = {"post": op}
+    from tollway.api.openapi_surfaces import GEMINI_ERROR, SECURITY_SCHEMES, surface_paths
+
+    paths.update(surface_paths(_proxy_op, paths["/v1/models"]["get"]))
     return {
         "openapi": "3.1.0",
         "info": {"title": "Tollway", "version": __version__,
@@ -300,8 +373,12 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "Master key or a configured key."},
-                "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
-                "tollwayKey": {"type": "apiKey", "in": "header", "name": "X-Tollway-Key"}},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key",
+                           "description": "Master key or a configured key (Anthropic routes and operator routes)."},
+                "tollwayKey": {"type": "apiKey", "in": "header", "name": "X-Tollway-Key",
+                               "description": "Master key or a configured key; accepted on every route, and the "
+                                              "only place for it on /proxy/ routes."},
+                **SECURITY_SCHEMES},
             "schemas": {
                 "OpenAIError": {"type": "object", "required": ["error"], "properties": {"error": {
                     "type": "object", "required": ["message", "type"], "properties": {
@@ -311,6 +388,7 @@ def openapi_document() -> dict[str, Any]:
                     "type": {"const": "error"}, "error": {"type": "object", "required": ["type", "message"],
                                                           "properties": {"type": {"type": "string"},
                                                                          "message": {"type": "string"}}}}},
+                "GeminiError": GEMINI_ERROR,
                 "Health": {"type": "object", "required": ["status", "version", "uptime_secs", "providers"],
                            "properties": {"status": {"type": "string"}, "version": {"type": "string"},
                                           "uptime_secs": {"type": "integer"},

@@ -16,6 +16,7 @@ import orjson
 from tollway.api.asgi import DisconnectWatch, Receive, Scope, Send, read_body, relay_headers
 from tollway.api.unified import send_error
 from tollway.errors import ProxyError
+from tollway.pipeline import upstream
 from tollway.pipeline.attribution import ATTRIBUTION_HEADERS
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.stage import run_stages
@@ -26,6 +27,9 @@ from tollway.routing.catalog import Deployment
 
 if TYPE_CHECKING:
     from tollway.state import AppState
+
+# methods passed through on /v1/{path} and /proxy/<kind>/v1/{path} (TRACE, CONNECT and others: 404)
+PASSTHROUGH_METHODS: tuple[str, ...] = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 _HOP = frozenset({b"host", b"connection", b"keep-alive", b"content-length", b"transfer-encoding", b"te",
                   b"upgrade", b"proxy-authorization", b"proxy-connection", b"accept-encoding", b"trailer"})
@@ -93,15 +97,19 @@ class PassthroughRoute:
                     ctx.model = obj["model"]
                     ctx.deployment = Deployment(provider, transport, ctx.model)
                 ctx.stream = obj.get("stream") is True
+                if ctx.stream and state.metrics is not None:
+                    state.metrics.stream_opened(ctx)
         headers = upstream_headers(scope["headers"], keep_credentials=self.byok)
         if not self.byok:
             headers.update(provider.auth_headers())
         url = provider.passthrough_url(subpath, scope.get("query_string", b""))
-        resp = await transport.send(UpstreamRequest(ctx.method, url, headers, ctx.body or None))
+        resp = await upstream.send(ctx, transport, UpstreamRequest(ctx.method, url, headers, ctx.body or None),
+                                   provider.id, provider.kind, ctx.model or "")
         try:
             await self._relay(ctx, resp, receive, send)
         finally:
             resp.release()
+            upstream.finish(ctx)
 
     async def _relay(self, ctx: RequestContext, resp, receive: Receive, send: Send) -> None:
         ctx.status = resp.status
@@ -110,7 +118,7 @@ class PassthroughRoute:
         streaming = any(k.lower() == b"content-type" and v.startswith(b"text/event-stream")
                         for k, v in resp.raw_headers)
         if not streaming:
-            body = await resp.read()
+            body = await upstream.read(ctx, resp)
             if resp.status >= 400:
                 ctx.error_type = "provider_error"
             elif body[:1] == b"{":
@@ -124,10 +132,12 @@ class PassthroughRoute:
                     if isinstance(obj.get("model"), str):
                         ctx.model_served = obj["model"]
             hdrs.append((b"content-length", str(len(body)).encode()))
+            hdrs.append(ctx.overhead_header())
             ctx.response_started = True
             await send({"type": "http.response.start", "status": resp.status, "headers": hdrs})
             await send({"type": "http.response.body", "body": body, "more_body": False})
             return
+        hdrs.append(ctx.overhead_header())
         ctx.response_started = True
         await send({"type": "http.response.start", "status": resp.status, "headers": hdrs})
         watch = DisconnectWatch(receive).start()

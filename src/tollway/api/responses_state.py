@@ -34,14 +34,14 @@ class ResponsesStateRoute:
                     ctx.status = 200
                     ctx.response_started = True
                     await send_json(send, 200, {"id": response_id, "object": "response", "deleted": True},
-                                    ctx.response_headers)
+                                    [*ctx.response_headers, ctx.overhead_header()])
                     return
             else:
                 found = await store.get(response_id)
                 if found is not None:
                     ctx.status = 200
                     ctx.response_started = True
-                    await send_json(send, 200, found[0], ctx.response_headers)
+                    await send_json(send, 200, found[0], [*ctx.response_headers, ctx.overhead_header()])
                     return
             upstream = state.catalog.first_of_kind("openai")
             if upstream is None:

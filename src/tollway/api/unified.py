@@ -5,6 +5,10 @@ One `UnifiedRoute` per (surface, endpoint): `/v1/chat/completions` is
 copies of these routes set `byok`: the caller's own provider key goes upstream untouched
 and the model goes to that provider kind as named, without catalog routing.
 What happens to a call is the stage list `AppState.call_stages` (see `pipeline.stage`).
+
+Surfaces that name the model in the path (Gemini's `/v1beta/models/{model}:verb`, Azure's
+`/openai/deployments/{deployment}/...`) pass it as `path_model`; the decode stage prefers it to
+the body's. Gemini says whether to stream in the path too (`stream`).
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ __all__ = ["UnifiedRoute", "parse_json_body", "send_error"]
 async def send_error(ctx: RequestContext, send: Send, err: ProxyError) -> None:
     status, body = render(err, ctx.wire_format)
     ctx.response_started = True
-    await send_bytes(send, status, body, [(b"content-type", b"application/json"), *ctx.response_headers])
+    await send_bytes(send, status, body, [(b"content-type", b"application/json"), *ctx.response_headers,
+                                          ctx.overhead_header()])
 
 
 class UnifiedRoute:
@@ -40,10 +45,12 @@ class UnifiedRoute:
         self.endpoint = endpoint
         self.byok = byok
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send, path_project: str | None = None) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, path_project: str | None = None,
+                       path_model: str | None = None, stream: bool | None = None) -> None:
         ctx = RequestContext(self.route, self.fmt, self.endpoint, scope["method"], scope["path"],  # type: ignore[arg-type]
                              dict(scope["headers"]), receive, send)
         ctx.path_project = path_project
+        ctx.path_model, ctx.path_stream = path_model, stream
         ctx.byok = self.byok
         ctx.key = scope.get("tollway.caller")  # set only by Tollway's own in-process calls (Ask)
         state = self._state

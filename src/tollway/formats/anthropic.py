@@ -478,7 +478,7 @@ def response_from_canonical(resp: CanonicalResponse, *, model: str | None = None
     content: list[dict] = []
     for p in resp.content:
         if p.kind == "text":
-            content.append({"type": "text", "text": p.text, "citations": None})
+            content.append({"type": "text", "text": p.text})  # no `citations: null`: it breaks clients
         elif p.kind == "tool_call":
             content.append({"type": "tool_use", "id": p.id, "name": p.name, "input": arguments_object(p.arguments_json),
                             "caller": {"type": "direct"}})

@@ -225,7 +225,7 @@ def _tool_choice_in(tc: Any, req: CanonicalRequest):
         for j, x in enumerate(req_list(at.get("tools"), "tool_choice.allowed_tools.tools")):
             x = req_dict(x, f"tool_choice.allowed_tools.tools[{j}]")
             fn = x.get("function") if isinstance(x.get("function"), dict) else x
-            allowed.add(fn.get("name"))
+            allowed.add(req_str(fn.get("name"), f"tool_choice.allowed_tools.tools[{j}].name"))
         req.tools = [t for t in req.tools if t.name in allowed]
         mode = at.get("mode", "auto")
         return "required" if mode == "required" else "auto"

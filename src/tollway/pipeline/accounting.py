@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from tollway.estimate import prompt_tokens
 from tollway.pipeline.context import RequestContext
-from tollway.providers.base import Endpoint
+from tollway.providers.base import COUNTING_ENDPOINTS
 from tollway.usage import Usage, UsageRecord
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def meter(state: "AppState", ctx: RequestContext, output_text: str | None = None
         return
     ctx.metered = True
     dep = ctx.deployment
-    if ctx.endpoint == Endpoint.COUNT_TOKENS and 0 < ctx.status < 400:
+    if ctx.endpoint in COUNTING_ENDPOINTS and 0 < ctx.status < 400:
         ctx.cost, ctx.cost_note = Decimal(0), "token counting is free"
         return
     if dep is None:

@@ -1,8 +1,10 @@
 """Who is calling: the master key or a configured key, compared as SHA-256 digests.
 
-Unified OpenAI routes take `Authorization: Bearer`; Anthropic routes `x-api-key` or Bearer.
-Pass-through routes (`/proxy/...`) carry the caller's *provider* key in those headers, so
-Tollway's key travels in `X-Tollway-Key` there instead.
+Unified OpenAI routes take `Authorization: Bearer`; Anthropic routes `x-api-key` or Bearer;
+Gemini routes `x-goog-api-key` (or `?key=`, copied there by `api.gemini`) or Bearer; Azure-style
+routes `api-key` or Bearer. `X-Tollway-Key` works everywhere. Pass-through routes (`/proxy/...`)
+carry the caller's *provider* key in those headers, so Tollway's key travels in `X-Tollway-Key`
+there instead.
 """
 
 from __future__ import annotations
@@ -34,11 +36,21 @@ def _digest(secret: str | bytes) -> bytes:
     return hashlib.sha256(secret.encode() if isinstance(secret, str) else secret).digest()
 
 
+# where each client format's SDK puts its key, besides Authorization: Bearer
+_FORMAT_KEY_HEADER = {"anthropic": b"x-api-key", "gemini": b"x-goog-api-key"}
+_WHERE = {"anthropic": "x-api-key", "gemini": "x-goog-api-key or ?key="}
+
+
 def presented_key(ctx: RequestContext) -> bytes | None:
     if ctx.route.startswith("proxy."):
         return ctx.headers.get(b"x-tollway-key")
-    if ctx.wire_format == "anthropic":
-        key = ctx.headers.get(b"x-api-key")
+    own = _FORMAT_KEY_HEADER.get(ctx.wire_format)
+    if own is not None:
+        key = ctx.headers.get(own)
+        if key:
+            return key
+    if ctx.route.startswith("azure."):
+        key = ctx.headers.get(b"api-key")
         if key:
             return key
     auth = ctx.headers.get(b"authorization")
@@ -82,8 +94,12 @@ class AuthStage:
             return
         info = self._keys.lookup(presented_key(ctx))
         if info is None:
-            where = "X-Tollway-Key" if ctx.route.startswith("proxy.") else (
-                "x-api-key" if ctx.wire_format == "anthropic" else "Authorization: Bearer")
+            if ctx.route.startswith("proxy."):
+                where = "X-Tollway-Key"
+            elif ctx.route.startswith("azure."):
+                where = "api-key"
+            else:
+                where = _WHERE.get(ctx.wire_format, "Authorization: Bearer")
             raise ProxyError("authentication", f"Missing or invalid Tollway key (send it in {where}).")
         if not info.has("user"):
             raise ProxyError("permission", f"Key '{info.id}' is a management key (roles: "

@@ -1,4 +1,10 @@
-"""The per-request context: the one object every stage reads and writes."""
+"""The per-request context: the one object every stage reads and writes.
+
+Upstream calls are recorded as `Attempt`s (`ctx.attempts`, in order): today one per request;
+retries and fallbacks append more. Metrics and trace spans are built from them at the end,
+and `upstream_s` (time spent waiting on providers before the response started) gives
+Tollway's own overhead: see `overhead_ms()`.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +20,28 @@ if TYPE_CHECKING:
     from tollway.api.asgi import Receive, Send
     from tollway.errors import ProxyError, WireFormat
     from tollway.pipeline.auth import KeyInfo
+    from tollway.pipeline.content import ContentFilter
     from tollway.providers.base import Provider
     from tollway.routing.catalog import Deployment
 
 Reply = Callable[["RequestContext"], Awaitable[None]]
+
+
+@dataclass(slots=True, eq=False)
+class Attempt:
+    """One upstream call. Times are `time.perf_counter()` seconds; `ended` is 0 until the
+    provider's answer was read to its end (or abandoned)."""
+
+    provider_id: str
+    provider_kind: str
+    model: str  # the name sent upstream
+    url: str
+    started: float
+    headers_at: float = 0.0  # status and headers arrived
+    ended: float = 0.0
+    status: int = 0
+    error_type: str | None = None
+    span: Any = None  # the OpenTelemetry child span, when tracing is on
 
 
 @dataclass(slots=True, eq=False)
@@ -40,6 +64,8 @@ class RequestContext:
     source: str | None = None
     customer: str | None = None
     path_project: str | None = None  # from /projects/{slug}/...: wins over headers
+    path_model: str | None = None  # the model named in the path (Gemini, Azure deployments): wins over the body's
+    path_stream: bool | None = None  # streaming as the path says (Gemini's streamGenerateContent)
     byok: bool = False  # /proxy/<kind>/ route: the caller's own provider key goes upstream
     body: bytes = b""
     json: dict[str, Any] | None = None
@@ -54,6 +80,11 @@ class RequestContext:
     # Set by a stage's before() to answer without calling a provider (a cache hit): the runner
     # skips the remaining stages' before() and the handler, and awaits this instead.
     reply: "Reply | None" = None
+    # Content features (output guardrails, the cache recorder): see pipeline.content. `canonical`
+    # forces the translated path so the answer is seen as canonical deltas, which every filter
+    # in `content_filters` may hold back, rewrite or stop.
+    canonical: bool = False
+    content_filters: "list[ContentFilter] | None" = None
     # outcome
     status: int = 0
     error: "ProxyError | None" = None
@@ -67,6 +98,12 @@ class RequestContext:
     cancelled: bool = False
     incomplete: bool = False  # a stream ended before its final event (disconnect or upstream break)
     response_started: bool = False
+    # telemetry
+    attempts: list[Attempt] = field(default_factory=list)
+    upstream_s: float = 0.0  # waiting on providers (headers, and whole bodies) before the response started
+    overhead: float | None = None  # seconds in Tollway itself up to the response start (see overhead_ms)
+    stream_open: bool = False  # counted in the streams-in-flight gauge
+    trace: Any = None  # telemetry.tracing.RequestTrace when OpenTelemetry is on, else None
 
     def __post_init__(self) -> None:
         self.response_headers.append((b"x-tollway-trace-id", self.trace_id.encode()))
@@ -77,6 +114,13 @@ class RequestContext:
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.t0) * 1000.0
+
+    def overhead_header(self) -> tuple[bytes, bytes]:
+        """`x-tollway-overhead-ms` for a response about to start: time since the request
+        arrived minus time spent waiting on providers (see README, Metrics)."""
+        overhead = time.perf_counter() - self.t0 - self.upstream_s
+        self.overhead = overhead
+        return (b"x-tollway-overhead-ms", b"%.3f" % (overhead * 1000.0))
 
     def header(self, name: bytes) -> str | None:
         v = self.headers.get(name)

@@ -15,9 +15,11 @@ import orjson
 
 from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers, send_bytes
 from tollway.errors import ProxyError, render
+from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
+from tollway.pipeline.client_headers import with_client_headers
 from tollway.pipeline.context import RequestContext
-from tollway.pipeline.translate import forward_translated, needs_translation
+from tollway.pipeline.translate import can_force_canonical, forward_translated, needs_translation
 from tollway.providers.base import Endpoint, split_complete
 
 if TYPE_CHECKING:
@@ -60,7 +62,7 @@ def with_caller_credentials(headers: dict[str, str], client: dict[bytes, bytes])
 
 def stream_error_event(fmt: str, err: ProxyError) -> bytes:
     """An in-stream error in the client's format, so its SDK raises instead of hanging."""
-    _, body = render(err, "anthropic" if fmt == "anthropic" else "openai")
+    _, body = render(err, fmt if fmt in ("anthropic", "gemini") else "openai")  # type: ignore[arg-type]
     if fmt == "anthropic":
         return b"event: error\ndata: " + body + b"\n\n"
     return b"data: " + body + b"\n\n"
@@ -73,22 +75,24 @@ class Forwarder:
     def _headers(self, ctx: RequestContext, raw) -> list[tuple[bytes, bytes]]:
         hdrs = relay_headers(raw)
         hdrs.extend(ctx.response_headers)
+        hdrs.append(ctx.overhead_header())
         return hdrs
 
     async def forward(self, ctx: RequestContext, receive: Receive, send: Send) -> None:
         dep = ctx.deployment
         assert dep is not None and ctx.json is not None
         endpoint = Endpoint(ctx.endpoint)
-        if needs_translation(endpoint, dep.provider):
+        if needs_translation(endpoint, dep.provider) or (ctx.canonical and can_force_canonical(endpoint, dep.provider)):
             return await forward_translated(self._state, ctx, receive, send)
         call = dep.provider.prepare(endpoint, ctx.json, ctx.body, dep.model, ctx.stream, ctx.headers)
+        call.request.headers = with_client_headers(call.request.headers, ctx.headers)
         if ctx.byok:
             call.request.headers = with_caller_credentials(call.request.headers, ctx.headers)
-        resp = await dep.transport.send(call.request)
+        resp = await upstream.send(ctx, dep.transport, call.request, dep.provider.id, dep.provider.kind, dep.model)
         try:
             ctx.status = resp.status
             if resp.status >= 400:
-                body = await resp.read()
+                body = await upstream.read(ctx, resp)
                 ctx.error_type = _provider_error_type(body)
                 ctx.response_started = True
                 await send_bytes(send, resp.status, body, self._headers(ctx, resp.raw_headers))
@@ -96,7 +100,7 @@ class Forwarder:
             if ctx.stream and _is_event_stream(resp.raw_headers):
                 await self._relay_stream(ctx, endpoint, call.injected_usage_option, resp, receive, send)
                 return
-            body = await resp.read()
+            body = await upstream.read(ctx, resp)
             parsed = None
             try:
                 parsed = orjson.loads(body)
@@ -104,6 +108,8 @@ class Forwarder:
                 ctx.error_type = "invalid_provider_body"
             text = None
             if isinstance(parsed, dict):
+                if ctx.trace is not None:
+                    ctx.trace.response_body(parsed)
                 ctx.usage = dep.provider.usage_from_response(endpoint, parsed)
                 served = parsed.get("model")
                 if isinstance(served, str) and served:
@@ -118,6 +124,7 @@ class Forwarder:
             await send_bytes(send, resp.status, body, hdrs)
         finally:
             resp.release()
+            upstream.finish(ctx)
 
     async def _relay_stream(self, ctx: RequestContext, endpoint: Endpoint, injected: bool, resp,
                             receive: Receive, send: Send) -> None:
@@ -131,6 +138,7 @@ class Forwarder:
         watch = DisconnectWatch(receive).start()
         buf = b""
         t0 = ctx.t0
+        trace = ctx.trace
         try:
             async for chunk in resp.iter_chunks():
                 buf = buf + chunk if buf else chunk
@@ -140,6 +148,8 @@ class Forwarder:
                 out = watcher.relay(complete)
                 if ctx.ttft_ms is None and watcher.first_token:
                     ctx.ttft_ms = (time.perf_counter() - t0) * 1000.0
+                if trace is not None:
+                    trace.stream_block(out)
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
             if buf:

@@ -16,6 +16,7 @@ from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers, send
 from tollway.errors import ProxyError
 from tollway.formats import anthropic as f_anthropic
 from tollway.formats import gemini as f_gemini
+from tollway.formats import json_mode
 from tollway.formats import openai_chat as f_openai
 from tollway.formats import responses as f_responses
 from tollway.formats.canonical import CanonicalRequest, CanonicalResponse
@@ -23,15 +24,24 @@ from tollway.formats.errors import TranslationError, parse_provider_error, rende
 from tollway.formats.stream import (
     Accumulator, MessageStart, StreamError, TextDelta, ThinkingDelta, ToolCallStart, UsageDelta,
 )
+from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
+from tollway.pipeline.client_headers import request_id_header, with_client_headers
+from tollway.pipeline.content import ContentBlocked, FilterChain
 from tollway.pipeline.context import RequestContext
-from tollway.providers.base import Endpoint
+from tollway.providers.base import GEMINI_ENDPOINTS, Endpoint
 
 if TYPE_CHECKING:
     from tollway.state import AppState
 
 # client endpoint -> the client's format name in tollway.formats
-CLIENT_FORMAT = {Endpoint.CHAT: "openai_chat", Endpoint.RESPONSES: "responses", Endpoint.MESSAGES: "anthropic"}
+CLIENT_FORMAT = {Endpoint.CHAT: "openai_chat", Endpoint.RESPONSES: "responses", Endpoint.MESSAGES: "anthropic",
+                 Endpoint.GENERATE_CONTENT: "gemini"}
+CLIENT_MODULES: dict[str, Any] = {"openai_chat": f_openai, "responses": f_responses, "anthropic": f_anthropic,
+                                  "gemini": f_gemini}
+# the non-chat endpoints, translated by translate_aux (OpenAI and Anthropic clients) or translate_gemini
+_AUX = frozenset({Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS})
+_GEMINI_AUX = frozenset({Endpoint.EMBED_CONTENT, Endpoint.GEMINI_COUNT_TOKENS})
 WIRE_MODULES: dict[str, Any] = {"openai": f_openai, "anthropic": f_anthropic, "gemini": f_gemini}
 # the provider-side endpoint a translated chat-like call goes to
 PROVIDER_CHAT_ENDPOINT = {"openai": Endpoint.CHAT, "anthropic": Endpoint.MESSAGES, "gemini": Endpoint.CHAT}
@@ -39,6 +49,8 @@ _FIRST_TOKEN = (TextDelta, ToolCallStart, ThinkingDelta)
 
 
 def client_wire(endpoint: Endpoint) -> str:
+    if endpoint in GEMINI_ENDPOINTS:
+        return "gemini"
     return "anthropic" if endpoint in (Endpoint.MESSAGES, Endpoint.COUNT_TOKENS) else "openai"
 
 
@@ -48,13 +60,22 @@ def needs_translation(endpoint: Endpoint, provider: Any) -> bool:
     return endpoint not in provider.endpoints or client_wire(endpoint) != provider.wire_format
 
 
+def can_force_canonical(endpoint: Endpoint, provider: Any) -> bool:
+    """A same-format chat-like call can still go the canonical way (for content filters)."""
+    return endpoint in CLIENT_FORMAT and provider.wire_format in WIRE_MODULES
+
+
 def can_translate(endpoint: Endpoint, provider: Any) -> bool:
     if not needs_translation(endpoint, provider):
         return True
-    if endpoint in (Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS):
+    if endpoint in _AUX:
         from tollway.pipeline import translate_aux
 
         return translate_aux.can_translate(endpoint, provider)
+    if endpoint in _GEMINI_AUX:
+        from tollway.pipeline import translate_gemini
+
+        return translate_gemini.can_translate(endpoint, provider)
     return endpoint in CLIENT_FORMAT and provider.wire_format in WIRE_MODULES
 
 
@@ -67,18 +88,21 @@ class Translated:
         self._history = history or []  # Responses: the stored conversation before this request
         self.endpoint = Endpoint(ctx.endpoint)
         self.client_fmt = CLIENT_FORMAT[self.endpoint]
-        self.client_mod: Any = f_responses if self.client_fmt == "responses" else (
-            f_anthropic if self.client_fmt == "anthropic" else f_openai)
+        self.client_mod: Any = CLIENT_MODULES[self.client_fmt]
         provider = ctx.deployment.provider  # type: ignore[union-attr]
         self.wire = provider.wire_format
         self.wire_mod = WIRE_MODULES[self.wire]
         self.response_id: str | None = None
+        self.json_unwrapper: json_mode.JsonUnwrapper | None = None  # JSON mode emulated with a tool
+        self.filters = FilterChain(ctx.content_filters) if ctx.content_filters else None  # pipeline.content
 
     # -- request --------------------------------------------------------------------------------
     def _canonical(self) -> CanonicalRequest:
         body = self.ctx.json or {}
         if self.client_fmt == "responses":
             return f_responses.request_to_canonical(body, self._history)
+        if self.client_fmt == "gemini":  # the model and streaming are in the URL
+            return f_gemini.request_to_canonical(body, self.ctx.model or "", stream=self.ctx.stream)
         return self.client_mod.request_to_canonical(body)
 
     def _provider_body(self, req: CanonicalRequest) -> tuple[dict, list[str]]:
@@ -99,6 +123,8 @@ class Translated:
         assert dep is not None
         try:
             req = self._canonical()
+            if json_mode.needs_emulation(req, self.wire):
+                self.json_unwrapper = json_mode.emulate(req)
             body, dropped = self._provider_body(req)
         except TranslationError as e:
             status, err = render_translation_error(self.client_fmt, e)
@@ -113,16 +139,19 @@ class Translated:
             extra.append((b"x-tollway-dropped-params", ",".join(dropped).encode()))
         p_endpoint = PROVIDER_CHAT_ENDPOINT[self.wire]
         call = dep.provider.prepare(p_endpoint, body, orjson.dumps(body), dep.model, ctx.stream, ctx.headers)
-        resp = await dep.transport.send(call.request)
+        call.request.headers = with_client_headers(call.request.headers, ctx.headers)
+        resp = await upstream.send(ctx, dep.transport, call.request, dep.provider.id, dep.provider.kind, dep.model)
         try:
             ctx.status = resp.status
+            rid = request_id_header(resp.raw_headers, client_wire(self.endpoint))
+            if rid is not None:
+                extra.append(rid)
             if resp.status >= 400:
-                raw = await resp.read()
+                raw = await upstream.read(ctx, resp)
                 perr = parse_provider_error(self.wire, resp.status, raw)
                 ctx.error_type = "provider:" + perr.type
                 status, err = self._error(resp.status, perr.type, perr.message, perr.param)
-                keep = [(k, v) for k, v in resp.raw_headers if k.lower() in (b"retry-after", b"x-request-id",
-                                                                             b"request-id")]
+                keep = [(k, v) for k, v in resp.raw_headers if k.lower() == b"retry-after"]
                 await _send_whole(ctx, send, status, [*keep, *extra, (b"content-type", b"application/json")], err)
                 return
             is_sse = any(k.lower() == b"content-type" and v.startswith(b"text/event-stream")
@@ -133,14 +162,27 @@ class Translated:
                 await self._whole(resp, send, extra, req)
         finally:
             resp.release()
+            upstream.finish(ctx)
 
     # -- non-stream -----------------------------------------------------------------------------
     async def _whole(self, resp: Any, send: Send, extra: list, req: CanonicalRequest) -> None:
         ctx = self.ctx
-        raw = await resp.read()
+        raw = await upstream.read(ctx, resp)
         try:
             parsed = orjson.loads(raw)
+            if ctx.trace is not None and isinstance(parsed, dict):
+                ctx.trace.response_body(parsed)
             canon: CanonicalResponse = self.wire_mod.response_to_canonical(parsed)
+            if self.json_unwrapper is not None:
+                canon = self.json_unwrapper.response(canon)
+            if self.filters is not None:
+                canon = self.filters.whole(canon)
+        except ContentBlocked as e:
+            ctx.error_type = e.error_type
+            status, err = self._error(403, "permission_error", e.message)
+            ctx.status = 403
+            await _send_whole(ctx, send, status, [*extra, (b"content-type", b"application/json")], err)
+            return
         except (orjson.JSONDecodeError, TranslationError, TypeError, AttributeError) as e:
             ctx.error_type = "invalid_provider_body"
             status, err = self._error(502, "api_error", f"The provider's answer could not be read ({e}).")
@@ -174,6 +216,8 @@ class Translated:
                                             created_at=time.time())
         if self.client_fmt == "openai_chat":
             return f_openai.StreamWriter(model=model, include_usage=bool(req.include_usage))
+        if self.client_fmt == "gemini":
+            return f_gemini.StreamWriter(model=model)
         return f_anthropic.StreamWriter(model=model)
 
     async def _stream(self, resp: Any, receive: Receive, send: Send, req: CanonicalRequest, extra: list) -> None:
@@ -183,16 +227,25 @@ class Translated:
         parser = self.wire_mod.StreamParser()
         writer = self._writer(req)
         acc = Accumulator()
-        hdrs = relay_headers(resp.raw_headers)
-        hdrs = [h for h in hdrs if h[0].lower() != b"content-type"]
+        mine = {k for k, _ in extra}
+        hdrs = [h for h in relay_headers(resp.raw_headers) if h[0].lower() not in mine and h[0].lower() != b"content-type"]
         hdrs += [*extra, (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
-                 (b"x-accel-buffering", b"no")]
+                 (b"x-accel-buffering", b"no"), ctx.overhead_header()]
         await send({"type": "http.response.start", "status": 200, "headers": hdrs})
         ctx.response_started = True
         watch = DisconnectWatch(receive).start()
         finished = False
 
-        def emit(deltas: list) -> bytes:
+        unwrap = self.json_unwrapper
+        filters = self.filters
+
+        def emit(deltas: list, closing: bool = False) -> bytes:
+            if unwrap is not None:
+                deltas = unwrap.deltas(deltas)
+            if filters is not None:
+                deltas = filters.feed(deltas)
+                if closing:
+                    deltas = [*deltas, *filters.close()]
             out = []
             for d in deltas:
                 if ctx.ttft_ms is None and isinstance(d, _FIRST_TOKEN):
@@ -209,13 +262,16 @@ class Translated:
                 out.append(writer.write(d))
             return b"".join(out)
 
+        trace = ctx.trace
         try:
             async for chunk in resp.iter_chunks():
                 data = emit(parser.feed_bytes(chunk))
+                if trace is not None:
+                    trace.stream_block(data)
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
             finished = True
-            data = emit(parser.close()) + writer.close()
+            data = emit(parser.close(), closing=True) + writer.close()
         except asyncio.CancelledError:
             if not watch.absorb():
                 raise
@@ -226,6 +282,11 @@ class Translated:
             ctx.incomplete = True
             ctx.error_type = e.error_type
             data = emit([StreamError("api_error", e.message)]) + writer.close()
+        except ContentBlocked as e:
+            # the answer stops here: an in-band error, without passing the filters again
+            ctx.incomplete = True
+            ctx.error_type = e.error_type
+            data = writer.write(StreamError("permission_error", e.message)) + writer.close()
         finally:
             watch.stop()
         complete = finished and not ctx.incomplete and ctx.usage is not None and ctx.usage.known
@@ -261,7 +322,7 @@ class _Rendered(Exception):
 
 async def _send_whole(ctx: RequestContext, send: Send, status: int, hdrs: list, body: bytes) -> None:
     ctx.response_started = True
-    await send_bytes(send, status, body, hdrs)
+    await send_bytes(send, status, body, [*hdrs, ctx.overhead_header()])
 
 
 def _canonical_text(resp: CanonicalResponse) -> str:
@@ -277,10 +338,14 @@ def _canonical_text(resp: CanonicalResponse) -> str:
 
 
 async def forward_translated(state: "AppState", ctx: RequestContext, receive: Receive, send: Send) -> None:
-    if ctx.endpoint in (Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS):
+    if ctx.endpoint in _AUX:
         from tollway.pipeline import translate_aux
 
         return await translate_aux.forward(state, ctx, receive, send)
+    if ctx.endpoint in _GEMINI_AUX:
+        from tollway.pipeline import translate_gemini
+
+        return await translate_gemini.forward(state, ctx, receive, send)
     history: list[dict] = []
     body = ctx.json or {}
     if CLIENT_FORMAT.get(Endpoint(ctx.endpoint)) == "responses" and body.get("previous_response_id"):

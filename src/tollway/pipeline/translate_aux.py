@@ -30,7 +30,9 @@ from tollway.formats import gemini as f_gemini
 from tollway.formats import openai_chat as f_openai
 from tollway.formats._util import is_neutral
 from tollway.formats.errors import TranslationError, parse_provider_error, render_error, render_translation_error
+from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
+from tollway.pipeline.client_headers import request_id_header, with_client_headers
 from tollway.pipeline.context import RequestContext
 from tollway.providers.base import Endpoint
 from tollway.usage import Usage
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
 # provider kinds whose tokenizer tiktoken has (counted locally, exactly)
 OPENAI_FAMILY = frozenset({"openai", "azure_openai"})
 ESTIMATED_HEADER = (b"x-tollway-tokens-estimated", b"true")
-_KEEP_ERROR_HEADERS = (b"retry-after", b"x-request-id", b"request-id")
+_KEEP_ERROR_HEADERS = (b"retry-after",)
 # OpenAI embeddings params Gemini honours (`user` has no Gemini field and is not worth reporting)
 _EMBED_PARAMS = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
 # Gemini's countTokens takes bare `contents`, or a whole request when more than contents counts
@@ -82,7 +84,7 @@ class _Call:
         ctx = self.ctx
         ctx.response_started = True
         hdrs = [(b"content-type", b"application/json"), *self.extra, *extra,
-                (b"content-length", str(len(body)).encode())]
+                (b"content-length", str(len(body)).encode()), ctx.overhead_header()]
         await send({"type": "http.response.start", "status": status, "headers": hdrs})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -98,9 +100,14 @@ class _Call:
         client with the error (in its own format) and return None."""
         dep = self.dep
         call = dep.provider.prepare(endpoint, body, orjson.dumps(body), dep.model, False, self.ctx.headers)
-        resp = await dep.transport.send(call.request)
+        call.request.headers = with_client_headers(call.request.headers, self.ctx.headers)
+        resp = await upstream.send(self.ctx, dep.transport, call.request, dep.provider.id, dep.provider.kind,
+                                   dep.model)
         try:
-            raw = await resp.read()
+            raw = await upstream.read(self.ctx, resp)
+            rid = request_id_header(resp.raw_headers, self.ctx.wire_format)
+            if rid is not None:
+                self.extra.append(rid)
             if resp.status >= 400:
                 perr = parse_provider_error(dep.provider.wire_format, resp.status, raw)
                 keep = [(k, v) for k, v in resp.raw_headers if k.lower() in _KEEP_ERROR_HEADERS]
@@ -109,6 +116,7 @@ class _Call:
                 return None
         finally:
             resp.release()
+            upstream.finish(self.ctx)
         try:
             parsed = orjson.loads(raw)
         except orjson.JSONDecodeError:

@@ -25,6 +25,15 @@ class Endpoint(StrEnum):
     RESPONSES = "responses"
     MESSAGES = "messages"
     COUNT_TOKENS = "count_tokens"
+    # the Gemini client surface (/v1beta/models/{model}:verb)
+    GENERATE_CONTENT = "generate_content"  # generateContent and streamGenerateContent
+    EMBED_CONTENT = "embed_content"  # embedContent and batchEmbedContents
+    GEMINI_COUNT_TOKENS = "gemini_count_tokens"
+
+
+# Endpoints whose client speaks Gemini, and those that count tokens (free, never streamed).
+GEMINI_ENDPOINTS = frozenset({Endpoint.GENERATE_CONTENT, Endpoint.EMBED_CONTENT, Endpoint.GEMINI_COUNT_TOKENS})
+COUNTING_ENDPOINTS = frozenset({Endpoint.COUNT_TOKENS, Endpoint.GEMINI_COUNT_TOKENS})
 
 
 @dataclass(slots=True)

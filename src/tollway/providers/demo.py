@@ -29,7 +29,7 @@ from tollway.formats import openai_chat as f_openai
 from tollway.formats.errors import TranslationError, gemini_error_body
 from tollway.ids import uuid7
 from tollway.providers.anthropic import AnthropicProvider
-from tollway.providers.base import Endpoint, ErrorClass, PreparedCall, UpstreamRequest, classify_http_status
+from tollway.providers.base import GEMINI_ENDPOINTS, Endpoint, ErrorClass, PreparedCall, UpstreamRequest, classify_http_status
 from tollway.providers.gemini import GeminiProvider
 from tollway.providers.openai import OpenAIProvider
 from tollway.usage import Usage
@@ -387,6 +387,8 @@ class DemoProvider:
     def _parser(self, endpoint: Endpoint) -> OpenAIProvider | AnthropicProvider | GeminiProvider:
         if self._acting is not None:
             return self._acting
+        if endpoint in GEMINI_ENDPOINTS:
+            return self._gemini
         return self._anthropic if endpoint in AnthropicProvider.endpoints else self._openai
 
     def auth_headers(self) -> dict[str, str]:

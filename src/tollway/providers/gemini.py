@@ -1,9 +1,10 @@
 """Google Gemini (Generative Language API v1beta): generateContent, embeddings, countTokens.
 
-No client speaks Gemini, so every call is translated (`pipeline.translate` for chat,
-`pipeline.translate_aux` for embeddings and token counting); this module only knows the
-URLs, the key header, how to read usage and text out of Gemini bodies, and what Gemini's
-error statuses mean for retry and fallback.
+OpenAI and Anthropic clients are translated (`pipeline.translate` for chat,
+`pipeline.translate_aux` for embeddings and token counting); a Gemini client (`api.gemini`,
+the `GENERATE_CONTENT` / `EMBED_CONTENT` / `GEMINI_COUNT_TOKENS` endpoints) is the byte fast
+path. This module only knows the URLs, the key header, how to read usage and text out of
+Gemini bodies, and what Gemini's error statuses mean for retry and fallback.
 
     chat          POST {base}/v1beta/models/{model}:generateContent
                   POST {base}/v1beta/models/{model}:streamGenerateContent?alt=sse
@@ -21,7 +22,7 @@ import orjson
 from tollway.config import ProviderSettings
 from tollway.formats.gemini import usage_to_canonical
 from tollway.providers.base import (
-    Endpoint, ErrorClass, PreparedCall, TextCollector, UpstreamRequest, classify_http_status, json_events,
+    GEMINI_ENDPOINTS, Endpoint, ErrorClass, PreparedCall, TextCollector, UpstreamRequest, classify_http_status, json_events,
 )
 from tollway.usage import Usage
 
@@ -100,7 +101,7 @@ class GeminiStreamWatcher:
 
 class GeminiProvider:
     wire_format = "gemini"
-    endpoints = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS})
+    endpoints = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS, *GEMINI_ENDPOINTS})
     translate_options: dict[str, Any] = {}
 
     def __init__(self, settings: ProviderSettings) -> None:
@@ -118,11 +119,11 @@ class GeminiProvider:
         return {"x-goog-api-key": key.get_secret_value()} if key else {}
 
     def action(self, endpoint: Endpoint, body: dict[str, Any], stream: bool) -> str:
-        if endpoint == Endpoint.CHAT:
+        if endpoint in (Endpoint.CHAT, Endpoint.GENERATE_CONTENT):
             return "streamGenerateContent?alt=sse" if stream else "generateContent"
-        if endpoint == Endpoint.EMBEDDINGS:
+        if endpoint in (Endpoint.EMBEDDINGS, Endpoint.EMBED_CONTENT):
             return "batchEmbedContents" if "requests" in body else "embedContent"
-        if endpoint == Endpoint.COUNT_TOKENS:
+        if endpoint in (Endpoint.COUNT_TOKENS, Endpoint.GEMINI_COUNT_TOKENS):
             return "countTokens"
         raise ValueError(f"Gemini has no {endpoint} endpoint")
 
@@ -131,8 +132,15 @@ class GeminiProvider:
 
     def prepare(self, endpoint: Endpoint, body: dict[str, Any], raw: bytes, upstream_model: str,
                 stream: bool, client_headers: dict[bytes, bytes]) -> PreparedCall:
-        """`body` is already a Gemini body (translated); the model goes in the URL."""
+        """`body` is already a Gemini body (translated, or a Gemini client's); the model goes in
+        the URL, and in each request of a batch embedding, where an alias may have renamed it."""
         url = self.url(upstream_model, self.action(endpoint, body, stream))
+        reqs = body.get("requests")
+        if endpoint == Endpoint.EMBED_CONTENT and isinstance(reqs, list):
+            name = "models/" + upstream_model.removeprefix("models/")
+            if any(isinstance(r, dict) and r.get("model") != name for r in reqs):
+                body["requests"] = [{**r, "model": name} if isinstance(r, dict) else r for r in reqs]
+                raw = orjson.dumps(body)
         return PreparedCall(UpstreamRequest("POST", url, self._headers, raw or orjson.dumps(body)))
 
     def served_model(self, served: str) -> str:
@@ -140,13 +148,13 @@ class GeminiProvider:
         return served
 
     def usage_from_response(self, endpoint: Endpoint, body: dict[str, Any]) -> Usage | None:
-        if endpoint != Endpoint.CHAT:
+        if endpoint not in (Endpoint.CHAT, Endpoint.GENERATE_CONTENT):
             return None  # embeddings report no usage; countTokens is not usage
         um = body.get("usageMetadata")
         return usage_to_canonical(um) if isinstance(um, dict) else None
 
     def output_text(self, endpoint: Endpoint, body: dict[str, Any]) -> str:
-        return gemini_output_text(body) if endpoint == Endpoint.CHAT else ""
+        return gemini_output_text(body) if endpoint in (Endpoint.CHAT, Endpoint.GENERATE_CONTENT) else ""
 
     def stream_watcher(self, endpoint: Endpoint, injected_usage_option: bool) -> GeminiStreamWatcher:
         return GeminiStreamWatcher()

@@ -105,7 +105,8 @@ class RuntimeProviders:
                     continue
                 settings.append(ps)
                 views[ps.id] = public_view(ps, "runtime", created_at=row["created_at"], created_by=row["created_by"])
-            self._swap(settings)
+            if self._version is not None or settings:  # at start-up with none: the config catalog stands
+                self._swap(settings)
             self._rows = views
             self._version = version
             return True
@@ -129,17 +130,25 @@ class RuntimeProviders:
         for ps in runtime:
             built.append(build_provider(ps, st.http, st.tokens))
         catalog = Catalog(built, st.settings.aliases, known_models=st.prices.known_models)
-        for p in catalog.providers:  # keep what local servers listed until they are asked again
-            if old.provider(p.id) is not None and old.discovered(p.id):
-                catalog.set_discovered(p.id, old.discovered(p.id))
+        for p in catalog.providers:  # keep what upstreams listed until they are asked again
+            if old.provider(p.id) is not None:
+                if old.discovered(p.id):
+                    catalog.set_discovered(p.id, old.discovered(p.id))
+                if old.upstream_listing(p.id):
+                    catalog.set_listing(p.id, old.upstream_listing(p.id))
+        from tollway.providers.model_listing import UpstreamListing
         from tollway.providers.openai_compatible import ModelDiscovery
 
         catalog.discovery = ModelDiscovery(catalog, st.http)
+        catalog.listing = UpstreamListing(catalog, built)
         st.catalog = catalog
         st.forget_byok()
-        if old.discovery is not None:
-            asyncio.get_running_loop().create_task(old.discovery.stop())
-        st.keep_task(asyncio.get_running_loop().create_task(catalog.discovery.start()))
+        loop = asyncio.get_running_loop()
+        for background in (old.discovery, old.listing):
+            if background is not None:
+                st.keep_task(loop.create_task(background.stop()))
+        st.keep_task(loop.create_task(catalog.discovery.start()))
+        st.keep_task(loop.create_task(catalog.listing.start()))
         log.info("providers: %d config + %d runtime provider(s): %s", len(self._built), len(runtime),
                  ", ".join(p.id for p in catalog.providers) or "none")
 

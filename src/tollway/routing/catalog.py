@@ -43,8 +43,11 @@ class Catalog:
         self._cache: dict[str, Deployment | None] = {}
         self._discovered: dict[str, tuple[str, ...]] = {}  # provider id -> model ids, in listed order
         self._discovered_sets: dict[str, frozenset[str]] = {}
+        self._listings: dict[str, tuple[str, ...]] = {}  # provider id -> what its upstream lists (glob providers)
         # The background model discovery of this catalog's providers (started by AppState.open).
         self.discovery: Any = None
+        # The periodic look at what glob providers' upstreams list (providers.model_listing).
+        self.listing: Any = None
 
     @property
     def providers(self) -> list["Provider"]:
@@ -81,6 +84,15 @@ class Catalog:
         self._discovered_sets[provider_id] = frozenset(clean)
         self._cache.clear()  # a name may now resolve elsewhere (or at all)
         return True
+
+    def set_listing(self, provider_id: str, models: list[str] | tuple[str, ...]) -> None:
+        """What a glob provider's upstream lists (see `providers.model_listing`): /v1/models shows
+        the names its patterns match instead of the price data's. Routing is not affected."""
+        self._listings[provider_id] = tuple(dict.fromkeys(m for m in models if isinstance(m, str) and m))
+
+    def upstream_listing(self, provider_id: str) -> tuple[str, ...]:
+        """What `set_listing()` last recorded for a provider (empty when nothing yet)."""
+        return self._listings.get(provider_id, ())
 
     def discovered(self, provider_id: str) -> tuple[str, ...]:
         return self._discovered.get(provider_id, ())
@@ -169,15 +181,18 @@ class Catalog:
                 if not is_pattern(m) and m not in seen:
                     out.append((m, p.id))
                     seen.add(m)
-        if self._known_models is not None:
-            # patterns (`gpt-*`) list the known models they match that route to this provider
-            for p, _ in self._providers:
-                if not any(is_pattern(m) for m in p.settings.models):
-                    continue
-                for m in self._known_models(p.kind):
-                    if m not in seen:
-                        dep = self.resolve(m)
-                        if dep is not None and dep.provider is p:
-                            out.append((m, p.id))
-                            seen.add(m)
+        # patterns (`gpt-*`) list the models they match that route to this provider: those its
+        # upstream lists when it answered, else the known models of the price data
+        for p, _ in self._providers:
+            if not any(is_pattern(m) for m in p.settings.models):
+                continue
+            candidates = self._listings.get(p.id)
+            if candidates is None:
+                candidates = tuple(self._known_models(p.kind)) if self._known_models is not None else ()
+            for m in candidates:
+                if m not in seen:
+                    dep = self.resolve(m)
+                    if dep is not None and dep.provider is p:
+                        out.append((m, p.id))
+                        seen.add(m)
         return out

@@ -12,8 +12,10 @@ failure was reported is never stored twice. Records the store refuses on their o
 (integrity or data errors) are found by retrying the batch row by row and are dead-lettered
 instead of blocking the rest.
 
-In the transaction that stores a batch, the writer calls its batch hooks with the rows it
-added: the rollups of `rollup.py` always (stats read them), and any hook passed in.
+In the transaction that stores a batch, the rollups (`rollup.py`, read by the stats) are
+updated with the rows it really added. An optional `outbox` (billing events, see
+`tollway.billing.outbox`) writes its rows in the same transaction as each batch, so an event
+exists exactly when its record was stored.
 
 Everything here runs on the event loop thread; `put()` must be called from that thread.
 """
@@ -24,9 +26,9 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -44,9 +46,11 @@ log = logging.getLogger(__name__)
 
 _BAD_VALUE = (TypeError, ValueError, AttributeError, OverflowError)
 
-# Called in the transaction that stores a batch, with the rows it really added (a replayed row
-# that was already stored is left out): rollups, and whatever else must commit with the records.
-BatchHook = Callable[[AsyncConnection, Sequence[Mapping[str, Any]]], Awaitable[None]]
+
+class CompanionRows(Protocol):
+    """Rows written in the same transaction as a batch of records (the billing outbox)."""
+
+    async def write(self, conn: Any, records: Sequence[UsageRecord]) -> int: ...
 
 
 def _is_row_error(exc: BaseException) -> bool:
@@ -103,7 +107,7 @@ class LedgerWriter:
     Counters: `written` (records stored, replays included), `replayed` (of those, how many
     came from the spool), `spooled` (records ever appended to the spool), `rejected`
     (dead-lettered), `lost` (only when both the store and the spool disk failed at stop),
-    `pending` (queued or in flight now).
+    `write_errors` (failed store writes), `pending` (queued or in flight now).
     """
 
     def __init__(
@@ -115,9 +119,10 @@ class LedgerWriter:
         flush_interval: float = 0.25,
         max_queue: int = 100_000,
         replay_interval: float = 5.0,
-        batch_hooks: Sequence[BatchHook] = (),
+        outbox: CompanionRows | None = None,
     ) -> None:
         self._engine = engine
+        self._outbox = outbox
         self._spool = Spool(spool_dir)
         self._batch_size = max(1, batch_size)
         self._flush_interval = flush_interval
@@ -128,7 +133,7 @@ class LedgerWriter:
         self._driver_sql = {
             id(st): _driver_statement(engine, st) for st in (self._insert, self._replay_insert)
         }
-        self._batch_hooks: tuple[BatchHook, ...] = (RollupWriter(engine.dialect).add, *batch_hooks)
+        self._rollups = RollupWriter(engine.dialect)
 
         self._queue: deque[UsageRecord] = deque()
         self._wake = asyncio.Event()
@@ -147,6 +152,7 @@ class LedgerWriter:
         self.spooled = 0
         self.rejected = 0
         self.lost = 0
+        self.write_errors = 0
 
     # -- public API -------------------------------------------------------------------------
 
@@ -328,10 +334,12 @@ class LedgerWriter:
             else:
                 sql, keys = driver
                 await conn.exec_driver_sql(sql, [tuple(row[k] for k in keys) for row in rows])
-            for hook in self._batch_hooks:
-                await hook(conn, fresh)
+            await self._rollups.add(conn, fresh)  # rows a replay found already stored are not counted again
+            if self._outbox is not None:
+                await self._outbox.write(conn, records)
 
     def _store_down(self, exc: BaseException) -> None:
+        self.write_errors += 1
         if self._store_ok:
             log.warning("ledger: store write failed, spooling to %s until it recovers: %s",
                         self._spool.directory, exc)

@@ -88,6 +88,30 @@ responses = Table(
     Column("conversation", Text, nullable=False),
 )
 
+# Billing events waiting for (or done with) delivery to a webhook sink (see tollway/billing/).
+# Rows are written in the same transaction as their usage record. `event_id` is
+# "<trace_id>:<sink>", so a record replayed from the spool cannot enqueue its events twice:
+# delivered rows stay as tombstones for `[billing] keep_delivered_days`.
+# state: pending (due at next_attempt_at; a sender holding it pushed next_attempt_at forward
+# as a lease), parked (failed max_attempts times; see /admin/billing/failed), delivered
+# (next_attempt_at = delivery time, so one index serves claiming and pruning).
+billing_outbox = Table(
+    "billing_outbox",
+    metadata,
+    Column("event_id", String(120), primary_key=True),
+    Column("sink", String(40), nullable=False),
+    Column("trace_id", String(36), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("claim", String(40)),
+    Column("last_error", String),
+    Column("payload", Text, nullable=False),
+)
+
+Index("ix_billing_outbox_state", billing_outbox.c.state, billing_outbox.c.next_attempt_at)
+
 # Every change made through the admin API or CLI (storage/audit.py). Never holds a secret.
 audit_log = Table(
     "audit_log",

@@ -1,0 +1,177 @@
+"""The background sender: leases due events per sink, posts them as one signed batch, and
+records the outcome (delivered; or retried later with exponential backoff; or parked).
+
+A batch is `POST <url>` with body `{"events": [...]}` and the headers
+- `x-tollway-signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body, keyed by the
+  sink's secret>` (the receiver recomputes it and may reject old `t` to stop replays),
+- `idempotency-key`: the event id for a single event, else `batch-` + SHA-256 of the ids,
+- `x-tollway-event-ids`: the ids in the batch, comma-separated.
+Any 2xx delivers the whole batch; anything else (or no answer within `timeout_secs`) fails
+it. Each event carries its own id: receivers must count an id once (delivery is at least
+once: a batch whose 2xx was lost to a crash is sent again).
+
+Hand-written on the project's own HTTP client (`providers.http_client`): a webhook POST is
+one request; no webhook library adds what this needs (the outbox, leases, parking).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import random
+import time
+from typing import TYPE_CHECKING
+
+from tollway import __version__
+from tollway.billing.outbox import LeasedEvent, Outbox
+from tollway.config import BillingSettings, BillingSinkSettings
+from tollway.errors import ProxyError
+from tollway.providers.http_client import HttpClient
+
+if TYPE_CHECKING:
+    from tollway.telemetry.metrics import Metrics
+
+log = logging.getLogger("tollway.billing")
+
+
+def signature(secret: bytes, body: bytes, ts: int) -> str:
+    mac = hmac.new(secret, b"%d." % ts + body, hashlib.sha256).hexdigest()
+    return f"t={ts},v1={mac}"
+
+
+def idempotency_key(event_ids: list[str]) -> str:
+    if len(event_ids) == 1:
+        return event_ids[0]
+    return "batch-" + hashlib.sha256("\n".join(event_ids).encode()).hexdigest()
+
+
+class BillingSender:
+    def __init__(self, outbox: Outbox, settings: BillingSettings, metrics: "Metrics | None" = None) -> None:
+        self._outbox = outbox
+        self._settings = settings
+        self._metrics = metrics
+        self._clients: dict[str, HttpClient] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._last_prune = 0.0
+
+    def delay_for(self, attempts: int) -> float:
+        """Backoff before attempt `attempts + 1`: base * 2^(attempts-1), capped, jittered 50-100%."""
+        s = self._settings
+        d = min(s.retry_max_secs, s.retry_base_secs * (2 ** min(attempts - 1, 30)))
+        return d * (0.5 + random.random() / 2)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        if self._task is None and self._settings.sinks:
+            for sink in self._settings.sinks:
+                client = HttpClient(connect_timeout=sink.timeout_secs, read_timeout=sink.timeout_secs)
+                client.bind_loop()
+                self._clients[sink.id] = client
+            self._task = asyncio.create_task(self._run(), name="tollway-billing-sender")
+
+    async def stop(self, grace_secs: float = 5.0) -> None:
+        """Let the batch in flight finish (up to `grace_secs`), then stop. Whatever is not marked
+        delivered stays in the outbox for the next start."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            done, _ = await asyncio.wait({self._task}, timeout=grace_secs)
+            if not done:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._task
+            self._task = None
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            busy = False
+            for sink in self._settings.sinks:
+                if self._stopping:
+                    break
+                try:
+                    busy = await self._deliver_due(sink) or busy
+                except Exception:
+                    log.exception("billing: sender pass for sink %s failed", sink.id)
+            await self._housekeeping()
+            if not busy and not self._stopping:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._settings.poll_interval_secs):
+                        await self._wake.wait()
+
+    async def _housekeeping(self) -> None:
+        now = time.time()
+        if now - self._last_prune < 60:
+            return
+        self._last_prune = now
+        try:
+            await self._outbox.prune(now - self._settings.keep_delivered_days * 86400)
+            if self._metrics is not None:
+                counts = await self._outbox.pending_count()
+                for sink in self._settings.sinks:
+                    self._metrics.billing_pending(sink.id, counts.get(sink.id, 0))
+        except Exception:
+            log.exception("billing: outbox housekeeping failed")
+
+    async def _deliver_due(self, sink: BillingSinkSettings) -> bool:
+        """One batch for one sink; True when there was one (there may be more)."""
+        events = await self._outbox.lease(sink.id, sink.batch_size, lease_secs=2 * sink.timeout_secs + 5)
+        if not events:
+            return False
+        error = await self._post(sink, events)
+        if error is None:
+            await self._outbox.delivered([e.event_id for e in events])
+            self._count(sink.id, "delivered", len(events))
+            return True
+        retrying, parked = await self._outbox.failed(events, error, sink.max_attempts, self.delay_for)
+        self._count(sink.id, "failed", len(events))
+        if parked:
+            self._count(sink.id, "parked", parked)
+            log.error("billing: parked %d event(s) for sink %s after %d attempts: %s", parked, sink.id,
+                      sink.max_attempts, error)
+        else:
+            log.warning("billing: %d event(s) for sink %s will be retried: %s", retrying, sink.id, error)
+        return False  # back off: do not spin on a failing sink
+
+    async def _post(self, sink: BillingSinkSettings, events: list[LeasedEvent]) -> str | None:
+        """Send one batch; None when delivered, else why not."""
+        body = ('{"events":[' + ",".join(e.payload for e in events) + "]}").encode()
+        ids = [e.event_id for e in events]
+        headers = {
+            "content-type": "application/json",
+            "user-agent": f"tollway/{__version__}",
+            "x-tollway-signature": signature(sink.secret.get_secret_value().encode(), body, int(time.time())),
+            "idempotency-key": idempotency_key(ids),
+            "x-tollway-event-ids": ",".join(ids),
+        }
+        client = self._clients[sink.id]
+        try:
+            async with asyncio.timeout(sink.timeout_secs):
+                resp = await client.request("POST", sink.url, headers, body)
+                try:
+                    await resp.read()
+                finally:
+                    resp.release()
+        except TimeoutError:
+            return f"no answer within {sink.timeout_secs:g}s"
+        except ProxyError as e:
+            return e.message.replace("provider", "receiver")
+        except OSError as e:
+            return f"{type(e).__name__}: {e}"
+        if 200 <= resp.status < 300:
+            return None
+        return f"HTTP {resp.status}"
+
+    def _count(self, sink: str, outcome: str, n: int) -> None:
+        if self._metrics is not None:
+            self._metrics.billing_events(sink, outcome, n)

@@ -1,0 +1,81 @@
+"""Upstream calls as the rest of Tollway sees them: timed, recorded as `Attempt`s, traced.
+
+Every provider call goes through `send()`: it records an `Attempt` on the context, adds the
+time spent waiting for the provider's headers to `ctx.upstream_s` (so Tollway's own overhead
+can be told apart), and carries W3C trace context upstream: the client's `traceparent` /
+`tracestate` as they came when tracing is off, or a child span's when it is on.
+`read()` times a whole-body read the same way; `finish()` closes the attempt.
+
+Retries and fallbacks (routing) call `send()` once per attempt; metrics and spans read
+`ctx.attempts` at the end of the request.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from tollway.errors import ProxyError
+from tollway.pipeline.context import Attempt, RequestContext
+
+if TYPE_CHECKING:
+    from tollway.providers.base import UpstreamRequest
+    from tollway.providers.transport import Transport, UpstreamResponse
+
+TRACE_HEADERS = (b"traceparent", b"tracestate")
+
+
+def _forward_client_trace(ctx: RequestContext, req: "UpstreamRequest") -> None:
+    tp = ctx.headers.get(b"traceparent")
+    if tp is None:
+        return
+    headers = dict(req.headers)  # providers share their header dicts between calls: copy
+    headers["traceparent"] = tp.decode("latin-1")
+    ts = ctx.headers.get(b"tracestate")
+    if ts is not None:
+        headers["tracestate"] = ts.decode("latin-1")
+    req.headers = headers
+
+
+async def send(ctx: RequestContext, transport: "Transport", req: "UpstreamRequest", provider_id: str,
+               provider_kind: str, model: str) -> "UpstreamResponse":
+    """Send one attempt; returns once the provider's status and headers arrived."""
+    attempt = Attempt(provider_id, provider_kind, model, req.url, time.perf_counter())
+    ctx.attempts.append(attempt)
+    trace = ctx.trace
+    if trace is not None:
+        trace.start_attempt(attempt, req)
+    else:
+        _forward_client_trace(ctx, req)
+    try:
+        resp = await transport.send(req)
+    except ProxyError as e:
+        now = time.perf_counter()
+        ctx.upstream_s += now - attempt.started
+        attempt.headers_at = attempt.ended = now
+        attempt.error_type = e.error_type
+        raise
+    now = time.perf_counter()
+    ctx.upstream_s += now - attempt.started
+    attempt.headers_at = now
+    attempt.status = resp.status
+    return resp
+
+
+async def read(ctx: RequestContext, resp: "UpstreamResponse") -> bytes:
+    """The whole body of a non-streamed answer (read before the response starts)."""
+    t = time.perf_counter()
+    try:
+        return await resp.read()
+    finally:
+        ctx.upstream_s += time.perf_counter() - t
+
+
+def finish(ctx: RequestContext, error_type: str | None = None) -> None:
+    """The last attempt's answer was read to its end, or abandoned."""
+    if ctx.attempts:
+        attempt = ctx.attempts[-1]
+        if not attempt.ended:
+            attempt.ended = time.perf_counter()
+        if error_type and attempt.error_type is None:
+            attempt.error_type = error_type

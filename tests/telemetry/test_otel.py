@@ -1,0 +1,135 @@
+"""OpenTelemetry: spans exported over OTLP/HTTP to a local receiver, decoded with
+opentelemetry-proto. One span per request (GenAI names and attributes), a child per
+upstream attempt, W3C trace context continued from the client and forwarded upstream,
+content only when asked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.fakes.otlp import OtlpReceiver
+from tests.fakes.provider import FakeProvider
+from tests.harness import Tollway, anthropic_client, openai_client, standard_config
+
+CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CLIENT_SPAN = "00f067aa0ba902b7"
+TRACEPARENT = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
+FAST_EXPORT = {"OTEL_BSP_SCHEDULE_DELAY": "50"}
+
+
+@pytest.fixture(scope="module")
+def otlp() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as r:
+        yield r
+
+
+@pytest.fixture(scope="module")
+def traced(fake: FakeProvider, otlp: OtlpReceiver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tollway]:
+    tw = Tollway(tmp_path_factory.mktemp("otel"), standard_config(fake.url, otel={"endpoint": otlp.url}),
+                 env=FAST_EXPORT)
+    yield tw
+    tw.stop()
+
+
+def upstream_headers(fake: FakeProvider) -> dict[str, str]:
+    fake.wait_for_requests(1)
+    return fake.requests[-1].headers
+
+
+def test_request_span_follows_genai_conventions_and_continues_the_client_trace(
+        traced: Tollway, otlp: OtlpReceiver, fake: FakeProvider) -> None:
+    fake.clear()
+    raw = openai_client(traced).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", max_tokens=55, temperature=0.3, messages=[{"role": "user", "content": "hi [[cache]]"}],
+        extra_headers={"traceparent": TRACEPARENT, "tracestate": "vendor=abc", "x-tollway-customer": "acme",
+                       "x-tollway-project": "alpha"})
+    trace_id = raw.headers["x-tollway-trace-id"]
+    body = raw.parse()
+    record = traced.record(trace_id)
+    span = otlp.find(**{"tollway.trace_id": trace_id})
+    assert span.name == "chat gpt-4o-mini"
+    assert span.kind == 2  # SERVER: Tollway serving the client's call
+    assert (span.trace_id, span.parent_span_id) == (CLIENT_TRACE, CLIENT_SPAN)
+    a = span.attributes
+    assert a["gen_ai.operation.name"] == "chat"
+    assert a["gen_ai.provider.name"] == "openai"
+    assert a["gen_ai.request.model"] == "gpt-4o-mini"
+    assert a["gen_ai.request.max_tokens"] == 55
+    assert a["gen_ai.request.temperature"] == pytest.approx(0.3)
+    assert a["gen_ai.response.id"] == body.id
+    assert a["gen_ai.response.model"] == body.model
+    assert a["gen_ai.response.finish_reasons"] == ["stop"]
+    assert a["gen_ai.usage.input_tokens"] == record["input_tokens"]
+    assert a["gen_ai.usage.output_tokens"] == record["output_tokens"]
+    assert a["gen_ai.usage.cache_read.input_tokens"] == record["cached_tokens"] > 0
+    assert a["tollway.cost_usd"] == pytest.approx(float(record["cost_usd"]))
+    assert (a["tollway.customer"], a["tollway.project"]) == ("acme", "alpha")
+    assert "error.type" not in a and "gen_ai.input.messages" not in a and "gen_ai.output.messages" not in a
+    assert span.resource["service.name"] == "tollway"
+    [attempt] = otlp.children(span)
+    assert attempt.kind == 3 and attempt.trace_id == CLIENT_TRACE
+    assert attempt.name == "chat gpt-4o-mini"
+    assert attempt.attributes["server.address"] == "127.0.0.1"
+    assert attempt.attributes["http.response.status_code"] == 200
+    assert attempt.attributes["tollway.attempt"] == 1
+    assert span.start_ns <= attempt.start_ns <= attempt.end_ns <= span.end_ns
+    sent = upstream_headers(fake)
+    assert sent["traceparent"] == f"00-{CLIENT_TRACE}-{attempt.span_id}-01"
+    assert sent["tracestate"] == "vendor=abc"
+
+
+def test_streams_errors_and_new_traces(traced: Tollway, otlp: OtlpReceiver, fake: FakeProvider) -> None:
+    with anthropic_client(traced).messages.with_streaming_response.create(
+            model="claude-3-5-haiku-latest", max_tokens=30, stream=True,
+            messages=[{"role": "user", "content": "hi"}]) as r:
+        trace_id = r.headers["x-tollway-trace-id"]
+        text = "".join(r.iter_text())
+    span = otlp.find(**{"tollway.trace_id": trace_id})
+    assert span.name == "chat claude-3-5-haiku-latest" and span.parent_span_id == ""  # a new trace
+    assert span.attributes["gen_ai.provider.name"] == "anthropic"
+    assert span.attributes["gen_ai.response.id"].startswith("msg_") and span.attributes["gen_ai.response.id"] in text
+    assert span.attributes["gen_ai.response.finish_reasons"] == ["end_turn"]
+    assert span.attributes["gen_ai.request.stream"] is True
+    assert span.attributes["gen_ai.response.time_to_first_chunk"] > 0
+    with pytest.raises(openai.RateLimitError) as err:
+        openai_client(traced).chat.completions.create(model="gpt-4o-mini",
+                                                      messages=[{"role": "user", "content": "[[fault:429]]"}])
+    failed = otlp.find(**{"tollway.trace_id": err.value.response.headers["x-tollway-trace-id"]})
+    assert failed.status_code == 2 and failed.attributes["error.type"].startswith("provider:")
+    [attempt] = otlp.children(failed)
+    assert attempt.status_code == 2 and attempt.attributes["http.response.status_code"] == 429
+
+
+def test_content_only_when_asked(fake: FakeProvider, otlp: OtlpReceiver, tmp_path: Path) -> None:
+    tw = Tollway(tmp_path, standard_config(fake.url, otel={"endpoint": otlp.url, "capture_content": True,
+                                                           "service_name": "tw-content"}), env=FAST_EXPORT)
+    try:
+        raw = openai_client(tw).chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "system", "content": "Be brief."},
+                                           {"role": "user", "content": "secret plans"}])
+        span = otlp.find(**{"tollway.trace_id": raw.headers["x-tollway-trace-id"]})
+        assert span.resource["service.name"] == "tw-content"
+        assert '"secret plans"' in span.attributes["gen_ai.input.messages"]
+        assert raw.parse().choices[0].message.content in span.attributes["gen_ai.output.messages"]
+        with openai_client(tw).chat.completions.with_streaming_response.create(
+                model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "streamed"}]) as r:
+            trace_id = r.headers["x-tollway-trace-id"]
+            r.read()
+        streamed = otlp.find(**{"tollway.trace_id": trace_id})
+        assert "Hello from the fake provider!" in streamed.attributes["gen_ai.output.messages"]
+    finally:
+        tw.stop()
+
+
+def test_without_otel_the_client_trace_context_goes_upstream_as_it_came(
+        tollway: Tollway, fake: FakeProvider) -> None:
+    fake.clear()
+    openai_client(tollway).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"traceparent": TRACEPARENT, "tracestate": "vendor=abc"})
+    sent = upstream_headers(fake)
+    assert (sent["traceparent"], sent["tracestate"]) == (TRACEPARENT, "vendor=abc")

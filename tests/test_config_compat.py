@@ -1,0 +1,86 @@
+"""llm-gateway's config file (tests/fixtures/llm_gateway/config.example.toml, verbatim from the seed)
+loads unchanged: provider_type, endpoint, deployment, api_version, enabled, [server] port/host."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tollway.config import ConfigError, build_settings, load_settings
+
+SEED = Path(__file__).resolve().parent / "fixtures" / "llm_gateway" / "config.example.toml"
+
+
+def seed_without_pending_sections() -> dict[str, Any]:
+    """The seed's file minus [sanitization] and [key_map.*] (refused until those features land)."""
+    raw = tomllib.loads(SEED.read_text())
+    return {k: v for k, v in raw.items() if k not in ("sanitization", "key_map")}
+
+
+def test_the_seed_file_verbatim_is_refused_only_for_the_missing_features() -> None:
+    with pytest.raises(ConfigError) as ei:
+        load_settings(SEED, env={})
+    found = ei.value.problems
+    assert len(found) == 2, found
+    sanitization = next(line for line in found if line.startswith("sanitization:"))
+    key_map = next(line for line in found if line.startswith("key_map"))
+    assert "prompt scanning" in sanitization and "not available" in sanitization and "guardrails" in sanitization
+    assert "virtual keys" in key_map and "not available" in key_map and "[[keys]]" in key_map
+    text = "\n".join(found)
+    assert "Extra inputs" not in text and "unknown key" not in text
+    assert "my-team-key" not in text and "sk-" not in text  # key_map's table names are client keys
+
+
+def test_the_seed_providers_map_onto_tollway_kinds() -> None:
+    s = build_settings(seed_without_pending_sections(), {})
+    assert (s.server.host, s.server.port) == ("127.0.0.1", 8930)
+    by_id = {p.id: p for p in s.providers}
+    assert [p.id for p in s.providers] == ["anthropic", "openai", "azure", "ollama"]
+    assert by_id["anthropic"].kind == "anthropic" and by_id["anthropic"].base_url == "https://api.anthropic.com"
+    assert by_id["anthropic"].api_key is not None and by_id["anthropic"].api_key.get_secret_value() == "sk-ant-..."
+    assert by_id["openai"].kind == "openai" and by_id["openai"].base_url == "https://api.openai.com/v1"
+    azure = by_id["azure"]
+    assert azure.kind == "azure_openai" and azure.base_url == "https://myresource.openai.azure.com"
+    assert azure.deployments == {"gpt-4o": "gpt-4o"} and azure.models == ["gpt-4o"]
+    assert azure.api_version == "2024-10-21"
+    ollama = by_id["ollama"]
+    assert ollama.kind == "openai_compatible" and ollama.base_url == "http://localhost:11434/v1"
+
+
+def test_the_seed_sanitization_switched_off_is_accepted() -> None:
+    raw = {**seed_without_pending_sections(), "sanitization": {"enabled": False, "scan_credentials": True}}
+    assert len(build_settings(raw, {}).providers) == 4
+
+
+@pytest.mark.parametrize("provider,expected", [
+    ({"provider_type": "local", "endpoint": "http://127.0.0.1:8000/v1"}, "http://127.0.0.1:8000/v1"),
+    ({"provider_type": "local", "endpoint": "http://127.0.0.1:8000/"}, "http://127.0.0.1:8000/v1"),
+    ({"provider_type": "openai", "endpoint": "https://api.openai.com"}, "https://api.openai.com/v1"),
+    ({"provider_type": "openai", "endpoint": "https://proxy.internal/openai/v1"}, "https://proxy.internal/openai/v1"),
+    ({"provider_type": "anthropic", "endpoint": "https://anthropic.internal"}, "https://anthropic.internal"),
+])
+def test_endpoint_becomes_base_url(provider: dict[str, Any], expected: str) -> None:
+    s = build_settings({"providers": [{"id": "p", **provider}]}, {})
+    assert s.providers[0].base_url == expected
+
+
+def test_disabled_seed_provider_is_left_out() -> None:
+    raw = {"providers": [{"id": "a", "provider_type": "openai", "api_key": "sk-a", "enabled": False},
+                         {"id": "b", "provider_type": "anthropic", "api_key": "sk-b", "enabled": True}]}
+    assert [p.id for p in build_settings(raw, {}).providers] == ["b"]
+
+
+@pytest.mark.parametrize("provider,path,words", [
+    ({"provider_type": "bedrock"}, "providers[0].provider_type", "'local'"),
+    ({"provider_type": "openai", "kind": "anthropic"}, "providers[0]", "not both"),
+    ({"provider_type": "openai", "endpoint": "http://a/v1", "base_url": "http://b/v1"}, "providers[0]", "not both"),
+    ({"provider_type": "azure_openai", "endpoint": "https://r.openai.azure.com", "deployment": ""},
+     "providers[0].deployment", "non-empty"),
+])
+def test_seed_keys_used_wrongly_are_named(provider: dict[str, Any], path: str, words: str) -> None:
+    with pytest.raises(ConfigError) as ei:
+        build_settings({"providers": [{"id": "p", **provider}]}, {})
+    assert any(line.startswith(path + ":") and words in line for line in ei.value.problems), ei.value.problems

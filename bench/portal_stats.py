@@ -47,9 +47,18 @@ PROJECTS = ["search", "support-bot", "analytics", "internal-tools", "mobile", "b
 SOURCES = ["web", "batch", "cron", "notebook", "api", "slack-bot"]
 
 
+_CUM: dict[tuple[int, float], list[float]] = {}
+
+
 def zipf_choice(rng: random.Random, items: list, s: float = 1.1):  # type: ignore[no-untyped-def]
-    weights = [1 / (i + 1) ** s for i in range(len(items))]
-    return rng.choices(items, weights)[0]
+    cum = _CUM.get((len(items), s))
+    if cum is None:
+        total, cum = 0.0, []
+        for i in range(len(items)):
+            total += 1 / (i + 1) ** s
+            cum.append(total)
+        _CUM[(len(items), s)] = cum
+    return rng.choices(items, cum_weights=cum)[0]
 
 
 def generate(n: int, seed: int = 1) -> list[UsageRecord]:

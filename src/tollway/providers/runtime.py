@@ -21,7 +21,8 @@ import orjson
 from pydantic import ValidationError
 from sqlalchemy import delete, insert, select, update
 
-from tollway.config import ProviderSettings, _format_validation_error
+from tollway.config import ProviderSettings
+from tollway.config_checks import validation_problems
 from tollway.errors import ProxyError
 from tollway.providers.base import Provider
 from tollway.providers.registry import build_provider
@@ -103,7 +104,8 @@ class RuntimeProviders:
                 if ps.id in config_ids:
                     log.error("providers: runtime provider %r has the id of a config provider; ignored", ps.id)
                     continue
-                settings.append(ps)
+                if ps.enabled:
+                    settings.append(ps)
                 views[ps.id] = public_view(ps, "runtime", created_at=row["created_at"], created_by=row["created_by"])
             if self._version is not None or settings:  # at start-up with none: the config catalog stands
                 self._swap(settings)
@@ -162,8 +164,7 @@ class RuntimeProviders:
         try:
             ps = ProviderSettings.model_validate(body)
         except ValidationError as e:
-            problems = _format_validation_error(e)
-            raise ProxyError("unprocessable", "Invalid provider: " + "; ".join(problems)) from None
+            raise ProxyError("unprocessable", "Invalid provider: " + _reason(e)) from None
         if any(p.id == ps.id for p in self._state.settings.providers):
             raise ProxyError("conflict", f"Provider '{ps.id}' comes from the config file and is read-only here.")
         box = self._state.secret_box
@@ -213,6 +214,6 @@ class RuntimeProviders:
 
 
 def _reason(e: Exception) -> str:
-    if isinstance(e, ValidationError):
-        return "; ".join(_format_validation_error(e))
+    if isinstance(e, ValidationError):  # the config file's messages, with key paths
+        return "; ".join(f"{path}: {why}" if path else why for path, why in validation_problems(e, ProviderSettings))
     return str(e)

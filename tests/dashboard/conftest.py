@@ -18,8 +18,10 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "portal"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """Module-scoped: Playwright's sync API holds an event loop on this thread while it runs,
+    which the asyncio tests of later modules must not find."""
     if not Path(CHROMIUM).exists():
         reason = f"no chromium at {CHROMIUM} (apt-get install -y chromium)"
         if os.environ.get("TOLLWAY_REQUIRE_SERVICES") == "1":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -125,7 +126,7 @@ def test_hostile_sql_is_refused_with_the_sql_shown_and_nothing_changes(
     assert body["refused"] and reason in body["refused"], body
     assert body["sql"] == sql and body["rows"] == []
     assert snapshot(tw) == before
-    assert not Path("/tmp/tollway-ask-evil.db").exists()
+    assert not Path(tempfile.gettempdir(), "tollway-ask-evil.db").exists()
 
 
 def test_ask_needs_the_viewer_role(tw: Tollway, fake: FakeProvider) -> None:

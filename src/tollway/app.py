@@ -19,6 +19,7 @@ from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
 from tollway.api.billing import register_billing
 from tollway.api.cors import Cors, is_preflight, origin_of
 from tollway.api.gemini import GeminiRoutes
+from tollway.api.authz import require_key
 from tollway.api.health import HealthRoutes
 from tollway.api.metrics import MetricsRoute
 from tollway.api.models import ModelRoutes
@@ -35,7 +36,9 @@ from tollway.api.unified import UnifiedRoute
 from tollway.ask.service import AskService
 from tollway.config import Settings
 from tollway.errors import ProxyError, render
+from tollway.passthrough.family import client_family
 from tollway.providers.base import Endpoint
+from tollway.server.limits import ConnectionTracker
 from tollway.slugs import SLUG_RULE, is_slug
 from tollway.state import AppState
 
@@ -71,6 +74,7 @@ class Router:
     """
 
     def __init__(self, state: AppState) -> None:
+        self._state = state
         admin, health = AdminRoutes(state), HealthRoutes(state)
         self.admin = admin
         self.admin_api = AdminApi(state)
@@ -95,8 +99,9 @@ class Router:
         register_operator_routes(self.operator_api, state, AskService(state, self.unified["/v1/chat/completions"]))
         self.portal = PortalRoute()
         self.passthrough = {kind: PassthroughRoute(state, kind, byok=True) for kind in ("openai", "anthropic")}
-        self.openai_passthrough = PassthroughRoute(state, "openai", byok=False)
-        self.responses_state = ResponsesStateRoute(state, self.openai_passthrough)
+        # by whose client sent it (passthrough.family): Tollway's own credentials for that provider
+        self.provider_passthrough = {kind: PassthroughRoute(state, kind, byok=False) for kind in ("openai", "anthropic")}
+        self.responses_state = ResponsesStateRoute(state, self.provider_passthrough["openai"])
         probes = ProbeRoutes(state)
         self.get: dict[str, Handler] = {
             "/health": health.health,
@@ -140,7 +145,8 @@ class Router:
         out += [(m, "/projects/{slug}/v1/models") for m in ("GET", "HEAD")]
         out += [(m, f"/proxy/{kind}/v1/{{path}}") for kind in self.passthrough for m in PASSTHROUGH_METHODS]
         out += [(m, "/v1/records/{trace_id}") for m in ("GET", "HEAD")]
-        out += [(m, "/v1/responses/{response_id}") for m in ("GET", "DELETE")]
+        out += [(m, "/v1/responses/{response_id}") for m in ("GET", "HEAD", "DELETE")]
+        out += [(m, "/v1/responses/{response_id}/input_items") for m in ("GET", "HEAD")]
         out += [(m, "/v1/{path}") for m in PASSTHROUGH_METHODS]
         # the client surfaces with the model in the path (api.gemini, api.models, Azure's deployments)
         for verb in GEMINI_VERBS:
@@ -155,7 +161,8 @@ class Router:
         return out
 
     async def _openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send_bytes(send, 200, self._openapi_body, JSON_HEADERS)
+        if await require_key(self._state, scope, send):
+            await send_bytes(send, 200, self._openapi_body, JSON_HEADERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
@@ -200,7 +207,7 @@ class Router:
                 route = self.byok[kind].get(rest) if method == "POST" else None
                 if route is not None:
                     return await route(scope, receive, send)
-                return await self.passthrough[kind](scope, receive, send, subpath=rest[3:])
+                return await self.passthrough[kind](scope, receive, send, prefix=f"/proxy/{kind}/v1")
             return await not_found(scope, send)
         if path.startswith("/admin/"):
             return await self.admin_api(scope, receive, send)
@@ -213,17 +220,21 @@ class Router:
             if slug and rest == "records":
                 return await self.admin.records(scope, receive, send, project=unquote(slug))
             return await not_found(scope, send)
-        if path.startswith("/v1/responses/") and method in ("GET", "DELETE") and path.count("/") == 3:
-            return await self.responses_state(scope, receive, send, response_id=path[14:])
+        if path.startswith("/v1/responses/") and method in ("GET", "DELETE", "HEAD"):
+            if path.count("/") == 3:
+                return await self.responses_state(scope, receive, send, response_id=path[14:])
+            if path.count("/") == 4 and path.endswith("/input_items") and method != "DELETE":
+                return await self.responses_state(scope, receive, send, response_id=path[14:-12], input_items=True)
         if path.startswith("/v1/models/"):
             if ":" in path and method == "POST":  # google-genai asks Gemini's API under /v1 by default
                 return await self.gemini(scope, receive, send, path[10:])
             if method in ("GET", "HEAD") and path.count("/") == 3:
                 return await self.models.get(scope, receive, send, path[11:])
         if path.startswith("/v1/") and method in PASSTHROUGH_METHODS:
-            if path.startswith("/v1/messages"):
-                return await not_found(scope, send, fmt="anthropic")
-            return await self.openai_passthrough(scope, receive, send, subpath=path[3:])
+            family = client_family(path, dict(scope["headers"]))
+            if family == "gemini":  # never another provider's: Gemini's own routes live under /v1beta/
+                return await not_found(scope, send, fmt="gemini")
+            return await self.provider_passthrough[family](scope, receive, send, prefix="/v1")
         return await not_found(scope, send)
 
 
@@ -241,8 +252,9 @@ async def not_found(scope: Scope, send: Send, fmt: str = "openai") -> None:
 class TollwayApp:
     """ASGI entry point: lifespan builds AppState and the Router; http goes to the Router."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, connections: ConnectionTracker | None = None) -> None:
         self.settings = settings
+        self.connections = connections
         self.state: AppState | None = None
         self._router: Router | None = None
         self._cors = Cors(settings.server.cors_origins)
@@ -271,6 +283,7 @@ class TollwayApp:
             if msg["type"] == "lifespan.startup":
                 try:
                     self.state = await AppState.open(self.settings)
+                    self.state.connections = self.connections
                     self._router = Router(self.state)
                 except Exception as e:
                     log.exception("start-up failed")
@@ -284,5 +297,6 @@ class TollwayApp:
                 return
 
 
-def build_app(settings: Settings) -> TollwayApp:
-    return TollwayApp(settings)
+def build_app(settings: Settings, connections: ConnectionTracker | None = None) -> TollwayApp:
+    """`connections`: the server's connection tracker, when the server is Tollway's own (for /health)."""
+    return TollwayApp(settings, connections)

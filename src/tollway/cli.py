@@ -87,10 +87,9 @@ def serve(
                                                  help="debug, info (default, or logging.level), warning or error."),
 ) -> None:
     """Start the proxy. It says "listening" once the port is bound."""
-    import uvicorn
-
     from tollway.app import build_app
     from tollway.logs import setup_logging
+    from tollway.server.run import edge_tracker, raise_fd_limit, uvicorn_config
 
     settings = _override(_load(config, demo=demo), host=host, port=port)
     level = log_level.value if log_level else settings.logging.level
@@ -103,11 +102,9 @@ def serve(
         log.warning("no master key set (TOLLWAY_MASTER_KEY or [server] master_key): every route is open")
     if not settings.providers:
         log.warning("no providers configured: set OPENAI_API_KEY / ANTHROPIC_API_KEY, write a config, or use --demo")
-    uv = uvicorn.Config(
-        build_app(settings), host=settings.server.host, port=settings.server.port, loop="uvloop",
-        http="httptools", lifespan="on", access_log=False, log_config=None, server_header=False, proxy_headers=False,
-        timeout_graceful_shutdown=int(settings.server.shutdown_grace_secs) or None, backlog=4096,
-    )
+    tracker = edge_tracker(settings)
+    raise_fd_limit(settings.server.max_connections)
+    uv = uvicorn_config(build_app(settings, tracker), settings, tracker)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then restores the handlers it found and
     # raises the signal again; with the default handlers a clean drain would end as "killed by
     # SIGTERM" (exit -15 / 143). Handlers that do nothing let a graceful shutdown exit 0.

@@ -126,12 +126,23 @@ class ServerSettings(_Strict):
     # seals provider credentials set through the API (AES-GCM); env TOLLWAY_SECRET_KEY
     secret_key: SecretStr | None = None
     max_body_bytes: Int = Field(32 * 1024 * 1024, ge=1024)
+    # the largest non-stream provider answer Tollway holds (inflated); larger ones are a 502
+    max_response_bytes: Int = Field(64 * 1024 * 1024, ge=1024)
+    # the largest single event of a provider stream (a stream that never ends an event is cut there)
+    max_stream_event_bytes: Int = Field(16 * 1024 * 1024, ge=1024)
     shutdown_grace_secs: Float = Field(30.0, ge=0)
     connect_timeout_secs: Float = Field(10.0, gt=0)
     read_timeout_secs: Float = Field(600.0, gt=0)
     data_dir: Path = Path(".tollway")
     # browser origins allowed to call Tollway (CORS), e.g. ["https://app.example.com"]; "*" = any
     cors_origins: list[str] = Field(default_factory=list)
+    # What one client may make the server hold (see tollway/server/): enforced per connection
+    # before any route runs, so they apply to requests without a key too.
+    max_header_bytes: Int = Field(64 * 1024, ge=1024)  # request line + headers; above: 431
+    header_timeout_secs: Float = Field(10.0, gt=0)  # connect (or first byte) to end of headers; then 408
+    body_timeout_secs: Float = Field(120.0, gt=0)  # end of headers to end of body; then 408
+    keepalive_timeout_secs: Float = Field(5.0, gt=0)  # idle keep-alive connections are closed after this
+    max_connections: Int = Field(1000, ge=1)  # open client connections; see ConnectionTracker
 
     @field_validator("master_key")
     @classmethod
@@ -145,9 +156,45 @@ class ServerSettings(_Strict):
 class StoreSettings(_Strict):
     url: SecretStr | None = None  # default: SQLite file in server.data_dir (may hold a password)
     batch_size: Int = Field(500, ge=1)
-    flush_interval_secs: Float = Field(0.25, gt=0)
+    # Longest a record waits in memory before it is written: what a SIGKILL can lose.
+    flush_interval_ms: Int = Field(250, ge=1, le=60_000)
+    # /health says "degraded" (HTTP 503) past any of these
+    degraded_pending: Int = Field(10_000, ge=1)  # records queued or in flight
+    degraded_spool_bytes: Int = Field(0, ge=0)  # bytes waiting in the spool for the store
+    degraded_write_secs: Float = Field(10.0, gt=0)  # one store write in flight this long
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seconds_to_ms(cls, data: Any) -> Any:
+        """`flush_interval_secs` (before 0.2) still works: it becomes `flush_interval_ms`."""
+        if isinstance(data, dict) and "flush_interval_secs" in data:
+            data = dict(data)
+            secs = data.pop("flush_interval_secs")
+            if "flush_interval_ms" in data:
+                raise ValueError("flush_interval_secs and flush_interval_ms both set; keep flush_interval_ms")
+            if isinstance(secs, str):  # from ${VAR}
+                try:
+                    secs = float(secs.strip())
+                except ValueError:
+                    secs = None
+            if isinstance(secs, bool) or not isinstance(secs, (int, float)) or not 0 < secs <= 60:
+                raise ValueError("flush_interval_secs must be a number of seconds in (0, 60]; "
+                                 "prefer flush_interval_ms")
+            data["flush_interval_ms"] = max(1, round(secs * 1000))
+        return data
+
+    # Request and response bodies in the ledger (off: metadata only). Redacted by the sanitizer
+    # first, capped at body_max_bytes each, deleted after body_retention_days.
+    log_bodies: Bool = False
+    body_retention_days: Float = Field(30.0, gt=0)
+    body_max_bytes: Int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+
     # raw records older than this are deleted in the background; rollups keep their totals
     retention_days: Float | None = Field(None, gt=0)
+
+    @property
+    def flush_interval_secs(self) -> float:
+        return self.flush_interval_ms / 1000
 
     @field_validator("url")
     @classmethod
@@ -165,6 +212,71 @@ class StoreSettings(_Strict):
         if backend not in ("sqlite", "postgresql"):
             raise ValueError(f"Tollway stores records in SQLite or Postgres, not {backend}")
         return v
+
+
+OutputCheck = Literal["off", "log", "redact", "block"]
+_PII_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
+
+
+class SanitizationOverride(_Strict):
+    """Per key or per project: each field given replaces the [sanitization] value, the rest inherit."""
+
+    enabled: Bool | None = None
+    scan_credentials: Bool | None = None
+    redact_credentials: Bool | None = None
+    redact_pii: Bool | None = None
+    compliance_gate: Bool | None = None
+    output: OutputCheck | None = None
+
+
+class SanitizationSettings(_Strict):
+    """Prompt scanning (the llm-gateway `[sanitization]` block, and more): see tollway.guard."""
+
+    enabled: Bool = False
+    scan_credentials: Bool = True  # API keys, tokens, private keys, passwords in connection strings
+    redact_credentials: Bool = True  # replace them before forwarding; false: forward, but log and record
+    redact_pii: Bool = False  # scan for PII (pii_types) and replace it before forwarding
+    compliance_gate: Bool = False  # refuse (403) a request with findings instead of forwarding it
+    output: OutputCheck = "off"  # check the model's answers too: log, redact or block what they leak
+    pii_types: list[str] | None = None  # built-in PII types to look for; default: all
+    pii_patterns: dict[str, str] = Field(default_factory=dict)  # TYPE = RE2 regex: PII types of your own
+
+    @field_validator("pii_types")
+    @classmethod
+    def _pii_types(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            from tollway.guard.pii import ENTITIES
+
+            unknown = [t for t in v if t not in ENTITIES]
+            if unknown:
+                raise ValueError(f"unknown PII type(s) {', '.join(unknown)}; known: {', '.join(ENTITIES)}")
+        return v
+
+    @field_validator("pii_patterns")
+    @classmethod
+    def _pii_patterns(cls, v: dict[str, str]) -> dict[str, str]:
+        import re2
+
+        problems = []
+        for name, pattern in v.items():
+            if not _PII_TYPE.match(name):
+                problems.append(f"{name!r}: a type name is UPPER_SNAKE_CASE (e.g. EMPLOYEE_ID)")
+                continue
+            try:
+                re2.compile(pattern)
+            except re2.error as e:
+                problems.append(f"{name}: not an RE2 regular expression ({e})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
+
+    def merged(self, *overrides: "SanitizationOverride | None") -> "SanitizationSettings":
+        """These settings with the overrides applied in order (later wins)."""
+        update: dict[str, Any] = {}
+        for o in overrides:
+            if o is not None:
+                update.update(o.model_dump(exclude_none=True))
+        return self.model_copy(update=update) if update else self
 
 
 class LoggingSettings(_Strict):
@@ -253,6 +365,8 @@ class KeySettings(_Strict):
     # user: calls models; viewer: reads records, stats and admin data; admin: also changes things.
     # A management key (viewer/admin) calls models only if it also has "user".
     roles: list[Role] = Field(default_factory=lambda: ["user"], min_length=1)
+    sanitization: SanitizationOverride | None = None  # this key's own [sanitization] values
+    log_bodies: Bool | None = None  # this key's own [store] log_bodies
 
     @field_validator("key")
     @classmethod
@@ -278,6 +392,30 @@ class PriceSettings(_Strict):
 class TranslationSettings(_Strict):
     strict: Bool = False  # a parameter the target provider cannot honour: 400 instead of dropped + header
     default_max_tokens: Int = Field(4096, ge=1)  # for providers that require max_tokens when the client sent none
+
+
+class ResponsesSettings(_Strict):
+    """Responses Tollway stores itself (for providers without a Responses API of their own)."""
+
+    ttl_days: Float = Field(30.0, gt=0)  # a stored response is deleted this long after it was created
+    max_chain_depth: Int = Field(1000, ge=1)  # turns a previous_response_id chain may reach
+    max_chain_bytes: Int = Field(64 * 1024 * 1024, ge=1024)  # stored item bytes a chain may reach
+
+
+class ProjectSettings(_Strict):
+    """`[[projects]]`: what differs for one project's calls (by the project slug)."""
+
+    id: str = Field(min_length=1)
+    name: str | None = None
+    sanitization: SanitizationOverride | None = None
+    log_bodies: Bool | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not is_slug(v):
+            raise ValueError(f"a project slug is {SLUG_RULE}")
+        return v
 
 
 class MetricsSettings(_Strict):
@@ -372,6 +510,7 @@ class Settings(_Strict):
     store: StoreSettings = StoreSettings()
     logging: LoggingSettings = LoggingSettings()
     translation: TranslationSettings = TranslationSettings()
+    responses: ResponsesSettings = ResponsesSettings()
     metrics: MetricsSettings = MetricsSettings()
     otel: OtelSettings = OtelSettings()
     billing: BillingSettings = BillingSettings()
@@ -379,6 +518,8 @@ class Settings(_Strict):
     providers: list[ProviderSettings] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)  # alias -> "provider_id:model" or "model"
     keys: list[KeySettings] = Field(default_factory=list)
+    projects: list[ProjectSettings] = Field(default_factory=list)
+    sanitization: SanitizationSettings = SanitizationSettings()
     prices: list[PriceSettings] = Field(default_factory=list)
     demo: Bool = False
 

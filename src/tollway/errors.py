@@ -23,12 +23,21 @@ _KINDS: dict[str, tuple[int, str, str | None, str, str]] = {
     "model_not_found": (404, "invalid_request_error", "model_not_found", "not_found_error", "NOT_FOUND"),
     "conflict": (409, "invalid_request_error", "conflict", "invalid_request_error", "ALREADY_EXISTS"),
     "request_too_large": (413, "invalid_request_error", "request_too_large", "request_too_large", "INVALID_ARGUMENT"),
+    # never seen by the client (it is gone); 499 as in nginx, for the record
+    "client_disconnected": (499, "invalid_request_error", "client_disconnected", "invalid_request_error", "CANCELLED"),
+    "request_timeout": (408, "invalid_request_error", "request_timeout", "timeout_error", "DEADLINE_EXCEEDED"),
+    "header_too_large": (431, "invalid_request_error", "request_header_fields_too_large", "invalid_request_error",
+                         "INVALID_ARGUMENT"),
     "unprocessable": (422, "invalid_request_error", "validation_error", "invalid_request_error", "INVALID_ARGUMENT"),
     "rate_limit": (429, "rate_limit_error", "rate_limit_exceeded", "rate_limit_error", "RESOURCE_EXHAUSTED"),
     "internal": (500, "server_error", None, "api_error", "INTERNAL"),
     "upstream_unreachable": (502, "server_error", "upstream_unreachable", "api_error", "UNAVAILABLE"),
     "upstream_error": (502, "server_error", "upstream_error", "api_error", "INTERNAL"),
     "upstream_timeout": (504, "server_error", "upstream_timeout", "timeout_error", "DEADLINE_EXCEEDED"),
+    "upstream_too_large": (502, "server_error", "upstream_response_too_large", "api_error", "INTERNAL"),
+    "server_shutdown": (503, "server_error", "server_shutting_down", "api_error", "UNAVAILABLE"),
+    "overloaded": (503, "server_error", "overloaded", "overloaded_error", "UNAVAILABLE"),
+    "store_unavailable": (503, "server_error", "store_unavailable", "api_error", "UNAVAILABLE"),
 }
 
 
@@ -51,6 +60,12 @@ class ProxyError(Exception):
     def error_type(self) -> str:
         """The value recorded in the ledger's error_type column."""
         return self.kind
+
+
+def shutdown_error() -> ProxyError:
+    """What a request cut by a shutdown gets (503, or an error event mid-stream)."""
+    return ProxyError("server_shutdown", "Tollway is shutting down and cut this request before it finished; "
+                                         "retry it.")
 
 
 def render(err: ProxyError, fmt: WireFormat) -> tuple[int, bytes]:

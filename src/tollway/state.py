@@ -18,11 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tollway.billing.outbox import Outbox
 from tollway.billing.sender import BillingSender
 from tollway.config import ProviderSettings, Settings
+from tollway.counting import CountingPool
+from tollway.guard.policy import Policies
+from tollway.guard.sanitizer import Guard
 from tollway.logs import AccessLog
 from tollway.pipeline.accounting import AccountingStage
 from tollway.pipeline.attribution import AttributionStage
 from tollway.pipeline.auth import AuthStage, KeyRing
+from tollway.pipeline.context import RequestContext
 from tollway.pipeline.decode import DecodeStage
+from tollway.pipeline.guard import GuardStage
 from tollway.pipeline.proxy import Forwarder
 from tollway.pipeline.route import RouteStage
 from tollway.pipeline.stage import Stage
@@ -33,8 +38,10 @@ from tollway.providers.registry import build_provider
 from tollway.providers.transport import HttpTransport, Transport
 from tollway.readiness import Readiness, store_probe
 from tollway.routing.catalog import Catalog, Deployment
+from tollway.server.limits import ConnectionTracker
 from tollway.secrets import SecretBox
 from tollway.storage.audit import AuditLog
+from tollway.storage.bodies import BodyStore
 from tollway.storage.engine import make_engine, migrate
 from tollway.storage.ledger import LedgerWriter
 from tollway.storage.responses import ResponseStore
@@ -93,17 +100,26 @@ class AppState:
     forwarder: Forwarder = field(init=False)
     stages: tuple[Stage, ...] = field(init=False)  # every proxied request: accounting, auth, attribution
     call_stages: tuple[Stage, ...] = field(init=False)  # model calls (unified routes): see pipeline.stage
+    # sanitization and body logging: None when configured nowhere (then no guard stage at all)
+    guard: Guard | None = None
+    guard_stage: GuardStage | None = field(init=False, default=None)
+    bodies: BodyStore | None = None
     started_at: float = field(default_factory=time.time)
     # raw records older than [store] retention_days go in the background (None: kept forever)
     retention: Retention | None = None
     # providers added through the API; the one place that rebuilds `catalog` (providers/runtime.py)
     runtime_providers: "RuntimeProviders | None" = None
+    counting: CountingPool = field(default_factory=CountingPool)  # large token counts, off the loop
+    inflight: set[RequestContext] = field(default_factory=set)  # between AccountingStage.before and after
+    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set whenever nothing is in flight
+    connections: ConnectionTracker | None = None  # the HTTP server's, when it is Tollway's own (serve)
+    unauthenticated: int = 0  # requests refused with 401 by the auth stage (logged, not recorded)
     _byok: dict[str, tuple[Provider, Transport]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[object]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.forwarder = Forwarder(self)
-        self.responses = ResponseStore(self.engine)
+        self.responses = ResponseStore(self.engine, self.settings.responses)
         self.audit = AuditLog(self.engine)
         sk = self.settings.server.secret_key
         self.secret_box = SecretBox(sk.get_secret_value()) if sk is not None else None
@@ -113,7 +129,11 @@ class AppState:
         if self.metrics is not None or self.tracing is not None:
             stages = (TelemetryStage(self.metrics, self.tracing), *stages)
         self.stages = stages
-        self.call_stages = (*self.stages, DecodeStage(self), RouteStage(self))
+        decode: tuple[Stage, ...] = (DecodeStage(self),)
+        if self.guard is not None:
+            self.guard_stage = GuardStage(self)
+            decode += (self.guard_stage,)
+        self.call_stages = (*self.stages, *decode, RouteStage(self))
 
     @classmethod
     async def open(cls, settings: Settings) -> "AppState":
@@ -132,10 +152,18 @@ class AppState:
         http = HttpTransport(settings.server.connect_timeout_secs, settings.server.read_timeout_secs)
         await http.start()
         tokens = TokenCounter()
+        counting = CountingPool()
         providers: list[tuple[Provider, Transport]] = []
         for ps in settings.providers:
-            providers.append(build_provider(ps, http, tokens))
+            providers.append(build_provider(ps, http, tokens, counting))
         prices = PriceBook(price_overrides(settings))
+        guard = bodies = None
+        if Policies.any_configured(settings):
+            guard = Guard(settings)
+            guard.warm()
+            st = settings.store
+            bodies = BodyStore(engine, guard, cap=st.body_max_bytes, retention_days=st.body_retention_days)
+            await bodies.start()
         catalog = Catalog(providers, settings.aliases, known_models=prices.known_models)
         # Long-lived start-up objects never need collecting; fewer, larger young-generation
         # collections cost far less per request at thousands of requests per second.
@@ -143,10 +171,12 @@ class AppState:
         gc.freeze()
         gc.set_threshold(20_000, 50, 100)
         state = cls(settings=settings, engine=engine, ledger=ledger, http=http, catalog=catalog,
-                    keys=KeyRing(settings), prices=prices, tokens=tokens,
+                    keys=KeyRing(settings), prices=prices, tokens=tokens, counting=counting, guard=guard,
+                    bodies=bodies,
                     access_log=AccessLog(settings.logging.format, enabled=settings.logging.level in ("debug", "info")),
                     metrics=metrics, tracing=tracing, outbox=outbox)
         state.access_log.start()
+        state.responses.start()  # deletes expired stored responses in the background
         state.readiness.add("store", store_probe(engine, spool_dir))
         if metrics is not None:
             metrics.start_sync(ledger)
@@ -175,7 +205,20 @@ class AppState:
             asyncio.get_running_loop().run_in_executor(None, tokens.preload)
         return state
 
+    async def wait_recorded(self) -> None:
+        """Wait (at most 5 s) until every request still in flight has written its record: at
+        shutdown, uvicorn cancels what outlived the grace and goes on at once; the cut
+        requests need a moment to answer and record themselves before the writer drains."""
+        if not self.inflight:
+            return
+        try:
+            async with asyncio.timeout(5.0):
+                await self.idle.wait()
+        except TimeoutError:
+            log.warning("%d request(s) still running at shutdown were not recorded", len(self.inflight))
+
     async def close(self) -> None:
+        await self.wait_recorded()
         if self.runtime_providers is not None:
             await self.runtime_providers.stop()
         if self.retention is not None:
@@ -189,12 +232,16 @@ class AppState:
         if self.billing is not None:
             await self.billing.stop()
         await self.access_log.stop()
+        await self.responses.stop()
+        if self.bodies is not None:
+            await self.bodies.stop()
         await self.ledger.stop(drain_secs=max(5.0, self.settings.server.shutdown_grace_secs))
         if self.metrics is not None:
             await self.metrics.stop()
         if self.tracing is not None:
             await self.tracing.shutdown()
         await self.http.close()
+        self.counting.close()
         await self.engine.dispose()
 
     def keep_task(self, task: "asyncio.Task[object]") -> None:
@@ -213,7 +260,7 @@ class AppState:
             configured = self.catalog.first_of_kind(kind)
             base = configured[0].settings.base_url if configured else ""
             ps = ProviderSettings(id=configured[0].id if configured else kind, kind=kind, base_url=base)  # type: ignore[arg-type]
-            found = build_provider(ps, self.http, self.tokens)
+            found = build_provider(ps, self.http, self.tokens, self.counting)
             self._byok[kind] = found
         return found
 

@@ -73,6 +73,6 @@ def test_without_cors_origins_nothing_is_granted_and_nothing_forwarded(tollway: 
     before = len(fake.requests)
     status, headers, _ = call(tollway.url + "/v1/files", "OPTIONS", {"origin": APP, **PREFLIGHT})
     assert status == 204 and "access-control-allow-origin" not in headers
-    status, headers, _ = call(tollway.url + "/v1/models", "GET", {"origin": APP})
+    status, headers, _ = call(tollway.url + "/v1/models", "GET", {"origin": APP, "authorization": f"Bearer {MASTER_KEY}"})
     assert status == 200 and "access-control-allow-origin" not in headers
     assert len(fake.requests) == before

@@ -29,7 +29,8 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 @pytest.fixture(scope="module")
 def doc(tollway: Tollway) -> dict[str, Any]:
-    with urllib.request.urlopen(tollway.url + "/openapi.json", timeout=10) as r:
+    req = urllib.request.Request(tollway.url + "/openapi.json", headers={"Authorization": f"Bearer {MASTER_KEY}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
         assert r.status == 200 and r.headers["content-type"].startswith("application/json")
         return json.loads(r.read())
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_json
+from tollway.api.authz import require_key
 from tollway.api.unified import UnifiedRoute
 from tollway.errors import ProxyError, render
 from tollway.providers.base import Endpoint
@@ -113,6 +114,8 @@ class GeminiRoutes:
             name, verb = whole, ""
         name = name.removeprefix("models/")
         if method in ("GET", "HEAD") and not verb:
+            if not await require_key(self._state, scope, send, "gemini"):
+                return
             return await (self.get(send, name) if name else self.list(scope, send))
         found = _VERBS.get(verb)
         if method != "POST" or found is None or not name:

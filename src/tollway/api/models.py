@@ -7,6 +7,7 @@
 - Gemini's (`{"models": [{"name": "models/…"}]}`) when it carries Google's key or client headers
   (`x-goog-api-key`, `x-goog-api-client`, `?key=`): google-genai asks `/v1/models` by default.
 
+With keys configured, only a key holder gets a list (401 in the client's shape otherwise).
 What is listed is `Catalog.listed_models()`: aliases, exact names, models discovered from local
 servers, and for glob providers (`gpt-*`) the models their upstream lists (see
 `routing.upstream_models`). A model is found by id when it is listed or routable.
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes, send_json
+from tollway.api.authz import require_key
 from tollway.errors import ProxyError, render
 
 if TYPE_CHECKING:
@@ -84,6 +86,8 @@ class ModelRoutes:
 
     async def list(self, scope: Scope, receive: Receive, send: Send) -> None:
         shape = client_shape(scope)
+        if not await require_key(self._state, scope, send, shape):
+            return
         if shape == "gemini":
             return await self._gemini.list(scope, send)
         await self._refresh()
@@ -120,6 +124,8 @@ class ModelRoutes:
 
     async def get(self, scope: Scope, receive: Receive, send: Send, model_id: str) -> None:
         shape = client_shape(scope)
+        if not await require_key(self._state, scope, send, shape):
+            return
         name = unquote(model_id)
         if shape == "gemini":
             return await self._gemini.get(send, name.removeprefix("models/"))

@@ -46,7 +46,9 @@ def _errors(fmt: str) -> dict[str, Any]:
     out = {}
     for code, desc in (("400", "Invalid JSON, no model, or a project slug that breaks the rule."), ("401", "Missing or invalid Tollway key."),
                        ("404", "Unknown model (the message names the routable models) or route."),
-                       ("413", "Body over server.max_body_bytes."), ("502", "Provider unreachable."),
+                       ("413", "Body over server.max_body_bytes."),
+                       ("502", "Provider unreachable, or its answer over server.max_response_bytes."),
+                       ("503", "Tollway is shutting down and cut the call (server.shutdown_grace_secs)."),
                        ("504", "Provider timed out.")):
         out[code] = {"description": desc + " Provider errors are relayed unchanged with the provider's status.",
                      "headers": _TRACE, "content": {"application/json": {"schema": schema}}}
@@ -76,6 +78,23 @@ def _proxy_op(summary: str, fmt: str, provider_schema: str, byok: bool = False) 
     }
 
 
+_QUERY_DOCS = {
+    "project": "Only this project (exact).", "source": "Only this source (exact).",
+    "customer": "Only this customer (exact).", "model": "Requested or served model (exact).",
+    "status": "An HTTP status code (up to 3 digits), 'ok' or 'error'.",
+    "since": "Calls that started at or after this time: unix seconds, ISO 8601, 'now', or a time ago (30m, 24h, "
+             "7d, 2w). A call is recorded when it ends, so a poller should use after_seq instead.",
+    "until": "Calls that started before this time (exclusive), in the forms of since.",
+    "provider": "Only calls served by this provider id.",
+    "key_id": "Only calls made with this key id.",
+    "limit": "Records per page, 1 to 1000 (default 50; more is capped).",
+    "cursor": "next_cursor of the previous page (newest-first order).",
+    "after_seq": "Insertion order for exporters: records stored after the one with this seq, oldest first. "
+                 "Poll with the last next_after_seq to see every record exactly once, long calls and replayed "
+                 "records included. Not with cursor.",
+}
+
+
 def _security(fmt: str, byok: bool = False) -> list[dict[str, list[str]]]:
     """Where Tollway's key may travel: X-Tollway-Key is accepted everywhere; on /proxy/ routes only there."""
     if byok:
@@ -100,7 +119,8 @@ def _passthrough_ops(summary: str, fmt: str, byok: bool) -> dict[str, Any]:
 
 def _list_op(summary: str, params: list[str], schema: str) -> dict[str, Any]:
     return {"summary": summary, "security": _ADMIN_SECURITY,
-            "parameters": [{"name": p, "in": "query", "required": False, "schema": {"type": "string"}} for p in params],
+            "parameters": [{"name": p, "in": "query", "required": False, "description": _QUERY_DOCS[p],
+                            "schema": {"type": "string"}} for p in params],
             "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": _REF + schema}}}},
                           "400": {"description": "Bad filter", "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}},
                           "401": {"description": "No master key", "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}},
@@ -162,25 +182,76 @@ _RECORD = {"type": "object", "properties": {
         ("cost_note", ["string", "null"]), ("latency_ms", ["number", "null"]), ("ttft_ms", ["number", "null"]),
         ("status", "integer"), ("error_type", ["string", "null"]), ("cancelled", "boolean"),
         ("key_id", ["string", "null"]), ("project", ["string", "null"]), ("source", ["string", "null"]),
-        ("customer", ["string", "null"]))}}}
+        ("customer", ["string", "null"]))},
+    "seq": {"type": ["integer", "null"], "description": "Insertion order in the store (see after_seq)."},
+    "guard_findings": {"type": ["object", "null"], "description":
+                       "Sanitizer findings by type and count (never values): request, request_action "
+                       "(redacted | forwarded | refused), response, response_action (logged | redacted | blocked)"}}}
+_RECORD_DETAIL = {"allOf": [{"$ref": "#/components/schemas/Record"}, {"type": "object", "properties": {
+    "bodies": {"type": "object", "description": "Present for calls made with [store] log_bodies: the request and "
+               "response bodies, redacted (credentials always, PII when the call redacts PII)",
+               "properties": {"request": {"type": "string"}, "response": {"type": "string"},
+                              "request_truncated": {"type": "boolean"},
+                              "response_truncated": {"type": "boolean"}}}}}]}
+
+
+def _ints(*names: str) -> dict[str, Any]:
+    return {n: {"type": "integer"} for n in names}
+
+
+_HEALTH = {"type": "object", "required": ["status", "version", "uptime_secs", "providers"], "properties": {
+    "status": {"enum": ["ok", "degraded"]},
+    "problems": {"type": "array", "items": {"type": "string"}, "description": "Why degraded; empty when ok."},
+    "version": {"type": "string"}, "uptime_secs": {"type": "integer"},
+    "providers": {"type": "array", "items": {"type": "string"}},
+    "ledger": {"type": "object", "description": "Counts are since start.", "properties": {
+        "pending": {"type": "integer", "description": "Records queued or being written."},
+        "store_ok": {"type": "boolean"},
+        "last_write": {"type": ["string", "null"], "description": "Time of the last successful store write."},
+        "last_write_age_secs": {"type": ["number", "null"]},
+        "write_in_flight_secs": {"type": "number", "description": "How long the write in progress has run."},
+        "spool_bytes": {"type": "integer", "description": "Waiting in data_dir/spool/ for the store."},
+        **_ints("written", "spooled", "replayed", "rejected", "lost", "dead_letter_bytes"),
+        "batch_fallbacks": {"type": "integer",
+                            "description": "Batches the store refused whole, retried row by row."},
+        "unreplayable": {"type": "integer",
+                         "description": "Spool lines that could not be read back (e.g. cut by a crash)."}}},
+    "requests": {"type": "object", "properties": _ints("unauthenticated")},
+    "connections": {"type": "object", "description": "The HTTP server's client connections (see [server] limits).",
+                    "properties": _ints("open", "max", "header_too_large", "header_timeouts", "body_timeouts",
+                                        "evicted", "refused")},
+}}
 
 
 def _models_op(summary: str) -> dict[str, Any]:
     return {"summary": summary, "security": [{"bearer": []}, {"tollwayKey": []}],
             "responses": {"200": {"description": "OK", "content": {"application/json": {
                 "schema": {"$ref": _REF + "ModelList"}}}},
+                          "401": {"description": "Keys are configured and none was sent",
+                                  "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}},
                           "400": {"description": "Bad project slug",
                                   "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}
 
 
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {
-        "/health": {"get": {"summary": "Liveness and configured providers", "security": [], "responses": {"200": {
-            "description": "OK", "content": {"application/json": {"schema": {"$ref": _REF + "Health"}}}}}}},
-        "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {
-            "description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        "/health": {"get": {"summary": "Liveness, configured providers (listed only to a caller with a key when keys are configured), "
+                                       "and whether records reach the store",
+                            "security": [], "responses": {
+                                "200": {"description": "OK", "content": {"application/json": {
+                                    "schema": {"$ref": _REF + "Health"}}}},
+                                "503": {"description": "Degraded: `problems` says why (store failing, backlog or "
+                                                       "spool over its [store] degraded_* threshold, a write hung). "
+                                                       "Tollway still proxies.",
+                                        "content": {"application/json": {"schema": {"$ref": _REF + "Health"}}}}}}},
+        "/openapi.json": {"get": {"summary": "This document (any Tollway key, when keys are configured)",
+                                  "security": _ADMIN_SECURITY, "responses": {"200": {
+            "description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}},
+            "401": {"description": "Keys are configured and none was sent",
+                    "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
         "/v1/models": {"get": _models_op("Models Tollway can route (OpenAI's list; Anthropic's with anthropic-version, "
-                                           "paged by limit / after_id / before_id; Gemini's with x-goog-api-key)")},
+                                           "paged by limit / after_id / before_id; Gemini's with x-goog-api-key); "
+                                           "any Tollway key")},
         "/projects/{slug}/v1/models": {"get": {
             **_models_op("The same list, under a project's path (the slug is checked: a bad one is a 400)"),
             "parameters": [{"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}]}},
@@ -212,13 +283,13 @@ def openapi_document() -> dict[str, Any]:
                                                  "sink": {"type": "string"}}}}}},
             "responses": {"200": {"description": "How many were queued again", "content": {"application/json": {
                 "schema": {"type": "object", "properties": {"retried": {"type": "integer"}}}}}}}}},
-        "/v1/records": {"get": _list_op("Usage records, newest first",
+        "/v1/records": {"get": _list_op("Usage records, newest first (or in insertion order with after_seq)",
                                         ["project", "source", "customer", "model", "status", "since", "until",
-                                         "key_id", "provider", "limit", "cursor"], "RecordPage")},
+                                         "key_id", "provider", "limit", "cursor", "after_seq"], "RecordPage")},
         "/v1/projects": {"get": {
             "summary": "Projects active in the last N minutes (all without N) with their usage over that window "
                        "(the numbers of /v1/stats?group_by=project&since=Nm) and last_seen",
-            "security": [{"bearer": []}],
+            "security": _ADMIN_SECURITY,
             "parameters": [{"name": "active_since_mins", "in": "query", "required": False,
                             "schema": {"type": "number", "exclusiveMinimum": 0}}],
             "responses": {"200": _json({"type": "object", "properties": {
@@ -228,7 +299,7 @@ def openapi_document() -> dict[str, Any]:
                 "totals": _GROUP}}), "400": _json(_ERR, "Bad parameter")}}},
         "/v1/projects/{slug}/records": {"get": {
             "summary": "The records of one project, newest first (the filters of /v1/records, project aside)",
-            "security": [{"bearer": []}],
+            "security": _ADMIN_SECURITY,
             "parameters": [{"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}},
                            *({"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
                              for n in ("source", "customer", "model", "status", "since", "until", "key_id",
@@ -236,14 +307,14 @@ def openapi_document() -> dict[str, Any]:
             "responses": {"200": _json({"$ref": _REF + "RecordPage"})}}},
         "/v1/providers": {
             "get": {"summary": "Providers: the config file's (read-only) and those added at run time; never a key "
-                               "(viewer role)", "security": [{"bearer": []}],
+                               "(viewer role)", "security": _ADMIN_SECURITY,
                     "responses": {"200": _json({"type": "object", "properties": {
                         "object": {"const": "list"}, "data": {"type": "array", "items": _PROVIDER},
                         "secret_key_set": {"type": "boolean"}}})}},
             "post": {"summary": "Add a provider at run time (admin role): validated like a [[providers]] entry of "
                                 "the config file; the key and headers are encrypted at rest (TOLLWAY_SECRET_KEY); "
                                 "stored, audited, and picked up by every instance within seconds",
-                     "security": [{"bearer": []}],
+                     "security": _ADMIN_SECURITY,
                      "requestBody": {"required": True, "content": {"application/json": {"schema": {
                          "type": "object", "required": ["id", "kind"], "description": "A [[providers]] entry",
                          "properties": {"id": {"type": "string"}, "kind": {"type": "string"},
@@ -256,18 +327,18 @@ def openapi_document() -> dict[str, Any]:
                                    "422": _json(_ERR, "Invalid provider")}}},
         "/v1/providers/{id}": {"delete": {
             "summary": "Remove a runtime provider (admin role; config-file providers are read-only)",
-            "security": [{"bearer": []}],
+            "security": _ADMIN_SECURITY,
             "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {"200": _json({"type": "object", "properties": {"id": {"type": "string"},
                                                                         "deleted": {"type": "boolean"}}}),
                           "404": _json(_ERR, "No such runtime provider"), "409": _json(_ERR, "A config provider")}}},
         "/v1/ask": {
-            "get": {"summary": "Ask's model and the views it may query", "security": [{"bearer": []}],
+            "get": {"summary": "Ask's model and the views it may query", "security": _ADMIN_SECURITY,
                     "responses": {"200": _json({"type": "object"})}},
             "post": {"summary": "A question in plain language, answered with one read-only SQL query written by "
                                 "[ask] model (called through Tollway, source tollway-ask). Refused SQL comes back "
                                 "with `refused` set and nothing run.",
-                     "security": [{"bearer": []}],
+                     "security": _ADMIN_SECURITY,
                      "requestBody": {"required": True, "content": {"application/json": {"schema": {
                          "type": "object", "required": ["question"], "properties": {"question": {"type": "string"}}}}}},
                      "responses": {"200": _json({"type": "object", "properties": {
@@ -284,11 +355,12 @@ def openapi_document() -> dict[str, Any]:
             "summary": "One usage record by the trace id a client got in x-tollway-trace-id",
             "security": _ADMIN_SECURITY,
             "parameters": [{"name": "trace_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": _REF + "Record"}}}},
+            "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": _REF + "RecordDetail"}}}},
                           "404": {"description": "No such record", "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
         "/v1/responses/{response_id}": {
             "parameters": [{"name": "response_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "get": {"summary": "A stored Response: Tollway's own (non-OpenAI providers), else the OpenAI provider's",
+            "get": {"summary": "A stored Response: Tollway's own (non-OpenAI providers; only for the key that "
+                               "created it, or the master key), else the OpenAI provider's",
                     "security": _security("openai"),
                     "responses": {"200": {"description": "The Response object", "headers": _TRACE,
                                           "content": {"application/json": {"schema": {"type": "object"}}}},
@@ -325,6 +397,24 @@ def openapi_document() -> dict[str, Any]:
                                   "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}},
                           "403": {"description": "The key lacks the viewer role",
                                   "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
+        "/v1/responses/{response_id}/input_items": {
+            "parameters": [{"name": "response_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "get": {"summary": "Input items of a stored Response (its conversation before it, then its own input); "
+                               "Tollway's own, else the OpenAI provider's",
+                    "security": _security("openai"),
+                    "parameters": [
+                        {"name": "limit", "in": "query", "required": False,
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+                        {"name": "order", "in": "query", "required": False,
+                         "schema": {"type": "string", "enum": ["asc", "desc"], "default": "desc"}},
+                        {"name": "after", "in": "query", "required": False, "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "OpenAI list: data, first_id, last_id, has_more",
+                                          "headers": _TRACE,
+                                          "content": {"application/json": {"schema": {"type": "object"}}}},
+                                  "400": {"description": "Bad limit, order or after",
+                                          "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}},
+                                  "404": {"description": "Unknown id, or another key's",
+                                          "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
         "/v1/stats": {"get": {**_list_op("Totals and one breakdown (group_by), or by model, project and source; "
                                          "read from rollups, exact to the record and the nano-dollar", [], "Stats"),
                               "parameters": _STATS_PARAMS}},
@@ -335,11 +425,13 @@ def openapi_document() -> dict[str, Any]:
         "/v1/messages": {"post": _proxy_op("Anthropic Messages", "anthropic", "CreateMessageParams")},
         "/v1/messages/count_tokens": {"post": _proxy_op("Anthropic token counting", "anthropic",
                                                         "CountMessageTokensParams")},
-        "/v1/{path}": {"summary": "Any other OpenAI path (files, batches, audio, images, moderations, …), "
-                                  "passed through to the OpenAI provider with method, query, headers and body intact "
-                                  "(not /v1/messages…: those are Anthropic's).",
+        "/v1/{path}": {"summary": "Any other path, passed through to the provider whose client sent it, with "
+                                  "Tollway's credentials: Anthropic for requests with anthropic-version (or under "
+                                  "/v1/messages/, /v1/complete), else OpenAI (files, batches, audio, images, "
+                                  "moderations, …); Gemini-style models/{m}:verb paths are 404 in Gemini's shape. "
+                                  "A path leaving /v1/ or holding a space or control character is a 400.",
                        "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
-                       **_passthrough_ops("Pass-through to the OpenAI provider", "openai", byok=False)},
+                       **_passthrough_ops("Pass-through to the provider whose client sent it", "openai", byok=False)},
         "/proxy/openai/v1/{path}": {
             "summary": "OpenAI with the caller's own key (Authorization), metered; Tollway key in X-Tollway-Key.",
             "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
@@ -389,19 +481,18 @@ def openapi_document() -> dict[str, Any]:
                                                           "properties": {"type": {"type": "string"},
                                                                          "message": {"type": "string"}}}}},
                 "GeminiError": GEMINI_ERROR,
-                "Health": {"type": "object", "required": ["status", "version", "uptime_secs", "providers"],
-                           "properties": {"status": {"type": "string"}, "version": {"type": "string"},
-                                          "uptime_secs": {"type": "integer"},
-                                          "providers": {"type": "array", "items": {"type": "string"}},
-                                          "ledger": {"type": "object"}}},
+                "Health": _HEALTH,
                 "ModelList": {"type": "object", "properties": {"object": {"const": "list"}, "data": {
                     "type": "array", "items": {"type": "object", "properties": {
                         "id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
                         "owned_by": {"type": "string"}}}}}},
                 "Record": _RECORD,
+                "RecordDetail": _RECORD_DETAIL,
                 "RecordPage": {"type": "object", "properties": {
                     "data": {"type": "array", "items": {"$ref": _REF + "Record"}},
-                    "next_cursor": {"type": ["string", "null"]}}},
+                    "next_cursor": {"type": ["string", "null"]},
+                    "next_after_seq": {"type": ["integer", "null"],
+                                       "description": "With after_seq: pass it as after_seq next time."}}},
                 "Stats": {"type": "object", "properties": {
                     "since": {"type": ["number", "null"]}, "until": {"type": ["number", "null"]},
                     "group_by": {"type": "string"},

@@ -289,7 +289,7 @@ class Session:
         return rctx
 
     async def _record(self, rctx: RequestContext, audio: bool = False) -> None:
-        meter(self._state, rctx)
+        await meter(self._state, rctx)
         if audio and rctx.cost is not None:
             rctx.cost, rctx.cost_note = None, "audio tokens have no price in the price data"
         await self._accounting.after(rctx)

@@ -55,10 +55,11 @@ class UnifiedRoute:
         ctx.key = scope.get("tollway.caller")  # set only by Tollway's own in-process calls (Ask)
         state = self._state
 
+        # ctx.send, not send: a stage may wrap it (the guard keeps bodies for the ledger)
         async def handle(ctx: RequestContext) -> None:
-            await state.forwarder.forward(ctx, receive, send)
+            await state.forwarder.forward(ctx, receive, ctx.send)  # type: ignore[arg-type]
 
         async def on_error(ctx: RequestContext, err: ProxyError) -> None:
-            await send_error(ctx, send, err)
+            await send_error(ctx, ctx.send, err)  # type: ignore[arg-type]
 
         await run_stages(ctx, state.call_stages, handle, on_error)

@@ -21,7 +21,7 @@ from tollway.formats import stop_reasons
 from tollway.formats._util import (
     arguments_object,
     as_list, dumps_str, guess_mime, is_neutral, loads, new_id, opt_int, opt_num, opt_str,
-    parse_args, req_dict, req_list, req_str, stop_list, tok,
+    parse_args, req_dict, req_list, req_str, stop_list,
 )
 from tollway.formats.canonical import (
     source_param,
@@ -29,7 +29,7 @@ from tollway.formats.canonical import (
     NamedToolChoice, Reasoning, ResponseFormat, Text, Thinking, ToolCall, ToolDef, ToolResult,
 )
 from tollway.formats.errors import TranslationError
-from tollway.usage import Usage
+from tollway.usage import CountReader, Usage
 
 FORMAT = "gemini"
 SKIP_SIGNATURE = "skip_thought_signature_validator"
@@ -372,17 +372,19 @@ def request_to_canonical(body: dict, model: str = "", *, stream: bool = False) -
 # --- response ---------------------------------------------------------------------------------
 
 def usage_to_canonical(um: Any) -> Usage:
+    """Gemini `usageMetadata` → canonical. Counts are checked (`usage.CountReader`)."""
     if not isinstance(um, dict):
         return Usage()
-    prompt = tok(um.get("promptTokenCount"))
-    cand = tok(um.get("candidatesTokenCount"))
-    thoughts = tok(um.get("thoughtsTokenCount")) or 0
-    return Usage(
-        input_tokens=prompt + (tok(um.get("toolUsePromptTokenCount")) or 0) if prompt is not None else None,
+    read = CountReader()
+    prompt = read(um, "promptTokenCount")
+    cand = read(um, "candidatesTokenCount")
+    thoughts = read.count(um, "thoughtsTokenCount")
+    return read.finish(Usage(
+        input_tokens=prompt + read.count(um, "toolUsePromptTokenCount") if prompt is not None else None,
         output_tokens=(cand or 0) + thoughts if (cand is not None or thoughts) else None,
-        cached_tokens=tok(um.get("cachedContentTokenCount")) or 0,
+        cached_tokens=read.count(um, "cachedContentTokenCount"),
         reasoning_tokens=thoughts,
-    )
+    ))
 
 
 def usage_from_canonical(u: Usage) -> dict:

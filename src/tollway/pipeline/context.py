@@ -8,6 +8,7 @@ Tollway's own overhead: see `overhead_ms()`.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -16,9 +17,13 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from tollway.ids import uuid7
 from tollway.usage import Usage
 
+SERVER_SHUTDOWN = "server_shutdown"  # error_type of a request cut by a shutdown
+
 if TYPE_CHECKING:
     from tollway.api.asgi import Receive, Send
     from tollway.errors import ProxyError, WireFormat
+    from tollway.guard.call import GuardCall
+    from tollway.storage.bodies import BodyCapture
     from tollway.pipeline.auth import KeyInfo
     from tollway.pipeline.content import ContentFilter
     from tollway.providers.base import Provider
@@ -85,6 +90,9 @@ class RequestContext:
     # in `content_filters` may hold back, rewrite or stop.
     canonical: bool = False
     content_filters: "list[ContentFilter] | None" = None
+    guard: "GuardCall | None" = None  # the sanitization of this call (guard stage)
+    guard_findings: str | None = None  # JSON: finding types and counts, never values (the record's)
+    bodies: "BodyCapture | None" = None  # request/response bodies kept for the ledger ([store] log_bodies)
     # outcome
     status: int = 0
     error: "ProxyError | None" = None
@@ -111,6 +119,21 @@ class RequestContext:
     def client_went_away(self) -> None:
         self.cancelled = self.incomplete = True
         self.error_type = "client_disconnected"
+
+    def cut_by_server(self) -> bool:
+        """Call in `except CancelledError` when no DisconnectWatch claimed the cancellation:
+        the server is cutting this request (uvicorn cancels what still runs when the shutdown
+        grace ends). The task is un-cancelled, once, so the cut can be answered and recorded
+        like a client disconnect (cancelled, with the tokens seen); False when that was done
+        already, and the caller must re-raise."""
+        if self.error_type == SERVER_SHUTDOWN:
+            return False
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            task.uncancel()
+        self.cancelled = self.incomplete = True
+        self.error_type = SERVER_SHUTDOWN
+        return True
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.t0) * 1000.0

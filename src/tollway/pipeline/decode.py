@@ -43,12 +43,17 @@ class DecodeStage:
         body = ctx.json = parse_json_body(ctx.body)
         # Gemini's and Azure's surfaces name the model in the path (and Gemini streaming too)
         model = ctx.path_model if ctx.path_model is not None else body.get("model")
+        streamed = body.get("stream") is True if ctx.path_stream is None else ctx.path_stream
+        ctx.stream = streamed and ctx.endpoint not in _NO_STREAM
+        if model is None and ctx.endpoint == Endpoint.RESPONSES and isinstance(body.get("prompt"), dict):
+            return self._opened(ctx)  # a stored prompt names the model: the route stage sends it to OpenAI
         if not isinstance(model, str) or not model:
             raise ProxyError("invalid_request", "The request must name a model (a non-empty string).",
                              param="model")
         ctx.model = model
-        streamed = body.get("stream") is True if ctx.path_stream is None else ctx.path_stream
-        ctx.stream = streamed and ctx.endpoint not in _NO_STREAM
+        self._opened(ctx)
+
+    def _opened(self, ctx: RequestContext) -> None:
         if ctx.stream and self._state.metrics is not None:
             self._state.metrics.stream_opened(ctx)
 

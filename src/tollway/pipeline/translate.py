@@ -7,29 +7,34 @@ Only used when formats differ; same-format calls stay on the byte fast path in `
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers, send_bytes
-from tollway.errors import ProxyError
+from tollway.counting import OutputTally
+from tollway.errors import ProxyError, shutdown_error
 from tollway.formats import anthropic as f_anthropic
 from tollway.formats import gemini as f_gemini
 from tollway.formats import json_mode
 from tollway.formats import openai_chat as f_openai
 from tollway.formats import responses as f_responses
 from tollway.formats.canonical import CanonicalRequest, CanonicalResponse
+from tollway.formats._util import unsafe_param_name
 from tollway.formats.errors import TranslationError, parse_provider_error, render_error, render_translation_error
 from tollway.formats.stream import (
-    Accumulator, MessageStart, StreamError, TextDelta, ThinkingDelta, ToolCallStart, UsageDelta,
+    MessageStart, StreamError, TextDelta, ThinkingDelta, ToolCallArgsDelta, ToolCallStart, UsageDelta,
 )
 from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.client_headers import request_id_header, with_client_headers
 from tollway.pipeline.content import ContentBlocked, FilterChain
 from tollway.pipeline.context import RequestContext
-from tollway.providers.base import GEMINI_ENDPOINTS, Endpoint
+from tollway.pipeline.responses_history import Conversation, load_conversation
+from tollway.providers.base import GEMINI_ENDPOINTS, Endpoint, encode_json
+from tollway.providers.credentials import scrub
 
 if TYPE_CHECKING:
     from tollway.state import AppState
@@ -82,10 +87,12 @@ def can_translate(endpoint: Endpoint, provider: Any) -> bool:
 class Translated:
     """One translated call. `forward()` mirrors `Forwarder.forward()` for differing formats."""
 
-    def __init__(self, state: "AppState", ctx: RequestContext, history: list[dict] | None = None) -> None:
+    def __init__(self, state: "AppState", ctx: RequestContext, conversation: Conversation | None = None) -> None:
         self._state = state
         self.ctx = ctx
-        self._history = history or []  # Responses: the stored conversation before this request
+        # Responses: the stored conversation before this request, and the response it continues
+        self._history = conversation.history if conversation is not None else []
+        self._previous = conversation.previous if conversation is not None else None
         self.endpoint = Endpoint(ctx.endpoint)
         self.client_fmt = CLIENT_FORMAT[self.endpoint]
         self.client_mod: Any = CLIENT_MODULES[self.client_fmt]
@@ -126,9 +133,14 @@ class Translated:
             if json_mode.needs_emulation(req, self.wire):
                 self.json_unwrapper = json_mode.emulate(req)
             body, dropped = self._provider_body(req)
+            bad = unsafe_param_name(dropped)
+            if bad is not None:  # it would break the x-tollway-dropped-params header
+                raise TranslationError(f"Unsupported parameter {bad[:64]!r}.", bad[:64])
         except TranslationError as e:
             status, err = render_translation_error(self.client_fmt, e)
             raise _Rendered(status, orjson.dumps(err), "invalid_request") from None
+        except RecursionError:  # orjson reads 1,024 levels of nesting; Python recurses less deep
+            raise ProxyError("invalid_request", "The request body is nested too deeply to be translated.") from None
         if dropped and state.settings.translation.strict:
             raise _Rendered(*self._error(400, "invalid_request_error",
                                          f"These parameters cannot be honoured by provider '{dep.provider.id}' "
@@ -138,7 +150,7 @@ class Translated:
         if dropped:
             extra.append((b"x-tollway-dropped-params", ",".join(dropped).encode()))
         p_endpoint = PROVIDER_CHAT_ENDPOINT[self.wire]
-        call = dep.provider.prepare(p_endpoint, body, orjson.dumps(body), dep.model, ctx.stream, ctx.headers)
+        call = dep.provider.prepare(p_endpoint, body, encode_json(body), dep.model, ctx.stream, ctx.headers)
         call.request.headers = with_client_headers(call.request.headers, ctx.headers)
         resp = await upstream.send(ctx, dep.transport, call.request, dep.provider.id, dep.provider.kind, dep.model)
         try:
@@ -147,7 +159,7 @@ class Translated:
             if rid is not None:
                 extra.append(rid)
             if resp.status >= 400:
-                raw = await upstream.read(ctx, resp)
+                raw = scrub(await upstream.read(ctx, resp, state.settings.server.max_response_bytes), dep.provider)
                 perr = parse_provider_error(self.wire, resp.status, raw)
                 ctx.error_type = "provider:" + perr.type
                 status, err = self._error(resp.status, perr.type, perr.message, perr.param)
@@ -167,7 +179,7 @@ class Translated:
     # -- non-stream -----------------------------------------------------------------------------
     async def _whole(self, resp: Any, send: Send, extra: list, req: CanonicalRequest) -> None:
         ctx = self.ctx
-        raw = await upstream.read(ctx, resp)
+        raw = await upstream.read(ctx, resp, self._state.settings.server.max_response_bytes)
         try:
             parsed = orjson.loads(raw)
             if ctx.trace is not None and isinstance(parsed, dict):
@@ -192,7 +204,7 @@ class Translated:
         ctx.model_served = canon.model or ctx.model_served
         ctx.usage = canon.usage if canon.usage.known else None
         out = self._client_response(canon)
-        meter(self._state, ctx, None if ctx.usage else _canonical_text(canon))
+        await meter(self._state, ctx, None if ctx.usage and ctx.usage.note is None else _canonical_text(canon))
         hdrs = [*extra, (b"content-type", b"application/json")]
         if ctx.cost is not None:
             hdrs.append((b"x-tollway-cost-usd", format(ctx.cost, "f").encode()))
@@ -221,12 +233,14 @@ class Translated:
         return f_anthropic.StreamWriter(model=model)
 
     async def _stream(self, resp: Any, receive: Receive, send: Send, req: CanonicalRequest, extra: list) -> None:
-        import asyncio
-
-        ctx = self.ctx
+        ctx, state = self.ctx, self._state
         parser = self.wire_mod.StreamParser()
+        parser.limit_events(state.settings.server.max_stream_event_bytes)
         writer = self._writer(req)
-        acc = Accumulator()
+        model = ctx.deployment.model  # type: ignore[union-attr]
+        tally = OutputTally(lambda text: state.tokens.count_text(model, text)[0])
+        # a Responses writer keeps the output for response.completed: that is what it may hold
+        hold_limit = state.settings.server.max_response_bytes if self.client_fmt == "responses" else None
         mine = {k for k, _ in extra}
         hdrs = [h for h in relay_headers(resp.raw_headers) if h[0].lower() not in mine and h[0].lower() != b"content-type"]
         hdrs += [*extra, (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
@@ -235,11 +249,18 @@ class Translated:
         ctx.response_started = True
         watch = DisconnectWatch(receive).start()
         finished = False
+        failed = False  # an error event was sent: the stream is over, a hang-up after it is no cancel
 
         unwrap = self.json_unwrapper
         filters = self.filters
 
         def emit(deltas: list, closing: bool = False) -> bytes:
+            nonlocal failed
+            for d in deltas:  # what the provider produced, before any filter: what it bills
+                _tally_delta(tally, d)
+            if hold_limit is not None and tally.size > hold_limit:
+                raise ProxyError("upstream_too_large", "The answer outgrew what Tollway holds for a Responses stream "
+                                                       f"({hold_limit} characters, [server] max_response_bytes).")
             if unwrap is not None:
                 deltas = unwrap.deltas(deltas)
             if filters is not None:
@@ -258,10 +279,12 @@ class Translated:
                         ctx.usage = d.usage
                 elif isinstance(d, StreamError):
                     ctx.error_type = ctx.error_type or "provider:" + d.type
-                acc.feed(d)
+                    failed = True
                 out.append(writer.write(d))
             return b"".join(out)
 
+        error: ProxyError | None = None
+        data = b""
         trace = ctx.trace
         try:
             async for chunk in resp.iter_chunks():
@@ -273,15 +296,19 @@ class Translated:
             finished = True
             data = emit(parser.close(), closing=True) + writer.close()
         except asyncio.CancelledError:
-            if not watch.absorb():
+            if watch.absorb():
+                if not (parser.finished or failed):  # a hang-up after the final or an error event is no cancel
+                    ctx.client_went_away()
+            elif ctx.cut_by_server():
+                error = shutdown_error()
+            else:
                 raise
-            if not parser.finished:  # a hang-up after the final event is no cancel
-                ctx.client_went_away()
             data = b""
         except ProxyError as e:
+            error = e
             ctx.incomplete = True
             ctx.error_type = e.error_type
-            data = emit([StreamError("api_error", e.message)]) + writer.close()
+            data = b""
         except ContentBlocked as e:
             # the answer stops here: an in-band error, without passing the filters again
             ctx.incomplete = True
@@ -289,8 +316,11 @@ class Translated:
             data = writer.write(StreamError("permission_error", e.message)) + writer.close()
         finally:
             watch.stop()
+        if error is not None and not watch.fired:  # rendered with the watch stopped: a hang-up cannot cut it
+            etype = "timeout_error" if error.kind == "upstream_timeout" else "api_error"
+            data = writer.write(StreamError(etype, error.message)) + writer.close()
         complete = finished and not ctx.incomplete and ctx.usage is not None and ctx.usage.known
-        meter(self._state, ctx, None if complete else _canonical_text(acc.response()))
+        await meter(state, ctx, None if complete else tally)
         if self.client_fmt == "responses" and finished and getattr(writer, "response", None):
             await self._store_response(writer.response, writer.stored_output())
         if not watch.fired:
@@ -303,11 +333,11 @@ class Translated:
         body = self.ctx.json or {}
         if body.get("store") is False:
             return
-        store = self._state.responses
-        items = [*self._history, *f_responses.input_items(body),
-                 *(output if output is not None else response.get("output") or [])]
-        await store.put(response["id"], response, items, provider=self.ctx.deployment.provider.id,  # type: ignore[union-attr]
-                        project=self.ctx.project, key_id=self.ctx.key_id)
+        await self._state.responses.put(
+            response["id"], response, f_responses.input_items(body),
+            output if output is not None else response.get("output") or [], previous=self._previous,
+            provider=self.ctx.deployment.provider.id,  # type: ignore[union-attr]
+            project=self.ctx.project, key_id=self.ctx.key_id)
 
 
 class _Rendered(Exception):
@@ -337,6 +367,18 @@ def _canonical_text(resp: CanonicalResponse) -> str:
     return "".join(parts)
 
 
+def _tally_delta(tally: OutputTally, d: Any) -> None:
+    """The output text a canonical delta carries, for the local count when no usage comes."""
+    if isinstance(d, TextDelta):
+        tally.add_text(d.text)
+    elif isinstance(d, ToolCallArgsDelta):
+        tally.add_text(d.fragment)
+    elif isinstance(d, ToolCallStart):
+        tally.add_text(d.name)
+    elif isinstance(d, ThinkingDelta) and not d.redacted:
+        tally.add_text(d.text)
+
+
 async def forward_translated(state: "AppState", ctx: RequestContext, receive: Receive, send: Send) -> None:
     if ctx.endpoint in _AUX:
         from tollway.pipeline import translate_aux
@@ -346,16 +388,11 @@ async def forward_translated(state: "AppState", ctx: RequestContext, receive: Re
         from tollway.pipeline import translate_gemini
 
         return await translate_gemini.forward(state, ctx, receive, send)
-    history: list[dict] = []
-    body = ctx.json or {}
-    if CLIENT_FORMAT.get(Endpoint(ctx.endpoint)) == "responses" and body.get("previous_response_id"):
-        prev = body["previous_response_id"]
-        found = await state.responses.get(str(prev))
-        if found is None:
-            raise ProxyError("not_found", f"Previous response with id '{prev}' not found.",
-                             param="previous_response_id")
-        history = found[1]
-    call = Translated(state, ctx, history)
+    conversation = None
+    if CLIENT_FORMAT.get(Endpoint(ctx.endpoint)) == "responses":
+        conversation = await load_conversation(state, ctx)
+        ctx.json = conversation.body
+    call = Translated(state, ctx, conversation)
     try:
         await call.forward(receive, send)
     except _Rendered as r:

@@ -122,7 +122,7 @@ class _Embeddings(_Call):
             return
         ctx.model_served = answer.get("model") if isinstance(answer.get("model"), str) else dep.model
         ctx.usage = usage_from_openai(answer.get("usage"))
-        meter(self.state, ctx, None if ctx.usage is not None and ctx.usage.known else "")
+        await meter(self.state, ctx, None if ctx.usage is not None and ctx.usage.known else "")
         out = {"embeddings": [{"values": v} for v in vectors]} if batch else {"embedding": {"values": vectors[0]}}
         extra = []
         if ctx.cost is not None:
@@ -163,11 +163,13 @@ class _CountTokens(_Call):
                 return
             count, exact = total, True
         else:
-            count, exact = self.state.tokens.count_openai_chat(dep.model, chat)
+            # a huge prompt takes seconds to tokenise: counted off the event loop
+            count, exact = await self.state.counting.run(len(ctx.body), self.state.tokens.count_openai_chat,
+                                                         dep.model, chat)
             exact = exact and provider.kind in OPENAI_FAMILY
             ctx.status = 200
         ctx.model_served = dep.model
         ctx.usage = None if exact else Usage(estimated=True)  # counting consumes no tokens
-        meter(self.state, ctx)
+        await meter(self.state, ctx)
         extra: list[tuple[bytes, bytes]] = [] if exact else [ESTIMATED_HEADER]
         await self._answer(send, 200, orjson.dumps({"totalTokens": count}), extra)

@@ -18,15 +18,18 @@ import base64
 import hashlib
 import struct
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
 
 from tollway.config import ProviderSettings
+from tollway.counting import OutputTally
+from tollway.formats import anthropic as f_anthropic
 from tollway.formats import gemini as f_gemini
 from tollway.formats import openai_chat as f_openai
-from tollway.formats.errors import TranslationError, gemini_error_body
+from tollway.formats import responses as f_responses
+from tollway.formats.errors import TranslationError, gemini_error_body, render_error
 from tollway.ids import uuid7
 from tollway.providers.anthropic import AnthropicProvider
 from tollway.providers.base import GEMINI_ENDPOINTS, Endpoint, ErrorClass, PreparedCall, UpstreamRequest, classify_http_status
@@ -38,6 +41,7 @@ GEMINI_PREFIX = "demo:/v1beta/models/"
 GEMINI_EMBEDDING_DIMENSIONS = 768
 
 Counter = Callable[[Endpoint, str, dict[str, Any]], int]  # (endpoint, model, body) -> prompt tokens
+Run = Callable[..., Awaitable[Any]]  # run(size, fn, *args): fn(*args), off the loop when size is large
 
 
 def _words(text: str) -> list[str]:
@@ -85,7 +89,7 @@ class DemoResponse:
         self._events = events
         self._delay = delay
 
-    async def read(self) -> bytes:
+    async def read(self, limit: int | None = None) -> bytes:
         return self._body
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
@@ -101,18 +105,31 @@ class DemoResponse:
 class DemoTransport:
     """Builds the demo answer in process, in the wire format the request path implies."""
 
-    def __init__(self, count_prompt: Counter, count_text: Callable[[str], int], token_delay: float = 0.01) -> None:
+    def __init__(self, count_prompt: Counter, count_text: Callable[[str], int], token_delay: float = 0.01,
+                 run: Run | None = None) -> None:
         self._count_prompt = count_prompt
         self._count_text = count_text
         self._delay = token_delay
+        self._run = run  # runs a large count off the event loop (CountingPool.run)
 
     async def send(self, req: UpstreamRequest) -> DemoResponse:
+        size = len(req.body or b"")
         if req.url.startswith(GEMINI_PREFIX):
+            if self._run is not None:
+                return await self._run(size, self._gemini, req)
             return self._gemini(req)
         endpoint = Endpoint(req.url.removeprefix("demo:/"))
         body = orjson.loads(req.body)
+        problem = invalid_request(endpoint, body)
+        if problem is not None:  # what the real provider answers: a 400 in its own format
+            fmt = "anthropic" if endpoint in (Endpoint.MESSAGES, Endpoint.COUNT_TOKENS) else "openai_chat"
+            _, err = render_error(fmt, "invalid_request_error", problem.message, problem.param)
+            return DemoResponse(400, orjson.dumps(err))
         model = str(body.get("model") or "demo")
-        prompt_tokens = self._count_prompt(endpoint, model, body)
+        if self._run is not None:
+            prompt_tokens = await self._run(size, self._count_prompt, endpoint, model, body)
+        else:
+            prompt_tokens = self._count_prompt(endpoint, model, body)
         if endpoint == Endpoint.COUNT_TOKENS:
             return DemoResponse(200, orjson.dumps({"input_tokens": prompt_tokens}))
         if endpoint == Endpoint.EMBEDDINGS:
@@ -298,15 +315,25 @@ class DemoTransport:
             n = self._gemini_prompt(model, body.get("generateContentRequest") or body)
             return DemoResponse(200, orjson.dumps({"totalTokens": n,
                                                    "promptTokensDetails": [{"modality": "TEXT", "tokenCount": n}]}))
-        if action == "embedContent":
-            return DemoResponse(200, orjson.dumps({"embedding": {"values": self._gemini_vector(body)}}))
-        if action == "batchEmbedContents":
-            vecs = [{"values": self._gemini_vector(r)} for r in body.get("requests") or () if isinstance(r, dict)]
+        if action in ("embedContent", "batchEmbedContents"):
+            reqs = [body] if action == "embedContent" else body.get("requests")
+            if not isinstance(reqs, list) or not all(
+                    isinstance(r, dict) and isinstance(r.get("content"), dict)
+                    and isinstance(r["content"].get("parts"), list) for r in reqs):
+                return DemoResponse(400, orjson.dumps(gemini_error_body(
+                    "invalid_request_error", "Each request needs content.parts (an array).")))
+            vecs = [{"values": self._gemini_vector(r)} for r in reqs]
+            if action == "embedContent":
+                return DemoResponse(200, orjson.dumps({"embedding": vecs[0]}))
             return DemoResponse(200, orjson.dumps({"embeddings": vecs}))
         if action not in ("generateContent", "streamGenerateContent"):
             return DemoResponse(404, orjson.dumps(gemini_error_body(
                 "not_found_error", f"models/{model} is not found for API version v1beta, or is not supported "
                                    f"for {action}.")))
+        try:
+            f_gemini.request_to_canonical(body, model)
+        except TranslationError as e:
+            return DemoResponse(400, orjson.dumps(gemini_error_body("invalid_request_error", e.message)))
         text = reply_text(_gemini_user_text(body))
         usage = Usage(input_tokens=self._gemini_prompt(model, body), output_tokens=self._count_text(text))
         rid = uuid7().replace("-", "")[-22:]
@@ -351,6 +378,36 @@ class DemoTransport:
         text = " ".join(p.get("text", "") for p in parts if isinstance(p, dict))
         dims = req.get("outputDimensionality")
         return self._vector(text, dims if isinstance(dims, int) and dims > 0 else GEMINI_EMBEDDING_DIMENSIONS)
+
+
+def invalid_request(endpoint: Endpoint, body: Any) -> TranslationError | None:
+    """What a real provider would refuse with a 400: the same checks Tollway's translators
+    make on every request they read (so the demo never fails on a wrongly typed field)."""
+    try:
+        if not isinstance(body, dict):
+            raise TranslationError("the request body must be a JSON object")
+        if endpoint == Endpoint.CHAT:
+            f_openai.request_to_canonical(body)
+        elif endpoint in (Endpoint.MESSAGES, Endpoint.COUNT_TOKENS):
+            f_anthropic.request_to_canonical(body)
+        elif endpoint == Endpoint.RESPONSES:
+            f_responses.request_to_canonical(body)
+        elif endpoint == Endpoint.COMPLETIONS:
+            p = body.get("prompt")
+            if not (isinstance(p, str) or (isinstance(p, list) and all(isinstance(x, (str, int, list)) for x in p))):
+                raise TranslationError("prompt must be a string or an array of strings or token ids", "prompt")
+        elif endpoint == Endpoint.EMBEDDINGS:
+            inp = body.get("input")
+            if not (isinstance(inp, str) or (isinstance(inp, list) and inp
+                                             and all(isinstance(x, (str, int, list)) for x in inp))):
+                raise TranslationError("input must be a string or a non-empty array of strings or token ids",
+                                       "input")
+            dims = body.get("dimensions")
+            if dims is not None and (not isinstance(dims, int) or isinstance(dims, bool) or not 1 <= dims <= 8192):
+                raise TranslationError("dimensions must be an integer from 1 to 8192", "dimensions")
+    except TranslationError as e:
+        return e
+    return None
 
 
 def _gemini_user_text(body: dict[str, Any]) -> str:
@@ -415,8 +472,8 @@ class DemoProvider:
     def output_text(self, endpoint: Endpoint, body: dict[str, Any]) -> str:
         return self._parser(endpoint).output_text(endpoint, body)
 
-    def stream_watcher(self, endpoint: Endpoint, injected_usage_option: bool):
-        return self._parser(endpoint).stream_watcher(endpoint, injected_usage_option)
+    def stream_watcher(self, endpoint: Endpoint, injected_usage_option: bool, tally: OutputTally | None = None):
+        return self._parser(endpoint).stream_watcher(endpoint, injected_usage_option, tally)
 
     def classify_error(self, status: int, body: bytes) -> ErrorClass:
         return classify_http_status(status)

@@ -21,9 +21,12 @@ import orjson
 
 from tollway.config import ProviderSettings
 from tollway.formats.gemini import usage_to_canonical
+from tollway.counting import OutputTally
 from tollway.providers.base import (
-    GEMINI_ENDPOINTS, Endpoint, ErrorClass, PreparedCall, TextCollector, UpstreamRequest, classify_http_status, json_events,
+    GEMINI_ENDPOINTS, Endpoint, ErrorClass, PreparedCall, UpstreamRequest, classify_http_status, encode_json,
+    loads_object,
 )
+from tollway.sse import SSEEvent
 from tollway.usage import Usage
 
 API_VERSION = "v1beta"
@@ -62,41 +65,44 @@ def gemini_output_text(body: dict[str, Any]) -> str:
 
 
 class GeminiStreamWatcher:
-    """Watches a streamGenerateContent SSE stream relayed as is (not used on the translated path,
-    which parses events itself; kept so Gemini satisfies the Provider protocol)."""
+    """Watches a streamGenerateContent SSE stream relayed as is. Every Gemini chunk carries
+    `usageMetadata`, so every chunk is decoded (there is no cheaper way to Gemini's usage)."""
 
-    __slots__ = ("usage", "first_token", "error_type", "model_served", "done", "_collect")
+    __slots__ = ("usage", "first_token", "error_type", "model_served", "done", "tally")
 
-    def __init__(self) -> None:
-        self.done = False  # a candidate with a finishReason was relayed
+    def __init__(self, tally: OutputTally | None = None) -> None:
+        self.done = False  # a candidate with a finishReason (or an error) was relayed
         self.usage: Usage | None = None
         self.first_token = False
         self.error_type: str | None = None
         self.model_served: str | None = None
-        self._collect = TextCollector()
+        self.tally = tally or OutputTally()
 
-
-    def relay(self, block: bytes) -> bytes:
-        for obj in json_events(block):
+    def relay(self, events: list[SSEEvent]) -> bytes:
+        for ev in events:
+            obj = loads_object(ev.data) if ev.data else None
+            if obj is None:
+                continue
             if obj.get("error"):
                 self.error_type = "stream_error"
+                self.done = True
                 continue
             cands = obj.get("candidates")
             if cands:
                 self.first_token = True
                 if isinstance(cands, list) and isinstance(cands[0], dict) and cands[0].get("finishReason"):
                     self.done = True
+                try:
+                    self.tally.add_text(gemini_output_text(obj))
+                except (AttributeError, TypeError):
+                    pass
             um = obj.get("usageMetadata")
             if isinstance(um, dict):
                 self.usage = usage_to_canonical(um)
             mv = obj.get("modelVersion")
             if isinstance(mv, str) and mv:
                 self.model_served = mv
-        self._collect.add(block)
-        return block
-
-    def output_text(self) -> str:
-        return "".join(gemini_output_text(obj) for obj in self._collect.events())
+        return events[0].raw if len(events) == 1 else b"".join(ev.raw for ev in events)
 
 
 class GeminiProvider:
@@ -140,8 +146,8 @@ class GeminiProvider:
             name = "models/" + upstream_model.removeprefix("models/")
             if any(isinstance(r, dict) and r.get("model") != name for r in reqs):
                 body["requests"] = [{**r, "model": name} if isinstance(r, dict) else r for r in reqs]
-                raw = orjson.dumps(body)
-        return PreparedCall(UpstreamRequest("POST", url, self._headers, raw or orjson.dumps(body)))
+                raw = encode_json(body)
+        return PreparedCall(UpstreamRequest("POST", url, self._headers, raw or encode_json(body)))
 
     def served_model(self, served: str) -> str:
         """The model name a response reports, as the ledger should price it."""
@@ -156,8 +162,9 @@ class GeminiProvider:
     def output_text(self, endpoint: Endpoint, body: dict[str, Any]) -> str:
         return gemini_output_text(body) if endpoint in (Endpoint.CHAT, Endpoint.GENERATE_CONTENT) else ""
 
-    def stream_watcher(self, endpoint: Endpoint, injected_usage_option: bool) -> GeminiStreamWatcher:
-        return GeminiStreamWatcher()
+    def stream_watcher(self, endpoint: Endpoint, injected_usage_option: bool,
+                       tally: OutputTally | None = None) -> GeminiStreamWatcher:
+        return GeminiStreamWatcher(tally)
 
     def classify_error(self, status: int, body: bytes) -> ErrorClass:
         if status == 429:

@@ -135,6 +135,10 @@ class Catalog:
         return None
 
     def require(self, model: str, endpoint: "Endpoint") -> Deployment:
+        prov_id, sep, rest = model.partition(":")
+        if sep and not rest.strip() and prov_id in self._by_id:
+            raise ProxyError("invalid_request", f"The model '{model}' names provider '{prov_id}' but no model; "
+                             f"write '{prov_id}:MODEL'.", param="model")
         dep = self.resolve(model)
         if dep is None:
             if self.discovery is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from typing import Any
 
 import orjson
@@ -40,11 +41,11 @@ def _status_filter(status: int | str) -> ColumnElement[bool]:
             return and_(t.c.status < 400, t.c.error_type.is_(None))
         if wanted == "error":
             return _is_error()
-        if not wanted.isdigit():
-            raise InvalidQuery(f"status must be an integer, 'ok' or 'error', not {status!r}")
+        if not (wanted.isascii() and wanted.isdigit() and len(wanted) <= 3):
+            raise InvalidQuery(f"status must be an HTTP status code, 'ok' or 'error', not {status[:20]!r}")
         status = int(wanted)
-    if isinstance(status, bool) or not isinstance(status, int):
-        raise InvalidQuery(f"status must be an integer, 'ok' or 'error', not {status!r}")
+    if isinstance(status, bool) or not isinstance(status, int) or not 0 <= status <= 999:
+        raise InvalidQuery(f"status must be an HTTP status code, 'ok' or 'error', not {status!r}")
     return t.c.status == status
 
 
@@ -96,7 +97,8 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
         ts, trace_id = orjson.loads(raw)
     except (binascii.Error, ValueError, TypeError) as exc:
         raise InvalidQuery("invalid cursor") from exc
-    if not isinstance(ts, int | float) or isinstance(ts, bool) or not isinstance(trace_id, str):
+    if (not isinstance(ts, int | float) or isinstance(ts, bool) or not math.isfinite(ts)
+            or not isinstance(trace_id, str) or len(trace_id) > 64 or "\x00" in trace_id):
         raise InvalidQuery("invalid cursor")
     return float(ts), trace_id
 
@@ -115,12 +117,17 @@ async def list_records(
     provider: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    after_seq: int | None = None,
 ) -> dict[str, Any]:
-    """Records newest first (ts desc, trace_id desc), keyset-paginated.
+    """Records newest first (ts desc, trace_id desc), keyset-paginated; or, with
+    `after_seq`, in insertion order from the record after that `seq` on.
 
     `model` matches the requested or the served model; `status` is a code, "ok" or "error"
     (the same definition of error as `stats`); `since` is inclusive, `until` exclusive.
     The cursor is a position, not an offset, so pages stay stable while rows are inserted.
+    `after_seq` is for exporters: `seq` grows with every row stored, in commit order, so
+    polling with the last `next_after_seq` sees every record once, however long its call
+    ran or however late a spool replay stored it (a `since` on start time cannot).
     Raises `InvalidQuery` for a bad status or cursor.
     """
     limit = max(1, min(MAX_LIMIT, int(limit)))
@@ -128,6 +135,12 @@ async def list_records(
         project=project, source=source, customer=customer, model=model,
         since=since, until=until, key_id=key_id, status=status, provider=provider,
     )  # fmt: skip
+    if after_seq is not None:
+        stmt = select(t).where(t.c.seq > int(after_seq), *conds).order_by(t.c.seq.asc()).limit(limit)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        last = rows[-1]["seq"] if rows else int(after_seq)
+        return {"data": [api_row(r) for r in rows], "next_cursor": None, "next_after_seq": last}
     if cursor:
         ts, trace_id = decode_cursor(cursor)
         conds.append(or_(t.c.ts < ts, and_(t.c.ts == ts, t.c.trace_id < trace_id)))
@@ -144,7 +157,7 @@ async def list_records(
     if len(rows) > limit:
         last = page[-1]
         next_cursor = encode_cursor(last["ts"], last["trace_id"])
-    return {"data": [api_row(r) for r in page], "next_cursor": next_cursor}
+    return {"data": [api_row(r) for r in page], "next_cursor": next_cursor, "next_after_seq": None}
 
 
 async def get_record(engine: AsyncEngine, trace_id: str) -> dict[str, Any] | None:

@@ -65,6 +65,13 @@ usage_records = Table(
     Column("project", String),
     Column("source", String),
     Column("customer", String),
+    # Insertion order, for exporters (`GET /v1/records?after_seq=`): unlike `ts` (the call's
+    # start) it never goes back, whatever a call's length or a spool replay's delay. Assigned
+    # by the store as the row is written, in commit order: a sequence default and one
+    # transaction-level advisory lock per batch on Postgres, MAX + 1 inside the writer's
+    # serialised insert on SQLite (see ledger.py).
+    Column("seq", BigInteger),
+    Column("guard_findings", Text),  # JSON: sanitizer finding types and counts, never values
 )
 
 Index("ix_usage_records_ts", usage_records.c.ts, usage_records.c.trace_id)
@@ -73,9 +80,12 @@ Index("ix_usage_records_source", usage_records.c.source, usage_records.c.ts)
 Index("ix_usage_records_customer", usage_records.c.customer, usage_records.c.ts)
 Index("ix_usage_records_model_requested", usage_records.c.model_requested, usage_records.c.ts)
 Index("ix_usage_records_key_id", usage_records.c.key_id, usage_records.c.ts)
+Index("ix_usage_records_seq", usage_records.c.seq, unique=True)
 
-# Conversations kept for the Responses API on providers that have no state of their own
-# (see storage/responses.py). `conversation` is every input and output item up to the response.
+# Responses kept for the Responses API on providers that have no state of their own
+# (see storage/responses.py). `conversation` is the response's own items (input, then output;
+# `input_count` of them input), `previous_id` the response it continues: the history is rebuilt
+# by walking the links. Rows older than migration 0004 hold their whole conversation, no link.
 responses = Table(
     "responses",
     metadata,
@@ -86,7 +96,13 @@ responses = Table(
     Column("key_id", String),
     Column("response", Text, nullable=False),
     Column("conversation", Text, nullable=False),
+    Column("previous_id", String(80)),
+    Column("input_count", Integer),
+    Column("depth", Integer, nullable=False, server_default="1"),  # turns up to and including this one
+    Column("chain_bytes", BigInteger, nullable=False, server_default="0"),  # item bytes up to and including it
 )
+
+Index("ix_responses_created_at", responses.c.created_at)
 
 # Billing events waiting for (or done with) delivery to a webhook sink (see tollway/billing/).
 # Rows are written in the same transaction as their usage record. `event_id` is
@@ -220,3 +236,17 @@ store_markers = Table(
     Column("name", String, primary_key=True),
     Column("version", BigInteger, nullable=False),
 )
+
+# Request and response bodies of calls made with [store] log_bodies (storage/bodies.py),
+# already redacted; deleted after [store] body_retention_days.
+record_bodies = Table(
+    "record_bodies",
+    metadata,
+    Column("trace_id", String(36), primary_key=True),
+    Column("ts", Float, nullable=False),
+    Column("request", Text, nullable=False),
+    Column("response", Text, nullable=False),
+    Column("request_truncated", Boolean, nullable=False),
+    Column("response_truncated", Boolean, nullable=False),
+)
+Index("ix_record_bodies_ts", record_bodies.c.ts)

@@ -154,11 +154,11 @@ class Filters:
         if status is not None:
             if isinstance(status, str):
                 s = status.strip().lower()
-                if s not in ("ok", "error") and not s.isdigit():
-                    raise InvalidStatsQuery(f"status must be an integer, 'ok' or 'error', not {status!r}")
+                if s not in ("ok", "error") and not (s.isascii() and s.isdigit() and len(s) <= 3):
+                    raise InvalidStatsQuery(f"status must be an HTTP status code, 'ok' or 'error', not {status[:20]!r}")
                 self.status = int(s) if s.isdigit() else s
-            elif isinstance(status, bool) or not isinstance(status, int):
-                raise InvalidStatsQuery(f"status must be an integer, 'ok' or 'error', not {status!r}")
+            elif isinstance(status, bool) or not isinstance(status, int) or not 0 <= status <= 999:
+                raise InvalidStatsQuery(f"status must be an HTTP status code, 'ok' or 'error', not {status!r}")
             else:
                 self.status = status
 

@@ -14,7 +14,8 @@ from tollway.config import Settings, load_settings
 from tollway.config_checks import _inner_model
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "tollway.example.toml"
-_HEADER = re.compile(r"^#?\s*\[\[?([A-Za-z_][A-Za-z0-9_.-]*)\]\]?\s*(?:#.*)?$")
+# a table header; a quoted last part is a free-form name (`[cache.models."gpt-4o*"]` is section cache.models)
+_HEADER = re.compile(r"^#?\s*\[\[?([A-Za-z_][A-Za-z0-9_.-]*?)(?:\.\"[^\"]*\")?\]\]?\s*(?:#.*)?$")
 _KEY = re.compile(r"^(#?)\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 
 

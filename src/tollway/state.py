@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.billing.outbox import Outbox
 from tollway.billing.sender import BillingSender
+from tollway.cache.service import ResponseCache, any_enabled, any_semantic
 from tollway.config import ProviderSettings, Settings
 from tollway.counting import CountingPool
 from tollway.guard.policy import Policies
@@ -24,6 +25,7 @@ from tollway.guard.sanitizer import Guard
 from tollway.logs import AccessLog
 from tollway.pipeline.accounting import AccountingStage
 from tollway.pipeline.attribution import AttributionStage
+from tollway.pipeline.cache import CacheStage
 from tollway.pipeline.auth import AuthStage, KeyRing
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.decode import DecodeStage
@@ -33,6 +35,7 @@ from tollway.pipeline.route import RouteStage
 from tollway.pipeline.stage import Stage
 from tollway.pipeline.telemetry import TelemetryStage
 from tollway.pricing import ModelPrice, PriceBook
+from tollway.redis_client import open_redis
 from tollway.providers.base import Provider
 from tollway.providers.registry import build_provider
 from tollway.providers.transport import HttpTransport, Transport
@@ -76,6 +79,36 @@ def price_overrides(settings: Settings) -> dict[str, ModelPrice]:
     return out
 
 
+async def open_cache(settings: Settings, redis: Any, metrics: Metrics | None) -> ResponseCache | None:
+    """The response cache, when some mode is on ([cache], a model, a project or a key). The
+    local embedder is loaded now (in a thread) when some semantic mode is on without
+    `embedding_model`; the routed one needs the AppState and is attached by `open`."""
+    if not any_enabled(settings):
+        return None
+    c = settings.cache
+    if c.backend == "redis":
+        from tollway.cache.redis_store import RedisStore
+
+        store: Any = RedisStore(redis, settings.redis.prefix)
+    else:
+        from tollway.cache.store import MemoryStore
+
+        store = MemoryStore(c.max_bytes)
+    embedder = None
+    if any_semantic(settings) and not c.embedding_model:
+        from tollway.cache.embed import LocalEmbedder, missing_packages
+
+        why = missing_packages()
+        if why is not None:
+            raise RuntimeError(f"[cache] mode = \"semantic\" is configured, but {why}")
+        embedder = LocalEmbedder()
+        await embedder.warm()
+    log.info("cache: %s, %s%s, scope %s, ttl %gs%s", c.mode, c.backend,
+             f" ({c.max_bytes // (1 << 20)} MiB)" if c.backend == "memory" else "", c.scope, c.ttl_secs,
+             "; semantic embeddings: " + (c.embedding_model or "local all-MiniLM-L6-v2") if any_semantic(settings) else "")
+    return ResponseCache(settings, store, embedder, metrics)
+
+
 @dataclass(eq=False)
 class AppState:
     settings: Settings
@@ -90,6 +123,8 @@ class AppState:
     metrics: Metrics | None = None  # None with [metrics] enabled = false
     tracing: Any = None  # telemetry.tracing.Tracing when OpenTelemetry is on
     outbox: Outbox | None = None  # billing events, when [[billing.sinks]] are configured
+    redis: Any = None  # redis.asyncio.Redis when a feature needs [redis] (see redis_client)
+    cache: "ResponseCache | None" = None  # the response cache, when configured anywhere
     billing: BillingSender | None = None
     # checks behind GET /health/ready: features add one per shared service they open
     readiness: Readiness = field(default_factory=Readiness)
@@ -133,7 +168,8 @@ class AppState:
         if self.guard is not None:
             self.guard_stage = GuardStage(self)
             decode += (self.guard_stage,)
-        self.call_stages = (*self.stages, *decode, RouteStage(self))
+        cache: tuple[Stage, ...] = (CacheStage(self.cache),) if self.cache is not None else ()
+        self.call_stages = (*self.stages, *decode, RouteStage(self), *cache)
 
     @classmethod
     async def open(cls, settings: Settings) -> "AppState":
@@ -170,11 +206,17 @@ class AppState:
         gc.collect()
         gc.freeze()
         gc.set_threshold(20_000, 50, 100)
+        redis = open_redis(settings.redis) if settings.redis.url is not None else None
+        cache = await open_cache(settings, redis, metrics)
         state = cls(settings=settings, engine=engine, ledger=ledger, http=http, catalog=catalog,
                     keys=KeyRing(settings), prices=prices, tokens=tokens, counting=counting, guard=guard,
                     bodies=bodies,
                     access_log=AccessLog(settings.logging.format, enabled=settings.logging.level in ("debug", "info")),
-                    metrics=metrics, tracing=tracing, outbox=outbox)
+                    metrics=metrics, tracing=tracing, outbox=outbox, redis=redis, cache=cache)
+        if cache is not None and cache.embedder is None and settings.cache.embedding_model:
+            from tollway.cache.embed import RoutedEmbedder
+
+            cache.embedder = RoutedEmbedder(state, settings.cache.embedding_model)
         state.access_log.start()
         state.responses.start()  # deletes expired stored responses in the background
         state.readiness.add("store", store_probe(engine, spool_dir))
@@ -240,6 +282,10 @@ class AppState:
             await self.metrics.stop()
         if self.tracing is not None:
             await self.tracing.shutdown()
+        if self.cache is not None:
+            await self.cache.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.http.close()
         self.counting.close()
         await self.engine.dispose()

@@ -26,6 +26,7 @@ Eventually = Callable[..., Awaitable[None]]
 def expected_row(r: UsageRecord) -> dict[str, Any]:
     u = r.usage
     cost = None if r.cost_usd is None else f"{r.cost_usd.quantize(Decimal('1e-9')):f}"
+    saved = None if r.cost_saved_usd is None else f"{r.cost_saved_usd.quantize(Decimal('1e-9')):f}"
     return {
         "trace_id": r.trace_id, "ts": r.ts, "route": r.route, "method": r.method,
         "path": r.path, "provider": r.provider, "model_requested": r.model_requested,
@@ -37,7 +38,7 @@ def expected_row(r: UsageRecord) -> dict[str, Any]:
         "latency_ms": r.latency_ms, "ttft_ms": r.ttft_ms, "status": r.status,
         "error_type": r.error_type, "cancelled": r.cancelled, "key_id": r.key_id,
         "project": r.project, "source": r.source, "customer": r.customer,
-        "guard_findings": r.guard_findings,
+        "guard_findings": r.guard_findings, "cache": r.cache, "cost_saved_usd": saved,
     }  # fmt: skip
 
 
@@ -55,12 +56,13 @@ async def test_round_trip_keeps_every_field_and_exact_money(
         make_record(3, cost_usd=Decimal("1234567.890123456")),
         make_record(4, cost_usd=Decimal("0.0000000015")),  # rounds half-even to 2 nano
         make_record(5, cost_usd=Decimal("0")),
+        make_record(6, cost_usd=Decimal("0"), cache="hit", cost_saved_usd=Decimal("0.000012345")),
     ]
     writer = LedgerWriter(store.engine, spool_dir)
     for r in records:
         writer.put(r)
     await writer.flush()
-    assert (writer.written, writer.spooled, writer.pending) == (5, 0, 0)
+    assert (writer.written, writer.spooled, writer.pending) == (6, 0, 0)
 
     got = {row["trace_id"]: row for row in (await list_records(store.engine))["data"]}
     seqs = []

@@ -217,7 +217,7 @@ async def test_stats_on_a_known_data_set(
         "input_tokens": 20 * 10 + 3000, "output_tokens": sum(range(20)) + 300,
         "cached_tokens": 20 + 500, "cache_creation_tokens": 0, "reasoning_tokens": 0, "total_tokens": 200 + sum(range(20)) + 3300,
         "cost_usd": "0.300000210",  # 0.1 + 0.2 + (1 + ... + 20) nano-USD, exactly
-        "unpriced": 1,
+        "unpriced": 1, "cache_hits": 0, "cost_saved_usd": "0.000000000",
     }  # fmt: skip
     # 22 latencies: 1..20, 5, 7 → rank 11 of 1,2,3,4,5,5,6,7,7,8,9 is 9; rank ceil(20.9) = 21 is 19
     assert close_to(result["totals"]["latency_ms_p50"], 9.0)
@@ -229,7 +229,7 @@ async def test_stats_on_a_known_data_set(
         "model": "gpt-2024", "requests": 20, "errors": 1, "input_tokens": 200,
         "output_tokens": 190, "cached_tokens": 20, "total_tokens": 390,
         "cache_creation_tokens": 0, "reasoning_tokens": 0,
-        "cost_usd": "0.000000210", "unpriced": 0,
+        "cost_usd": "0.000000210", "unpriced": 0, "cache_hits": 0, "cost_saved_usd": "0.000000000",
     }  # fmt: skip
     assert close_to(by_model[1]["latency_ms_p50"], 10.0) and close_to(by_model[1]["latency_ms_p95"], 19.0)
     assert by_model[1]["latency_ms_avg"] == 10.5
@@ -237,7 +237,7 @@ async def test_stats_on_a_known_data_set(
         "model": "claude", "requests": 3, "errors": 1, "input_tokens": 3000,
         "output_tokens": 300, "cached_tokens": 500, "total_tokens": 3300,
         "cache_creation_tokens": 0, "reasoning_tokens": 0,
-        "cost_usd": "0.300000000", "unpriced": 1,
+        "cost_usd": "0.300000000", "unpriced": 1, "cache_hits": 0, "cost_saved_usd": "0.000000000",
     }  # fmt: skip
     # two values: p50 is the smaller, p95 the larger (clamped to the exact min and max)
     assert (by_model[0]["latency_ms_p50"], by_model[0]["latency_ms_p95"]) == (5.0, 7.0)
@@ -272,7 +272,7 @@ async def test_stats_when_empty(store: Store) -> None:
     assert result["totals"] == {
         "requests": 0, "errors": 0, "input_tokens": 0, "output_tokens": 0, "cached_tokens": 0,
         "cache_creation_tokens": 0, "reasoning_tokens": 0, "total_tokens": 0, "cost_usd": "0.000000000",
-        "unpriced": 0, "latency_ms_p50": None, "latency_ms_p95": None, "ttft_ms_p50": None, "ttft_ms_p95": None,
+        "unpriced": 0, "cache_hits": 0, "cost_saved_usd": "0.000000000", "latency_ms_p50": None, "latency_ms_p95": None, "ttft_ms_p50": None, "ttft_ms_p95": None,
         "latency_ms_avg": None, "last_seen": None,
     }  # fmt: skip
     assert result["by_model"] == result["by_project"] == result["by_source"] == []
@@ -303,3 +303,21 @@ async def test_percentiles_are_within_the_histogram_error_on_random_data(
         check(entry, [r for r in records if r.project == entry["project"]])
     costs = [Decimal(e["cost_usd"]) for e in result["by_project"]]
     assert costs == sorted(costs, reverse=True)
+
+
+async def test_stats_count_cache_hits_and_the_cost_they_saved(store: Store, spool_dir: Path,
+                                                              make_record: MakeRecord) -> None:
+    records = [
+        make_record(1, cost_usd=Decimal("0.000003"), cache="miss", project="alpha"),
+        make_record(2, cost_usd=Decimal("0"), cache="hit", cost_saved_usd=Decimal("0.000003"), project="alpha"),
+        make_record(3, cost_usd=Decimal("0"), cache="semantic_hit", cost_saved_usd=Decimal("0.000000007"),
+                    project="beta"),
+        make_record(4, cost_usd=Decimal("0.000001"), cache=None, project="beta"),
+    ]  # fmt: skip
+    await insert(store, spool_dir, records)
+    result = await stats(store.engine)
+    assert (result["totals"]["cache_hits"], result["totals"]["cost_saved_usd"]) == (2, "0.000003007")
+    assert result["totals"]["cost_usd"] == "0.000004000"
+    by_project = {p["project"]: p for p in result["by_project"]}
+    assert (by_project["alpha"]["cache_hits"], by_project["alpha"]["cost_saved_usd"]) == (1, "0.000003000")
+    assert (by_project["beta"]["cache_hits"], by_project["beta"]["cost_saved_usd"]) == (1, "0.000000007")

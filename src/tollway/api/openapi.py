@@ -24,6 +24,11 @@ _ATTRIBUTION = [
                               f"A slug is {SLUG_RULE}; any other value is a 400."),
     _hdr("x-tollway-source", "Source (tool, service) to attribute the call to (alias: x-source)."),
     _hdr("x-tollway-customer", "External customer to bill for this call."),
+    _hdr("x-tollway-cache", "Response cache, where [cache] turns it on for the call (chat-like endpoints): "
+                            "use (default), skip (neither read nor store) or refresh (do not read; store the new "
+                            "answer). Anything else is a 400."),
+    _hdr("Cache-Control", "no-store = skip, no-cache = refresh, max-age=N: accept only a cached answer at most N "
+                          "seconds old (x-tollway-cache wins when both are sent)."),
 ]
 _TRACE = {"x-tollway-trace-id": {"description": "UUIDv7 of this call; the key of its usage record.",
                                  "schema": {"type": "string", "format": "uuid"}},
@@ -32,6 +37,17 @@ _TRACE = {"x-tollway-trace-id": {"description": "UUIDv7 of this call; the key of
                                     "schema": {"type": "string"}}}
 _COST = {"x-tollway-cost-usd": {"description": "Cost of this call in USD (non-streaming, when the price is known).",
                                 "schema": {"type": "string"}}}
+_CACHE = {
+    "x-tollway-cache": {"description": "Response cache outcome, when the cache is on for the call: hit, miss, "
+                                       "refresh or skip.", "schema": {"type": "string"}},
+    "age": {"description": "A cache hit: seconds since the answer was stored.", "schema": {"type": "string"}},
+    "x-tollway-cache-similarity": {"description": "A semantic cache hit: cosine similarity of the questions.",
+                                   "schema": {"type": "string"}},
+    "x-tollway-cache-reason": {"description": "A skip: why (request, temperature, n, responses_store, ...).",
+                               "schema": {"type": "string"}},
+    "x-tollway-cost-saved-usd": {"description": "A cache hit: what the cached answer cost when it was made.",
+                                 "schema": {"type": "string"}},
+}
 _DROPPED = {"x-tollway-dropped-params": {
     "description": "Request parameters the provider cannot honour, dropped in translation (comma-separated). "
                    "With translation.strict = true such a request is a 400 instead.",
@@ -70,7 +86,7 @@ def _proxy_op(summary: str, fmt: str, provider_schema: str, byok: bool = False) 
         "responses": {
             "200": {"description": f"The provider's response ({provider_schema}), unchanged; "
                                    "text/event-stream when stream is true.",
-                    "headers": {**_TRACE, **_COST, **_DROPPED, **_ESTIMATED},
+                    "headers": {**_TRACE, **_COST, **_CACHE, **_DROPPED, **_ESTIMATED},
                     "content": {"application/json": {"schema": {"type": "object"}},
                                 "text/event-stream": {"schema": {"type": "string"}}}},
             **_errors(fmt)},
@@ -136,6 +152,8 @@ _GROUP = {"type": "object", "properties": {
     "total_tokens": {"type": "integer"},
     "cost_usd": {"type": "string", "description": "Exact decimal string: the sum of the known costs"},
     "unpriced": {"type": "integer", "description": "Calls without a known price (not counted in cost_usd)"},
+    "cache_hits": {"type": "integer", "description": "Answered from the response cache (at cost 0)"},
+    "cost_saved_usd": {"type": "string", "description": "Decimal string: what the cached answers cost when made"},
     **{f"{m}_p{p}": {"type": ["number", "null"], "description": "ms, from log-scale histograms (within ~12 %)"}
        for m in ("latency_ms", "ttft_ms") for p in (50, 95)},
     "latency_ms_avg": {"type": ["number", "null"]},
@@ -182,7 +200,7 @@ _RECORD = {"type": "object", "properties": {
         ("cost_note", ["string", "null"]), ("latency_ms", ["number", "null"]), ("ttft_ms", ["number", "null"]),
         ("status", "integer"), ("error_type", ["string", "null"]), ("cancelled", "boolean"),
         ("key_id", ["string", "null"]), ("project", ["string", "null"]), ("source", ["string", "null"]),
-        ("customer", ["string", "null"]))},
+        ("customer", ["string", "null"]), ("cache", ["string", "null"]), ("cost_saved_usd", ["string", "null"]))},
     "seq": {"type": ["integer", "null"], "description": "Insertion order in the store (see after_seq)."},
     "guard_findings": {"type": ["object", "null"], "description":
                        "Sanitizer findings by type and count (never values): request, request_action "

@@ -10,14 +10,15 @@ VIEWS: dict[str, str] = {
   total_tokens int, tokens_estimated boolean, cost_nanousd bigint (exact, 1e-9 USD; NULL when unpriced),
   cost_usd real (NULL when unpriced), cost_note text, latency_ms real, ttft_ms real (time to first token),
   status int (HTTP), is_error int (1 when status >= 400 or the call broke), error_type text, cancelled boolean,
-  key_id text, project text, source text, customer text""",
+  key_id text, project text, source text, customer text, cache text (response cache: hit, semantic_hit, miss,
+  refresh, skip; NULL without a cache), cost_saved_nanousd bigint (a cache hit: what the cached answer cost)""",
     "ask_usage_daily": """Usage summed per UTC day and attributes (kept forever, even past retention).
   day_ts bigint (unix seconds, start of the day), day (UTC timestamp), model text, model_requested text,
   project text, source text, customer text, key_id text, provider text, status int, is_error int,
   requests bigint, input_tokens bigint, output_tokens bigint, cached_tokens bigint, cache_creation_tokens bigint,
   reasoning_tokens bigint, total_tokens bigint, cost_nanousd bigint, cost_usd real, priced_requests bigint
   (requests with a known cost), latency_n bigint, latency_sum real (average latency = latency_sum / latency_n),
-  ttft_n bigint, ttft_sum real""",
+  ttft_n bigint, ttft_sum real, cache_hits bigint (answered from the response cache), cost_saved_nanousd bigint""",
 }
 
 _DIALECT_NOTES = {

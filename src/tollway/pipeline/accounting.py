@@ -115,7 +115,7 @@ class AccountingStage:
         dep = ctx.deployment
         served = ctx.model_served or (dep.model if dep else None)
         provider = ctx.provider.id if ctx.provider is not None else (dep.provider.id if dep else None)
-        return UsageRecord(
+        rec = UsageRecord(
             trace_id=ctx.trace_id, ts=ctx.started, route=clip(ctx.route, MAX_NOTE_CHARS),  # type: ignore[arg-type]
             method=clip(ctx.method, MAX_NOTE_CHARS), path=clip(ctx.path, MAX_PATH_CHARS),  # type: ignore[arg-type]
             provider=clip(provider, MAX_NOTE_CHARS), model_requested=clip(ctx.model, MAX_MODEL_CHARS),
@@ -126,3 +126,6 @@ class AccountingStage:
             key_id=clip(ctx.key_id, MAX_ATTRIBUTION_CHARS), project=clip(ctx.project, MAX_ATTRIBUTION_CHARS),
             source=clip(ctx.source, MAX_ATTRIBUTION_CHARS), customer=clip(ctx.customer, MAX_ATTRIBUTION_CHARS), guard_findings=ctx.guard_findings,
         )
+        if ctx.cache is not None:
+            rec.cache, rec.cost_saved_usd = ctx.cache.status, ctx.cache.cost_saved
+        return rec

@@ -42,6 +42,20 @@ class ContentFilter(Protocol):
         ...
 
 
+class ByteTap(Protocol):
+    """Sees the answer's bytes on the fast path (client format = provider format), exactly as the
+    client gets them: `ctx.byte_tap`. For a stage that must see every answer (the cache recorder)
+    without forcing the canonical path; it must be cheap (it runs per stream block)."""
+
+    def whole_bytes(self, body: bytes) -> None:
+        """A whole 2xx answer body."""
+        ...
+
+    def chunk(self, data: bytes) -> None:
+        """Stream bytes relayed to the client."""
+        ...
+
+
 class FilterChain:
     """The filters of one request, applied in order; `close()` flushes each in turn through
     the ones after it."""

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from tollway.guard.call import GuardCall
     from tollway.storage.bodies import BodyCapture
     from tollway.pipeline.auth import KeyInfo
-    from tollway.pipeline.content import ContentFilter
+    from tollway.cache.service import CacheCall
+    from tollway.pipeline.content import ByteTap, ContentFilter
     from tollway.providers.base import Provider
     from tollway.routing.catalog import Deployment
 
@@ -90,6 +91,8 @@ class RequestContext:
     # in `content_filters` may hold back, rewrite or stop.
     canonical: bool = False
     content_filters: "list[ContentFilter] | None" = None
+    byte_tap: "ByteTap | None" = None  # sees the fast path's answer bytes (pipeline.content)
+    cache: "CacheCall | None" = None  # what the response cache decided (cache stage)
     guard: "GuardCall | None" = None  # the sanitization of this call (guard stage)
     guard_findings: str | None = None  # JSON: finding types and counts, never values (the record's)
     bodies: "BodyCapture | None" = None  # request/response bodies kept for the ledger ([store] log_bodies)

@@ -131,6 +131,8 @@ class Forwarder:
                     text = dep.provider.output_text(endpoint, parsed)
             parsed = None
             await meter(self._state, ctx, text)
+            if ctx.byte_tap is not None:
+                ctx.byte_tap.whole_bytes(body)
             hdrs = self._headers(ctx, resp.raw_headers)
             if ctx.cost is not None:
                 hdrs.append((b"x-tollway-cost-usd", format(ctx.cost, "f").encode()))
@@ -160,6 +162,7 @@ class Forwarder:
         t0 = ctx.t0
         error: ProxyError | None = None
         trace = ctx.trace
+        tap = ctx.byte_tap
         try:
             async for chunk in resp.iter_chunks():
                 out = relay.feed(chunk)
@@ -168,9 +171,13 @@ class Forwarder:
                 if trace is not None:
                     trace.stream_block(out)
                 if out:
+                    if tap is not None:
+                        tap.chunk(out)
                     await send({"type": "http.response.body", "body": out, "more_body": True})
             out = relay.close()
             if out:
+                if tap is not None:
+                    tap.chunk(out)
                 await send({"type": "http.response.body", "body": out, "more_body": True})
         except asyncio.CancelledError:
             if watch.absorb():

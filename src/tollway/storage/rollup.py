@@ -39,6 +39,9 @@ FACETS: dict[str, int | None] = {"total": None, "model": 0, "project": 2, "sourc
                                  "provider": 6}
 FACET_OF_DIM: dict[str, str] = {ROLLUP_DIMS[i]: f for f, i in FACETS.items() if i is not None}
 _NS = len(ROLLUP_SUMS)
+# positions in a row's values: the sums (ROLLUP_SUMS order), then min/max and the last time
+_LMIN, _TMIN, _LMAX, _TMAX, _LAST = _NS, _NS + 1, _NS + 2, _NS + 3, _NS + 4
+_CACHE_HITS = frozenset({"hit", "semantic_hit"})
 
 
 class _Acc:
@@ -85,24 +88,27 @@ def _by_hour(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[Any, ...], _Acc]:
         if lat is not None:
             v[9] += 1
             v[10] += lat
-            if v[13] is None or lat < v[13]:
-                v[13] = lat
-            if v[15] is None or lat > v[15]:
-                v[15] = lat
+            if v[_LMIN] is None or lat < v[_LMIN]:
+                v[_LMIN] = lat
+            if v[_LMAX] is None or lat > v[_LMAX]:
+                v[_LMAX] = lat
             b = bin_of(lat)
             acc.lat[b] = acc.lat.get(b, 0) + 1
         ttft = r["ttft_ms"]
         if ttft is not None:
             v[11] += 1
             v[12] += ttft
-            if v[14] is None or ttft < v[14]:
-                v[14] = ttft
-            if v[16] is None or ttft > v[16]:
-                v[16] = ttft
+            if v[_TMIN] is None or ttft < v[_TMIN]:
+                v[_TMIN] = ttft
+            if v[_TMAX] is None or ttft > v[_TMAX]:
+                v[_TMAX] = ttft
             b = bin_of(ttft)
             acc.ttft[b] = acc.ttft.get(b, 0) + 1
-        if ts > v[17]:
-            v[17] = ts
+        if r.get("cache") in _CACHE_HITS:  # answered from the response cache
+            v[13] += 1
+        v[14] += r.get("cost_saved_nanousd") or 0
+        if ts > v[_LAST]:
+            v[_LAST] = ts
     return out
 
 
@@ -116,10 +122,10 @@ class RollupBatch:
 def _merge_values(a: list[Any], b: list[Any]) -> None:
     for i in range(_NS):
         a[i] += b[i]
-    for i in (_NS, _NS + 1):
+    for i in (_LMIN, _TMIN):
         if b[i] is not None and (a[i] is None or b[i] < a[i]):
             a[i] = b[i]
-    for i in (_NS + 2, _NS + 3, _NS + 4):
+    for i in (_LMAX, _TMAX, _LAST):
         if b[i] is not None and (a[i] is None or b[i] > a[i]):
             a[i] = b[i]
 

@@ -40,6 +40,13 @@ def storable_text(value: str) -> str:
     return value
 
 
+def _nanousd(v: Decimal | None) -> int | None:
+    try:
+        return nanousd_from_decimal(v)
+    except (ValueError, TypeError, ArithmeticError):
+        return None
+
+
 def row_from_record(r: UsageRecord) -> dict[str, Any]:
     """The `usage_records` row for a record. Never raises on a bad cost: the row keeps a
     NULL cost and says why in `cost_note`, because losing the call is worse. Text is made
@@ -80,6 +87,8 @@ def row_from_record(r: UsageRecord) -> dict[str, Any]:
         "source": r.source,
         "customer": r.customer,
         "guard_findings": r.guard_findings,
+        "cache": r.cache,
+        "cost_saved_nanousd": _nanousd(r.cost_saved_usd),
     }
     for name in _TEXT_COLUMNS:
         value = row[name]
@@ -89,6 +98,7 @@ def row_from_record(r: UsageRecord) -> dict[str, Any]:
 
 
 ROW_COLUMNS: tuple[str, ...] = tuple(row_from_record(UsageRecord("", 0.0, "")))  # what a written row sets
+
 
 
 def _json_default(obj: Any) -> Any:
@@ -113,8 +123,9 @@ def record_from_json(line: bytes | str) -> UsageRecord:
     data = orjson.loads(line)
     usage = Usage(**{k: v for k, v in (data.get("usage") or {}).items() if k in _USAGE_FIELDS})
     kwargs = {k: v for k, v in data.items() if k in _RECORD_FIELDS and k != "usage"}
-    cost = kwargs.get("cost_usd")
-    kwargs["cost_usd"] = None if cost is None else Decimal(str(cost))
+    for name in ("cost_usd", "cost_saved_usd"):
+        cost = kwargs.get(name)
+        kwargs[name] = None if cost is None else Decimal(str(cost))
     return UsageRecord(usage=usage, **kwargs)
 
 
@@ -128,7 +139,7 @@ API_FIELDS = (
     "model_served", "stream", "input_tokens", "output_tokens", "cached_tokens",
     "cache_creation_tokens", "reasoning_tokens", "total_tokens", "tokens_estimated",
     "cost_usd", "cost_note", "latency_ms", "ttft_ms", "status", "error_type", "cancelled",
-    "key_id", "project", "source", "customer", "seq", "guard_findings",
+    "key_id", "project", "source", "customer", "seq", "guard_findings", "cache", "cost_saved_usd",
 )  # fmt: skip
 
 
@@ -138,5 +149,6 @@ def api_row(row: Mapping[str, Any]) -> dict[str, Any]:
         "time": iso_utc(row["ts"]),
         "cost_usd": format_usd(decimal_from_nanousd(row["cost_nanousd"])),
         "guard_findings": orjson.loads(row["guard_findings"]) if row.get("guard_findings") else None,
+        "cost_saved_usd": format_usd(decimal_from_nanousd(row["cost_saved_nanousd"])),
     }
     return {k: derived[k] if k in derived else row[k] for k in API_FIELDS}

@@ -72,6 +72,8 @@ usage_records = Table(
     # serialised insert on SQLite (see ledger.py).
     Column("seq", BigInteger),
     Column("guard_findings", Text),  # JSON: sanitizer finding types and counts, never values
+    Column("cache", String),  # response cache outcome (hit, semantic_hit, miss, refresh, skip)
+    Column("cost_saved_nanousd", BigInteger),  # a cache hit: the cost of the cached answer
 )
 
 Index("ix_usage_records_ts", usage_records.c.ts, usage_records.c.trace_id)
@@ -157,7 +159,7 @@ Index("ix_audit_log_target", audit_log.c.target, audit_log.c.id)
 ROLLUP_DIMS = ("model", "model_requested", "project", "source", "customer", "key_id", "provider")
 ROLLUP_SUMS = ("requests", "input_tokens", "output_tokens", "cached_tokens", "cache_creation_tokens",
                "reasoning_tokens", "total_tokens", "cost_nanousd", "priced", "latency_n", "latency_sum",
-               "ttft_n", "ttft_sum")
+               "ttft_n", "ttft_sum", "cache_hits", "cost_saved_nanousd")
 ROLLUP_MINS = ("latency_min", "ttft_min")
 ROLLUP_MAXES = ("latency_max", "ttft_max", "last_ts")
 MEASURES = (*ROLLUP_SUMS, *ROLLUP_MINS, *ROLLUP_MAXES)

@@ -136,6 +136,8 @@ def _raw_measures() -> list[ColumnElement[Any]]:
         func.coalesce(t.c.latency_ms, 0.0).label("latency_sum"),
         case((t.c.ttft_ms.is_not(None), one), else_=zero).label("ttft_n"),
         func.coalesce(t.c.ttft_ms, 0.0).label("ttft_sum"),
+        case((t.c.cache.in_(("hit", "semantic_hit")), one), else_=zero).label("cache_hits"),
+        func.coalesce(t.c.cost_saved_nanousd, 0).label("cost_saved_nanousd"),
         t.c.latency_ms.label("latency_min"), t.c.ttft_ms.label("ttft_min"),
         t.c.latency_ms.label("latency_max"), t.c.ttft_ms.label("ttft_max"), t.c.ts.label("last_ts"),
     ]
@@ -364,6 +366,9 @@ class Aggregate:
             # the sum of the known costs; `unpriced` says how many calls it leaves out
             "cost_usd": format_usd(decimal_from_nanousd(self.cost_nanousd)),
             "unpriced": self.requests - int(s["priced"]),
+            # answered from the response cache (at cost 0), and what those answers cost when they were made
+            "cache_hits": int(s["cache_hits"]),
+            "cost_saved_usd": format_usd(decimal_from_nanousd(int(s["cost_saved_nanousd"]))),
         }
         for p in PERCENTILES:
             out[f"latency_ms_p{p}"] = percentile(self.lat, p, self.lmin, self.lmax)

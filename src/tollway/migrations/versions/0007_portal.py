@@ -2,7 +2,7 @@
 the read-only views that Ask may query.
 
 Revision ID: 0007_portal
-Revises: 0008_guard
+Revises: 0009_cache
 Create Date: 2026-12-01
 """
 
@@ -22,7 +22,7 @@ from tollway.storage.schema import (
 )
 
 revision = "0007_portal"
-down_revision = "0008_guard"
+down_revision = "0009_cache"
 branch_labels = None
 depends_on = None
 
@@ -37,13 +37,13 @@ _RECORD_COLUMNS = ("trace_id, ts, {time} AS time, route, provider, model_request
                    "cached_tokens, cache_creation_tokens, reasoning_tokens, total_tokens, tokens_estimated, "
                    "cost_nanousd, cost_nanousd / 1000000000.0 AS cost_usd, cost_note, latency_ms, ttft_ms, status, "
                    "CASE WHEN status >= 400 OR error_type IS NOT NULL THEN 1 ELSE 0 END AS is_error, error_type, "
-                   "cancelled, key_id, project, source, customer")
+                   "cancelled, key_id, project, source, customer, cache, cost_saved_nanousd")
 _DAILY_COLUMNS = ("day AS day_ts, {time} AS day, model, NULLIF(model_requested, '') AS model_requested, "
                    "NULLIF(project, '') AS project, NULLIF(source, '') AS source, NULLIF(customer, '') AS customer, "
                    "NULLIF(key_id, '') AS key_id, NULLIF(provider, '') AS provider, status, error AS is_error, "
                    "requests, input_tokens, output_tokens, cached_tokens, cache_creation_tokens, reasoning_tokens, "
                    "total_tokens, cost_nanousd, cost_nanousd / 1000000000.0 AS cost_usd, priced AS priced_requests, "
-                   "latency_n, latency_sum, ttft_n, ttft_sum")
+                   "latency_n, latency_sum, ttft_n, ttft_sum, cache_hits, cost_saved_nanousd")
 _KEY = ("status", "error")
 
 

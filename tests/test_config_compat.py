@@ -15,21 +15,32 @@ SEED = Path(__file__).resolve().parent / "fixtures" / "llm_gateway" / "config.ex
 
 
 def seed_without_pending_sections() -> dict[str, Any]:
-    """The seed's file minus [key_map.*] (refused until that feature lands)."""
-    raw = tomllib.loads(SEED.read_text())
-    return {k: v for k, v in raw.items() if k != "key_map"}
+    """The seed's whole file: nothing in it is refused any more."""
+    return tomllib.loads(SEED.read_text())
 
 
-def test_the_seed_file_verbatim_is_refused_only_for_the_missing_features() -> None:
+def test_the_seed_file_verbatim_loads() -> None:
+    s = load_settings(SEED, env={})
+    assert len(s.providers) == 4 and s.sanitization.enabled
+    assert [k.name for k in s.keys if k.credentials] == ["Team Alpha"]
+
+
+def test_the_seed_key_map_becomes_keys_with_their_own_provider_credentials() -> None:
+    s = build_settings(seed_without_pending_sections(), {})
+    mapped = [k for k in s.keys if k.credentials]
+    assert len(mapped) == 1 and mapped[0].key.get_secret_value() == "my-team-key"
+    assert mapped[0].name == "Team Alpha" and mapped[0].id == "team-alpha"
+    assert mapped[0].credentials["openai"].get_secret_value() == "sk-..."
+    assert mapped[0].credentials["anthropic"].get_secret_value() == "sk-ant-..."
+    assert "my-team-key" not in repr(s) and "sk-ant" not in repr(s)
+
+
+def test_key_map_problems_never_name_the_key() -> None:
+    raw = {"key_map": {"secret-client-key": {"label": "A", "openai_key": "${MISSING_VAR}", "rpm": -1}}}
     with pytest.raises(ConfigError) as ei:
-        load_settings(SEED, env={})
-    found = ei.value.problems
-    assert len(found) == 1, found
-    key_map = next(line for line in found if line.startswith("key_map"))
-    assert "virtual keys" in key_map and "not available" in key_map and "[[keys]]" in key_map
-    text = "\n".join(found)
-    assert "Extra inputs" not in text and "unknown key" not in text
-    assert "my-team-key" not in text and "sk-" not in text  # key_map's table names are client keys
+        build_settings(raw, {})
+    text = "\n".join(ei.value.problems)
+    assert "MISSING_VAR" in text and "secret-client-key" not in text
 
 
 def test_the_seed_providers_map_onto_tollway_kinds() -> None:

@@ -15,6 +15,7 @@ import orjson
 
 from tollway.api.admin import AdminRoutes
 from tollway.api.admin_api import AdminApi, register_audit
+from tollway.api.admin_policy import register_policy
 from tollway.api.asgi import JSON_HEADERS, Receive, Scope, Send, send_bytes
 from tollway.api.billing import register_billing
 from tollway.api.cors import Cors, is_preflight, origin_of
@@ -79,6 +80,7 @@ class Router:
         self.admin = admin
         self.admin_api = AdminApi(state)
         register_audit(self.admin_api, state)
+        register_policy(self.admin_api, state)
         register_billing(self.admin_api, state)
         self.unified: dict[str, UnifiedRoute] = {
             "/v1" + sub: UnifiedRoute(state, route, fmt, ep) for sub, route, fmt, ep in UNIFIED}
@@ -300,3 +302,21 @@ class TollwayApp:
 def build_app(settings: Settings, connections: ConnectionTracker | None = None) -> TollwayApp:
     """`connections`: the server's connection tracker, when the server is Tollway's own (for /health)."""
     return TollwayApp(settings, connections)
+
+
+def app_from_env() -> TollwayApp:
+    """The app of one worker of `tollway serve --workers N`: the parent's settings, loaded again."""
+    import json
+    import os
+    from pathlib import Path
+
+    from tollway.config import load_settings
+    from tollway.logs import setup_logging
+
+    args = json.loads(os.environ["TOLLWAY_SERVE_ARGS"])
+    settings = load_settings(Path(args["config"]) if args["config"] else None, demo=args["demo"])
+    settings = settings.model_copy(update={
+        "server": settings.server.model_copy(update={"host": args["host"], "port": args["port"]}),
+        "logging": settings.logging.model_copy(update={"level": args["log_level"], "format": args["log_format"]})})
+    setup_logging(args["log_level"], args["log_format"])
+    return TollwayApp(settings, None)

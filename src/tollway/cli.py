@@ -1,4 +1,5 @@
-"""The `tollway` command: serve, config check, usage, version."""
+"""The `tollway` command: serve, config check, usage, version, and keys / teams / projects /
+customers / budgets (cli_admin)."""
 
 from __future__ import annotations
 
@@ -85,6 +86,9 @@ def serve(
                                                    help="'text' (default, or logging.format) or 'json'."),
     log_level: Optional[LogLevel] = typer.Option(None, "--log-level",
                                                  help="debug, info (default, or logging.level), warning or error."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, max=256,
+                                help="Worker processes (needs [redis] url when more than 1: limits and budgets must "
+                                     "be counted in one place)."),
 ) -> None:
     """Start the proxy. It says "listening" once the port is bound."""
     from tollway.app import build_app
@@ -96,12 +100,19 @@ def serve(
     fmt = log_format.value if log_format else settings.logging.format
     settings = settings.model_copy(update={"logging": settings.logging.model_copy(update={"level": level,
                                                                                          "format": fmt})})
+    if workers > 1 and settings.redis.url is None:
+        typer.echo(f"error: --workers {workers} needs [redis] url (or TOLLWAY_REDIS_URL): rate limits, budgets and "
+                   "concurrency limits are counted in each process otherwise, so every worker would allow the full "
+                   "limit and budgets could be overspent.", err=True)
+        raise typer.Exit(2)
     setup_logging(level, fmt)
     log = logging.getLogger("tollway")
     if settings.server.master_key is None and not settings.keys:
         log.warning("no master key set (TOLLWAY_MASTER_KEY or [server] master_key): every route is open")
     if not settings.providers:
         log.warning("no providers configured: set OPENAI_API_KEY / ANTHROPIC_API_KEY, write a config, or use --demo")
+    if workers > 1:
+        return _serve_workers(settings, config, demo, workers)
     tracker = edge_tracker(settings)
     raise_fd_limit(settings.server.max_connections)
     uv = uvicorn_config(build_app(settings, tracker), settings, tracker)
@@ -113,6 +124,26 @@ def serve(
     from tollway.serve_banner import BannerServer
 
     BannerServer(uv, settings).run()
+
+
+def _serve_workers(settings: Settings, config: Optional[Path], demo: bool, workers: int) -> None:
+    """N processes on one socket (uvicorn's supervisor); each loads the same settings again
+    (`app.app_from_env`). The store is migrated once here, before any of them starts."""
+    import json
+    import os
+
+    import uvicorn
+
+    from tollway.storage.engine import migrate
+
+    asyncio.run(migrate(settings.store_url))
+    os.environ["TOLLWAY_SERVE_ARGS"] = json.dumps({
+        "config": str(config.resolve()) if config else None, "demo": demo, "host": settings.server.host,
+        "port": settings.server.port, "log_level": settings.logging.level, "log_format": settings.logging.format})
+    uvicorn.run("tollway.app:app_from_env", factory=True, workers=workers, host=settings.server.host,
+                port=settings.server.port, loop="uvloop", http="httptools", lifespan="on", access_log=False,
+                log_config=None, server_header=False, proxy_headers=False,
+                timeout_graceful_shutdown=int(settings.server.shutdown_grace_secs) or None, backlog=4096)
 
 
 @config_app.command("check")
@@ -220,3 +251,12 @@ def version() -> None:
 
 def main() -> None:
     app()
+
+
+def _register_admin_commands() -> None:
+    from tollway.cli_admin import register
+
+    register(app)
+
+
+_register_admin_commands()

@@ -374,13 +374,75 @@ class CacheOverride(_Strict):
 Role = Literal["user", "viewer", "admin"]
 
 
-class KeySettings(_Strict):
+BUDGET_WINDOWS: tuple[str, ...] = ("day", "week", "month", "total")
+_BUDGET = re.compile(r"^\s*\$?\s*([0-9]+(?:\.[0-9]+)?)\s*/\s*([a-z]+)\s*$")
+# Budgets are counted in integer nano-USD; Redis scripts compare them as doubles, exact to 2**53.
+MAX_BUDGET_USD = Decimal(9_000_000)
+
+
+def parse_budget(text: str) -> tuple[Decimal, str]:
+    """ "50/month", "$12.5/day", "100/total" -> (Decimal USD, window). ValueError says why."""
+    m = _BUDGET.match(text) if isinstance(text, str) else None
+    if m is None:
+        raise ValueError(f"a budget is AMOUNT/WINDOW in USD, e.g. 50/month or 2.5/day (windows: "
+                         f"{', '.join(BUDGET_WINDOWS)}); got {text!r}")
+    amount, window = Decimal(m.group(1)), m.group(2)
+    if window not in BUDGET_WINDOWS:
+        raise ValueError(f"unknown budget window {window!r}; use one of {', '.join(BUDGET_WINDOWS)}")
+    if amount <= 0:
+        raise ValueError("a budget must be more than 0")
+    if amount > MAX_BUDGET_USD:
+        raise ValueError(f"a budget may be at most {MAX_BUDGET_USD} USD")
+    if amount.as_tuple().exponent < -9:  # type: ignore[operator]
+        raise ValueError("a budget is counted in nano-dollars: at most 9 decimal places")
+    return amount, window
+
+
+def _budget_list(v: Any) -> list[str]:
+    if v is None:
+        return []
+    items = [v] if isinstance(v, str) else v
+    if not isinstance(items, list):
+        raise ValueError("budget is a string like \"50/month\" or a list of them")
+    for item in items:
+        parse_budget(item)
+    return list(items)
+
+
+class LimitFields(_Strict):
+    """Limits a key, team, project or customer may carry (absent = no limit)."""
+
+    budget: list[str] = Field(default_factory=list)  # "50/month", or several: ["5/day", "50/month"]
+    rpm: Int | None = Field(None, ge=1)  # requests per minute
+    tpm: Int | None = Field(None, ge=1)  # tokens per minute (input + output)
+
+    @field_validator("budget", mode="before")
+    @classmethod
+    def _budgets(cls, v: Any) -> list[str]:
+        return _budget_list(v)
+
+
+class KeySettings(LimitFields):
     id: str = Field(min_length=1)
     key: SecretStr
+    name: str | None = None  # shown in listings (the seed's key_map `label`)
     project: str | None = None  # default project for requests made with this key
     # user: calls models; viewer: reads records, stats and admin data; admin: also changes things.
     # A management key (viewer/admin) calls models only if it also has "user".
     roles: list[Role] = Field(default_factory=lambda: ["user"], min_length=1)
+    team: str | None = None  # a [[teams]] id: the team's limits and budgets apply too
+    customer: str | None = None  # the customer every call of this key is billed to (wins over the header)
+    max_concurrency: Int | None = Field(None, ge=1)  # requests in flight at once
+    queue_timeout_ms: Int = Field(0, ge=0, le=600_000)  # over max_concurrency: wait this long for a slot (FIFO)
+    models: list[str] | None = None  # allow-list of model names / globs; absent = every model
+    max_tokens: Int | None = Field(None, ge=1)  # largest max_tokens (or max_output_tokens) a request may ask
+    max_body_bytes: Int | None = Field(None, ge=1)  # largest request body for this key
+    # Provider credentials used instead of the provider's api_key for this key's calls, by provider kind.
+    credentials: dict[ProviderKind, SecretStr] = Field(default_factory=dict, repr=False)
+
+    @field_serializer("credentials", when_used="json")
+    def _mask_credentials(self, v: dict[str, SecretStr]) -> dict[str, str]:
+        return {k: "**********" for k in v}
     sanitization: SanitizationOverride | None = None  # this key's own [sanitization] values
     log_bodies: Bool | None = None  # this key's own [store] log_bodies
     cache: CacheOverride | None = None  # this key's own [cache] values
@@ -390,12 +452,54 @@ class KeySettings(_Strict):
     def _key(cls, v: SecretStr) -> SecretStr:
         return _check_key(v)  # type: ignore[return-value]
 
+    @field_validator("credentials")
+    @classmethod
+    def _credentials(cls, v: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for cred in v.values():
+            _check_key(cred)
+        return v
+
     @field_validator("project")
     @classmethod
     def _project(cls, v: str | None) -> str | None:
         if v is not None and not is_slug(v):
             raise ValueError(f"a project slug is {SLUG_RULE}")
         return v
+
+
+class GroupSettings(LimitFields):
+    """A team, project or customer with limits of its own (`[[teams]]`, `[[projects]]`, `[[customers]]`)."""
+
+    id: str = Field(min_length=1, max_length=200)
+    name: str | None = None
+
+
+class BudgetsSettings(_Strict):
+    # A model with no known price under a budget: "refuse" (400 naming the [[prices]] entry to add)
+    # or "allow" (the call goes through and counts nothing against the budget).
+    unpriced: Literal["refuse", "allow"] = "refuse"
+    # Output tokens reserved when the request names no max_tokens and the price data knows no
+    # context window for the model.
+    default_output_tokens: Int = Field(32_768, ge=1)
+    # Reservations expire after this long (default: server.read_timeout_secs), so a request that
+    # hangs or an instance that dies cannot hold budget longer than a request may last.
+    lease_secs: Float | None = Field(None, gt=0)
+
+
+class RedisSettings(_Strict):
+    """A Redis server shared by Tollway instances: counters (limits, budgets) and the cache's
+    `backend = "redis"`."""
+
+    url: SecretStr | None = None  # redis://HOST:6379/0 (may hold a password); unset: counters live in this process
+    # Redis unreachable: refuse calls that have limits (503) or let them through uncounted.
+    on_error: Literal["fail_closed", "fail_open"] = "fail_closed"
+    prefix: str = Field("tollway:", min_length=1, max_length=100)  # every key Tollway writes starts with it
+    timeout_ms: Int = Field(1000, ge=10, le=60_000)  # one slow answer fails one call; three in a row: down
+
+
+class KeysRefreshSettings(_Strict):
+    # how often each instance asks the store whether keys, teams or budgets changed
+    refresh_secs: Float = Field(0.25, gt=0, le=60)
 
 
 class PriceSettings(_Strict):
@@ -419,7 +523,7 @@ class ResponsesSettings(_Strict):
     max_chain_bytes: Int = Field(64 * 1024 * 1024, ge=1024)  # stored item bytes a chain may reach
 
 
-class ProjectSettings(_Strict):
+class ProjectSettings(LimitFields):
     """`[[projects]]`: what differs for one project's calls (by the project slug)."""
 
     id: str = Field(min_length=1)
@@ -546,14 +650,6 @@ class CacheSettings(_Strict):
         return self.model_copy(update=update) if update else self
 
 
-class RedisSettings(_Strict):
-    """A Redis server shared by Tollway instances (the cache's `backend = "redis"`)."""
-
-    url: SecretStr | None = None  # redis://HOST:6379/0 (may hold a password)
-    prefix: str = Field("tollway:", min_length=1, max_length=100)  # every key Tollway writes starts with it
-    timeout_ms: Int = Field(1000, ge=10, le=60_000)
-
-
 class AskSettings(_Strict):
     model: str | None = None  # a model Tollway routes; None: the Ask page says how to set one
     timeout_secs: Float = Field(5.0, gt=0, le=120)  # statement timeout of the generated query
@@ -573,12 +669,45 @@ class Settings(_Strict):
     providers: list[ProviderSettings] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)  # alias -> "provider_id:model" or "model"
     keys: list[KeySettings] = Field(default_factory=list)
+    teams: list[GroupSettings] = Field(default_factory=list)
     projects: list[ProjectSettings] = Field(default_factory=list)
+    customers: list[GroupSettings] = Field(default_factory=list)
+    budgets: BudgetsSettings = BudgetsSettings()
     sanitization: SanitizationSettings = SanitizationSettings()
     cache: CacheSettings = CacheSettings()
     redis: RedisSettings = RedisSettings()
+    key_store: KeysRefreshSettings = KeysRefreshSettings()
     prices: list[PriceSettings] = Field(default_factory=list)
     demo: Bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _key_map(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "key_map" in data:
+            from tollway.policy.keymap import expand_key_map
+
+            data = dict(data)
+            data["keys"] = [*(data.get("keys") or []), *expand_key_map(data.pop("key_map"), data.get("keys") or [])]
+        return data
+
+    @model_validator(mode="after")
+    def _references(self) -> "Settings":
+        ids: set[str] = set()
+        for i, k in enumerate(self.keys):
+            if k.id in ids:
+                raise ValueError(f"keys[{i}].id: duplicate key id {k.id!r}")
+            ids.add(k.id)
+        for section in ("teams", "customers"):  # projects: see _cache_and_projects
+            seen: set[str] = set()
+            for i, g in enumerate(getattr(self, section)):
+                if g.id in seen:
+                    raise ValueError(f"{section}[{i}].id: duplicate id {g.id!r}")
+                seen.add(g.id)
+        teams = {t.id for t in self.teams}
+        for i, k in enumerate(self.keys):
+            if k.team is not None and k.team not in teams:
+                raise ValueError(f"keys[{i}].team: unknown team {k.team!r} (add a [[teams]] entry with that id)")
+        return self
 
     @model_validator(mode="after")
     def _cache_and_projects(self) -> "Settings":
@@ -619,6 +748,13 @@ def build_settings(raw: dict[str, Any], env: dict[str, str] | None = None, *, de
     """Validate a parsed TOML document (plus environment) into Settings, or raise ConfigError
     listing every problem found, each once, with its key path."""
     env = dict(os.environ) if env is None else env
+    if isinstance(raw.get("key_map"), dict):  # its table names are keys (secrets): paths must not show them
+        from tollway.policy.keymap import key_map_entries
+
+        try:
+            raw = {**raw, "key_map": key_map_entries(raw["key_map"])}
+        except ValueError as e:
+            raise ConfigError([f"key_map: {e}"]) from None
     early: list[tuple[str, str]] = []
     data = interpolate(raw, "", env, early)
     unresolved = {path for path, _ in early}  # their "" stand-in must not cause a second complaint
@@ -637,6 +773,10 @@ def build_settings(raw: dict[str, Any], env: dict[str, str] | None = None, *, de
                 server = {**server, name: env[var]}
                 from_env[f"server.{name}"] = var
         data["server"] = server
+    redis = data.get("redis", {})
+    if isinstance(redis, dict) and env.get("TOLLWAY_REDIS_URL") and "url" not in redis:
+        data["redis"] = {**redis, "url": env["TOLLWAY_REDIS_URL"]}
+        from_env["redis.url"] = "TOLLWAY_REDIS_URL"
     if demo or data.get("demo") is True:
         data["demo"] = True
         providers = data["providers"] if isinstance(data["providers"], list) else []

@@ -19,6 +19,8 @@ from tollway.billing.outbox import Outbox
 from tollway.billing.sender import BillingSender
 from tollway.cache.service import ResponseCache, any_enabled, any_semantic
 from tollway.config import ProviderSettings, Settings
+from tollway.counters.base import CounterStore
+from tollway.counters.memory import MemoryCounters
 from tollway.counting import CountingPool
 from tollway.guard.policy import Policies
 from tollway.guard.sanitizer import Guard
@@ -29,10 +31,15 @@ from tollway.pipeline.cache import CacheStage
 from tollway.pipeline.auth import AuthStage, KeyRing
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.decode import DecodeStage
+from tollway.pipeline.policy import PolicyStage
 from tollway.pipeline.guard import GuardStage
 from tollway.pipeline.proxy import Forwarder
 from tollway.pipeline.route import RouteStage
 from tollway.pipeline.stage import Stage
+from tollway.policy.directory import Directory
+from tollway.policy.queue import SlotQueues
+from tollway.policy.refresh import PolicyRefresher
+from tollway.policy.store import PolicyStore
 from tollway.pipeline.telemetry import TelemetryStage
 from tollway.pricing import ModelPrice, PriceBook
 from tollway.redis_client import open_redis
@@ -120,6 +127,7 @@ class AppState:
     prices: PriceBook
     tokens: TokenCounter
     access_log: AccessLog
+    counters: CounterStore = field(default_factory=MemoryCounters)  # limits and budgets: memory | redis
     metrics: Metrics | None = None  # None with [metrics] enabled = false
     tracing: Any = None  # telemetry.tracing.Tracing when OpenTelemetry is on
     outbox: Outbox | None = None  # billing events, when [[billing.sinks]] are configured
@@ -135,6 +143,12 @@ class AppState:
     forwarder: Forwarder = field(init=False)
     stages: tuple[Stage, ...] = field(init=False)  # every proxied request: accounting, auth, attribution
     call_stages: tuple[Stage, ...] = field(init=False)  # model calls (unified routes): see pipeline.stage
+    # keys, teams, projects, customers, budgets in memory (policy.directory); replaced whole on change
+    directory: Directory = field(default_factory=Directory)
+    policy_store: PolicyStore = field(init=False)
+    refresher: PolicyRefresher = field(init=False)
+    slot_queues: SlotQueues = field(init=False)
+    lease_ms: int = field(init=False)  # how long a budget reservation or a slot may be held
     # sanitization and body logging: None when configured nowhere (then no guard stage at all)
     guard: Guard | None = None
     guard_stage: GuardStage | None = field(init=False, default=None)
@@ -158,18 +172,40 @@ class AppState:
         self.audit = AuditLog(self.engine)
         sk = self.settings.server.secret_key
         self.secret_box = SecretBox(sk.get_secret_value()) if sk is not None else None
+        self.policy_store = PolicyStore(self.engine)
+        self.refresher = PolicyRefresher(self)
+        self.slot_queues = SlotQueues(poll=None if self.counters.name == "memory" else 0.02)
+        self.counters.on_released = self.slot_queues.released  # type: ignore[attr-defined]
+        self.lease_ms = int((self.settings.budgets.lease_secs or self.settings.server.read_timeout_secs) * 1000)
+        self._policy_stages = (PolicyStage(self), PolicyStage(self, metered=False))
+        self._build_stages(with_policy=False)
+
+    def _build_stages(self, with_policy: bool) -> None:
         # accounting first: its after() runs last, for every request, failures included;
         # telemetry before it, so it sees the finished, priced request
-        stages: tuple[Stage, ...] = (AccountingStage(self), AuthStage(self.keys), AttributionStage())
+        base: tuple[Stage, ...] = (AccountingStage(self), AuthStage(self.keys), AttributionStage())
         if self.metrics is not None or self.tracing is not None:
-            stages = (TelemetryStage(self.metrics, self.tracing), *stages)
-        self.stages = stages
+            base = (TelemetryStage(self.metrics, self.tracing), *base)
+        call, passthrough = self._policy_stages
+        self._with_policy = with_policy
+        self.stages = (*base, passthrough) if with_policy else base
         decode: tuple[Stage, ...] = (DecodeStage(self),)
         if self.guard is not None:
-            self.guard_stage = GuardStage(self)
+            if self.guard_stage is None:
+                self.guard_stage = GuardStage(self)
             decode += (self.guard_stage,)
+        policy: tuple[Stage, ...] = (call,) if with_policy else ()
         cache: tuple[Stage, ...] = (CacheStage(self.cache),) if self.cache is not None else ()
-        self.call_stages = (*self.stages, *decode, RouteStage(self), *cache)
+        # the agreed order: ... decode, guard, route, policy (limits, budget reserve), cache
+        self.call_stages = (*base, *decode, RouteStage(self), *policy, *cache)
+
+    def publish_directory(self, d: Directory) -> None:
+        """Make `d` current; the policy stage joins or leaves the stage lists as limits appear or go."""
+        self.directory = d
+        if d.needs_policy != self._with_policy:
+            self._build_stages(with_policy=d.needs_policy)
+            if d.needs_policy:  # worst cases and token limits count tokens: load encodings off the loop
+                asyncio.get_running_loop().run_in_executor(None, self.tokens.preload)
 
     @classmethod
     async def open(cls, settings: Settings) -> "AppState":
@@ -208,9 +244,10 @@ class AppState:
         gc.set_threshold(20_000, 50, 100)
         redis = open_redis(settings.redis) if settings.redis.url is not None else None
         cache = await open_cache(settings, redis, metrics)
+        counters = await open_counters(settings)
         state = cls(settings=settings, engine=engine, ledger=ledger, http=http, catalog=catalog,
                     keys=KeyRing(settings), prices=prices, tokens=tokens, counting=counting, guard=guard,
-                    bodies=bodies,
+                    bodies=bodies, counters=counters,
                     access_log=AccessLog(settings.logging.format, enabled=settings.logging.level in ("debug", "info")),
                     metrics=metrics, tracing=tracing, outbox=outbox, redis=redis, cache=cache)
         if cache is not None and cache.embedder is None and settings.cache.embedding_model:
@@ -220,6 +257,10 @@ class AppState:
         state.access_log.start()
         state.responses.start()  # deletes expired stored responses in the background
         state.readiness.add("store", store_probe(engine, spool_dir))
+        if counters.name == "redis":
+            state.readiness.add("counters", counters_probe(state))
+        await state.refresher.load()  # keys and budgets from config and the store, spend from the ledger
+        state.refresher.start()
         if metrics is not None:
             metrics.start_sync(ledger)
         if outbox is not None:
@@ -269,6 +310,8 @@ class AppState:
             task.cancel()
         if self.catalog.discovery is not None:
             await self.catalog.discovery.stop()
+        await self.refresher.stop()
+        await self.counters.close()
         if self.catalog.listing is not None:
             await self.catalog.listing.stop()
         if self.billing is not None:
@@ -313,3 +356,31 @@ class AppState:
     def byok_deployment(self, kind: str, model: str) -> Deployment:
         provider, transport = self.byok_provider(kind)
         return Deployment(provider, transport, model)
+
+
+async def open_counters(settings: Settings) -> CounterStore:
+    """In-process counters, or Redis ones when `[redis] url` is set."""
+    if settings.redis.url is None:
+        return MemoryCounters()
+    from tollway.counters.redis import RedisCounters
+
+    store = RedisCounters(settings.redis.url.get_secret_value(), settings.redis.prefix, settings.redis.timeout_ms)
+    await store.start()
+    if not store.healthy:
+        log.error("counters: Redis is not reachable at start-up (%s); [redis] on_error = %s applies until it is",
+                  store.last_error, settings.redis.on_error)
+    return store
+
+
+def counters_probe(state: "AppState"):
+    """/health/ready: the shared counters answer; with them down, fail_open still serves (noted)."""
+
+    async def probe() -> str | None:
+        if state.counters.healthy:
+            return None
+        status = state.counters.status()
+        if state.settings.redis.on_error == "fail_open":
+            return f"Redis unreachable ({status['last_error']}); calls pass uncounted (fail_open)"
+        raise RuntimeError(f"Redis unreachable ({status['last_error']}); calls with limits are refused")
+
+    return probe

@@ -148,6 +148,7 @@ class UsageRecord:
     project: str | None = None
     source: str | None = None
     customer: str | None = None
+    team: str | None = None  # the key's team
     guard_findings: str | None = None  # JSON: sanitizer finding types and counts (never values)
     cache: str | None = None  # response cache: hit | semantic_hit | miss | refresh | skip (None: not in play)
     cost_saved_usd: Decimal | None = None  # a cache hit: what the cached answer cost when it was made

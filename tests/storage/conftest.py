@@ -142,6 +142,7 @@ def make_record(i: int, **overrides: Any) -> UsageRecord:
         project="alpha",
         source="sdk",
         customer="acme",
+        team="platform",
     )
     fields.update(overrides)
     return UsageRecord(**fields)

@@ -37,7 +37,7 @@ def expected_row(r: UsageRecord) -> dict[str, Any]:
         "tokens_estimated": u.estimated, "cost_usd": cost, "cost_note": r.cost_note,
         "latency_ms": r.latency_ms, "ttft_ms": r.ttft_ms, "status": r.status,
         "error_type": r.error_type, "cancelled": r.cancelled, "key_id": r.key_id,
-        "project": r.project, "source": r.source, "customer": r.customer,
+        "project": r.project, "source": r.source, "customer": r.customer, "team": r.team,
         "guard_findings": r.guard_findings, "cache": r.cache, "cost_saved_usd": saved,
     }  # fmt: skip
 

@@ -237,7 +237,7 @@ async def test_the_migration_rolls_up_records_stored_before_it(tmp_path: Path, m
 
     url = default_sqlite_url(tmp_path / "old")
     (tmp_path / "old").mkdir()
-    await asyncio.to_thread(command.upgrade, alembic_config(url), "0009_cache")
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0006_keys")
     records = random_records(make_record, 120, 2 * DAY, seed=11)
     engine = make_engine(url)
     async with engine.begin() as conn:

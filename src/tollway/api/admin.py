@@ -28,9 +28,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("tollway")
 
 MAX_FILTER_CHARS = 1024
-_TEXT_FILTERS = frozenset({"project", "source", "customer", "model", "key_id", "provider", "cursor", "group_by"})
-RECORD_FILTERS = ("project", "source", "customer", "model", "status", "since", "until", "key_id", "provider",
-                  "limit", "cursor", "after_seq")
+_TEXT_FILTERS = frozenset({"project", "source", "customer", "model", "key_id", "team", "provider", "cursor", "group_by"})
+RECORD_FILTERS = ("project", "source", "customer", "model", "status", "since", "until", "key_id", "team",
+                  "provider", "limit", "cursor", "after_seq")
 STATS_FILTERS = ("project", "source", "customer", "model", "status", "since", "until", "key_id", "provider",
                  "group_by")
 _RELATIVE = re.compile(r"^(\d{1,9}(?:\.\d{1,6})?)\s*(s|m|min|h|d|w)$")
@@ -140,7 +140,8 @@ class AdminRoutes:
             info = caller(self._state, scope)
             if info is None:
                 return {"open": True, "key_id": None, "roles": ["admin", "user", "viewer"]}
-            return {"open": False, "key_id": info.id, "roles": sorted(info.roles)}
+            return {"open": False, "key_id": info.id, "roles": sorted(info.roles), "name": info.name,
+                    "team": info.team, "project": info.project, "customer": info.customer, "source": info.source}
         try:
             result = await produce()
         except ProxyError as e:

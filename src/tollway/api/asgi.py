@@ -44,6 +44,15 @@ def relay_headers(raw: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
     return out
 
 
+def with_own_headers(relayed: list[tuple[bytes, bytes]], own: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The provider's headers plus Tollway's; where both set one (x-ratelimit-*), Tollway's wins."""
+    if len(own) > 1:  # more than the trace id: drop the provider's of the same names
+        names = {k for k, _ in own}
+        relayed = [(k, v) for k, v in relayed if k.lower() not in names]
+    relayed.extend(own)
+    return relayed
+
+
 async def _discard_rest(receive: Receive, msg: dict[str, Any]) -> None:
     """Read and drop the rest of a body, so the client gets to read our 413 instead of a reset."""
     while msg.get("more_body"):

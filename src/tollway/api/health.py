@@ -65,6 +65,14 @@ class HealthRoutes:
     async def health(self, scope: Scope, receive: Receive, send: Send) -> None:
         st = self._state
         ledger, problems = ledger_health(st)
+        # where limits and budgets are counted; with Redis down, [redis] on_error decides
+        counters = st.counters.status()
+        if not counters["ok"]:
+            counters["on_error"] = st.settings.redis.on_error
+            problems.append(f"counters: Redis unreachable since {counters['down_since']:.0f} "
+                            f"({counters['last_error']}); calls with limits are "
+                            + ("refused (fail_closed)" if st.settings.redis.on_error == "fail_closed"
+                               else "passed uncounted (fail_open)"))
         body: dict[str, Any] = {
             "status": "degraded" if problems else "ok",
             "problems": problems,
@@ -73,6 +81,8 @@ class HealthRoutes:
             "providers": [p.id for p in st.catalog.providers] if has_key(st, scope) else [],
             "ledger": ledger,
             "requests": {"unauthenticated": st.unauthenticated},
+            "counters": counters,
+            "keys": {"version": st.refresher.version, "store_ok": st.refresher.last_error is None},
         }
         if st.connections is not None:
             body["connections"] = st.connections.snapshot()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tollway import __version__
+from tollway.api.openapi_admin import admin_paths, admin_schemas
 from tollway.api.passthrough import PASSTHROUGH_METHODS
 from tollway.slugs import SLUG_RULE
 
@@ -52,6 +53,21 @@ _DROPPED = {"x-tollway-dropped-params": {
     "description": "Request parameters the provider cannot honour, dropped in translation (comma-separated). "
                    "With translation.strict = true such a request is a 400 instead.",
     "schema": {"type": "string"}}}
+_LIMITS = {name: {"description": desc, "schema": {"type": "string"}} for name, desc in (
+    ("x-ratelimit-limit-requests", "The tightest requests-per-minute limit that applies (key, team, project, "
+                                   "customer)."),
+    ("x-ratelimit-remaining-requests", "Requests left under it now."),
+    ("x-ratelimit-reset-requests", "Until it is fully replenished, e.g. 1.5s, 6m0s."),
+    ("x-ratelimit-limit-tokens", "The tightest tokens-per-minute limit."),
+    ("x-ratelimit-remaining-tokens", "Tokens left under it now."),
+    ("x-ratelimit-reset-tokens", "Until it is fully replenished."),
+    ("x-tollway-budget", "The budget with the least room, as scope:target/window."),
+    ("x-tollway-budget-limit", "Its limit, USD (decimal string)."),
+    ("x-tollway-budget-spent", "Spent in its current window before this call, USD."),
+    ("x-tollway-budget-reset", "When its window ends (RFC 3339 UTC), or never."),
+)}
+_RETRY = {"retry-after": {"description": "Seconds to wait.", "schema": {"type": "string"}},
+          "retry-after-ms": {"description": "Milliseconds to wait (rate limits).", "schema": {"type": "string"}}}
 _ESTIMATED = {"x-tollway-tokens-estimated": {
     "description": "count_tokens only: 'true' when the count is a local estimate (no exact tokenizer for the model).",
     "schema": {"type": "string"}}}
@@ -62,12 +78,18 @@ def _errors(fmt: str) -> dict[str, Any]:
     out = {}
     for code, desc in (("400", "Invalid JSON, no model, or a project slug that breaks the rule."), ("401", "Missing or invalid Tollway key."),
                        ("404", "Unknown model (the message names the routable models) or route."),
-                       ("413", "Body over server.max_body_bytes."),
+                       ("403", "Management key, or a model outside the key's allow-list (the message names "
+                               "the allowed models)."),
+                       ("413", "Body over server.max_body_bytes or the key's max_body_bytes."),
+                       ("429", "A rate, token, concurrency or budget limit (error type budget_exceeded, code "
+                               "<scope>_budget_exceeded, naming the budget); the call never reached a provider."),
                        ("502", "Provider unreachable, or its answer over server.max_response_bytes."),
-                       ("503", "Tollway is shutting down and cut the call (server.shutdown_grace_secs)."),
+                       ("503", "Tollway is shutting down and cut the call (server.shutdown_grace_secs), or limits "
+                               "cannot be checked (Redis unreachable, [redis] on_error = fail_closed)."),
                        ("504", "Provider timed out.")):
+        headers = {**_TRACE, **_LIMITS, **_RETRY} if code == "429" else _TRACE
         out[code] = {"description": desc + " Provider errors are relayed unchanged with the provider's status.",
-                     "headers": _TRACE, "content": {"application/json": {"schema": schema}}}
+                     "headers": headers, "content": {"application/json": {"schema": schema}}}
     return out
 
 
@@ -86,7 +108,7 @@ def _proxy_op(summary: str, fmt: str, provider_schema: str, byok: bool = False) 
         "responses": {
             "200": {"description": f"The provider's response ({provider_schema}), unchanged; "
                                    "text/event-stream when stream is true.",
-                    "headers": {**_TRACE, **_COST, **_CACHE, **_DROPPED, **_ESTIMATED},
+                    "headers": {**_TRACE, **_COST, **_CACHE, **_DROPPED, **_ESTIMATED, **_LIMITS},
                     "content": {"application/json": {"schema": {"type": "object"}},
                                 "text/event-stream": {"schema": {"type": "string"}}}},
             **_errors(fmt)},
@@ -103,6 +125,7 @@ _QUERY_DOCS = {
     "until": "Calls that started before this time (exclusive), in the forms of since.",
     "provider": "Only calls served by this provider id.",
     "key_id": "Only calls made with this key id.",
+    "team": "Only calls made with keys of this team.",
     "limit": "Records per page, 1 to 1000 (default 50; more is capped).",
     "cursor": "next_cursor of the previous page (newest-first order).",
     "after_seq": "Insertion order for exporters: records stored after the one with this seq, oldest first. "
@@ -200,7 +223,7 @@ _RECORD = {"type": "object", "properties": {
         ("cost_note", ["string", "null"]), ("latency_ms", ["number", "null"]), ("ttft_ms", ["number", "null"]),
         ("status", "integer"), ("error_type", ["string", "null"]), ("cancelled", "boolean"),
         ("key_id", ["string", "null"]), ("project", ["string", "null"]), ("source", ["string", "null"]),
-        ("customer", ["string", "null"]), ("cache", ["string", "null"]), ("cost_saved_usd", ["string", "null"]))},
+        ("customer", ["string", "null"]), ("team", ["string", "null"]), ("cache", ["string", "null"]), ("cost_saved_usd", ["string", "null"]))},
     "seq": {"type": ["integer", "null"], "description": "Insertion order in the store (see after_seq)."},
     "guard_findings": {"type": ["object", "null"], "description":
                        "Sanitizer findings by type and count (never values): request, request_action "
@@ -235,6 +258,9 @@ _HEALTH = {"type": "object", "required": ["status", "version", "uptime_secs", "p
         "unreplayable": {"type": "integer",
                          "description": "Spool lines that could not be read back (e.g. cut by a crash)."}}},
     "requests": {"type": "object", "properties": _ints("unauthenticated")},
+    "counters": {"type": "object", "description": "Where limits and budgets are counted (memory or redis): ok, "
+                                                  "down_since, last_error, on_error when Redis is down."},
+    "keys": {"type": "object", "description": "The key directory's store version and whether the store answers."},
     "connections": {"type": "object", "description": "The HTTP server's client connections (see [server] limits).",
                     "properties": _ints("open", "max", "header_too_large", "header_timeouts", "body_timeouts",
                                         "evicted", "refused")},
@@ -303,7 +329,8 @@ def openapi_document() -> dict[str, Any]:
                 "schema": {"type": "object", "properties": {"retried": {"type": "integer"}}}}}}}}},
         "/v1/records": {"get": _list_op("Usage records, newest first (or in insertion order with after_seq)",
                                         ["project", "source", "customer", "model", "status", "since", "until",
-                                         "key_id", "provider", "limit", "cursor", "after_seq"], "RecordPage")},
+                                         "key_id", "team", "provider", "limit", "cursor", "after_seq"],
+                                        "RecordPage")},
         "/v1/projects": {"get": {
             "summary": "Projects active in the last N minutes (all without N) with their usage over that window "
                        "(the numbers of /v1/stats?group_by=project&since=Nm) and last_seen",
@@ -321,7 +348,7 @@ def openapi_document() -> dict[str, Any]:
             "parameters": [{"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}},
                            *({"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
                              for n in ("source", "customer", "model", "status", "since", "until", "key_id",
-                                       "provider", "limit", "cursor"))],
+                                       "team", "provider", "limit", "cursor"))],
             "responses": {"200": _json({"$ref": _REF + "RecordPage"})}}},
         "/v1/providers": {
             "get": {"summary": "Providers: the config file's (read-only) and those added at run time; never a key "
@@ -396,6 +423,9 @@ def openapi_document() -> dict[str, Any]:
             "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {
                 "type": "object", "required": ["open", "key_id", "roles"], "properties": {
                     "open": {"type": "boolean"}, "key_id": {"type": ["string", "null"]},
+                    "name": {"type": ["string", "null"]}, "team": {"type": ["string", "null"]},
+                    "project": {"type": ["string", "null"]}, "customer": {"type": ["string", "null"]},
+                    "source": {"enum": ["master", "config", "store"]},
                     "roles": {"type": "array", "items": {"enum": ["user", "viewer", "admin"]}}}}}}},
                           "401": {"description": "Missing or invalid key",
                                   "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
@@ -474,6 +504,7 @@ def openapi_document() -> dict[str, Any]:
     from tollway.api.openapi_surfaces import GEMINI_ERROR, SECURITY_SCHEMES, surface_paths
 
     paths.update(surface_paths(_proxy_op, paths["/v1/models"]["get"]))
+    paths.update(admin_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "Tollway", "version": __version__,
@@ -504,6 +535,7 @@ def openapi_document() -> dict[str, Any]:
                     "type": "array", "items": {"type": "object", "properties": {
                         "id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
                         "owned_by": {"type": "string"}}}}}},
+                **admin_schemas(),
                 "Record": _RECORD,
                 "RecordDetail": _RECORD_DETAIL,
                 "RecordPage": {"type": "object", "properties": {

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from tollway.api.asgi import DisconnectWatch, Receive, Scope, Send, read_body, relay_headers
+from tollway.api.asgi import DisconnectWatch, Receive, Scope, Send, read_body, relay_headers, with_own_headers
 from tollway.api.unified import send_error
 from tollway.errors import ProxyError
 from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.stage import run_stages
+from tollway.policy.credentials import with_key_credentials
 from tollway.passthrough.headers import upstream_headers
 from tollway.passthrough.links import own_results_url
 from tollway.passthrough.metering import Metered, StreamUsage, metered, multipart_field, unmetered_note, usage_from_body
@@ -99,6 +100,8 @@ class PassthroughRoute:
         if state.guard_stage is not None and ctx.json is not None:
             state.guard_stage.inspect_passthrough(ctx)  # may redact ctx.body, or refuse (403)
         headers = upstream_headers(scope["headers"], provider, self.byok)
+        if not self.byok and ctx.key is not None and ctx.key.credentials:
+            headers = with_key_credentials(ctx.key, provider, headers)
         url = provider.passthrough_url(subpath, query.encode("ascii"))
         resp = await upstream.send(ctx, transport, UpstreamRequest(ctx.method, url, headers, ctx.body or None),
                                    provider.id, provider.kind, ctx.model or "")
@@ -141,8 +144,7 @@ class PassthroughRoute:
                      send: Send, own_base: str) -> None:
         """`own_base`: this route's base URL as the client sees it (`http://host/v1`)."""
         ctx.status = resp.status
-        hdrs = relay_headers(resp.raw_headers)
-        hdrs.extend(ctx.response_headers)
+        hdrs = with_own_headers(relay_headers(resp.raw_headers), ctx.response_headers)
         streaming = any(k.lower() == b"content-type" and v.startswith(b"text/event-stream")
                         for k, v in resp.raw_headers)
         if not streaming:

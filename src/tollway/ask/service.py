@@ -9,6 +9,7 @@ asker only needs the viewer role: the internal call carries its own identity (se
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -109,9 +110,9 @@ class AskService:
             "type": "http", "method": "POST", "path": "/v1/chat/completions", "query_string": b"",
             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                         (b"x-tollway-source", SOURCE.encode())],
-            # the internal call's identity: the asker, allowed to call the Ask model
-            "tollway.caller": KeyInfo(asker.id if asker else SOURCE, asker.project if asker else None,
-                                      roles=frozenset({"user"})),
+            # the internal call's identity: the asker (its limits and budgets apply), allowed to call the model
+            "tollway.caller": (dataclasses.replace(asker, roles=frozenset({"user"})) if asker is not None
+                               else KeyInfo(SOURCE, roles=frozenset({"user"}))),
         }
         done = asyncio.Event()
         sent = [False]

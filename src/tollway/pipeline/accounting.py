@@ -124,7 +124,8 @@ class AccountingStage:
             ttft_ms=None if ctx.ttft_ms is None else round(ctx.ttft_ms, 3), status=ctx.status,
             error_type=clip(ctx.error_type, MAX_NOTE_CHARS), cancelled=ctx.cancelled,
             key_id=clip(ctx.key_id, MAX_ATTRIBUTION_CHARS), project=clip(ctx.project, MAX_ATTRIBUTION_CHARS),
-            source=clip(ctx.source, MAX_ATTRIBUTION_CHARS), customer=clip(ctx.customer, MAX_ATTRIBUTION_CHARS), guard_findings=ctx.guard_findings,
+            source=clip(ctx.source, MAX_ATTRIBUTION_CHARS), customer=clip(ctx.customer, MAX_ATTRIBUTION_CHARS),
+            team=clip(ctx.team, MAX_ATTRIBUTION_CHARS), guard_findings=ctx.guard_findings,
         )
         if ctx.cache is not None:
             rec.cache, rec.cost_saved_usd = ctx.cache.status, ctx.cache.cost_saved

@@ -21,6 +21,7 @@ SERVER_SHUTDOWN = "server_shutdown"  # error_type of a request cut by a shutdown
 
 if TYPE_CHECKING:
     from tollway.api.asgi import Receive, Send
+    from tollway.counters.base import Admission
     from tollway.errors import ProxyError, WireFormat
     from tollway.guard.call import GuardCall
     from tollway.storage.bodies import BodyCapture
@@ -69,6 +70,7 @@ class RequestContext:
     project: str | None = None
     source: str | None = None
     customer: str | None = None
+    team: str | None = None  # the key's team (auth stage)
     path_project: str | None = None  # from /projects/{slug}/...: wins over headers
     path_model: str | None = None  # the model named in the path (Gemini, Azure deployments): wins over the body's
     path_stream: bool | None = None  # streaming as the path says (Gemini's streamGenerateContent)
@@ -86,6 +88,9 @@ class RequestContext:
     # Set by a stage's before() to answer without calling a provider (a cache hit): the runner
     # skips the remaining stages' before() and the handler, and awaits this instead.
     reply: "Reply | None" = None
+    # What the policy stage holds for this request (rate charges, budget reservations, a
+    # concurrency slot); settled in its after().
+    admission: "Admission | None" = None
     # Content features (output guardrails, the cache recorder): see pipeline.content. `canonical`
     # forces the translated path so the answer is seen as canonical deltas, which every filter
     # in `content_filters` may hold back, rewrite or stop.

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers, send_bytes
+from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers, send_bytes, with_own_headers
 from tollway.counting import OutputTally
 from tollway.errors import ProxyError, render, shutdown_error
 from tollway.formats.errors import stream_error_event as format_stream_error
@@ -27,6 +27,7 @@ from tollway.pipeline.accounting import meter
 from tollway.pipeline.client_headers import with_client_headers
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.translate import can_force_canonical, forward_translated, needs_translation
+from tollway.policy.credentials import with_key_credentials
 from tollway.providers.base import Endpoint, StreamRelay
 from tollway.providers.credentials import scrub
 from tollway.sse import EventTooLarge
@@ -85,8 +86,7 @@ class Forwarder:
         self._state = state
 
     def _headers(self, ctx: RequestContext, raw) -> list[tuple[bytes, bytes]]:
-        hdrs = relay_headers(raw)
-        hdrs.extend(ctx.response_headers)
+        hdrs = with_own_headers(relay_headers(raw), ctx.response_headers)
         hdrs.append(ctx.overhead_header())
         return hdrs
 
@@ -100,6 +100,8 @@ class Forwarder:
         call.request.headers = with_client_headers(call.request.headers, ctx.headers)
         if ctx.byok:
             call.request.headers = with_caller_credentials(call.request.headers, ctx.headers)
+        elif ctx.key is not None and ctx.key.credentials:
+            call.request.headers = with_key_credentials(ctx.key, dep.provider, call.request.headers)
         limit = self._state.settings.server.max_response_bytes
         resp = await upstream.send(ctx, dep.transport, call.request, dep.provider.id, dep.provider.kind, dep.model)
         try:

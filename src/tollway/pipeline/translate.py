@@ -32,6 +32,7 @@ from tollway.pipeline.accounting import meter
 from tollway.pipeline.client_headers import request_id_header, with_client_headers
 from tollway.pipeline.content import ContentBlocked, FilterChain
 from tollway.pipeline.context import RequestContext
+from tollway.policy.credentials import with_key_credentials
 from tollway.pipeline.responses_history import Conversation, load_conversation
 from tollway.providers.base import GEMINI_ENDPOINTS, Endpoint, encode_json
 from tollway.providers.credentials import scrub
@@ -152,6 +153,8 @@ class Translated:
         p_endpoint = PROVIDER_CHAT_ENDPOINT[self.wire]
         call = dep.provider.prepare(p_endpoint, body, encode_json(body), dep.model, ctx.stream, ctx.headers)
         call.request.headers = with_client_headers(call.request.headers, ctx.headers)
+        if not ctx.byok and ctx.key is not None and ctx.key.credentials:
+            call.request.headers = with_key_credentials(ctx.key, dep.provider, call.request.headers)
         resp = await upstream.send(ctx, dep.transport, call.request, dep.provider.id, dep.provider.kind, dep.model)
         try:
             ctx.status = resp.status

@@ -34,6 +34,7 @@ from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.client_headers import request_id_header, with_client_headers
 from tollway.pipeline.context import RequestContext
+from tollway.policy.credentials import with_key_credentials
 from tollway.providers.base import Endpoint, encode_json
 from tollway.providers.credentials import scrub
 from tollway.usage import Usage
@@ -102,6 +103,9 @@ class _Call:
         dep = self.dep
         call = dep.provider.prepare(endpoint, body, encode_json(body), dep.model, False, self.ctx.headers)
         call.request.headers = with_client_headers(call.request.headers, self.ctx.headers)
+        key = self.ctx.key
+        if not self.ctx.byok and key is not None and key.credentials:
+            call.request.headers = with_key_credentials(key, dep.provider, call.request.headers)
         resp = await upstream.send(self.ctx, dep.transport, call.request, dep.provider.id, dep.provider.kind,
                                    dep.model)
         try:

@@ -110,9 +110,9 @@ class AnthropicProvider:
     def __repr__(self) -> str:
         return f"AnthropicProvider(id={self.id!r}, base_url={self._base!r})"
 
-    def auth_headers(self) -> dict[str, str]:
-        key = self.settings.api_key
-        return {"x-api-key": key.get_secret_value()} if key else {}
+    def auth_headers(self, api_key: str | None = None) -> dict[str, str]:
+        key = api_key or (self.settings.api_key.get_secret_value() if self.settings.api_key else None)
+        return {"x-api-key": key} if key else {}
 
     def prepare(self, endpoint: Endpoint, body: dict[str, Any], raw: bytes, upstream_model: str,
                 stream: bool, client_headers: dict[bytes, bytes]) -> PreparedCall:

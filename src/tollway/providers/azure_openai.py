@@ -93,9 +93,9 @@ class AzureOpenAIProvider(OpenAIProvider):
     def __repr__(self) -> str:
         return f"AzureOpenAIProvider(id={self.id!r}, base_url={self._base!r})"
 
-    def auth_headers(self) -> dict[str, str]:
-        key = self.settings.api_key
-        return {"api-key": key.get_secret_value()} if key else {}
+    def auth_headers(self, api_key: str | None = None) -> dict[str, str]:
+        key = api_key or (self.settings.api_key.get_secret_value() if self.settings.api_key else None)
+        return {"api-key": key} if key else {}
 
     def deployment(self, model: str) -> str:
         return self.settings.deployments.get(model, model)

@@ -131,7 +131,9 @@ class Provider(Protocol):
 
     def passthrough_url(self, subpath: str, query: bytes) -> str: ...
 
-    def auth_headers(self) -> dict[str, str]: ...
+    def auth_headers(self, api_key: str | None = None) -> dict[str, str]:
+        """Headers carrying the configured key, or `api_key` (a Tollway key's own credential)."""
+        ...
 
 
 def classify_http_status(status: int) -> ErrorClass:

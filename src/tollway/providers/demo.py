@@ -448,7 +448,7 @@ class DemoProvider:
             return self._gemini
         return self._anthropic if endpoint in AnthropicProvider.endpoints else self._openai
 
-    def auth_headers(self) -> dict[str, str]:
+    def auth_headers(self, api_key: str | None = None) -> dict[str, str]:
         return {}
 
     def prepare(self, endpoint: Endpoint, body: dict[str, Any], raw: bytes, upstream_model: str,

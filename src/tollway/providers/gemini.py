@@ -120,9 +120,9 @@ class GeminiProvider:
     def __repr__(self) -> str:
         return f"GeminiProvider(id={self.id!r}, base_url={self._base!r})"
 
-    def auth_headers(self) -> dict[str, str]:
-        key = self.settings.api_key
-        return {"x-goog-api-key": key.get_secret_value()} if key else {}
+    def auth_headers(self, api_key: str | None = None) -> dict[str, str]:
+        key = api_key or (self.settings.api_key.get_secret_value() if self.settings.api_key else None)
+        return {"x-goog-api-key": key} if key else {}
 
     def action(self, endpoint: Endpoint, body: dict[str, Any], stream: bool) -> str:
         if endpoint in (Endpoint.CHAT, Endpoint.GENERATE_CONTENT):

@@ -215,9 +215,10 @@ class OpenAIProvider:
     def __repr__(self) -> str:
         return f"OpenAIProvider(id={self.id!r}, base_url={self._base!r})"
 
-    def auth_headers(self) -> dict[str, str]:
-        key = self.settings.api_key
-        return {"authorization": f"Bearer {key.get_secret_value()}"} if key else {}
+    def auth_headers(self, api_key: str | None = None) -> dict[str, str]:
+        """The headers carrying the provider key (or `api_key`, a Tollway key's own credential)."""
+        key = api_key or (self.settings.api_key.get_secret_value() if self.settings.api_key else None)
+        return {"authorization": f"Bearer {key}"} if key else {}
 
     def prepare(self, endpoint: Endpoint, body: dict[str, Any], raw: bytes, upstream_model: str,
                 stream: bool, client_headers: dict[bytes, bytes]) -> PreparedCall:

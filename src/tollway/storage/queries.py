@@ -60,6 +60,7 @@ def _filters(
     key_id: str | None = None,
     status: int | str | None = None,
     provider: str | None = None,
+    team: str | None = None,
 ) -> list[ColumnElement[bool]]:
     """AND-ed conditions; a None argument does not filter."""
     conds: list[ColumnElement[bool]] = []
@@ -69,6 +70,7 @@ def _filters(
         (t.c.customer, customer),
         (t.c.key_id, key_id),
         (t.c.provider, provider),
+        (t.c.team, team),
     ):
         if value is not None:
             conds.append(column == value)
@@ -115,6 +117,7 @@ async def list_records(
     until: float | None = None,
     key_id: str | None = None,
     provider: str | None = None,
+    team: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
     after_seq: int | None = None,
@@ -133,7 +136,7 @@ async def list_records(
     limit = max(1, min(MAX_LIMIT, int(limit)))
     conds = _filters(
         project=project, source=source, customer=customer, model=model,
-        since=since, until=until, key_id=key_id, status=status, provider=provider,
+        since=since, until=until, key_id=key_id, status=status, provider=provider, team=team,
     )  # fmt: skip
     if after_seq is not None:
         stmt = select(t).where(t.c.seq > int(after_seq), *conds).order_by(t.c.seq.asc()).limit(limit)

@@ -86,6 +86,7 @@ def row_from_record(r: UsageRecord) -> dict[str, Any]:
         "project": r.project,
         "source": r.source,
         "customer": r.customer,
+        "team": r.team,
         "guard_findings": r.guard_findings,
         "cache": r.cache,
         "cost_saved_nanousd": _nanousd(r.cost_saved_usd),
@@ -139,7 +140,7 @@ API_FIELDS = (
     "model_served", "stream", "input_tokens", "output_tokens", "cached_tokens",
     "cache_creation_tokens", "reasoning_tokens", "total_tokens", "tokens_estimated",
     "cost_usd", "cost_note", "latency_ms", "ttft_ms", "status", "error_type", "cancelled",
-    "key_id", "project", "source", "customer", "seq", "guard_findings", "cache", "cost_saved_usd",
+    "key_id", "project", "source", "customer", "team", "seq", "guard_findings", "cache", "cost_saved_usd",
 )  # fmt: skip
 
 

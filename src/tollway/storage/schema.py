@@ -65,6 +65,7 @@ usage_records = Table(
     Column("project", String),
     Column("source", String),
     Column("customer", String),
+    Column("team", String),  # the key's team (0006_keys)
     # Insertion order, for exporters (`GET /v1/records?after_seq=`): unlike `ts` (the call's
     # start) it never goes back, whatever a call's length or a spool replay's delay. Assigned
     # by the store as the row is written, in commit order: a sequence default and one
@@ -82,6 +83,7 @@ Index("ix_usage_records_source", usage_records.c.source, usage_records.c.ts)
 Index("ix_usage_records_customer", usage_records.c.customer, usage_records.c.ts)
 Index("ix_usage_records_model_requested", usage_records.c.model_requested, usage_records.c.ts)
 Index("ix_usage_records_key_id", usage_records.c.key_id, usage_records.c.ts)
+Index("ix_usage_records_team", usage_records.c.team, usage_records.c.ts)
 Index("ix_usage_records_seq", usage_records.c.seq, unique=True)
 
 # Responses kept for the Responses API on providers that have no state of their own
@@ -237,6 +239,68 @@ store_markers = Table(
     metadata,
     Column("name", String, primary_key=True),
     Column("version", BigInteger, nullable=False),
+)
+
+# Keys, teams / projects / customers and budgets managed through the admin API or the CLI
+# (policy/store.py). Keys are kept as SHA-256 hashes only; provider credentials sealed
+# (secrets.SecretBox). `policy_version` is the change marker every instance polls.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),  # the public id, "k..." (the key is tw-<id>-<secret>)
+    Column("name", String, nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),  # hex SHA-256 of the whole key
+    Column("prev_hash", String(64)),  # the secret before the last rotation ...
+    Column("prev_valid_until", Float),  # ... valid until then (the grace period)
+    Column("roles", Text, nullable=False),  # JSON list
+    Column("team", String),
+    Column("project", String),
+    Column("customer", String),
+    Column("rpm", Integer),
+    Column("tpm", BigInteger),
+    Column("max_concurrency", Integer),
+    Column("queue_timeout_ms", Integer, nullable=False),
+    Column("models", Text),  # JSON list of globs; NULL: every model
+    Column("max_tokens", Integer),
+    Column("max_body_bytes", BigInteger),
+    Column("credentials", Text),  # JSON {provider kind: sealed value}
+    Column("expires_at", Float),
+    Column("revoked_at", Float),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+key_groups = Table(
+    "key_groups",
+    metadata,
+    Column("kind", String(16), primary_key=True),  # team | project | customer
+    Column("id", String(200), primary_key=True),
+    Column("name", String),
+    Column("rpm", Integer),
+    Column("tpm", BigInteger),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("scope", String(16), nullable=False),  # key | team | project | customer
+    Column("target", String(200), nullable=False),
+    Column("limit_nanousd", BigInteger, nullable=False),
+    Column("window", String(16), nullable=False),  # day | week | month | total
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_budgets_scope_target", budgets.c.scope, budgets.c.target)
+
+policy_version = Table(
+    "policy_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("updated_at", Float, nullable=False),
 )
 
 # Request and response bodies of calls made with [store] log_bodies (storage/bodies.py),

@@ -2,7 +2,7 @@
 the read-only views that Ask may query.
 
 Revision ID: 0007_portal
-Revises: 0009_cache
+Revises: 0006_keys
 Create Date: 2026-12-01
 """
 
@@ -22,7 +22,7 @@ from tollway.storage.schema import (
 )
 
 revision = "0007_portal"
-down_revision = "0009_cache"
+down_revision = "0006_keys"
 branch_labels = None
 depends_on = None
 

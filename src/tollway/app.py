@@ -153,7 +153,7 @@ class Router:
         # the client surfaces with the model in the path (api.gemini, api.models, Azure's deployments)
         for verb in GEMINI_VERBS:
             out += [("POST", f"{prefix}/models/{{model}}:{verb}") for prefix in ("/v1beta", "/v1")]
-            out.append(("POST", f"/projects/{{slug}}/v1beta/models/{{model}}:{verb}"))
+            out += [("POST", f"/projects/{{slug}}{prefix}/models/{{model}}:{verb}") for prefix in ("/v1beta", "/v1")]
         out += [(m, p) for p in ("/v1beta/models", "/v1beta/models/{model}", "/v1/models/{model}") for m in ("GET", "HEAD")]
         out += [("POST", f"/openai/deployments/{{deployment}}{op}") for op in self.azure_deployment]
         for method, pattern in [*self.admin_api.routes(), *self.operator_api.routes()]:
@@ -191,6 +191,8 @@ class Router:
                     return await self.get[rest](scope, receive, send)
                 if rest.startswith("/v1beta/models"):
                     return await self.gemini(scope, receive, send, rest[14:], path_project=slug)
+                if rest.startswith("/v1/models/") and ":" in rest and method == "POST":  # google-genai's default
+                    return await self.gemini(scope, receive, send, rest[10:], path_project=slug)
             return await not_found(scope, send)
         if path.startswith("/v1beta/"):
             if path.startswith("/v1beta/models") and (len(path) == 14 or path[14] == "/"):

@@ -16,7 +16,7 @@ from tollway import __version__
 from tollway.config import ConfigError, Settings, load_settings
 
 _HELP = {"help_option_names": ["-h", "--help"]}  # inherited by every sub-command
-app = typer.Typer(help="Tollway: a self-hosted, metered LLM proxy for OpenAI- and Anthropic-speaking clients.",
+app = typer.Typer(help="Tollway: a self-hosted, metered LLM proxy for OpenAI-, Anthropic- and Gemini-speaking clients.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, context_settings=_HELP)
 config_app = typer.Typer(help="Work with configuration files.", no_args_is_help=True, context_settings=_HELP)
 app.add_typer(config_app, name="config")
@@ -43,7 +43,7 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _main(version: bool = typer.Option(False, "--version", "-V", help="Print the version and exit.",
                                        callback=_print_version, is_eager=True)) -> None:
-    """Tollway: a self-hosted, metered LLM proxy for OpenAI- and Anthropic-speaking clients."""
+    """Tollway: a self-hosted, metered LLM proxy for OpenAI-, Anthropic- and Gemini-speaking clients."""
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="Path to tollway.toml. Without it: defaults + environment "
                                                          "(OPENAI_API_KEY, ANTHROPIC_API_KEY, *_BASE_URL).",

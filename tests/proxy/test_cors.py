@@ -62,6 +62,8 @@ def test_responses_to_an_allowed_origin_expose_tollway_headers(tw: Tollway, stre
     assert status == 200 and headers["access-control-allow-origin"] == APP and headers["vary"] == "Origin"
     exposed = {h.strip() for h in headers["access-control-expose-headers"].split(",")}
     assert {"x-tollway-trace-id", "x-tollway-cost-usd", "x-request-id"} <= exposed
+    # every x-tollway-* header the answer carries, the page may read
+    assert {h for h in headers if h.startswith("x-tollway-")} <= exposed
     status, headers, _ = call(tw.url + "/v1/chat/completions", "POST", {"origin": EVIL, **auth}, body)
     assert status == 200 and "access-control-allow-origin" not in headers
     status, headers, _ = call(tw.url + "/v1/chat/completions", "POST", {"origin": APP, "content-type": "application/json"},

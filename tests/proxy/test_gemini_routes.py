@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from google import genai
 from google.genai import errors as gerrors
 from google.genai import types as gtypes
 
@@ -180,3 +181,18 @@ def test_project_scoped_gemini_route(tw: Tollway) -> None:
                                  {"x-goog-api-key": MASTER_KEY})
     assert status == 200, body
     assert tw.record(headers["x-tollway-trace-id"])["project"] == "blue"
+
+
+@pytest.mark.parametrize("api_version", [None, "v1beta"])
+def test_the_sdk_on_a_projects_path_on_both_api_versions(tw: Tollway, api_version: str | None) -> None:
+    """google-genai with its base URL at /projects/{slug}: it asks /v1/... by default."""
+    g = genai.Client(api_key=MASTER_KEY, http_options=gtypes.HttpOptions(
+        base_url=f"{tw.url}/projects/green", api_version=api_version, timeout=20_000))
+    raw = g.models.generate_content(model="claude-haiku-4-5", contents="Hello")
+    assert raw.text == "Hello from the fake provider!"
+    assert "".join(c.text or "" for c in g.models.generate_content_stream(model="gpt-4o-mini", contents="Hi")) == \
+        "Hello from the fake provider!"
+    deadline = time.time() + 5
+    while len(tw.records(project="green")) < 2 * (2 if api_version else 1) and time.time() < deadline:
+        time.sleep(0.05)
+    assert {r["model_requested"] for r in tw.records(project="green")} == {"claude-haiku-4-5", "gpt-4o-mini"}

@@ -90,6 +90,20 @@ def test_legacy_completions(oai: openai.OpenAI, tollway: Tollway) -> None:
     assert "".join(c.choices[0].text for c in chunks if c.choices) == "Hello from the fake provider!"
 
 
+def test_legacy_completions_to_a_provider_without_them_say_what_to_use(oai: openai.OpenAI, fake: FakeProvider) -> None:
+    """LlamaIndex's OpenAILike and LangChain's OpenAI (not ChatOpenAI) send /v1/completions: for an
+    Anthropic model that is a 400 in OpenAI's shape that says to use chat completions, and nothing
+    reaches a provider."""
+    before = len(fake.requests)
+    with pytest.raises(openai.BadRequestError) as err:
+        oai.completions.create(model="claude-haiku-4-5", prompt="Say hi")
+    assert err.value.body["param"] == "model" and "/v1/chat/completions" in err.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as err:
+        oai.embeddings.create(model="claude-haiku-4-5", input="hi")
+    assert "Embeddings need a model" in err.value.body["message"]
+    assert len(fake.requests) == before
+
+
 def test_embeddings(oai: openai.OpenAI, tollway: Tollway) -> None:
     raw = oai.embeddings.with_raw_response.create(model="text-embedding-3-small", input=["a", "b"])
     resp = raw.parse()

@@ -351,3 +351,65 @@ def test_the_readme_names_every_route(served: set[tuple[str, str]]) -> None:
     readme = (specs.REPO / "README.md").read_text()
     missing = sorted({p for _, p in served if f"`{p}`" not in readme and f" {p}`" not in readme})
     assert not missing, f"README.md does not name {missing}"
+
+
+# -- where Tollway's key may travel: the document says exactly what the routes accept --------------
+
+PLACEMENTS = {  # security scheme -> how a client sends the key there
+    "bearer": lambda k: ({"Authorization": f"Bearer {k}"}, ""),
+    "apiKey": lambda k: ({"x-api-key": k}, ""),
+    "tollwayKey": lambda k: ({"X-Tollway-Key": k}, ""),
+    "googApiKey": lambda k: ({"x-goog-api-key": k}, ""),
+    "googKeyQuery": lambda k: ({}, f"key={k}"),
+    "azureApiKey": lambda k: ({"api-key": k}, ""),
+}
+PROBE_BODY = {"post": b'{"model": "probe-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}',
+              "put": b"{}", "patch": b"{}"}
+
+
+def probe(tollway: Tollway, method: str, path: str, headers: dict[str, str], query: str) -> tuple[int, bytes]:
+    url = tollway.url + path + (("&" if "?" in path else "?") + query if query else "")
+    req = urllib.request.Request(url, method=method.upper(), data=PROBE_BODY.get(method),
+                                 headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def refused_for_want_of_a_key(status: int, body: bytes) -> bool:
+    """Tollway's own 401 (a provider behind a pass-through route may answer 401 too: not this one;
+    a HEAD answer has no body to tell them apart)."""
+    return status == 401 and (b"Tollway key" in body or not body)
+
+
+def test_documented_key_placements_are_exactly_the_accepted_ones(doc: dict[str, Any], tollway: Tollway) -> None:
+    """Every operation: with keys configured, a request without a key is refused iff the document
+    lists security for it, and the master key is accepted in exactly the places it lists."""
+    problems = []
+    for path, method, op, _ in operations(doc):
+        if path.startswith("/proxy/") or path.endswith("/realtime"):  # BYOK and WebSocket: tests of their own
+            continue
+        documented_schemes = {name for alt in op.get("security", doc.get("security", [])) for name in alt}
+        concrete_path = concrete(path)
+        needs_key = refused_for_want_of_a_key(*probe(tollway, method, concrete_path, {}, ""))
+        if needs_key != bool(documented_schemes):
+            problems.append(f"{method.upper()} {path}: needs a key: {needs_key}, documented: {documented_schemes}")
+            continue
+        if not needs_key:
+            continue
+        accepted = {name for name, place in PLACEMENTS.items()
+                    if not refused_for_want_of_a_key(*probe(tollway, method, concrete_path, *place(MASTER_KEY)))}
+        if accepted != documented_schemes:
+            problems.append(f"{method.upper()} {path}: accepts {sorted(accepted)}, documents "
+                            f"{sorted(documented_schemes)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_realtime_and_proxy_key_placements_are_documented(doc: dict[str, Any]) -> None:
+    rt = doc["paths"]["/v1/realtime"]["get"]
+    assert {n for alt in rt["security"] for n in alt} == {"bearer", "azureApiKey", "tollwayKey"}
+    for path, _method, op, _ in operations(doc):
+        if path.startswith("/proxy/"):
+            assert op["security"] == [{"tollwayKey": []}], path

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tollway import __version__
-from tollway.api.openapi_admin import admin_paths, admin_schemas
+from tollway.api.openapi_admin import OPERATOR_SECURITY, admin_paths, admin_schemas
 from tollway.api.passthrough import PASSTHROUGH_METHODS
 from tollway.slugs import SLUG_RULE
 
@@ -166,7 +166,9 @@ def _list_op(summary: str, params: list[str], schema: str) -> dict[str, Any]:
                           "403": {"description": "Not the master key", "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}
 
 
-_ADMIN_SECURITY = [{"bearer": []}, {"apiKey": []}, {"tollwayKey": []}]
+_ADMIN_SECURITY = OPERATOR_SECURITY
+# what only key holders may read (the model lists, this document): a key wherever any SDK puts its own
+ANY_KEY_SECURITY = [*_ADMIN_SECURITY, {"googApiKey": []}, {"googKeyQuery": []}, {"azureApiKey": []}]
 
 _GROUP = {"type": "object", "properties": {
     "requests": {"type": "integer"}, "errors": {"type": "integer", "description": "status >= 400 or a broken call"},
@@ -268,7 +270,7 @@ _HEALTH = {"type": "object", "required": ["status", "version", "uptime_secs", "p
 
 
 def _models_op(summary: str) -> dict[str, Any]:
-    return {"summary": summary, "security": [{"bearer": []}, {"tollwayKey": []}],
+    return {"summary": summary, "security": ANY_KEY_SECURITY,
             "responses": {"200": {"description": "OK", "content": {"application/json": {
                 "schema": {"$ref": _REF + "ModelList"}}}},
                           "401": {"description": "Keys are configured and none was sent",
@@ -289,7 +291,7 @@ def openapi_document() -> dict[str, Any]:
                                                        "Tollway still proxies.",
                                         "content": {"application/json": {"schema": {"$ref": _REF + "Health"}}}}}}},
         "/openapi.json": {"get": {"summary": "This document (any Tollway key, when keys are configured)",
-                                  "security": _ADMIN_SECURITY, "responses": {"200": {
+                                  "security": ANY_KEY_SECURITY, "responses": {"200": {
             "description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}},
             "401": {"description": "Keys are configured and none was sent",
                     "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
@@ -306,13 +308,13 @@ def openapi_document() -> dict[str, Any]:
                                   "responses": {"200": {"description": "Ready; `checks` per service"},
                                                 "503": {"description": "Not ready; `checks` name the failure"}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics (text format); open with [metrics] public = true",
-                             "security": [{"bearer": []}],
+                             "security": _ADMIN_SECURITY,
                              "responses": {"200": {"description": "Prometheus text exposition",
                                                    "content": {"text/plain": {"schema": {"type": "string"}}}},
                                            "401": {"description": "No or wrong key"}}}},
         "/admin/billing/failed": {"get": {
             "summary": "Parked billing events (failed max_attempts times), oldest first",
-            "security": [{"bearer": []}],
+            "security": _ADMIN_SECURITY,
             "parameters": [{"name": "sink", "in": "query", "schema": {"type": "string"}},
                            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                                         "maximum": 1000}}],
@@ -321,7 +323,7 @@ def openapi_document() -> dict[str, Any]:
                                   "content": {"application/json": {"schema": {"type": "object"}}}}}}},
         "/admin/billing/retry": {"post": {
             "summary": "Send parked billing events again (all, or by event_ids and/or sink)",
-            "security": [{"bearer": []}],
+            "security": _ADMIN_SECURITY,
             "requestBody": {"required": False, "content": {"application/json": {"schema": {
                 "type": "object", "properties": {"event_ids": {"type": "array", "items": {"type": "string"}},
                                                  "sink": {"type": "string"}}}}}},
@@ -419,7 +421,7 @@ def openapi_document() -> dict[str, Any]:
                                              "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
         "/v1/me": {"get": {
             "summary": "Who the presented key is: its id and roles (open: no keys configured)",
-            "security": [{"bearer": []}],
+            "security": _ADMIN_SECURITY,
             "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {
                 "type": "object", "required": ["open", "key_id", "roles"], "properties": {
                     "open": {"type": "boolean"}, "key_id": {"type": ["string", "null"]},
@@ -431,7 +433,7 @@ def openapi_document() -> dict[str, Any]:
                                   "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
         "/admin/audit": {"get": {
             "summary": "Every change made through the admin API or CLI, newest first (viewer role)",
-            "security": [{"bearer": []}],
+            "security": _ADMIN_SECURITY,
             "parameters": [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
                            for n in ("action", "target", "actor", "limit", "cursor")],
             "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {
@@ -515,7 +517,7 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "Master key or a configured key."},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key",
-                           "description": "Master key or a configured key (Anthropic routes and operator routes)."},
+                           "description": "Master key or a configured key (Anthropic routes, operator routes, model lists)."},
                 "tollwayKey": {"type": "apiKey", "in": "header", "name": "X-Tollway-Key",
                                "description": "Master key or a configured key; accepted on every route, and the "
                                               "only place for it on /proxy/ routes."},

@@ -13,6 +13,8 @@ from pydantic import BaseModel
 from tollway.policy.schemas import BudgetCreate, BudgetUpdate, GroupCreate, GroupUpdate, KeyCreate, KeyRotate, KeyUpdate
 
 _REF = "#/components/schemas/"
+# where the operator routes take Tollway's key (api.authz.presented)
+OPERATOR_SECURITY = [{"bearer": []}, {"apiKey": []}, {"tollwayKey": []}]
 _ERR = {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}
 _S, _SN, _IN = {"type": "string"}, {"type": ["string", "null"]}, {"type": ["integer", "null"]}
 
@@ -70,7 +72,7 @@ def _op(summary: str, role: str, ok: str, schema: dict[str, Any], body: str | No
                             "content": _ERR}
     elif ok == "200" and role == "admin":
         responses["409"] = {"description": "Defined in config (read-only) or still in use", "content": _ERR}
-    op: dict[str, Any] = {"summary": summary + f" ({role} role)", "security": [{"bearer": []}],
+    op: dict[str, Any] = {"summary": summary + f" ({role} role)", "security": OPERATOR_SECURITY,
                           "parameters": [{"name": p, "in": "path", "required": True, "schema": _S} for p in params]
                           + [{"name": q, "in": "query", "required": False, "schema": _S} for q in query],
                           "responses": responses}

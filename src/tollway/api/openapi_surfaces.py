@@ -7,8 +7,8 @@ from typing import Any, Callable
 
 _REF = "#/components/schemas/"
 GEMINI_VERBS = ("generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents")
-_GEMINI_SECURITY = [{"googApiKey": []}, {"googKeyQuery": []}, {"bearer": []}]
-_AZURE_SECURITY = [{"azureApiKey": []}, {"bearer": []}]
+_GEMINI_SECURITY = [{"googApiKey": []}, {"googKeyQuery": []}, {"bearer": []}, {"tollwayKey": []}]
+_AZURE_SECURITY = [{"azureApiKey": []}, {"bearer": []}, {"tollwayKey": []}]
 
 
 def _path_param(name: str) -> dict[str, Any]:
@@ -38,21 +38,21 @@ def surface_paths(proxy_op: Callable[..., dict[str, Any]], model_list: dict[str,
             op["requestBody"]["content"]["application/json"]["schema"] = {
                 "type": "object", "description": f"Gemini's own {verb} body; the model is in the path."}
             paths[f"{prefix}/models/{{model}}:{verb}"] = {"post": op}
-            if prefix == "/v1beta":
-                scoped = {**op, "summary": f"Project-scoped Gemini {verb} (the slug wins over project headers)",
-                          "parameters": [_path_param("slug"), *op["parameters"]]}
-                paths[f"/projects/{{slug}}/v1beta/models/{{model}}:{verb}"] = {"post": scoped}
+            scoped = {**op, "summary": f"Project-scoped Gemini {verb} (the slug wins over project headers)",
+                      "parameters": [_path_param("slug"), *op["parameters"]]}
+            paths[f"/projects/{{slug}}{prefix}/models/{{model}}:{verb}"] = {"post": scoped}
+    any_key = model_list["security"]  # the model lists: a key wherever any SDK puts its own
     paths["/v1beta/models"] = {"get": {
-        "summary": "Models Tollway can route, in Gemini's shape (pageSize, pageToken)", "security": [],
+        "summary": "Models Tollway can route, in Gemini's shape (pageSize, pageToken)", "security": any_key,
         "parameters": [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
                        for n in ("pageSize", "pageToken")],
         "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {
             "type": "object", "properties": {"models": {"type": "array", "items": {"type": "object"}},
                                              "nextPageToken": {"type": "string"}}}}}}}}}
-    paths["/v1beta/models/{model}"] = {"get": _model_get("One model, in Gemini's shape", [], "GeminiError")}
+    paths["/v1beta/models/{model}"] = {"get": _model_get("One model, in Gemini's shape", any_key, "GeminiError")}
     paths["/v1/models/{model}"] = {"get": _model_get(
         "One routable model: OpenAI's shape; Anthropic's with anthropic-version; Gemini's with x-goog-api-key",
-        [], "OpenAIError")}
+        any_key, "OpenAIError")}
     # Azure OpenAI's surface: the deployment is the model or alias
     for op_path, schema in (("chat/completions", "CreateChatCompletionRequest"),
                             ("completions", "CreateCompletionRequest"), ("embeddings", "CreateEmbeddingRequest")):

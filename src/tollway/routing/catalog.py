@@ -20,6 +20,12 @@ if TYPE_CHECKING:
     from tollway.providers.transport import Transport
 
 _GLOB = frozenset("*?[")
+# What a client asking a provider for an endpoint it lacks can do instead (by endpoint value).
+_UNOFFERED_HINT = {
+    "completions": " Legacy completions reach OpenAI-format providers only (OpenAI, Azure, local servers): "
+                   "send the prompt as a user message to /v1/chat/completions (LlamaIndex: is_chat_model=True).",
+    "embeddings": " Embeddings need a model of a provider that has them (OpenAI, Azure, Gemini, local servers).",
+}
 
 
 def is_pattern(name: str) -> bool:
@@ -27,6 +33,7 @@ def is_pattern(name: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+
 class Deployment:
     provider: "Provider"
     transport: "Transport"
@@ -154,7 +161,7 @@ class Catalog:
             raise ProxyError(
                 "invalid_request",
                 f"The model '{model}' is served by provider '{dep.provider.id}' ({dep.provider.kind}), "
-                f"which does not offer this endpoint.",
+                f"which does not offer this endpoint.{_UNOFFERED_HINT.get(endpoint.value, '')}",
                 param="model",
             )
         return dep

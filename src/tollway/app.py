@@ -26,12 +26,15 @@ from tollway.api.metrics import MetricsRoute
 from tollway.api.models import ModelRoutes
 from tollway.api.openapi import openapi_document
 from tollway.api.openapi_surfaces import GEMINI_VERBS
+from tollway.api.operator_api import OPERATOR_PATHS, register_operator_routes
 from tollway.api.passthrough import PASSTHROUGH_METHODS, PassthroughRoute
+from tollway.api.portal import PortalRoute
 from tollway.api.probes import ProbeRoutes
 from tollway.api.realtime import PATHS as REALTIME_PATHS
 from tollway.api.realtime import RealtimeRoute
 from tollway.api.responses_state import ResponsesStateRoute
 from tollway.api.unified import UnifiedRoute
+from tollway.ask.service import AskService
 from tollway.config import Settings
 from tollway.errors import ProxyError, render
 from tollway.passthrough.family import client_family
@@ -94,6 +97,9 @@ class Router:
             kind: {"/v1" + sub: UnifiedRoute(state, "proxy." + route, fmt, ep, byok=True)
                    for sub, route, fmt, ep in UNIFIED if fmt == kind}
             for kind in ("openai", "anthropic")}
+        self.operator_api = AdminApi(state)
+        register_operator_routes(self.operator_api, state, AskService(state, self.unified["/v1/chat/completions"]))
+        self.portal = PortalRoute()
         self.passthrough = {kind: PassthroughRoute(state, kind, byok=True) for kind in ("openai", "anthropic")}
         # by whose client sent it (passthrough.family): Tollway's own credentials for that provider
         self.provider_passthrough = {kind: PassthroughRoute(state, kind, byok=False) for kind in ("openai", "anthropic")}
@@ -111,6 +117,7 @@ class Router:
             "/v1/records": admin.records,
             "/v1/stats": admin.stats,
             "/v1/me": admin.me,
+            "/v1/projects": admin.projects,
             "/openapi.json": self._openapi,
         }
         self.get.update({p: self._upgrade_required for p in REALTIME_PATHS})
@@ -149,8 +156,10 @@ class Router:
             out += [("POST", f"/projects/{{slug}}{prefix}/models/{{model}}:{verb}") for prefix in ("/v1beta", "/v1")]
         out += [(m, p) for p in ("/v1beta/models", "/v1beta/models/{model}", "/v1/models/{model}") for m in ("GET", "HEAD")]
         out += [("POST", f"/openai/deployments/{{deployment}}{op}") for op in self.azure_deployment]
-        for method, pattern in self.admin_api.routes():
+        for method, pattern in [*self.admin_api.routes(), *self.operator_api.routes()]:
             out += [(method, pattern), ("HEAD", pattern)] if method == "GET" else [(method, pattern)]
+        out += [(m, "/v1/projects/{slug}/records") for m in ("GET", "HEAD")]
+        out += [("GET", "/"), ("HEAD", "/")]  # the portal (and its /assets/ files, not listed one by one)
         return out
 
     async def _openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -168,6 +177,8 @@ class Router:
             handler = self.get.get(path)
             if handler is not None:
                 return await handler(scope, receive, send)
+            if self.portal.serves(path):
+                return await self.portal(scope, receive, send)
         if path.startswith("/projects/"):
             slug, _, rest = path[10:].partition("/")
             rest = "/" + rest
@@ -206,6 +217,13 @@ class Router:
             return await self.admin_api(scope, receive, send)
         if path.startswith("/v1/records/") and method in ("GET", "HEAD"):
             return await self.admin.record(scope, receive, send, trace_id=path[12:])
+        if path in OPERATOR_PATHS or path.startswith("/v1/providers/"):
+            return await self.operator_api(scope, receive, send)
+        if path.startswith("/v1/projects/") and method in ("GET", "HEAD"):
+            slug, _, rest = path[13:].partition("/")
+            if slug and rest == "records":
+                return await self.admin.records(scope, receive, send, project=unquote(slug))
+            return await not_found(scope, send)
         if path.startswith("/v1/responses/") and method in ("GET", "DELETE", "HEAD"):
             if path.count("/") == 3:
                 return await self.responses_state(scope, receive, send, response_id=path[14:])

@@ -159,31 +159,43 @@ def config_check(file: Path = typer.Argument(..., help="The config file to valid
                f"{len(settings.aliases)} alias(es))")
 
 
+USAGE_BY = ("model", "project", "source", "customer", "key", "provider", "day", "hour", "week", "month")
 USAGE_TIMEOUT_SECS = 20.0
 
 
 @app.command()
 def usage(
     config: Optional[Path] = ConfigOpt,
-    since: Optional[str] = typer.Option(None, "--since", help="Unix seconds or ISO 8601 time."),
+    since: Optional[str] = typer.Option(None, "--since", help="From: unix seconds, ISO 8601, or ago: 30m, 24h, 7d, 2w."),
+    until: Optional[str] = typer.Option(None, "--until", help="Until (exclusive), in the same forms as --since."),
+    by: str = typer.Option("model", "--by", help="Group by: " + ", ".join(USAGE_BY) + "."),
     project: Optional[str] = typer.Option(None, "--project", help="Only this project."),
+    source: Optional[str] = typer.Option(None, "--source", help="Only this source."),
+    customer: Optional[str] = typer.Option(None, "--customer", help="Only this customer."),
+    key: Optional[str] = typer.Option(None, "--key", help="Only this key id."),
+    model: Optional[str] = typer.Option(None, "--model", help="Only this model (requested or served)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON (the shape of GET /v1/stats)."),
 ) -> None:
-    """Print request, token and cost totals per model from the store."""
+    """Print requests, tokens, cost (exact; calls without a price counted as unpriced) and latency
+    from the store, grouped by model or another attribute; the numbers of GET /v1/stats."""
+    import orjson
     from rich.console import Console
     from rich.table import Table
-
-    from tollway.api.admin import parse_since
-    from tollway.storage.engine import make_engine
-    from tollway.storage.queries import stats
-
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
+    from tollway.api.admin import parse_since
     from tollway.errors import ProxyError
+    from tollway.storage.engine import make_engine
+    from tollway.storage.stats import stats
 
     settings = _load(config)
+    if by not in USAGE_BY:
+        typer.echo(f"error: --by must be one of {', '.join(USAGE_BY)}", err=True)
+        raise typer.Exit(2)
     try:
-        since_ts = parse_since(since) if since else None
+        since_ts = parse_since(since, "since") if since else None
+        until_ts = parse_since(until, "until") if until else None
     except ProxyError as e:
         typer.echo(f"error: --{e.message}", err=True)
         raise typer.Exit(2) from None
@@ -192,11 +204,17 @@ def usage(
     if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
         typer.echo(f"No records yet: there is no store at {url.database} (run `tollway serve` here first).")
         return
+    days = settings.store.retention_days
 
     async def run() -> dict[str, Any]:
+        import time
+
         engine = make_engine(settings.store_url)
         try:
-            return await asyncio.wait_for(stats(engine, since=since_ts, project=project), USAGE_TIMEOUT_SECS)
+            return await asyncio.wait_for(
+                stats(engine, since=since_ts, until=until_ts, group_by=by, project=project, source=source,
+                      customer=customer, key_id=key, model=model,
+                      raw_from=time.time() - days * 86400 if days else None), USAGE_TIMEOUT_SECS)
         finally:
             await engine.dispose()
 
@@ -209,14 +227,20 @@ def usage(
             reason_text = f"no answer within {USAGE_TIMEOUT_SECS:g} s"
         typer.echo(f"error: cannot read the store at {where}: {reason_text}", err=True)
         raise typer.Exit(1) from None
-    table = Table(title="Tollway usage")
-    for col in ("model", "requests", "errors", "input tokens", "output tokens", "cost USD", "p50 ms", "p95 ms"):
-        table.add_column(col, justify="left" if col == "model" else "right")
-    for row in [*result["by_model"], {**result["totals"], "model": "TOTAL"}]:
-        table.add_row(str(row.get("model") or "-"), str(row["requests"]), str(row["errors"]),
-                      str(row["input_tokens"]), str(row["output_tokens"]), str(row["cost_usd"]),
+    if as_json:
+        typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+        return
+    time_group = by in ("day", "hour", "week", "month")
+    table = Table(title=f"Tollway usage by {by}")
+    cols = (by, "requests", "errors", "input tokens", "output tokens", "cost USD", "unpriced", "p50 ms", "p95 ms")
+    for col in cols:
+        table.add_column(col, justify="left" if col == by else "right")
+    for row in [*result["groups"], {**result["totals"], by: "TOTAL", "time": "TOTAL"}]:
+        name = row["time"] if time_group else row.get(by)
+        table.add_row(str(name if name is not None else "-"), str(row["requests"]), str(row["errors"]),
+                      str(row["input_tokens"]), str(row["output_tokens"]), str(row["cost_usd"]), str(row["unpriced"]),
                       str(row["latency_ms_p50"]), str(row["latency_ms_p95"]))
-    Console().print(table)
+    Console(width=200).print(table)
 
 
 @app.command()

@@ -192,6 +192,9 @@ class StoreSettings(_Strict):
     body_retention_days: Float = Field(30.0, gt=0)
     body_max_bytes: Int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
 
+    # raw records older than this are deleted in the background; rollups keep their totals
+    retention_days: Float | None = Field(None, gt=0)
+
     @property
     def flush_interval_secs(self) -> float:
         return self.flush_interval_ms / 1000
@@ -650,6 +653,12 @@ class CacheSettings(_Strict):
         return self.model_copy(update=update) if update else self
 
 
+class AskSettings(_Strict):
+    model: str | None = None  # a model Tollway routes; None: the Ask page says how to set one
+    timeout_secs: Float = Field(5.0, gt=0, le=120)  # statement timeout of the generated query
+    max_rows: Int = Field(1000, ge=1, le=10_000)
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     store: StoreSettings = StoreSettings()
@@ -659,6 +668,7 @@ class Settings(_Strict):
     metrics: MetricsSettings = MetricsSettings()
     otel: OtelSettings = OtelSettings()
     billing: BillingSettings = BillingSettings()
+    ask: AskSettings = AskSettings()
     providers: list[ProviderSettings] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)  # alias -> "provider_id:model" or "model"
     keys: list[KeySettings] = Field(default_factory=list)

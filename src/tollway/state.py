@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -55,8 +55,12 @@ from tollway.storage.bodies import BodyStore
 from tollway.storage.engine import make_engine, migrate
 from tollway.storage.ledger import LedgerWriter
 from tollway.storage.responses import ResponseStore
+from tollway.storage.retention import Retention
 from tollway.telemetry.metrics import Metrics
 from tollway.tokens import TokenCounter
+
+if TYPE_CHECKING:
+    from tollway.providers.runtime import RuntimeProviders
 
 log = logging.getLogger("tollway")
 
@@ -150,6 +154,10 @@ class AppState:
     guard_stage: GuardStage | None = field(init=False, default=None)
     bodies: BodyStore | None = None
     started_at: float = field(default_factory=time.time)
+    # raw records older than [store] retention_days go in the background (None: kept forever)
+    retention: Retention | None = None
+    # providers added through the API; the one place that rebuilds `catalog` (providers/runtime.py)
+    runtime_providers: "RuntimeProviders | None" = None
     counting: CountingPool = field(default_factory=CountingPool)  # large token counts, off the loop
     inflight: set[RequestContext] = field(default_factory=set)  # between AccountingStage.before and after
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set whenever nothing is in flight
@@ -157,6 +165,7 @@ class AppState:
     unauthenticated: int = 0  # requests refused with 401 by the auth stage (logged, not recorded)
     realtime_sessions: int = 0  # Realtime WebSocket sessions open (api.realtime), at most [server] max_realtime_sessions
     _byok: dict[str, tuple[Provider, Transport]] = field(default_factory=dict)
+    _tasks: set[asyncio.Task[object]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.forwarder = Forwarder(self)
@@ -268,6 +277,13 @@ class AppState:
 
         catalog.listing = UpstreamListing(catalog, providers)
         await catalog.listing.start()
+        from tollway.providers.runtime import RuntimeProviders
+
+        state.runtime_providers = RuntimeProviders(state)
+        await state.runtime_providers.start()
+        if settings.store.retention_days is not None:
+            state.retention = Retention(engine, settings.store.retention_days)
+            state.retention.start()
         if any(p.kind == "demo" for p in settings.providers):
             # the demo counts tokens on every call: load the encodings now, off the event loop
             asyncio.get_running_loop().run_in_executor(None, tokens.preload)
@@ -287,6 +303,12 @@ class AppState:
 
     async def close(self) -> None:
         await self.wait_recorded()
+        if self.runtime_providers is not None:
+            await self.runtime_providers.stop()
+        if self.retention is not None:
+            await self.retention.stop()
+        for task in list(self._tasks):
+            task.cancel()
         if self.catalog.discovery is not None:
             await self.catalog.discovery.stop()
         await self.refresher.stop()
@@ -311,6 +333,15 @@ class AppState:
         await self.http.close()
         self.counting.close()
         await self.engine.dispose()
+
+    def keep_task(self, task: "asyncio.Task[object]") -> None:
+        """Hold a reference to a background task until it ends (and cancel it at close)."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def forget_byok(self) -> None:
+        """The catalog changed: /proxy/<kind>/ providers take their URL from it again."""
+        self._byok.clear()
 
     def byok_provider(self, kind: str) -> tuple[Provider, Transport]:
         """The provider for `/proxy/<kind>/`: the configured one's URL, but no key of ours."""

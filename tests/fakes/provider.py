@@ -88,6 +88,13 @@ class _ScriptedFault:
     scope: str | None
 
 
+@dataclass
+class _ScriptedReply:
+    text: str
+    remaining: int
+    scope: str | None
+
+
 class _Abort(Exception):
     """Raised after the connection has been reset on purpose."""
 
@@ -99,6 +106,7 @@ class FakeProvider:
         self._requests: list[ReceivedRequest] = []
         self._cond = threading.Condition()
         self._faults: list[_ScriptedFault] = []
+        self._replies: list[_ScriptedReply] = []
         self._files: dict[str, tuple[dict, bytes]] = {}
         self._batches: dict[str, tuple[dict, list[dict]]] = {}
         self._thread: threading.Thread | None = None
@@ -123,6 +131,7 @@ class FakeProvider:
         with self._cond:
             self._requests.clear()
             self._faults.clear()
+            self._replies.clear()
             self._files.clear()
             self._batches.clear()
 
@@ -134,6 +143,14 @@ class FakeProvider:
         """
         with self._cond:
             self._faults.append(_ScriptedFault(status, count, scope))
+
+    def reply_next(self, text: str, count: int = 1, scope: str | None = None) -> None:
+        """The next `count` answers (in `scope`: a family or a model) say `text` instead of the usual reply.
+
+        For tests of features that read what a model wrote (e.g. the SQL of Ask).
+        """
+        with self._cond:
+            self._replies.append(_ScriptedReply(text, count, scope))
 
     def wait_for_requests(self, n: int, timeout: float = 5.0) -> list[ReceivedRequest]:
         with self._cond:
@@ -351,6 +368,7 @@ class FakeProvider:
         status = self._fault_for(sc, family, model, deployment)
         if status is not None:
             return self._fault(family, status)
+        sc.scripted = self._scripted_reply({family, model, deployment or ""})
         streaming = bool(body.get("stream")) or (kind == "streamGenerateContent" and request.query.get("alt") == "sse")
         if d.reset_after is not None and not streaming:
             self._abort(request)
@@ -398,6 +416,14 @@ class FakeProvider:
             err = gemini_wire.error_body(400)
             err["error"]["message"] = "* GenerateContentRequest.contents: contents is not specified\n"
             return self._json(family, 400, err)
+        return None
+
+    def _scripted_reply(self, scopes: set[str]) -> str | None:
+        with self._cond:
+            for r in self._replies:
+                if r.remaining > 0 and (r.scope is None or r.scope in scopes):
+                    r.remaining -= 1
+                    return r.text
         return None
 
     def _fault_for(self, sc: Scenario, family: str, model: str, deployment: str | None) -> int | None:

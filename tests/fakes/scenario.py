@@ -105,6 +105,7 @@ class Scenario:
     n_items: int
     body_text: str
     model: str = ""
+    scripted: str | None = None  # the reply text a test scripted with FakeProvider.reply_next()
 
     @property
     def input_tokens(self) -> int:
@@ -137,6 +138,8 @@ class Scenario:
 
     @property
     def full_text(self) -> str:
+        if self.scripted is not None:
+            return self.scripted
         if self.directives.leak:
             return "".join(LEAK_PIECES)
         if self.directives.echo:

@@ -247,6 +247,10 @@ def test_documented_parameterless_gets_are_served(doc: dict[str, Any], tollway: 
                 with urllib.request.urlopen(req, timeout=10) as r:
                     assert r.status == 200 and r.headers["content-type"].startswith("text/plain")
                 continue
+            if "text/html" in op["responses"]["200"].get("content", {}):  # the portal
+                with urllib.request.urlopen(tollway.url + path, timeout=10) as r:
+                    assert r.status == 200 and r.headers["content-type"].startswith("text/html"), path
+                continue
             status, _ = call(tollway, "GET", path)
             assert status == 200, path
 

@@ -1,4 +1,4 @@
-"""Operator endpoints: GET /v1/records and GET /v1/stats (viewer role when keys are set).
+"""Operator endpoints: GET /v1/records, /v1/stats, /v1/projects (viewer role when keys are set).
 
 Every query parameter is checked here before it reaches SQL: a malformed one is a 400 in the
 OpenAI error shape, never a 500 (Postgres refuses NUL in text and integers beyond 32 bits,
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
+import re
+import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -26,7 +28,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("tollway")
 
 MAX_FILTER_CHARS = 1024
-_TEXT_FILTERS = frozenset({"project", "source", "customer", "model", "key_id", "team", "cursor"})
+_TEXT_FILTERS = frozenset({"project", "source", "customer", "model", "key_id", "team", "provider", "cursor", "group_by"})
+RECORD_FILTERS = ("project", "source", "customer", "model", "status", "since", "until", "key_id", "team",
+                  "provider", "limit", "cursor", "after_seq")
+STATS_FILTERS = ("project", "source", "customer", "model", "status", "since", "until", "key_id", "provider",
+                 "group_by")
+_RELATIVE = re.compile(r"^(\d{1,9}(?:\.\d{1,6})?)\s*(s|m|min|h|d|w)$")
+_UNIT_SECS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def _bad(param: str, message: str) -> ProxyError:
@@ -41,23 +49,30 @@ def _digits(value: str, max_len: int) -> int | None:
     return int(value) if len(value) <= 18 else 10**18
 
 
-def parse_since(value: str) -> float:
-    """Unix seconds, or an ISO 8601 time (a date alone means midnight UTC)."""
+def parse_since(value: str, param: str = "since", now: float | None = None) -> float:
+    """Unix seconds, an ISO 8601 time (a date alone means midnight UTC), `now`, or a time
+    relative to now: `30m`, `24h`, `7d`, `2w` (that long ago)."""
+    v = value.strip()
     try:
-        ts = float(value)
+        ts = float(v)
     except ValueError:
         pass
     else:
         if not math.isfinite(ts) or abs(ts) > 1e11:  # beyond year 5000: a mistake
-            raise _bad("since", f"since: {value!r} is not a usable unix time")
+            raise _bad(param, f"{param}: {value!r} is not a usable unix time")
         return ts
+    m = _RELATIVE.match(v.lower())
+    if m is not None or v.lower() == "now":
+        ago = float(m.group(1)) * _UNIT_SECS[m.group(2)] if m else 0.0
+        return (time.time() if now is None else now) - ago
     try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=timezone.utc)
         return dt.timestamp()
     except (ValueError, OverflowError):
-        raise _bad("since", f"since: expected unix seconds or ISO 8601, got {value[:100]!r}") from None
+        raise _bad(param, f"{param}: expected unix seconds, ISO 8601 or a time ago such as 7d, 24h or 30m; "
+                          f"got {value[:100]!r}") from None
 
 
 class AdminRoutes:
@@ -79,8 +94,8 @@ class AdminRoutes:
                 if "\x00" in v:
                     raise _bad(k, f"{k} must not contain a NUL character.")
                 out[k] = v
-            elif k == "since":
-                out[k] = parse_since(v)
+            elif k in ("since", "until"):
+                out[k] = parse_since(v, k)
             elif k == "limit":
                 n = _digits(v, MAX_FILTER_CHARS)  # any number of digits: more than the cap is the cap
                 if not n:
@@ -135,10 +150,12 @@ class AdminRoutes:
             return
         await send_json(send, 200, result)
 
-    async def records(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def records(self, scope: Scope, receive: Receive, send: Send, project: str | None = None) -> None:
+        """GET /v1/records, and GET /v1/projects/{slug}/records (the slug is the project filter)."""
         async def produce() -> dict[str, Any]:
-            f = self._filters(scope, ("project", "source", "customer", "model", "status", "since", "key_id",
-                                      "team", "limit", "cursor", "after_seq"))
+            f = self._filters(scope, tuple(k for k in RECORD_FILTERS if project is None or k != "project"))
+            if project is not None:
+                f["project"] = project
             await self._state.ledger.flush()
             return await queries.list_records(self._state.engine, **f)
         await self._answer(scope, send, produce)
@@ -158,10 +175,42 @@ class AdminRoutes:
             return found
         await self._answer(scope, send, produce)
 
+    def _raw_from(self) -> float | None:
+        retention = self._state.retention
+        return retention.horizon() if retention is not None else None
+
     async def stats(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def produce() -> dict[str, Any]:
-            f = self._filters(scope, ("project", "source", "customer", "model", "since"))
+            f = self._filters(scope, STATS_FILTERS)
             await self._state.ledger.flush()
-            return await queries.stats(self._state.engine, **f)
+            return await queries.stats(self._state.engine, raw_from=self._raw_from(), **f)
+        await self._answer(scope, send, produce)
+
+    async def projects(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """GET /v1/projects?active_since_mins=N: every project with a request in the last N
+        minutes (all projects ever seen without N), with its usage over that window (all time
+        without N): the numbers of /v1/stats?group_by=project&since=Nm, plus when it was last active."""
+        async def produce() -> dict[str, Any]:
+            q = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+            unknown = sorted(set(q) - {"active_since_mins"})
+            if unknown:
+                raise _bad(unknown[0][:100], f"Unknown query parameter {unknown[0][:100]!r}; allowed: "
+                                             "active_since_mins.")
+            mins = q.get("active_since_mins")
+            since = None
+            if mins is not None:
+                try:
+                    n = float(mins)
+                except ValueError:
+                    n = math.nan
+                if not 0 < n <= 10 * 365 * 24 * 60:  # NaN fails too
+                    raise _bad("active_since_mins", "active_since_mins must be a number of minutes above 0.")
+                since = time.time() - n * 60
+            await self._state.ledger.flush()
+            result = await queries.stats(self._state.engine, since=since, group_by="project",
+                                         raw_from=self._raw_from())
+            data = [{"slug": g.pop("project"), **g} for g in result["groups"]]
+            return {"object": "list", "since": since, "active_since_mins": float(mins) if mins else None,
+                    "data": data, "totals": result["totals"]}
         await self._answer(scope, send, produce)
 

@@ -59,6 +59,22 @@ class ModelRoutes:
     def _openai(self, mid: str, pid: str) -> dict[str, Any]:
         return {"id": mid, "object": "model", "created": self._created(), "owned_by": pid}
 
+    def _with_tollway(self, item: dict[str, Any], mid: str, pid: str) -> dict[str, Any]:
+        """Tollway's own extension of an OpenAI list item (clients ignore unknown fields): the
+        provider kind, endpoints and prices the portal's Models page shows."""
+        st = self._state
+        provider = st.catalog.provider(pid)
+        if provider is None:
+            return item
+        price = st.prices.price_of(provider.kind, mid)
+        pricing = None if price is None else {
+            "input_per_mtok": f"{price.input_per_mtok:f}", "output_per_mtok": f"{price.output_per_mtok:f}",
+            "cached_input_per_mtok": None if price.cached_input_per_mtok is None else f"{price.cached_input_per_mtok:f}",
+            "source": st.prices.source_of(provider.kind, mid)}
+        item["tollway"] = {"provider_kind": provider.kind, "endpoints": sorted(str(e.value) for e in provider.endpoints),
+                           "pricing": pricing}
+        return item
+
     def _anthropic(self, mid: str, pid: str) -> dict[str, Any]:
         created = datetime.fromtimestamp(self._created(), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         return {"type": "model", "id": mid, "display_name": mid, "created_at": created}
@@ -77,7 +93,8 @@ class ModelRoutes:
         await self._refresh()
         listed = self._listed()
         if shape == "openai":
-            return await send_json(send, 200, {"object": "list", "data": [self._openai(m, p) for m, p in listed]})
+            return await send_json(send, 200, {"object": "list", "data": [self._with_tollway(self._openai(m, p), m, p)
+                                                                          for m, p in listed]})
         await self._anthropic_page(scope, send, listed)
 
     async def _anthropic_page(self, scope: Scope, send: Send, listed: list[tuple[str, str]]) -> None:

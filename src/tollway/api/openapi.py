@@ -121,8 +121,10 @@ _QUERY_DOCS = {
     "project": "Only this project (exact).", "source": "Only this source (exact).",
     "customer": "Only this customer (exact).", "model": "Requested or served model (exact).",
     "status": "An HTTP status code (up to 3 digits), 'ok' or 'error'.",
-    "since": "Calls that started at or after this time: unix seconds or ISO 8601. A call is recorded when it "
-             "ends, so a poller should use after_seq instead.",
+    "since": "Calls that started at or after this time: unix seconds, ISO 8601, 'now', or a time ago (30m, 24h, "
+             "7d, 2w). A call is recorded when it ends, so a poller should use after_seq instead.",
+    "until": "Calls that started before this time (exclusive), in the forms of since.",
+    "provider": "Only calls served by this provider id.",
     "key_id": "Only calls made with this key id.",
     "team": "Only calls made with keys of this team.",
     "limit": "Records per page, 1 to 1000 (default 50; more is capped).",
@@ -170,12 +172,48 @@ _ADMIN_SECURITY = OPERATOR_SECURITY
 ANY_KEY_SECURITY = [*_ADMIN_SECURITY, {"googApiKey": []}, {"googKeyQuery": []}, {"azureApiKey": []}]
 
 _GROUP = {"type": "object", "properties": {
-    "requests": {"type": "integer"}, "errors": {"type": "integer"}, "input_tokens": {"type": "integer"},
-    "output_tokens": {"type": "integer"}, "cached_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"},
-    "cost_usd": {"type": "string", "description": "Decimal string"},
+    "requests": {"type": "integer"}, "errors": {"type": "integer", "description": "status >= 400 or a broken call"},
+    "input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"}, "cached_tokens": {"type": "integer"},
+    "cache_creation_tokens": {"type": "integer"}, "reasoning_tokens": {"type": "integer"},
+    "total_tokens": {"type": "integer"},
+    "cost_usd": {"type": "string", "description": "Exact decimal string: the sum of the known costs"},
+    "unpriced": {"type": "integer", "description": "Calls without a known price (not counted in cost_usd)"},
     "cache_hits": {"type": "integer", "description": "Answered from the response cache (at cost 0)"},
     "cost_saved_usd": {"type": "string", "description": "Decimal string: what the cached answers cost when made"},
-    "latency_ms_p50": {"type": ["number", "null"]}, "latency_ms_p95": {"type": ["number", "null"]}}}
+    **{f"{m}_p{p}": {"type": ["number", "null"], "description": "ms, from log-scale histograms (within ~12 %)"}
+       for m in ("latency_ms", "ttft_ms") for p in (50, 95)},
+    "latency_ms_avg": {"type": ["number", "null"]},
+    "last_seen": {"type": ["string", "null"], "description": "ISO time of the latest call"}}}
+
+_TIME_PARAM = ("Unix seconds, ISO 8601, 'now', or a time ago: 30m, 24h, 7d, 2w")
+_STATS_PARAMS = [
+    *({"name": n, "in": "query", "required": False, "schema": {"type": "string"}} for n in
+      ("project", "source", "customer", "model", "key_id", "provider")),
+    {"name": "status", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "An HTTP status code, 'ok' or 'error'"},
+    {"name": "since", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "Inclusive. " + _TIME_PARAM},
+    {"name": "until", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "Exclusive. " + _TIME_PARAM},
+    {"name": "group_by", "in": "query", "required": False, "schema": {"enum": [
+        "model", "project", "source", "customer", "key", "provider", "hour", "day", "week", "month", "status"]},
+     "description": "One breakdown in `groups` (by cost, most first; time groups in time order, UTC). Without "
+                    "it: by_model, by_project and by_source."},
+]
+
+_PROVIDER = {"type": "object", "properties": {
+    "id": {"type": "string"}, "kind": {"type": "string"}, "base_url": {"type": "string"},
+    "models": {"type": "array", "items": {"type": "string"}}, "has_key": {"type": "boolean"},
+    "headers": {"type": "array", "items": {"type": "string"}, "description": "header names only"},
+    "source": {"enum": ["config", "runtime"]}, "read_only": {"type": "boolean"},
+    "created_at": {"type": "number"}, "created_by": {"type": "string"}}}
+
+
+def _json(schema: dict[str, Any], desc: str = "OK") -> dict[str, Any]:
+    return {"description": desc, "content": {"application/json": {"schema": schema}}}
+
+
+_ERR = {"$ref": _REF + "OpenAIError"}
 
 _RECORD = {"type": "object", "properties": {
     **{k: {"type": t} for k, t in (
@@ -295,8 +333,74 @@ def openapi_document() -> dict[str, Any]:
             "responses": {"200": {"description": "How many were queued again", "content": {"application/json": {
                 "schema": {"type": "object", "properties": {"retried": {"type": "integer"}}}}}}}}},
         "/v1/records": {"get": _list_op("Usage records, newest first (or in insertion order with after_seq)",
-                                        ["project", "source", "customer", "model", "status", "since", "key_id",
-                                         "team", "limit", "cursor", "after_seq"], "RecordPage")},
+                                        ["project", "source", "customer", "model", "status", "since", "until",
+                                         "key_id", "team", "provider", "limit", "cursor", "after_seq"],
+                                        "RecordPage")},
+        "/v1/projects": {"get": {
+            "summary": "Projects active in the last N minutes (all without N) with their usage over that window "
+                       "(the numbers of /v1/stats?group_by=project&since=Nm) and last_seen",
+            "security": _ADMIN_SECURITY,
+            "parameters": [{"name": "active_since_mins", "in": "query", "required": False,
+                            "schema": {"type": "number", "exclusiveMinimum": 0}}],
+            "responses": {"200": _json({"type": "object", "properties": {
+                "object": {"const": "list"}, "since": {"type": ["number", "null"]},
+                "data": {"type": "array", "items": {**_GROUP, "properties": {
+                    **_GROUP["properties"], "slug": {"type": ["string", "null"]}}}},
+                "totals": _GROUP}}), "400": _json(_ERR, "Bad parameter")}}},
+        "/v1/projects/{slug}/records": {"get": {
+            "summary": "The records of one project, newest first (the filters of /v1/records, project aside)",
+            "security": _ADMIN_SECURITY,
+            "parameters": [{"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}},
+                           *({"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                             for n in ("source", "customer", "model", "status", "since", "until", "key_id",
+                                       "team", "provider", "limit", "cursor"))],
+            "responses": {"200": _json({"$ref": _REF + "RecordPage"})}}},
+        "/v1/providers": {
+            "get": {"summary": "Providers: the config file's (read-only) and those added at run time; never a key "
+                               "(viewer role)", "security": _ADMIN_SECURITY,
+                    "responses": {"200": _json({"type": "object", "properties": {
+                        "object": {"const": "list"}, "data": {"type": "array", "items": _PROVIDER},
+                        "secret_key_set": {"type": "boolean"}}})}},
+            "post": {"summary": "Add a provider at run time (admin role): validated like a [[providers]] entry of "
+                                "the config file; the key and headers are encrypted at rest (TOLLWAY_SECRET_KEY); "
+                                "stored, audited, and picked up by every instance within seconds",
+                     "security": _ADMIN_SECURITY,
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                         "type": "object", "required": ["id", "kind"], "description": "A [[providers]] entry",
+                         "properties": {"id": {"type": "string"}, "kind": {"type": "string"},
+                                        "base_url": {"type": "string"}, "api_key": {"type": "string"},
+                                        "models": {"type": "array", "items": {"type": "string"}},
+                                        "headers": {"type": "object"}}}}}},
+                     "responses": {"201": _json(_PROVIDER, "Added"), "400": _json(_ERR, "No TOLLWAY_SECRET_KEY"),
+                                   "403": _json(_ERR, "Not an admin key"),
+                                   "409": _json(_ERR, "The id exists (or is a config provider)"),
+                                   "422": _json(_ERR, "Invalid provider")}}},
+        "/v1/providers/{id}": {"delete": {
+            "summary": "Remove a runtime provider (admin role; config-file providers are read-only)",
+            "security": _ADMIN_SECURITY,
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": _json({"type": "object", "properties": {"id": {"type": "string"},
+                                                                        "deleted": {"type": "boolean"}}}),
+                          "404": _json(_ERR, "No such runtime provider"), "409": _json(_ERR, "A config provider")}}},
+        "/v1/ask": {
+            "get": {"summary": "Ask's model and the views it may query", "security": _ADMIN_SECURITY,
+                    "responses": {"200": _json({"type": "object"})}},
+            "post": {"summary": "A question in plain language, answered with one read-only SQL query written by "
+                                "[ask] model (called through Tollway, source tollway-ask). Refused SQL comes back "
+                                "with `refused` set and nothing run.",
+                     "security": _ADMIN_SECURITY,
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                         "type": "object", "required": ["question"], "properties": {"question": {"type": "string"}}}}}},
+                     "responses": {"200": _json({"type": "object", "properties": {
+                         "sql": {"type": "string"}, "executed_sql": {"type": "string"},
+                         "refused": {"type": ["string", "null"]},
+                         "columns": {"type": "array", "items": {"type": "string"}},
+                         "rows": {"type": "array", "items": {"type": "array"}},
+                         "chart": {"type": ["object", "null"]}, "trace_id": {"type": ["string", "null"]}}}),
+                                   "400": _json(_ERR, "No [ask] model configured, or no question"),
+                                   "502": _json(_ERR, "The Ask model failed")}}},
+        "/": {"get": {"summary": "The portal (a single-page app; its assets are under /assets/)", "security": [],
+                      "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}}}},
         "/v1/records/{trace_id}": {"get": {
             "summary": "One usage record by the trace id a client got in x-tollway-trace-id",
             "security": _ADMIN_SECURITY,
@@ -364,8 +468,9 @@ def openapi_document() -> dict[str, Any]:
                                           "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}},
                                   "404": {"description": "Unknown id, or another key's",
                                           "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
-        "/v1/stats": {"get": _list_op("Totals and breakdowns by model, project and source",
-                                      ["project", "source", "customer", "model", "since"], "Stats")},
+        "/v1/stats": {"get": {**_list_op("Totals and one breakdown (group_by), or by model, project and source; "
+                                         "read from rollups, exact to the record and the nano-dollar", [], "Stats"),
+                              "parameters": _STATS_PARAMS}},
         "/v1/chat/completions": {"post": _proxy_op("OpenAI Chat Completions", "openai", "CreateChatCompletionRequest")},
         "/v1/completions": {"post": _proxy_op("OpenAI Completions (legacy)", "openai", "CreateCompletionRequest")},
         "/v1/embeddings": {"post": _proxy_op("OpenAI Embeddings", "openai", "CreateEmbeddingRequest")},
@@ -444,6 +549,11 @@ def openapi_document() -> dict[str, Any]:
                     "next_after_seq": {"type": ["integer", "null"],
                                        "description": "With after_seq: pass it as after_seq next time."}}},
                 "Stats": {"type": "object", "properties": {
+                    "since": {"type": ["number", "null"]}, "until": {"type": ["number", "null"]},
+                    "group_by": {"type": "string"},
+                    "groups": {"type": "array", "items": {**_GROUP, "properties": {
+                        **_GROUP["properties"], "time": {"type": "string"}, "ts": {"type": "integer"}},
+                        "additionalProperties": True}},
                     "totals": _GROUP,
                     "by_model": {"type": "array", "items": {**_GROUP, "properties": {
                         **_GROUP["properties"], "model": {"type": ["string", "null"]}}}},

@@ -52,6 +52,7 @@ class UnifiedRoute:
         ctx.path_project = path_project
         ctx.path_model, ctx.path_stream = path_model, stream
         ctx.byok = self.byok
+        ctx.key = scope.get("tollway.caller")  # set only by Tollway's own in-process calls (Ask)
         state = self._state
 
         # ctx.send, not send: a stage may wrap it (the guard keeps bodies for the ledger)

@@ -128,6 +128,10 @@ class AuthStage:
         self._keys = keys
 
     async def before(self, ctx: RequestContext) -> None:
+        if ctx.key is not None:  # an in-process call of Tollway's own (Ask), identity already known
+            ctx.key_id = ctx.key.id
+            ctx.team = ctx.key.team
+            return
         if not self._keys.enabled:
             return
         info = self._keys.lookup(presented_key(ctx))

@@ -60,6 +60,11 @@ class Catalog:
     def providers(self) -> list["Provider"]:
         return [p for p, _ in self._providers]
 
+    @property
+    def transports(self) -> list["Transport"]:
+        """The transport of each provider, in the order of `providers`."""
+        return [t for _, t in self._providers]
+
     def provider(self, provider_id: str) -> "Provider | None":
         entry = self._by_id.get(provider_id)
         return entry[0] if entry else None
@@ -91,6 +96,10 @@ class Catalog:
         """What a glob provider's upstream lists (see `providers.model_listing`): /v1/models shows
         the names its patterns match instead of the price data's. Routing is not affected."""
         self._listings[provider_id] = tuple(dict.fromkeys(m for m in models if isinstance(m, str) and m))
+
+    def upstream_listing(self, provider_id: str) -> tuple[str, ...]:
+        """What `set_listing()` last recorded for a provider (empty when nothing yet)."""
+        return self._listings.get(provider_id, ())
 
     def discovered(self, provider_id: str) -> tuple[str, ...]:
         return self._discovered.get(provider_id, ())

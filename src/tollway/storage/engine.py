@@ -66,11 +66,15 @@ def _prepare_sqlite(url: URL) -> None:
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the dashboard read while the ledger writes; NORMAL is durable across process
-    # crashes in WAL mode and much faster than FULL.
+    # crashes in WAL mode and much faster than FULL. auto_vacuum takes effect only on a new
+    # file (before its first table): then retention can give pages back incrementally.
     cursor = dbapi_connection.cursor()
     try:
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # reads of the rollups (the portal, /v1/stats) through the OS page cache, not read() calls
+        cursor.execute("PRAGMA mmap_size=268435456")
     finally:
         cursor.close()
 

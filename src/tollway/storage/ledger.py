@@ -17,8 +17,10 @@ one at a time (the writer's batches and replay's), and on Postgres each batch's 
 first takes an advisory lock, so sequence numbers are assigned in commit order across
 instances too: an exporter reading `seq > N` never skips a row that commits later.
 
-An optional `outbox` (billing events, see `tollway.billing.outbox`) writes its rows in the
-same transaction as each batch, so an event exists exactly when its record was stored.
+In the transaction that stores a batch, the rollups (`rollup.py`, read by the stats) are
+updated with the rows it really added. An optional `outbox` (billing events, see
+`tollway.billing.outbox`) writes its rows in the same transaction as each batch, so an event
+exists exactly when its record was stored.
 
 Everything here runs on the event loop thread; `put()` must be called from that thread.
 """
@@ -34,12 +36,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import insert, literal_column, text
+from sqlalchemy import insert, literal_column, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
+from tollway.storage.rollup import RollupWriter
 from tollway.storage.rows import ROW_COLUMNS, row_from_record
 from tollway.storage.schema import usage_records
 from tollway.storage.spool import Spool
@@ -104,6 +107,19 @@ def _driver_statement(engine: AsyncEngine, stmt: Insert) -> tuple[str, tuple[str
     return str(compiled), tuple(compiled.positiontup)
 
 
+async def _not_stored_yet(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of a replayed batch that the store does not have yet (ON CONFLICT DO NOTHING
+    will skip the others, and the batch hooks must not count them again)."""
+    ids = [r["trace_id"] for r in rows]
+    stored = set((await conn.execute(select(usage_records.c.trace_id).where(usage_records.c.trace_id.in_(ids))))
+                 .scalars())
+    fresh: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["trace_id"] not in stored:
+            fresh.setdefault(r["trace_id"], r)  # a record spooled twice is stored once
+    return list(fresh.values())
+
+
 class LedgerWriter:
     """Background, batching, never-losing writer of `UsageRecord`s.
 
@@ -142,6 +158,7 @@ class LedgerWriter:
         self._driver_sql = {
             id(st): _driver_statement(engine, st) for st in (self._insert, self._replay_insert)
         }
+        self._rollups = RollupWriter(engine.dialect)
 
         self._queue: deque[UsageRecord] = deque()
         self._wake = asyncio.Event()
@@ -361,11 +378,13 @@ class LedgerWriter:
                 async with self._engine.begin() as conn:
                     if self._pg:
                         await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_INSERT_LOCK})
+                    fresh = rows if stmt is self._insert else await _not_stored_yet(conn, rows)
                     if driver is None:
                         await conn.execute(stmt, rows)
                     else:
                         sql, keys = driver
                         await conn.exec_driver_sql(sql, [tuple(row[k] for k in keys) for row in rows])
+                    await self._rollups.add(conn, fresh)  # rows a replay found already stored count once
                     if self._outbox is not None:
                         await self._outbox.write(conn, records)
             finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    PrimaryKeyConstraint,
     Boolean,
     Column,
     Float,
@@ -144,6 +145,101 @@ audit_log = Table(
     Column("after", Text),
 )
 Index("ix_audit_log_target", audit_log.c.target, audit_log.c.id)
+
+
+# Aggregates of usage_records kept by the ledger writer in the same transaction as the rows
+# (storage/rollup.py), read by /v1/stats, the portal and `tollway usage` (storage/stats.py). They
+# outlive the raw records (retention). An attribute that was NULL on the record is "" here.
+#
+# usage_facets: per hour ("h") and UTC day ("d"), per facet ("total", or one attribute: model,
+#   project, source, customer, key, provider) and its value, per status: the sums. Small and
+#   fast: what unfiltered questions and single-attribute breakdowns read.
+# usage_daily: per UTC day and every attribute at once: answers filtered questions.
+# usage_latency: the latency ("l") and time-to-first-token ("t") histograms of usage_facets
+#   (see histogram.py), one row per non-empty bin: per hour and day for "total", per day for
+#   the attribute facets (their partial days come from the records).
+ROLLUP_DIMS = ("model", "model_requested", "project", "source", "customer", "key_id", "provider")
+ROLLUP_SUMS = ("requests", "input_tokens", "output_tokens", "cached_tokens", "cache_creation_tokens",
+               "reasoning_tokens", "total_tokens", "cost_nanousd", "priced", "latency_n", "latency_sum",
+               "ttft_n", "ttft_sum", "cache_hits", "cost_saved_nanousd")
+ROLLUP_MINS = ("latency_min", "ttft_min")
+ROLLUP_MAXES = ("latency_max", "ttft_max", "last_ts")
+MEASURES = (*ROLLUP_SUMS, *ROLLUP_MINS, *ROLLUP_MAXES)
+_FLOAT_MEASURES = frozenset({"latency_sum", "ttft_sum", "latency_min", "ttft_min", "latency_max", "ttft_max",
+                             "last_ts"})
+_NULLABLE_MEASURES = frozenset({"latency_min", "ttft_min", "latency_max", "ttft_max"})
+
+
+def measure_columns() -> list[Column]:
+    # sums are never NULL (a NULL on the record adds 0); min and max are NULL without a value
+    return [Column(m, Float if m in _FLOAT_MEASURES else BigInteger, nullable=m in _NULLABLE_MEASURES)
+            for m in MEASURES]
+
+
+usage_facets = Table(
+    "usage_facets",
+    metadata,
+    Column("grain", String(1), nullable=False),
+    Column("facet", String(16), nullable=False),
+    Column("bucket", BigInteger, nullable=False),  # unix seconds: start of the hour or UTC day
+    Column("value", String, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("error", Integer, nullable=False),  # 1: status >= 400 or an error_type
+    *measure_columns(),
+    PrimaryKeyConstraint("grain", "facet", "bucket", "value", "status", "error"),
+    sqlite_with_rowid=False,  # SQLite: clustered on the key, so a facet's time range is one contiguous read
+)
+
+usage_daily = Table(
+    "usage_daily",
+    metadata,
+    Column("day", BigInteger, nullable=False),
+    *(Column(d, String, nullable=False) for d in ROLLUP_DIMS),
+    Column("status", Integer, nullable=False),
+    Column("error", Integer, nullable=False),
+    *measure_columns(),
+    PrimaryKeyConstraint("day", *ROLLUP_DIMS, "status", "error"),
+    sqlite_with_rowid=False,
+)
+
+usage_latency = Table(
+    "usage_latency",
+    metadata,
+    Column("grain", String(1), nullable=False),
+    Column("facet", String(16), nullable=False),
+    Column("bucket", BigInteger, nullable=False),
+    Column("value", String, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("error", Integer, nullable=False),
+    Column("metric", String(1), nullable=False),  # "l": latency, "t": time to first token
+    Column("bin", Integer, nullable=False),
+    Column("n", BigInteger, nullable=False),
+    PrimaryKeyConstraint("grain", "facet", "bucket", "value", "status", "error", "metric", "bin"),
+    sqlite_with_rowid=False,
+)
+
+# Providers added at run time through POST /v1/providers (providers/runtime.py). `settings` is
+# the ProviderSettings JSON without credentials; the key and headers are sealed by SecretBox.
+runtime_providers = Table(
+    "runtime_providers",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("kind", String, nullable=False),
+    Column("settings", Text, nullable=False),
+    Column("api_key_sealed", Text),
+    Column("headers_sealed", Text),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String, nullable=False),
+)
+
+# Change markers: a version number per shared setting, bumped with each change, which every
+# instance polls to learn that it must reload (e.g. "providers").
+store_markers = Table(
+    "store_markers",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
 
 # Keys, teams / projects / customers and budgets managed through the admin API or the CLI
 # (policy/store.py). Keys are kept as SHA-256 hashes only; provider credentials sealed

@@ -16,6 +16,8 @@ from typing import Any
 
 import anthropic
 import openai
+from google import genai
+from google.genai import types as gtypes
 
 MASTER_KEY = "tw-master-test-key"
 TEAM_KEY = "tw-team-alpha-key"
@@ -92,6 +94,8 @@ class Tollway:
             try:
                 urllib.request.urlopen(self.url + "/health", timeout=1).read()
                 return
+            except urllib.error.HTTPError:
+                return  # up, though degraded (503): e.g. started with its store down
             except (urllib.error.URLError, ConnectionError, OSError):
                 time.sleep(0.1)
         raise RuntimeError(f"tollway did not become ready:\n{self.log()}")
@@ -138,6 +142,11 @@ class Tollway:
                 self.proc.kill()
                 self.proc.wait(5)
         self._log.close()
+        # A coroutine nobody awaited is always a bug (e.g. a metering call that did nothing),
+        # and inside the server it only shows as a warning in its log.
+        never_awaited = [line for line in self.log_path.read_text(errors="replace").splitlines()
+                         if "was never awaited" in line]
+        assert not never_awaited, f"tollway logged un-awaited coroutines: {never_awaited[:3]}"
         return self.proc.returncode
 
 
@@ -147,6 +156,12 @@ def openai_client(tw: "Tollway", api_key: str = MASTER_KEY) -> openai.OpenAI:
 
 def anthropic_client(tw: "Tollway", api_key: str = MASTER_KEY) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=tw.url, api_key=api_key, max_retries=0, timeout=20)
+
+
+def gemini_client(tw: "Tollway", api_key: str = MASTER_KEY, api_version: str | None = None) -> genai.Client:
+    """google-genai with its base URL on Tollway (it asks /v1/... by default, /v1beta/... when told)."""
+    return genai.Client(api_key=api_key, http_options=gtypes.HttpOptions(base_url=tw.url, api_version=api_version,
+                                                                         timeout=20_000))
 
 
 def standard_config(fake_url: str, **overrides: Any) -> dict[str, Any]:

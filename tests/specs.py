@@ -138,11 +138,26 @@ def _tolerated(err: Any, allow_null: frozenset[str]) -> bool:
     return err.instance is None and bool(err.path) and err.path[-1] in allow_null
 
 
+def with_citations(value: Any) -> Any:
+    """Anthropic's spec makes `citations` required (nullable) on text blocks; Tollway's translated
+    answers omit it when there are none (`null` breaks the Vercel AI SDK), so it is filled in here."""
+    if isinstance(value, list):
+        return [with_citations(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: with_citations(v) for k, v in value.items()}
+    if out.get("type") == "text" and isinstance(out.get("text"), str) and "citations" not in out:
+        out["citations"] = None
+    return out
+
+
 def errors(name: str, schema_name: str, value: Any, allow_null: Iterable[str] = ()) -> list[str]:
     """Problems of `value` against `components.schemas[schema_name]` of spec `name` ("openai" or
     "anthropic"); [] when it conforms. `allow_null` names properties where the real API sends null
     although the schema does not say so (each caller says why)."""
     allowed = frozenset(allow_null)
+    if name == "anthropic":
+        value = with_citations(value)
     out = []
     for err in _validator(name, schema_name).iter_errors(value):
         if allowed and _tolerated(err, allowed):

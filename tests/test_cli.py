@@ -309,6 +309,39 @@ def test_usage_prints_a_table_from_the_store(tmp_path: Path) -> None:
     assert numbers(next(ln for ln in future.stdout.splitlines() if "TOTAL" in ln))[0] == "0"
 
 
+def test_usage_groups_by_any_attribute_as_json_with_unpriced_calls(tmp_path: Path) -> None:
+    tw = Tollway(tmp_path, None, demo=True)
+    try:
+        client = openai.OpenAI(base_url=tw.url + "/v1", api_key="unused", max_retries=0, timeout=20)
+        for source in ("batch", "batch", "web"):
+            client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "hi"}],
+                                           extra_headers={"x-tollway-source": source})
+        with pytest.raises(openai.NotFoundError):  # recorded, without a price
+            client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}],
+                                           extra_headers={"x-tollway-source": "web"})
+        api = {by: tw.get(f"/v1/stats?group_by={by}&since=7d", key=None)[1] for by in ("source", "day")}
+    finally:
+        assert tw.stop() == 0
+    import json
+
+    runs = tollway_cli_many({"json": (("usage", "--by", "source", "--since", "7d", "--json"), {}),
+                             "day": (("usage", "--by", "day", "--since", "7d", "--until", "now"), {}),
+                             "bad-by": (("usage", "--by", "colour"), {})}, cwd=tmp_path)
+    assert runs["json"].returncode == 0, runs["json"].stderr
+    got = json.loads(runs["json"].stdout)
+    assert [(g["source"], g["requests"], g["unpriced"], g["cost_usd"]) for g in got["groups"]] == \
+        [(g["source"], g["requests"], g["unpriced"], g["cost_usd"]) for g in api["source"]["groups"]]
+    assert {g["source"]: g["unpriced"] for g in got["groups"]} == {"batch": 0, "web": 1}
+    assert got["totals"]["requests"] == 4
+    day = runs["day"]
+    assert day.returncode == 0, day.stderr
+    header = next(ln for ln in day.stdout.splitlines() if "unpriced" in ln)
+    assert "day" in header and "cost USD" in header
+    total = next(ln for ln in day.stdout.splitlines() if "TOTAL" in ln)
+    assert re.findall(r"\d+", total)[0] == "4" and api["day"]["totals"]["cost_usd"] in total
+    assert runs["bad-by"].returncode == 2 and "--by must be one of" in runs["bad-by"].stderr
+
+
 def test_usage_with_a_bad_since_is_a_clear_error(checks: dict[str, subprocess.CompletedProcess[str]]) -> None:
     r = checks["usage-bad-since"]
     assert r.returncode != 0

@@ -176,6 +176,12 @@ def test_load_settings_file_problems(tmp_path: Path) -> None:
     ({"server": {"port": "http"}}, "server.port"),
     ({"server": {"shutdown_grace_secs": -1}}, "server.shutdown_grace_secs"),
     ({"server": {"lisen": "0.0.0.0"}}, "server.lisen"),
+    ({"server": {"max_header_bytes": 100}}, "server.max_header_bytes"),
+    ({"server": {"header_timeout_secs": 0}}, "server.header_timeout_secs"),
+    ({"server": {"max_connections": 0}}, "server.max_connections"),
+    ({"store": {"flush_interval_ms": 0}}, "store.flush_interval_ms"),
+    ({"store": {"flush_interval_secs": -1}}, "store"),
+    ({"store": {"flush_interval_secs": 0.1, "flush_interval_ms": 100}}, "store"),
     ({"logging": {"level": "loud"}}, "logging.level"),
     ({"providers": [{"id": "a", "kind": "openai"}, {"id": "b", "kind": "cohere"}]}, "providers[1].kind"),
     ({"providers": [{"kind": "openai"}]}, "providers[0].id"),
@@ -186,6 +192,12 @@ def test_load_settings_file_problems(tmp_path: Path) -> None:
 def test_invalid_values_are_reported_with_their_key_path(raw: dict[str, Any], path: str) -> None:
     found = problems(raw)
     assert any(line.startswith(path + ":") for line in found), found
+
+
+def test_flush_interval_in_ms_and_the_old_seconds_key_still_works() -> None:
+    assert build_settings({}, {}).store.flush_interval_ms == 250
+    assert build_settings({"store": {"flush_interval_ms": 20}}, {}).store.flush_interval_secs == 0.02
+    assert build_settings({"store": {"flush_interval_secs": 0.05}}, {}).store.flush_interval_ms == 50
 
 
 def test_several_problems_are_reported_together() -> None:
@@ -327,12 +339,12 @@ def test_interpolation_compatibility_and_validation_problems_come_in_one_pass() 
            "translation": {"strict": "yes"},
            "providers": [{"id": "a", "kind": "openai"}, {"id": "a", "kind": "anthropic"},
                          {"id": "b", "provider_type": "mainframe"}],
-           "sanitization": {"enabled": True},
+           "sanitization": {"enabled": True, "output": "shout"},
            "aliases": {"fast": "nobody:gpt-4o"}}
     found = problems(raw)
     paths = [line.split(":")[0] for line in found]
     for path in ("server.port", "server.lisen", "server.master_key", "translation.strict", "providers[1].id",
-                 "providers[2].provider_type", "sanitization", "aliases.fast"):
+                 "providers[2].provider_type", "sanitization.output", "aliases.fast"):
         assert path in paths, (path, found)
     assert len(paths) == len(set(paths)), found
 
@@ -447,3 +459,17 @@ def test_a_bad_key_from_the_environment_is_named_by_its_variable() -> None:
     assert sorted(line.split(":")[0] for line in found) == ["OPENAI_API_KEY (environment)",
                                                              "TOLLWAY_MASTER_KEY (environment)"], found
     assert not any(OPENAI_SECRET in line or MASTER_SECRET in line for line in found)
+
+
+# -- [responses] ------------------------------------------------------------------------------
+
+
+def test_responses_defaults_and_limits() -> None:
+    s = build_settings({}, {})
+    assert (s.responses.ttl_days, s.responses.max_chain_depth, s.responses.max_chain_bytes) == (
+        30.0, 1000, 64 * 1024 * 1024)
+    s = build_settings({"responses": {"ttl_days": 0.5, "max_chain_depth": 10}}, {})
+    assert (s.responses.ttl_days, s.responses.max_chain_depth) == (0.5, 10)
+    assert any("responses.ttl_days" in p for p in problems({"responses": {"ttl_days": 0}}))
+    assert any("responses.max_chain_depth" in p for p in problems({"responses": {"max_chain_depth": 0}}))
+    assert any("responses.ttl" in p for p in problems({"responses": {"ttl": 3}}))

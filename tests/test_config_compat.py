@@ -15,23 +15,32 @@ SEED = Path(__file__).resolve().parent / "fixtures" / "llm_gateway" / "config.ex
 
 
 def seed_without_pending_sections() -> dict[str, Any]:
-    """The seed's file minus [sanitization] and [key_map.*] (refused until those features land)."""
-    raw = tomllib.loads(SEED.read_text())
-    return {k: v for k, v in raw.items() if k not in ("sanitization", "key_map")}
+    """The seed's whole file: nothing in it is refused any more."""
+    return tomllib.loads(SEED.read_text())
 
 
-def test_the_seed_file_verbatim_is_refused_only_for_the_missing_features() -> None:
+def test_the_seed_file_verbatim_loads() -> None:
+    s = load_settings(SEED, env={})
+    assert len(s.providers) == 4 and s.sanitization.enabled
+    assert [k.name for k in s.keys if k.credentials] == ["Team Alpha"]
+
+
+def test_the_seed_key_map_becomes_keys_with_their_own_provider_credentials() -> None:
+    s = build_settings(seed_without_pending_sections(), {})
+    mapped = [k for k in s.keys if k.credentials]
+    assert len(mapped) == 1 and mapped[0].key.get_secret_value() == "my-team-key"
+    assert mapped[0].name == "Team Alpha" and mapped[0].id == "team-alpha"
+    assert mapped[0].credentials["openai"].get_secret_value() == "sk-..."
+    assert mapped[0].credentials["anthropic"].get_secret_value() == "sk-ant-..."
+    assert "my-team-key" not in repr(s) and "sk-ant" not in repr(s)
+
+
+def test_key_map_problems_never_name_the_key() -> None:
+    raw = {"key_map": {"secret-client-key": {"label": "A", "openai_key": "${MISSING_VAR}", "rpm": -1}}}
     with pytest.raises(ConfigError) as ei:
-        load_settings(SEED, env={})
-    found = ei.value.problems
-    assert len(found) == 2, found
-    sanitization = next(line for line in found if line.startswith("sanitization:"))
-    key_map = next(line for line in found if line.startswith("key_map"))
-    assert "prompt scanning" in sanitization and "not available" in sanitization and "guardrails" in sanitization
-    assert "virtual keys" in key_map and "not available" in key_map and "[[keys]]" in key_map
-    text = "\n".join(found)
-    assert "Extra inputs" not in text and "unknown key" not in text
-    assert "my-team-key" not in text and "sk-" not in text  # key_map's table names are client keys
+        build_settings(raw, {})
+    text = "\n".join(ei.value.problems)
+    assert "MISSING_VAR" in text and "secret-client-key" not in text
 
 
 def test_the_seed_providers_map_onto_tollway_kinds() -> None:
@@ -50,9 +59,30 @@ def test_the_seed_providers_map_onto_tollway_kinds() -> None:
     assert ollama.kind == "openai_compatible" and ollama.base_url == "http://localhost:11434/v1"
 
 
-def test_the_seed_sanitization_switched_off_is_accepted() -> None:
+def test_the_seed_sanitization_block_works_as_written() -> None:
+    s = build_settings(seed_without_pending_sections(), {})
+    san = s.sanitization  # the seed: enabled = true, scan_credentials = true, redact_pii = false, gate false
+    assert (san.enabled, san.scan_credentials, san.redact_pii, san.compliance_gate) == (True, True, False, False)
+    assert (san.redact_credentials, san.output) == (True, "off")
+
+
+def test_the_seed_sanitization_defaults_are_the_seeds() -> None:
+    san = build_settings({"sanitization": {}}, {}).sanitization
+    assert (san.enabled, san.scan_credentials, san.redact_pii, san.compliance_gate) == (False, True, False, False)
     raw = {**seed_without_pending_sections(), "sanitization": {"enabled": False, "scan_credentials": True}}
-    assert len(build_settings(raw, {}).providers) == 4
+    assert build_settings(raw, {}).sanitization.enabled is False
+
+
+@pytest.mark.parametrize("block,path,words", [
+    ({"output": "mask"}, "sanitization.output", "'off'"),
+    ({"pii_types": ["EMAIL", "PHONE_NUMBER"]}, "sanitization.pii_types", "EMAIL_ADDRESS"),
+    ({"pii_patterns": {"EMPLOYEE_ID": "EMP-([0-9]{6}"}}, "sanitization.pii_patterns", "RE2"),
+    ({"redact_pii": "yes"}, "sanitization.redact_pii", ""),
+])
+def test_bad_sanitization_values_are_named(block: dict[str, Any], path: str, words: str) -> None:
+    with pytest.raises(ConfigError) as ei:
+        build_settings({"sanitization": block}, {})
+    assert any(line.startswith(path) and words in line for line in ei.value.problems), ei.value.problems
 
 
 @pytest.mark.parametrize("provider,expected", [

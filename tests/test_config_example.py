@@ -14,7 +14,8 @@ from tollway.config import Settings, load_settings
 from tollway.config_checks import _inner_model
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "tollway.example.toml"
-_HEADER = re.compile(r"^#?\s*\[\[?([A-Za-z_][A-Za-z0-9_.-]*)\]\]?\s*(?:#.*)?$")
+# a table header; a quoted last part is a free-form name (`[cache.models."gpt-4o*"]` is section cache.models)
+_HEADER = re.compile(r"^#?\s*\[\[?([A-Za-z_][A-Za-z0-9_.-]*?)(?:\.\"[^\"]*\")?\]\]?\s*(?:#.*)?$")
 _KEY = re.compile(r"^(#?)\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 
 
@@ -88,3 +89,53 @@ def test_the_example_shows_no_key_the_code_does_not_know() -> None:
         assert section in expected, f"tollway.example.toml shows unknown section [{section}]"
         unknown = keys - expected[section]
         assert not unknown, f"tollway.example.toml shows unknown {section or 'top-level'} keys {sorted(unknown)}"
+
+
+# Sections whose values in the example are Tollway's defaults (the rest are examples to adapt:
+# providers, aliases, keys, projects, prices).
+DEFAULT_SECTIONS = ("server", "store", "sanitization", "logging", "translation", "responses", "metrics", "otel",
+                    "billing")
+
+
+def shown_values() -> list[tuple[str, str, object, bool]]:
+    """(section, key, value, commented) for every key line whose value is TOML."""
+    out = []
+    section = ""
+    for line in EXAMPLE.read_text().splitlines():
+        header = _HEADER.match(line.strip())
+        if header:
+            section = header.group(1)
+            continue
+        m = _KEY.match(line.strip())
+        if not m:
+            continue
+        commented, key, rest = m.groups()
+        value = rest.split("  #")[0].split(" # ")[0].strip() if commented else rest.split("#")[0].strip()
+        try:
+            parsed = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            continue
+        out.append((section, key, parsed, bool(commented)))
+    return out
+
+
+def test_the_values_shown_are_the_code_defaults() -> None:
+    """What the example shows as a default is the default: its active values in the default
+    sections load to exactly the settings of no file at all, and a commented-out key that has a
+    default shows that default (an optional key, default none, may show an example value)."""
+    example = load_settings(EXAMPLE, env={})
+    bare = Settings()
+    for section in DEFAULT_SECTIONS:
+        assert getattr(example, section) == getattr(bare, section), f"[{section}] in the example is not the default"
+    assert example.demo == bare.demo
+    for section, key, value, commented in shown_values():
+        if not commented or (section and section.split(".")[0] not in (*DEFAULT_SECTIONS, "providers")):
+            continue
+        model: type[BaseModel] | None = Settings
+        for part in filter(None, section.split(".")):
+            model = _inner_model(model.model_fields[part].annotation) if model is not None else None
+        field = model.model_fields.get(key) if model is not None else None
+        assert field is not None, (section, key)
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, (bool, int, float, str)) and not (section == "providers" and key != "wire_format"):
+            assert value == default, f"{section}.{key}: the example shows {value!r}, the default is {default!r}"

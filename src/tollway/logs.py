@@ -1,9 +1,20 @@
-"""Logging: one line per request, human-readable or JSON; never bodies, never keys."""
+"""Logging: one line per request, human-readable or JSON; never bodies, never keys.
+
+No client can forge a line or a field: in text lines every field a client or provider
+controls has its control characters (C0, DEL, C1, U+2028/U+2029), spaces and backslashes
+written as escapes (`\x0a`, `\u2028`, `\\`), so a line is one line and `key=value` pairs split
+on spaces; other log messages have control characters escaped and are cut at
+`MAX_MESSAGE_CHARS`, and traceback lines are indented. In JSON lines orjson escapes C0
+characters; DEL, C1 and U+2028/U+2029, which JSON allows raw but line splitters (Python's
+`splitlines()`, some log shippers) break lines at, are escaped here too. Field lengths are
+bounded where the record is built (usage.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 import time
 from typing import TextIO
@@ -12,13 +23,50 @@ import orjson
 
 from tollway.usage import UsageRecord
 
+MAX_MESSAGE_CHARS = 8192
+_FIELD_UNSAFE = re.compile("[\x00-\x20\x7f-\x9f\u2028\u2029\\\\]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+_JSON_RAW = re.compile(b"\x7f|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]")
+
+
+def json_line(obj: object) -> str:
+    """`obj` as one line of JSON that every line splitter keeps whole."""
+    out = orjson.dumps(obj)
+    if b"\x7f" in out or b"\xc2" in out or b"\xe2\x80" in out:
+        out = _JSON_RAW.sub(lambda m: b"\\u%04x" % ord(m.group().decode()), out)
+    return out.decode()
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    c = m.group()
+    if c == "\\":
+        return "\\\\"
+    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+
+def field(value: str) -> str:
+    """A value for a `key=value` text log field: one token, on one line, unambiguous."""
+    if value.isprintable() and " " not in value and "\\" not in value:
+        return value
+    return _FIELD_UNSAFE.sub(_escape_char, value)
+
+
+def message(value: str) -> str:
+    """A log message on one line, of bounded length."""
+    if len(value) > MAX_MESSAGE_CHARS:
+        value = value[: MAX_MESSAGE_CHARS - 1] + "…"
+    return value if value.isprintable() else _CONTROL.sub(_escape_char, value)
+
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        line = f"{t}.{int(record.msecs):03d}Z {record.levelname:<7} {record.getMessage()}"
+        line = f"{t}.{int(record.msecs):03d}Z {record.levelname:<7} {message(record.getMessage())}"
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            # indented: no traceback line can pass for a log line of its own
+            line += "".join("\n    " + message(ln) for ln in self.formatException(record.exc_info).splitlines())
         return line
 
 
@@ -27,10 +75,11 @@ class JsonFormatter(logging.Formatter):
         t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         out: dict[str, object] = {"time": f"{t}.{int(record.msecs):03d}Z", "level": record.levelname.lower(),
                                   "logger": record.name}
-        out["msg"] = record.getMessage()
+        msg = record.getMessage()
+        out["msg"] = msg if len(msg) <= MAX_MESSAGE_CHARS else msg[: MAX_MESSAGE_CHARS - 1] + "…"
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(out).decode()
+        return json_line(out)
 
 
 class AccessLog:
@@ -71,29 +120,31 @@ class AccessLog:
         cost = "-" if rec.cost_usd is None else format(rec.cost_usd, "f")
         tokens_in = "-" if u.input_tokens is None else u.input_tokens
         tokens_out = "-" if u.output_tokens is None else u.output_tokens
-        line = (f"{self._stamp(rec.ts)} INFO    {rec.trace_id} {rec.route} {rec.method} {rec.path} "
-                f"model={rec.model_served or rec.model_requested or '-'} provider={rec.provider or '-'} "
+        model = rec.model_served or rec.model_requested
+        line = (f"{self._stamp(rec.ts)} INFO    {rec.trace_id} {field(rec.route)} {field(rec.method)} "
+                f"{field(rec.path)} model={field(model) if model else '-'} "
+                f"provider={field(rec.provider) if rec.provider else '-'} "
                 f"status={rec.status} latency_ms={rec.latency_ms} tokens={tokens_in}/{tokens_out}"
                 f"{'~' if u.estimated else ''} cost={cost}")
         if rec.error_type:
-            line += " error=" + rec.error_type
+            line += " error=" + field(rec.error_type)
         if rec.project:
-            line += " project=" + rec.project
+            line += " project=" + field(rec.project)
         if rec.source:
-            line += " source=" + rec.source
+            line += " source=" + field(rec.source)
         return line + "\n"
 
     def _json_line(self, rec: UsageRecord) -> str:
         u = rec.usage
-        return orjson.dumps({
-            "time": self._stamp(rec.ts), "level": "info", "logger": "tollway.access",            "trace_id": rec.trace_id, "method": rec.method, "route": rec.route, "path": rec.path,
+        return json_line({
+            "time": self._stamp(rec.ts), "level": "info", "logger": "tollway.access", "trace_id": rec.trace_id, "method": rec.method, "route": rec.route, "path": rec.path,
             "model": rec.model_served or rec.model_requested, "provider": rec.provider, "status": rec.status,
             "latency_ms": rec.latency_ms, "ttft_ms": rec.ttft_ms, "stream": rec.stream,
             "input_tokens": u.input_tokens, "output_tokens": u.output_tokens, "estimated": u.estimated,
             "cost_usd": None if rec.cost_usd is None else format(rec.cost_usd, "f"), "error_type": rec.error_type,
             "cancelled": rec.cancelled, "key_id": rec.key_id, "project": rec.project, "source": rec.source,
             "customer": rec.customer,
-        }).decode() + "\n"
+        }) + "\n"
 
     def flush(self) -> None:
         if self._buf:

@@ -166,6 +166,7 @@ class PriceBook:
         self._globs = tuple(globs_prefixed + globs_plain)
         self._cache: dict[tuple[str, str], _Entry] = {}
         self._known: dict[str, list[str]] = {}
+        self._windows: dict[tuple[str, str], int | None] = {}
         self._genai_ids: frozenset[str] | None = None
 
     # ---- public API ------------------------------------------------------------------------
@@ -231,6 +232,21 @@ class PriceBook:
         if entry is None or (entry.expires != _INF and time.time() >= entry.expires):
             entry = self._resolve(provider_kind, model)
         return entry.price
+
+    def context_window(self, provider_kind: str, model: str) -> int | None:
+        """The model's context window from the price data (input + output tokens), or None."""
+        key = (provider_kind, model)
+        if key not in self._windows:
+            window = None
+            try:
+                calc = _genai_lookup(self._genai_provider_id(provider_kind), model)
+                window = getattr(calc.model, "context_window", None) if calc is not None else None
+            except Exception:  # the price data is optional here: no window, no harm
+                window = None
+            if len(self._windows) >= _CACHE_MAX:
+                self._windows.clear()
+            self._windows[key] = window if isinstance(window, int) and window > 0 else None
+        return self._windows[key]
 
     def source_of(self, provider_kind: str, model: str) -> str | None:
         """Where the price came from: "override:<pattern>" or "genai-prices:<provider>/<model id>"."""

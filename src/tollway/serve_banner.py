@@ -69,6 +69,7 @@ class BannerServer(uvicorn.Server):
                  f"[{s.server.host}]" if ":" in s.server.host else s.server.host, port,
                  ", ".join(p.id for p in s.providers) or "none",
                  "sqlite" if s.store_url.startswith("sqlite") else "postgres")
+        log.info("portal: %s/", base)
         if s.demo:
             for line in demo_lines(s, base):
                 log.info("%s", line)

@@ -1,19 +1,23 @@
-"""The three client formats: render a neutral case in the SDK's own shape, call it, and read back
+"""The four client formats: render a neutral case in the SDK's own shape, call it, and read back
 what the SDK user sees (text, tool calls, stop reason, usage) into one `Answer`.
 
 Streams go through each SDK's own accumulating helper (`chat.completions.stream(...)`,
 `responses.stream(...).get_final_response()`, `messages.stream(...).get_final_message()`), which
-validate the event sequence as they go; the text deltas are counted on the way.
+validate the event sequence as they go; the text deltas are counted on the way. google-genai has
+no accumulating helper: its stream chunks are folded here as its users do.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import anthropic
 import openai
+from google import genai
+from google.genai import types as gtypes
 
 from tests.conformance.spec import TOOL_SCHEMA, TOOLS, Assistant, Case, ToolCall, ToolResult, User
 
@@ -211,5 +215,71 @@ def call_messages(client: anthropic.Anthropic, kw: dict[str, Any], stream: bool)
                   u.cache_read_input_tokens, u.cache_creation_input_tokens, deltas, final)
 
 
-BUILD = {"openai-chat": chat_request, "openai-responses": responses_request, "anthropic-sdk": messages_request}
-CALL = {"openai-chat": call_chat, "openai-responses": call_responses, "anthropic-sdk": call_messages}
+# ---------------------------------------------------------------- Gemini (google-genai)
+
+
+def _gemini_image(img: Any) -> gtypes.Part:
+    if img.url:
+        return gtypes.Part(file_data=gtypes.FileData(file_uri=img.url, mime_type="image/png"))
+    return gtypes.Part.from_bytes(data=base64.b64decode(img.data), mime_type=img.media_type)
+
+
+def gemini_request(case: Case, model: str, nonce: str, stream: bool) -> dict[str, Any]:
+    contents: list[gtypes.Content] = []
+    for t in case.turns:
+        if isinstance(t, User):
+            parts = [gtypes.Part(text=_fill(t.text, nonce))]
+            if t.image is not None:
+                parts.append(_gemini_image(t.image))
+            contents.append(gtypes.Content(role="user", parts=parts))
+        elif isinstance(t, Assistant):
+            contents.append(gtypes.Content(role="model", parts=[gtypes.Part(text=t.text)]))
+        elif isinstance(t, ToolCall):
+            contents.append(gtypes.Content(role="model", parts=[gtypes.Part(
+                function_call=gtypes.FunctionCall(id=t.id, name=t.name, args=t.arguments))]))
+        elif isinstance(t, ToolResult):
+            contents.append(gtypes.Content(role="user", parts=[gtypes.Part(function_response=gtypes.FunctionResponse(
+                id=t.id, name=t.name, response={"output": t.content}))]))
+    config = gtypes.GenerateContentConfig(
+        automatic_function_calling=gtypes.AutomaticFunctionCallingConfig(disable=True))
+    if case.system:
+        config.system_instruction = case.system
+    if case.tools:
+        config.tools = [gtypes.Tool(function_declarations=[
+            gtypes.FunctionDeclaration(name=n, description=TOOLS[n], parameters_json_schema=TOOL_SCHEMA)
+            for n in case.tools])]
+    if case.max_tokens:
+        config.max_output_tokens = case.max_tokens
+    return {"model": model, "contents": contents, "config": config}
+
+
+def call_gemini(client: genai.Client, kw: dict[str, Any], stream: bool) -> Answer:
+    deltas = None
+    text, calls, finish, usage, rid, model = "", [], None, None, "", ""
+    chunks = client.models.generate_content_stream(**kw) if stream else [client.models.generate_content(**kw)]
+    if stream:
+        deltas = 0
+    for ch in chunks:
+        rid, model = ch.response_id or rid, ch.model_version or model
+        usage = ch.usage_metadata or usage
+        for cand in ch.candidates or ():
+            finish = cand.finish_reason or finish
+            for p in (cand.content.parts if cand.content else None) or ():
+                if p.text and not p.thought:
+                    text += p.text
+                    deltas = None if deltas is None else deltas + 1
+                if p.function_call:
+                    fc = p.function_call
+                    calls.append(SeenToolCall(fc.id or "", fc.name, dict(fc.args or {})))
+    assert usage is not None, "no usage_metadata in the answer"
+    assert finish is not None, "no finish_reason in the answer"
+    output = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
+    assert usage.total_token_count == (usage.prompt_token_count or 0) + output, usage
+    return Answer(rid, model, text, calls, finish.value, usage.prompt_token_count, output,
+                  usage.cached_content_token_count, None, deltas, chunks)
+
+
+BUILD = {"openai-chat": chat_request, "openai-responses": responses_request, "anthropic-sdk": messages_request,
+         "gemini-sdk": gemini_request}
+CALL = {"openai-chat": call_chat, "openai-responses": call_responses, "anthropic-sdk": call_messages,
+        "gemini-sdk": call_gemini}

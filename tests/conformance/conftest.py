@@ -8,8 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anthropic
+import httpx2
 import openai
 import pytest
+from google import genai
+from google.genai import types as gtypes
 
 from tests.conformance.spec import LOCAL_PRICE, PROVIDERS
 from tests.conformance.upstream import Upstream
@@ -65,10 +68,11 @@ class Conformance:
     fake: FakeProvider
     oai: openai.OpenAI
     claude: anthropic.Anthropic
+    gemini: genai.Client
     responses: Responses
 
     def client(self, name: str) -> Any:
-        return self.claude if name == "anthropic-sdk" else self.oai
+        return {"anthropic-sdk": self.claude, "gemini-sdk": self.gemini}.get(name, self.oai)
 
     def upstream(self, nonce: str) -> list[Upstream]:
         """Every request the fake received that carries `nonce`, oldest first."""
@@ -87,11 +91,14 @@ def conformance(fake: FakeProvider, tmp_path_factory: pytest.TempPathFactory,
                         http_client=openai.DefaultHttpxClient(event_hooks=hooks, timeout=20))
     claude = anthropic.Anthropic(base_url=tw.url, api_key=MASTER_KEY, max_retries=0, timeout=20,
                                  http_client=anthropic.DefaultHttpxClient(event_hooks=hooks, timeout=20))
+    gclient = httpx2.Client(event_hooks=hooks, timeout=20)
+    gemini = genai.Client(api_key=MASTER_KEY, http_options=gtypes.HttpOptions(base_url=tw.url, httpx_client=gclient))
     try:
-        yield Conformance(tw, fake, oai, claude, seen)
+        yield Conformance(tw, fake, oai, claude, gemini, seen)
     finally:
         oai.close()
         claude.close()
+        gclient.close()
         tw.stop()
 
 

@@ -65,7 +65,7 @@ PROVIDERS: dict[str, ProviderSpec] = {p.kind: p for p in (
     ProviderSpec("openai_compatible", "llama3.2:1b", None, override_price=LOCAL_PRICE),
 )}
 
-CLIENTS = ("openai-chat", "openai-responses", "anthropic-sdk")
+CLIENTS = ("openai-chat", "openai-responses", "anthropic-sdk", "gemini-sdk")
 MODES = ("nonstream", "stream")
 
 # ---------------------------------------------------------------- neutral conversation parts
@@ -180,6 +180,8 @@ STOP_REASONS: dict[str, dict[str, str]] = {
     "anthropic-sdk": {"text": "end_turn", "tools": "tool_use", "length": "max_tokens"},
     # Responses: status, plus incomplete_details.reason when incomplete
     "openai-responses": {"text": "completed", "tools": "completed", "length": "incomplete:max_output_tokens"},
+    # Gemini ends a turn of function calls with STOP too
+    "gemini-sdk": {"text": "STOP", "tools": "STOP", "length": "MAX_TOKENS"},
 }
 
 # ---------------------------------------------------------------- cells and known Tollway bugs

@@ -39,7 +39,7 @@ SAME_FORMAT = {
     "openai-responses": ("/v1/responses", RESPONSES, "openai", "/v1/responses"),
     "anthropic-messages": ("/v1/messages", MESSAGES, "anthropic", "/v1/messages"),
 }
-_RANDOM = re.compile(rb'("(?:id|item_id|created|created_at|completed_at|call_id|obfuscation)"\s*:\s*)("[^"]*"|\d+)')
+_RANDOM = re.compile(rb'("(?:id|responseId|item_id|created|created_at|completed_at|call_id|obfuscation)"\s*:\s*)("[^"]*"|\d+)')
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
@@ -137,3 +137,29 @@ def test_azure_keeps_unknown_fields_and_its_own_answer(conformance: Conformance,
     assert [(k, v) for k, v in ordered(upstream.body) if k != "model"] == [
         (k, v) for k, v in ordered(body) if k != "model"]
     assert b"prompt_filter_results" in answer  # Azure's content-filter annotations are relayed, not dropped
+
+
+GENERATE = """{"contents" : [ {"role": "user", "parts": [{"text": "Caf\\u00e9 \\ud83d\\ude00 %(nonce)s"}]} ],
+  "generationConfig": {"temperature": 0.70, "max_output_tokens": 64}}"""
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["nonstream", "stream"])
+def test_gemini_client_to_gemini_passes_through_as_bytes(conformance: Conformance, stream: bool) -> None:
+    model = PROVIDERS["gemini"].model
+    verb = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    nonce = f"[fast {uuid.uuid4().hex[:12]}]"
+    body = (GENERATE % {"nonce": nonce}).encode()
+    status, headers, answer = post(f"{conformance.tollway.url}/v1beta/models/{model}:{verb}", body,
+                                   {"x-goog-api-key": MASTER_KEY})
+    assert status == 200, answer[:500]
+    upstream = only_request(conformance, nonce)
+    assert upstream.body == body, "the request was re-serialized or edited on the fast path"
+    assert "x-goog-api-key" not in {k for k, v in upstream.headers.items() if v == MASTER_KEY}
+    assert upstream.headers["x-goog-api-key"] == "fake-gemini-key"  # Tollway's provider key, not the client's
+    direct_status, _, direct = post(f"{conformance.fake.url}/v1beta/models/{model}:{verb}", body,
+                                    {"x-goog-api-key": "fake-gemini-key"})
+    assert direct_status == 200
+    assert masked(answer) == masked(direct), "the answer was not relayed byte for byte"
+    rec = conformance.tollway.record(headers["x-tollway-trace-id"])
+    assert (rec["route"], rec["provider"], rec["stream"]) == ("gemini.generate_content", "gemini", stream)
+    assert rec["input_tokens"] and rec["output_tokens"] and rec["cost_usd"] is not None

@@ -47,6 +47,23 @@ def _result_text(content: Any) -> str:
     return "" if content is None else str(content)
 
 
+_GEMINI_OPAQUE = ("args", "response", "parameters", "parametersJsonSchema", "responseJsonSchema", "responseSchema")
+
+
+def _gemini_camel(obj: Any) -> Any:
+    """snake_case field names → lowerCamelCase, leaving function args, results and schemas alone."""
+    if isinstance(obj, list):
+        return [_gemini_camel(x) for x in obj]
+    if not isinstance(obj, dict):
+        return obj
+    out = {}
+    for k, v in obj.items():
+        head, *rest = k.split("_")
+        name = head + "".join(w.capitalize() for w in rest)
+        out[name] = v if name in _GEMINI_OPAQUE else _gemini_camel(v)
+    return out
+
+
 @dataclass(frozen=True)
 class ReportedUsage:
     prompt: int  # the whole prompt, cached parts included
@@ -76,6 +93,12 @@ class Upstream:
     def body(self) -> dict[str, Any]:
         assert isinstance(self.req.json, dict), self.req.body[:500]
         return self.req.json
+
+    @property
+    def view(self) -> dict[str, Any]:
+        """The body as the provider reads it: Gemini takes proto field names in snake_case too
+        (google-genai sends `fileData: {file_uri, mime_type}`), and URL-safe base64 bytes."""
+        return _gemini_camel(self.body) if self.wire == "gemini" else self.body
 
     # -- what the fake charged for this request ------------------------------------------------
     def reported_usage(self) -> ReportedUsage:
@@ -113,7 +136,7 @@ class Upstream:
     # -- messages ------------------------------------------------------------------------------
     def _items(self) -> list[dict[str, Any]]:
         """(role, content) pairs in a common form: role user|assistant|system|tool, raw content."""
-        b, w = self.body, self.wire
+        b, w = self.view, self.wire
         if w == "chat":
             return [m for m in b.get("messages") or [] if isinstance(m, dict)]
         if w == "responses":
@@ -129,7 +152,7 @@ class Upstream:
         raise AssertionError(f"unexpected upstream request {self.req.method} {self.req.path}")
 
     def system(self) -> list[str]:
-        b, w = self.body, self.wire
+        b, w = self.view, self.wire
         if w == "chat":
             return [_text_of(m.get("content")) for m in self._items() if m.get("role") in ("system", "developer")]
         if w == "responses":
@@ -170,7 +193,8 @@ class Upstream:
             if self.wire == "gemini":
                 for p in it["parts"]:
                     if "inlineData" in p:
-                        out.append(("base64", p["inlineData"].get("mimeType", ""), p["inlineData"].get("data", "")))
+                        data = p["inlineData"].get("data", "").replace("-", "+").replace("_", "/")
+                        out.append(("base64", p["inlineData"].get("mimeType", ""), data))
                     elif "fileData" in p:
                         out.append(("url", p["fileData"].get("fileUri", "")))
                 continue
@@ -195,7 +219,7 @@ class Upstream:
     def tool_definitions(self) -> dict[str, dict[str, Any]]:
         """name -> parameters schema, as declared to the provider."""
         out: dict[str, dict[str, Any]] = {}
-        for t in self.body.get("tools") or []:
+        for t in self.view.get("tools") or []:
             if self.wire == "chat":
                 fn = t.get("function") or {}
                 out[fn.get("name")] = fn.get("parameters") or {}
@@ -254,7 +278,7 @@ class Upstream:
         return out
 
     def max_tokens(self) -> int | None:
-        b = self.body
+        b = self.view
         if self.wire == "chat":
             return b.get("max_completion_tokens", b.get("max_tokens"))
         if self.wire == "responses":

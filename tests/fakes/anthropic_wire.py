@@ -38,7 +38,7 @@ def model_list() -> dict:
 
 def usage(sc: Scenario, *, output_tokens: int | None = None) -> dict:
     u = fixture(P, "message")["usage"]
-    u["input_tokens"] = sc.input_tokens
+    u["input_tokens"] = sc.reported_input_tokens
     u["cache_read_input_tokens"] = sc.cache_read
     u["cache_creation_input_tokens"] = sc.cache_write
     u["cache_creation"]["ephemeral_5m_input_tokens"] = sc.cache_write

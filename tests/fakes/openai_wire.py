@@ -107,7 +107,7 @@ def new_file_id() -> str:
 
 def chat_usage(sc: Scenario) -> dict:
     u = fixture(P, "chat_completion")["usage"]
-    u["prompt_tokens"] = sc.input_tokens
+    u["prompt_tokens"] = sc.reported_input_tokens
     u["completion_tokens"] = sc.output_tokens
     u["total_tokens"] = sc.input_tokens + sc.output_tokens
     u["prompt_tokens_details"]["cached_tokens"] = sc.cache_read
@@ -297,7 +297,7 @@ def embeddings(sc: Scenario, req: dict, flavour: str) -> dict:
 
 def _responses_usage(sc: Scenario) -> dict:
     u = fixture(P, "response")["usage"]
-    u["input_tokens"] = sc.input_tokens
+    u["input_tokens"] = sc.reported_input_tokens
     u["input_tokens_details"].update(cached_tokens=sc.cache_read, cache_write_tokens=sc.cache_write)
     u["output_tokens"] = sc.output_tokens
     u["output_tokens_details"]["reasoning_tokens"] = sc.reasoning_tokens

@@ -12,10 +12,12 @@ subprocess. Every answer is built from the recorded-shape fixtures in tests/fixt
 Routes (one server serves all of them):
     OpenAI     /v1/chat/completions  /v1/completions  /v1/embeddings  /v1/responses
                /v1/files (POST multipart, GET)  /v1/files/{id}[/content]  /v1/models[/{id}]
+               /v1/audio/transcriptions (multipart; stream=true: SSE)
     Azure      /openai/deployments/{deployment}/chat/completions|completions|embeddings?api-version=
                /openai/responses?api-version=   and the v1 API under /openai/v1/...  (header api-key)
     Local      the OpenAI routes under /local/v1/... (no auth; local model list)
     Anthropic  /v1/messages  /v1/messages/count_tokens  /v1/models (when sent x-api-key)
+               /v1/messages/batches[/{id}[/results]]  /v1/complete  /v1/files (with anthropic-version)
     Gemini     /v1beta/models/{model}:generateContent|streamGenerateContent|embedContent|
                batchEmbedContents|countTokens   /v1beta/models  (also under /v1/)
 
@@ -39,9 +41,10 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from . import anthropic_wire, gemini_wire, openai_wire
+from . import anthropic_extras, anthropic_wire, gemini_wire, openai_audio, openai_wire
 from .multipart import UploadedFile, parse_multipart
 from .scenario import (
+    Directives,
     Scenario,
     from_anthropic,
     from_gemini,
@@ -54,6 +57,7 @@ from .scenario import (
 from .sse import Sse
 
 OPENAI_FAMILIES = ("openai", "azure", "local")
+STORED_PROMPT_MODEL = "gpt-4o-mini"  # what a Responses `prompt` (a stored prompt) names when the body has no model
 _REASONS = {529: "Overloaded", 499: "Client Closed Request"}
 
 
@@ -83,6 +87,13 @@ class _ScriptedFault:
     scope: str | None
 
 
+@dataclass
+class _ScriptedReply:
+    text: str
+    remaining: int
+    scope: str | None
+
+
 class _Abort(Exception):
     """Raised after the connection has been reset on purpose."""
 
@@ -94,7 +105,9 @@ class FakeProvider:
         self._requests: list[ReceivedRequest] = []
         self._cond = threading.Condition()
         self._faults: list[_ScriptedFault] = []
+        self._replies: list[_ScriptedReply] = []
         self._files: dict[str, tuple[dict, bytes]] = {}
+        self._batches: dict[str, tuple[dict, list[dict]]] = {}
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -117,7 +130,9 @@ class FakeProvider:
         with self._cond:
             self._requests.clear()
             self._faults.clear()
+            self._replies.clear()
             self._files.clear()
+            self._batches.clear()
 
     def fail_next(self, status: int, count: int = 1, scope: str | None = None) -> None:
         """Answer the next `count` requests (in `scope`, if given) with `status`, then behave.
@@ -127,6 +142,14 @@ class FakeProvider:
         """
         with self._cond:
             self._faults.append(_ScriptedFault(status, count, scope))
+
+    def reply_next(self, text: str, count: int = 1, scope: str | None = None) -> None:
+        """The next `count` answers (in `scope`: a family or a model) say `text` instead of the usual reply.
+
+        For tests of features that read what a model wrote (e.g. the SQL of Ask).
+        """
+        with self._cond:
+            self._replies.append(_ScriptedReply(text, count, scope))
 
     def wait_for_requests(self, n: int, timeout: float = 5.0) -> list[ReceivedRequest]:
         with self._cond:
@@ -215,6 +238,7 @@ class FakeProvider:
             r.add_get(prefix + "/files/{file_id}/content", h(family, "file_content"))
             r.add_get(prefix + "/models", h(family, "models"))
             r.add_get(prefix + "/models/{model}", h(family, "model_get"))
+            r.add_post(prefix + "/audio/transcriptions", h(family, "transcription"))
 
         # Gemini first: its paths contain a colon that /v1/models/{model} would also match.
         for version in ("v1beta", "v1"):
@@ -222,6 +246,11 @@ class FakeProvider:
         r.add_get("/v1beta/models", h("gemini", "gemini_models"))
         r.add_post("/v1/messages", h("anthropic", "messages"))
         r.add_post("/v1/messages/count_tokens", h("anthropic", "count_tokens"))
+        r.add_post("/v1/messages/batches", h("anthropic", "batch_create"))
+        r.add_get("/v1/messages/batches", h("anthropic", "batch_list"))
+        r.add_get("/v1/messages/batches/{batch_id}", h("anthropic", "batch_get"))
+        r.add_get("/v1/messages/batches/{batch_id}/results", h("anthropic", "batch_results"))
+        r.add_post("/v1/complete", h("anthropic", "complete"))
         openai_routes("/v1", "openai")
         openai_routes("/local/v1", "local")
         openai_routes("/openai/v1", "azure")
@@ -233,8 +262,9 @@ class FakeProvider:
     def _route(self, family: str, kind: str) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.StreamResponse:
             fam = family
-            if kind in ("models", "model_get") and family == "openai" and "anthropic-version" in request.headers:
-                fam = "anthropic"  # GET /v1/models is both OpenAI's and Anthropic's
+            if (kind in ("models", "model_get") or kind.startswith("file_")) and family == "openai" \
+                    and "anthropic-version" in request.headers:
+                fam = "anthropic"  # /v1/models and /v1/files are both OpenAI's and Anthropic's
             if kind == "not_found":
                 fam = self._guess_family(request)
             rr = await self._record(request, fam)
@@ -289,12 +319,24 @@ class FakeProvider:
         denied = self._check_auth(request, family)
         if denied is not None:
             return denied
+        if "[[leak_key]]" in rr.text:  # a careless upstream that echoes the credential it was sent
+            sent = [request.headers.get(h, "") for h in ("authorization", "x-api-key", "api-key", "x-goog-api-key")]
+            return self._json(family, 401, self._leak_body(family, " ".join(v for v in sent if v)))
         if kind == "not_found":
             return self._not_found(request, family)
         if kind in ("models", "model_get", "gemini_models"):
             return self._models(request, family, kind)
         if kind.startswith("file_"):
             return self._files_route(request, rr, family, kind)
+        if kind.startswith("batch_") or kind == "complete":
+            return self._anthropic_extras(request, rr, kind)
+        if kind == "transcription":
+            if not isinstance(rr.form.get("file"), UploadedFile) or not rr.form.get("model"):
+                return self._json(family, 400, openai_wire.error_body(400, family))
+            if rr.form.get("stream") == "true":
+                plain = Scenario(Directives(), "", [], 0, "")
+                return await self._stream(request, rr, family, plain, openai_audio.transcription_stream())
+            return self._json(family, 200, openai_audio.transcription())
 
         deployment = request.match_info.get("deployment")
         if family == "azure" and request.path.startswith("/openai/") and not request.path.startswith("/openai/v1/") \
@@ -309,7 +351,8 @@ class FakeProvider:
             return self._json(family, 400, self._error_body(family, 400))
 
         body = rr.json
-        model = request.match_info.get("model") or body.get("model") or deployment or ""
+        model = request.match_info.get("model") or body.get("model") or deployment or (
+            STORED_PROMPT_MODEL if kind == "responses" and isinstance(body.get("prompt"), dict) else "")
         sc = self._scenario(kind, body, rr.text, model)
         invalid = self._validate(family, kind, body)
         if invalid is not None:
@@ -324,6 +367,7 @@ class FakeProvider:
         status = self._fault_for(sc, family, model, deployment)
         if status is not None:
             return self._fault(family, status)
+        sc.scripted = self._scripted_reply({family, model, deployment or ""})
         streaming = bool(body.get("stream")) or (kind == "streamGenerateContent" and request.query.get("alt") == "sse")
         if d.reset_after is not None and not streaming:
             self._abort(request)
@@ -356,7 +400,8 @@ class FakeProvider:
         if family in OPENAI_FAMILIES:
             required = {"chat": ["messages"], "completion": ["prompt"], "embeddings": ["input"],
                         "responses": []}.get(kind, [])
-            if not body.get("model") and family != "azure":
+            prompt_names_model = kind == "responses" and isinstance(body.get("prompt"), dict)  # a stored prompt
+            if not body.get("model") and family != "azure" and not prompt_names_model:
                 required = ["model"] + required
             for param in required:
                 if body.get(param) in (None, ""):
@@ -370,6 +415,14 @@ class FakeProvider:
             err = gemini_wire.error_body(400)
             err["error"]["message"] = "* GenerateContentRequest.contents: contents is not specified\n"
             return self._json(family, 400, err)
+        return None
+
+    def _scripted_reply(self, scopes: set[str]) -> str | None:
+        with self._cond:
+            for r in self._replies:
+                if r.remaining > 0 and (r.scope is None or r.scope in scopes):
+                    r.remaining -= 1
+                    return r.text
         return None
 
     def _fault_for(self, sc: Scenario, family: str, model: str, deployment: str | None) -> int | None:
@@ -469,6 +522,12 @@ class FakeProvider:
         if kind == "file_upload":
             upload = rr.form.get("file")
             purpose = rr.form.get("purpose")
+            if family == "anthropic" and isinstance(upload, UploadedFile):
+                obj = anthropic_extras.file_object(anthropic_extras.new_file_id(), upload.filename, upload.size,
+                                                   upload.content_type or "application/octet-stream", time.time())
+                with self._cond:
+                    self._files[obj["id"]] = (obj, upload.data)
+                return self._json(family, 200, obj)
             if not isinstance(upload, UploadedFile) or not isinstance(purpose, str):
                 err = openai_wire.error_body(400, family)
                 err["error"]["message"] = "'file' and 'purpose' are required multipart fields."
@@ -481,15 +540,19 @@ class FakeProvider:
         if kind == "file_list":
             with self._cond:
                 files = [obj for obj, _ in self._files.values()]
+            if family == "anthropic":
+                return self._json(family, 200, anthropic_extras.file_list([f for f in files if f.get("type") == "file"]))
             purpose = request.query.get("purpose")
-            return self._json(family, 200, openai_wire.file_list([f for f in files if not purpose
-                                                                  or f["purpose"] == purpose]))
+            return self._json(family, 200, openai_wire.file_list([f for f in files if "purpose" in f and (
+                not purpose or f["purpose"] == purpose)]))
         file_id = request.match_info["file_id"]
         with self._cond:
             entry = self._files.get(file_id)
             if entry is not None and kind == "file_delete":
                 del self._files[file_id]
         if entry is None:
+            if family == "anthropic":
+                return self._json(family, 404, anthropic_wire.error_body(404))
             err = openai_wire.error_body(404, family)
             err["error"].update(message=f"No such File object: {file_id}", param="id", code=None)
             return self._json(family, 404, err)
@@ -497,8 +560,46 @@ class FakeProvider:
             return web.Response(body=entry[1], content_type="application/octet-stream",
                                 headers=openai_wire.headers(family))
         if kind == "file_delete":
+            if family == "anthropic":
+                return self._json(family, 200, {"id": file_id, "type": "file_deleted"})
             return self._json(family, 200, {"object": "file", "deleted": True, "id": file_id})
         return self._json(family, 200, entry[0])
+
+    def _anthropic_extras(self, request: web.Request, rr: ReceivedRequest, kind: str) -> web.Response:
+        fam = "anthropic"
+        if kind == "complete":
+            if not isinstance(rr.json, dict) or not rr.json.get("prompt"):
+                return self._json(fam, 400, anthropic_wire.error_body(400))
+            return self._json(fam, 200, anthropic_extras.completion(rr.json))
+        if kind == "batch_create":
+            reqs = rr.json.get("requests") if isinstance(rr.json, dict) else None
+            if not isinstance(reqs, list) or not reqs:
+                return self._json(fam, 400, anthropic_wire.error_body(400))
+            batch = anthropic_extras.new_batch(reqs, self.url)
+            with self._cond:
+                self._batches[batch["id"]] = (batch, reqs)
+            return self._json(fam, 200, batch)
+        if kind == "batch_list":
+            with self._cond:
+                batches = [b for b, _ in self._batches.values()]
+            return self._json(fam, 200, anthropic_extras.batch_list(batches))
+        with self._cond:
+            entry = self._batches.get(request.match_info["batch_id"])
+        if entry is None:
+            return self._json(fam, 404, anthropic_wire.error_body(404))
+        if kind == "batch_results":
+            return web.Response(body=anthropic_extras.batch_results(entry[1]), content_type="application/binary",
+                                headers=anthropic_wire.headers())
+        return self._json(fam, 200, entry[0])
+
+    @staticmethod
+    def _leak_body(family: str, credential: str) -> dict:
+        message = f"Incorrect API key provided: {credential}. You can find your API key in your account."
+        if family == "anthropic":
+            return {"type": "error", "error": {"type": "authentication_error", "message": message}}
+        if family == "gemini":
+            return {"error": {"code": 401, "message": message, "status": "UNAUTHENTICATED"}}
+        return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}
 
     def _check_auth(self, request: web.Request, family: str) -> web.Response | None:
         hdr = request.headers

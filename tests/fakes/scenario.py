@@ -31,6 +31,10 @@ PARALLEL_TOOL_NAMES = ["get_weather", "get_time", "get_news", "get_traffic"]
 DATED_SUFFIX = {"openai": "-2024-07-18", "anthropic": "-20241022", "gemini": "-001"}
 EMBEDDING_DIMENSIONS = 16
 
+# [[leak]]: the answer leaks a FAKE AWS access key (AWS's format, never issued), streamed split mid-key
+LEAKED_KEY = "AKIA" + "QYLPMN5HHHFPZAM2"
+LEAK_PIECES = ["Your key is AKIAQY", "LPMN5HHH", "FPZAM2 keep", " it safe."]
+
 _DIRECTIVE = re.compile(r"\[\[([a-z_]+)(?::([^\]]*))?\]\]")
 
 
@@ -52,6 +56,8 @@ class Directives:
     dated: bool = False
     stream_error: bool = False
     gzip: bool = False
+    reported_input: Any = None  # [[reported_input:JSON]]: the input count the usage reports ("21", -5, 2.5 ...)
+    leak: bool = False
 
 
 def parse_directives(text: str) -> Directives:
@@ -74,10 +80,12 @@ def parse_directives(text: str) -> Directives:
             elif name == "tools":
                 n = max(1, min(int(arg or 2), len(PARALLEL_TOOL_NAMES)))
                 d.tools = [(PARALLEL_TOOL_NAMES[i], dict(TOOL_ARGUMENTS[i])) for i in range(n)]
+            elif name == "reported_input":
+                d.reported_input = json.loads(arg)
             elif name in ("malformed", "hang", "no_usage", "max_tokens", "thinking", "echo", "cache", "dated",
-                          "stream_error", "gzip"):
+                          "stream_error", "gzip", "leak"):
                 setattr(d, name, True)
-        except ValueError:
+        except ValueError:  # json.JSONDecodeError included
             continue
     return d
 
@@ -97,10 +105,16 @@ class Scenario:
     n_items: int
     body_text: str
     model: str = ""
+    scripted: str | None = None  # the reply text a test scripted with FakeProvider.reply_next()
 
     @property
     def input_tokens(self) -> int:
         return BASE_INPUT_TOKENS + self.n_items
+
+    @property
+    def reported_input_tokens(self) -> Any:
+        """The input count as the usage reports it: `input_tokens`, or [[reported_input:JSON]]."""
+        return self.input_tokens if self.directives.reported_input is None else self.directives.reported_input
 
     @property
     def output_tokens(self) -> int:
@@ -124,6 +138,10 @@ class Scenario:
 
     @property
     def full_text(self) -> str:
+        if self.scripted is not None:
+            return self.scripted
+        if self.directives.leak:
+            return "".join(LEAK_PIECES)
         if self.directives.echo:
             return self.body_text
         if self.tool_results and not self.directives.tools:
@@ -133,7 +151,7 @@ class Scenario:
     @property
     def pieces(self) -> list[str]:
         """The reply split into stream deltas (word by word); truncated with [[max_tokens]]."""
-        pieces = split_words(self.full_text)
+        pieces = list(LEAK_PIECES) if self.directives.leak else split_words(self.full_text)
         if self.directives.max_tokens:
             pieces = pieces[: math.ceil(len(pieces) / 2)]
         return pieces

@@ -293,6 +293,9 @@ def test_response_from_canonical_spec_and_sdk():
     resp = CanonicalResponse("chatcmpl-1", "gpt-4o", [Text("Hi"), ToolCall("call_1", "f", '{"a": [1, 2]}')],
                              "tool_use", None, Usage(170, 30, cached_tokens=100, cache_creation_tokens=20))
     b = fa.response_from_canonical(resp)
+    # no `citations` key when there are none: `citations: null` breaks the Vercel AI SDK's Anthropic
+    # provider (the spec check fills it in: see specs.with_citations)
+    assert "citations" not in b["content"][0]
     assert specs.errors("anthropic", "Message", b) == []
     m = anthropic.types.Message.model_validate(b)
     assert m.id.startswith("msg_") and m.stop_reason == "tool_use"

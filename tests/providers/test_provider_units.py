@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from tollway.config import ProviderSettings
+from tollway.counting import OutputTally
 from tollway.errors import ProxyError
 from tollway.providers.azure_openai import AzureOpenAIProvider
-from tollway.providers.base import Endpoint, UpstreamRequest
+from tollway.providers.base import Endpoint, StreamRelay, UpstreamRequest
 from tollway.providers.gemini import GeminiProvider
 from tollway.providers.openai import OpenAIProvider
 from tollway.providers.openai_compatible import ModelDiscovery, OpenAICompatibleProvider, parse_model_list
@@ -98,21 +99,23 @@ USAGE = (b'data: {"choices":[],"id":"c1","model":"gpt-4o-x","usage":{"completion
 
 @pytest.mark.parametrize("split", [True, False], ids=["separate-blocks", "one-block"])
 def test_azure_watcher_skips_the_prompt_filter_chunk(split: bool) -> None:
-    w = azure().stream_watcher(Endpoint.CHAT, injected_usage_option=True)
+    tally = OutputTally(len)  # counts characters: shows exactly what text was collected
+    w = azure().stream_watcher(Endpoint.CHAT, injected_usage_option=True, tally=tally)
+    relay = StreamRelay(w)
     blocks = [AZURE_FILTER, ROLE, TEXT, USAGE, b"data: [DONE]\n\n"]
     out = b""
     if split:
-        out += w.relay(blocks[0])
+        out += relay.feed(blocks[0])
         assert not w.first_token and w.model_served is None and w.usage is None
         for b in blocks[1:]:
-            out += w.relay(b)
+            out += relay.feed(b)
     else:
-        out = w.relay(b"".join(blocks))
+        out = relay.feed(b"".join(blocks))
     assert w.first_token and w.model_served == "gpt-4o-x"
     assert (w.usage.input_tokens, w.usage.output_tokens) == (2, 1)
     assert out.startswith(AZURE_FILTER)  # relayed untouched
     assert b'"usage"' not in out  # the usage Tollway asked for is not shown to the client
-    assert w.output_text() == "Hi"
+    assert tally.total() == len("Hi")
 
 
 # ---------------------------------------------------------------- Gemini
@@ -160,12 +163,14 @@ def test_gemini_error_classes(status: int, body: Any, expected: tuple[bool, bool
 
 
 def test_gemini_stream_watcher() -> None:
-    w = gemini().stream_watcher(Endpoint.CHAT, False)
-    w.relay(b'data: {"candidates":[{"content":{"parts":[{"text":"Hel"}]}}],"modelVersion":"gemini-x"}\r\n\r\n')
+    tally = OutputTally(len)  # counts characters: shows exactly what text was collected
+    w = gemini().stream_watcher(Endpoint.CHAT, False, tally)
+    relay = StreamRelay(w)
+    relay.feed(b'data: {"candidates":[{"content":{"parts":[{"text":"Hel"}]}}],"modelVersion":"gemini-x"}\r\n\r\n')
     assert w.first_token and not w.done and w.model_served == "gemini-x"
-    w.relay(b'data: {"candidates":[{"content":{"parts":[{"text":"lo"}]},"finishReason":"STOP"}],'
-            b'"usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":2}}\r\n\r\n')
-    assert w.done and (w.usage.input_tokens, w.usage.output_tokens) == (4, 2) and w.output_text() == "Hello"
+    relay.feed(b'data: {"candidates":[{"content":{"parts":[{"text":"lo"}]},"finishReason":"STOP"}],'
+               b'"usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":2}}\r\n\r\n')
+    assert w.done and (w.usage.input_tokens, w.usage.output_tokens) == (4, 2) and tally.total() == len("Hello")
 
 
 # ---------------------------------------------------------------- OpenAI-compatible, catalog, discovery

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -183,6 +186,43 @@ def test_demo_model_can_be_asked_for_under_another_demo_name(oai: openai.OpenAI,
     raw = oai.chat.completions.with_raw_response.create(model="demo-large", messages=HELLO)
     assert raw.parse().model == "demo-large"
     assert demo.record(raw.headers["x-tollway-trace-id"])["model_served"] == "demo-large"
+
+
+@pytest.mark.parametrize("path,shape,body", [
+    ("/v1/chat/completions", "openai", {"model": "demo", "messages": 5}),
+    ("/v1/chat/completions", "openai", {"model": "demo", "messages": "Hello"}),
+    ("/v1/chat/completions", "openai", {"model": "demo", "messages": [1, 2]}),
+    ("/v1/chat/completions", "openai", {"model": "demo", "messages": [{"role": "user", "content": 5}]}),
+    ("/v1/chat/completions", "openai", {"model": "demo", "stream": True,
+                                        "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}),
+    ("/v1/completions", "openai", {"model": "demo", "prompt": {"a": 1}}),
+    ("/v1/embeddings", "openai", {"model": "demo", "input": {"a": 1}}),
+    ("/v1/embeddings", "openai", {"model": "demo", "input": "x", "dimensions": "many"}),
+    ("/v1/responses", "openai", {"model": "demo", "input": 5}),
+    ("/v1/responses", "openai", {"model": "demo", "input": [{"role": "user", "content": [{"type": "input_text",
+                                                                                        "text": None}]}]}),
+    ("/v1/messages", "anthropic", {"model": "demo", "max_tokens": 5, "messages": {"role": "user"}}),
+    ("/v1/messages", "anthropic", {"model": "demo", "max_tokens": 5, "messages": [{"role": "user", "content": 5}]}),
+    ("/v1/messages/count_tokens", "anthropic", {"model": "demo", "messages": [None]}),
+    ("/v1/messages", "anthropic", {"model": "demo-claude", "max_tokens": 5, "messages": [{"role": "user",
+                                                                                          "content": 5}]}),
+    ("/v1/chat/completions", "openai", {"model": "demo-gemini", "messages": [{"role": "user", "content": 5}]}),
+])
+def test_wrongly_typed_requests_are_a_400_in_the_clients_format(demo: Tollway, path: str, shape: str,
+                                                                body: dict) -> None:
+    """The demo validates like a real provider: a 400 in the format, never a 500."""
+    req = urllib.request.Request(demo.url + path, data=json.dumps(body).encode(), method="POST",
+                                 headers={"content-type": "application/json", "anthropic-version": "2023-06-01"})
+    with pytest.raises(urllib.error.HTTPError) as ei:
+        urllib.request.urlopen(req, timeout=10)
+    assert ei.value.code == 400
+    answer = json.loads(ei.value.read())
+    if shape == "anthropic":
+        assert answer["type"] == "error" and answer["error"]["type"] == "invalid_request_error"
+    else:
+        assert answer["error"]["type"] == "invalid_request_error" and answer["error"]["message"]
+    rec = demo.record(ei.value.headers["x-tollway-trace-id"])
+    assert rec["status"] == 400 and rec["error_type"] != "internal"
 
 
 def test_workdir_is_the_only_place_written(demo: Tollway) -> None:

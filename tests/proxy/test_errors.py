@@ -45,6 +45,19 @@ def test_missing_model_is_400(oai: openai.OpenAI) -> None:
     assert ei.value.body["param"] == "model"
 
 
+def test_provider_prefix_without_a_model_is_400(oai: openai.OpenAI, claude: anthropic.Anthropic,
+                                               fake: FakeProvider) -> None:
+    before = len(fake.requests)
+    for model in ("openai:", "anthropic: "):
+        with pytest.raises(openai.BadRequestError) as ei:
+            oai.chat.completions.create(model=model, messages=HELLO)
+        assert ei.value.body["param"] == "model" and "no model" in ei.value.body["message"]
+    with pytest.raises(anthropic.BadRequestError) as ai:
+        claude.messages.create(model="anthropic:", max_tokens=5, messages=HELLO)
+    assert ai.value.body["error"]["type"] == "invalid_request_error"
+    assert len(fake.requests) == before
+
+
 def test_unknown_model_is_404_naming_routable_models(oai: openai.OpenAI, claude: anthropic.Anthropic,
                                                      tollway: Tollway) -> None:
     with pytest.raises(openai.NotFoundError) as ei:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -174,3 +176,66 @@ def test_log_level_warning_suppresses_request_lines(fake: FakeProvider, tmp_path
     finally:
         tw.stop()
     assert "INFO" not in tw.log_path.read_text()  # not at shutdown either
+
+
+# -- forging --------------------------------------------------------------------------------------
+
+FORGED = "2026-01-01T00:00:00.000Z INFO    forged-line"
+CONTROLS = "".join(chr(c) for c in (*range(0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029))
+
+
+def forging_calls(tw: Tollway) -> dict[str, str]:
+    """Encoded newlines (and every other control character) in the path, the model and the
+    project slug, each trying to start a fake access-log line. The paths are refused before
+    any provider call (no X-Tollway-Key on /proxy/), and logged all the same."""
+    traces: dict[str, str] = {}
+    quoted = "%0A" + FORGED.replace(" ", "%20")
+    controls = "".join(f"%{c:02X}" for c in range(0x20)) + "%7F%C2%85%E2%80%A8"
+    for name, path in (("path", f"/proxy/openai/v1/chat/completions{quoted}"),
+                       ("slug", f"/projects/acme{quoted}/v1/chat/completions"),
+                       ("controls", f"/proxy/openai/v1/x{controls}")):
+        req = urllib.request.Request(tw.url + path, method="POST", data=b'{"model":"gpt-4o-mini","messages":[]}',
+                                     headers={"Authorization": f"Bearer {MASTER_KEY}",
+                                              "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                traces[name] = r.headers["x-tollway-trace-id"]
+        except urllib.error.HTTPError as e:
+            traces[name] = e.headers["x-tollway-trace-id"]
+    oai = openai.OpenAI(base_url=tw.url + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=20)
+    for name, model in (("model", "gpt\r\n" + FORGED), ("model_controls", "m" + CONTROLS)):
+        with pytest.raises(openai.NotFoundError) as nf:
+            oai.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}],
+                                        extra_headers={"x-tollway-source": "src\t" + FORGED})
+        traces[name] = nf.value.response.headers["x-tollway-trace-id"]
+    return traces
+
+
+def test_no_client_value_forges_a_text_log_line(tollway: Tollway) -> None:
+    traces = forging_calls(tollway)
+    log = wait_for(tollway, lambda log: all(t in log for t in traces.values()))
+    for line in log.splitlines():
+        assert not line.startswith(FORGED[:24]), f"forged line: {line!r}"
+        assert "forged-line" not in line or any(t in line for t in traces.values()), line
+        assert not any(c in line for c in CONTROLS if c not in "\t"), repr(line)
+    for name, trace in traces.items():
+        [line] = lines_with(log, trace)
+        if name in ("path", "slug", "model"):
+            assert "\\x0a" in line and "\\x20" in line  # escaped, visibly
+    [controls] = lines_with(log, traces["controls"])
+    assert "\\x00" in controls and "\\x7f" in controls and "\\x85" in controls and "\\u2028" in controls
+
+
+def test_no_client_value_forges_a_json_log_line(json_server: Tollway) -> None:
+    traces = forging_calls(json_server)
+    log = wait_for(json_server, lambda log: all(t in log for t in traces.values()))
+    by_trace = {}
+    for line in log.splitlines():
+        if line.strip():
+            obj = json.loads(line)  # every line is one whole JSON object
+            if obj.get("trace_id") in traces.values():
+                by_trace[obj["trace_id"]] = obj
+    assert set(by_trace) == set(traces.values())
+    assert by_trace[traces["path"]]["path"].endswith("\n" + FORGED)  # exact value, safely encoded
+    assert by_trace[traces["model"]]["model"] == "gpt\r\n" + FORGED
+    assert by_trace[traces["model_controls"]]["model"] == "m" + CONTROLS

@@ -29,7 +29,8 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 @pytest.fixture(scope="module")
 def doc(tollway: Tollway) -> dict[str, Any]:
-    with urllib.request.urlopen(tollway.url + "/openapi.json", timeout=10) as r:
+    req = urllib.request.Request(tollway.url + "/openapi.json", headers={"Authorization": f"Bearer {MASTER_KEY}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
         assert r.status == 200 and r.headers["content-type"].startswith("application/json")
         return json.loads(r.read())
 
@@ -239,22 +240,41 @@ def test_records_errors_match_the_documented_responses(doc: dict[str, Any], toll
 
 
 def test_documented_parameterless_gets_are_served(doc: dict[str, Any], tollway: Tollway) -> None:
-    for path, method, _, _ in operations(doc):
-        if method == "get" and "{" not in path:
+    for path, method, op, _ in operations(doc):
+        if method == "get" and "{" not in path and "200" in op["responses"]:  # (not /v1/realtime: a WebSocket)
             if path == "/metrics":  # text, not JSON
                 req = urllib.request.Request(tollway.url + path, headers={"Authorization": f"Bearer {MASTER_KEY}"})
                 with urllib.request.urlopen(req, timeout=10) as r:
                     assert r.status == 200 and r.headers["content-type"].startswith("text/plain")
                 continue
+            if "text/html" in op["responses"]["200"].get("content", {}):  # the portal
+                with urllib.request.urlopen(tollway.url + path, timeout=10) as r:
+                    assert r.status == 200 and r.headers["content-type"].startswith("text/html"), path
+                continue
             status, _ = call(tollway, "GET", path)
             assert status == 200, path
+
+
+def test_client_surfaces_are_documented(doc: dict[str, Any]) -> None:
+    for prefix in ("/v1beta", "/v1"):
+        for verb in ("generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents"):
+            op = doc["paths"][f"{prefix}/models/{{model}}:{verb}"]["post"]
+            assert error_schema_ref(doc, f"{prefix}/models/{{model}}:{verb}", "401").endswith("/GeminiError")
+            assert {"googApiKey"} in [set(s) for s in op["security"]]
+    for p in ("/openai/deployments/{deployment}/chat/completions", "/openai/deployments/{deployment}/embeddings",
+              "/openai/v1/chat/completions", "/openai/responses", "/chat/completions", "/responses", "/embeddings",
+              "/completions"):
+        assert "post" in doc["paths"][p], p
+    for p in ("/models", "/openai/models", "/v1beta/models", "/v1beta/models/{model}", "/v1/models/{model}",
+              "/v1/realtime"):
+        assert "get" in doc["paths"][p], p
 
 
 # -- the document and the router cannot drift ---------------------------------------------------
 
 PROBE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 SAMPLE = {"slug": "probe-project", "id": "probe-id", "path": "tollway-probe/item", "trace_id": "00000000-0000-7000-8000-000000000000",
-          "response_id": "resp_tollway_probe"}
+          "response_id": "resp_tollway_probe", "model": "probe-model", "deployment": "probe-deployment"}
 
 
 @pytest.fixture(scope="module")
@@ -331,3 +351,65 @@ def test_the_readme_names_every_route(served: set[tuple[str, str]]) -> None:
     readme = (specs.REPO / "README.md").read_text()
     missing = sorted({p for _, p in served if f"`{p}`" not in readme and f" {p}`" not in readme})
     assert not missing, f"README.md does not name {missing}"
+
+
+# -- where Tollway's key may travel: the document says exactly what the routes accept --------------
+
+PLACEMENTS = {  # security scheme -> how a client sends the key there
+    "bearer": lambda k: ({"Authorization": f"Bearer {k}"}, ""),
+    "apiKey": lambda k: ({"x-api-key": k}, ""),
+    "tollwayKey": lambda k: ({"X-Tollway-Key": k}, ""),
+    "googApiKey": lambda k: ({"x-goog-api-key": k}, ""),
+    "googKeyQuery": lambda k: ({}, f"key={k}"),
+    "azureApiKey": lambda k: ({"api-key": k}, ""),
+}
+PROBE_BODY = {"post": b'{"model": "probe-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}',
+              "put": b"{}", "patch": b"{}"}
+
+
+def probe(tollway: Tollway, method: str, path: str, headers: dict[str, str], query: str) -> tuple[int, bytes]:
+    url = tollway.url + path + (("&" if "?" in path else "?") + query if query else "")
+    req = urllib.request.Request(url, method=method.upper(), data=PROBE_BODY.get(method),
+                                 headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def refused_for_want_of_a_key(status: int, body: bytes) -> bool:
+    """Tollway's own 401 (a provider behind a pass-through route may answer 401 too: not this one;
+    a HEAD answer has no body to tell them apart)."""
+    return status == 401 and (b"Tollway key" in body or not body)
+
+
+def test_documented_key_placements_are_exactly_the_accepted_ones(doc: dict[str, Any], tollway: Tollway) -> None:
+    """Every operation: with keys configured, a request without a key is refused iff the document
+    lists security for it, and the master key is accepted in exactly the places it lists."""
+    problems = []
+    for path, method, op, _ in operations(doc):
+        if path.startswith("/proxy/") or path.endswith("/realtime"):  # BYOK and WebSocket: tests of their own
+            continue
+        documented_schemes = {name for alt in op.get("security", doc.get("security", [])) for name in alt}
+        concrete_path = concrete(path)
+        needs_key = refused_for_want_of_a_key(*probe(tollway, method, concrete_path, {}, ""))
+        if needs_key != bool(documented_schemes):
+            problems.append(f"{method.upper()} {path}: needs a key: {needs_key}, documented: {documented_schemes}")
+            continue
+        if not needs_key:
+            continue
+        accepted = {name for name, place in PLACEMENTS.items()
+                    if not refused_for_want_of_a_key(*probe(tollway, method, concrete_path, *place(MASTER_KEY)))}
+        if accepted != documented_schemes:
+            problems.append(f"{method.upper()} {path}: accepts {sorted(accepted)}, documents "
+                            f"{sorted(documented_schemes)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_realtime_and_proxy_key_placements_are_documented(doc: dict[str, Any]) -> None:
+    rt = doc["paths"]["/v1/realtime"]["get"]
+    assert {n for alt in rt["security"] for n in alt} == {"bearer", "azureApiKey", "tollwayKey"}
+    for path, _method, op, _ in operations(doc):
+        if path.startswith("/proxy/"):
+            assert op["security"] == [{"tollwayKey": []}], path

@@ -63,3 +63,31 @@ def test_two_instances_share_one_postgres_ledger(fake: FakeProvider, tmp_path, p
     finally:
         first.stop()
         second.stop()
+
+
+def test_nul_in_a_slug_or_model_never_costs_a_record_on_postgres(fake: FakeProvider, tmp_path,
+                                                                 pg_database: str) -> None:
+    """Postgres refuses NUL in text: the values are stored with U+FFFD, every record lands,
+    nothing is dead-lettered and no batch falls back to row-by-row writes."""
+    tw = Tollway(tmp_path, standard_config(fake.url, store={"url": pg_database, "flush_interval_ms": 20}))
+    try:
+        traces = []
+        for i in range(20):
+            client = openai.OpenAI(base_url=f"{tw.url}/projects/team%00{i}/v1", api_key=MASTER_KEY, max_retries=0)
+            with pytest.raises(openai.BadRequestError) as bad:  # no such slug: refused, and recorded
+                client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}])
+            traces.append(bad.value.response.headers["x-tollway-trace-id"])
+            client = openai.OpenAI(base_url=f"{tw.url}/v1", api_key=MASTER_KEY, max_retries=0)
+            with pytest.raises(openai.NotFoundError) as nf:
+                client.chat.completions.create(model=f"gpt\x00{i}", messages=[{"role": "user", "content": "Hi"}])
+            traces.append(nf.value.response.headers["x-tollway-trace-id"])
+        assert tw.record(traces[0])["path"] == "/projects/team\ufffd0/v1/chat/completions"
+        assert tw.record(traces[1])["model_requested"] == "gpt\ufffd0"
+        for trace in traces:
+            tw.record(trace)
+        _, health = tw.get("/health")
+        ledger = health["ledger"]
+        assert (ledger["rejected"], ledger["batch_fallbacks"], ledger["spooled"]) == (0, 0, 0)
+        assert not (tmp_path / ".tollway" / "spool" / "rejected.jsonl").exists()
+    finally:
+        tw.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -270,8 +271,31 @@ def test_an_unknown_key_is_401_like_on_the_proxy_routes(tollway: Tollway) -> Non
     ("/v1/records", {"status": "broken"}, None),
     ("/v1/records", {"cursor": "%%%not-base64%%%"}, None),
     ("/v1/records", {"cursor": "bm90LWpzb24"}, None),
-    ("/v1/stats", {"status": "200"}, "status"),  # not a stats filter
+    ("/v1/stats", {"limit": "10"}, "limit"),  # not a stats parameter
+    ("/v1/stats", {"group_by": "colour"}, None),
     ("/v1/stats", {"since": "soon"}, "since"),
+    # what gave plain-text 500s: not ASCII digits, beyond 32 bits, NUL (Postgres refuses it), not finite
+    ("/v1/records", {"limit": "²"}, "limit"),
+    ("/v1/records", {"limit": "0"}, "limit"),
+    ("/v1/records", {"status": "²"}, "status"),
+    ("/v1/records", {"status": "99999999999"}, "status"),
+    ("/v1/records", {"status": "-1"}, "status"),
+    ("/v1/records", {"project": "a\x00b"}, "project"),
+    ("/v1/records", {"model": "\x00"}, "model"),
+    ("/v1/records", {"source": "s\x00"}, "source"),
+    ("/v1/records", {"customer": "c\x00"}, "customer"),
+    ("/v1/records", {"key_id": "k\x00"}, "key_id"),
+    ("/v1/records", {"since": "1e400"}, "since"),
+    ("/v1/records", {"since": "nan"}, "since"),
+    ("/v1/records", {"project": "x" * 5000}, "project"),
+    ("/v1/records", {"cursor": "WzEuMCwiYVx1MDAwMGIiXQ"}, None),  # [1.0,"a\u0000b"]
+    ("/v1/records", {"cursor": "WzFlNDAwLCJhIl0"}, None),  # [1e400,"a"]
+    ("/v1/records", {"after_seq": "²"}, "after_seq"),
+    ("/v1/records", {"after_seq": "-5"}, "after_seq"),
+    ("/v1/records", {"after_seq": "9" * 40}, "after_seq"),
+    ("/v1/records", {"after_seq": "5", "cursor": "WzEuMCwiYSJd"}, "cursor"),
+    ("/v1/stats", {"model": "m\x00"}, "model"),
+    ("/v1/stats", {"project": "²\x00"}, "project"),
 ])
 def test_bad_filters_are_400_openai_shaped(tollway: Tollway, path: str, query: dict[str, str],
                                            param: str | None) -> None:
@@ -281,6 +305,59 @@ def test_bad_filters_are_400_openai_shaped(tollway: Tollway, path: str, query: d
     assert err["type"] == "invalid_request_error" and err["message"]
     if param is not None:
         assert err.get("param") == param or param in err["message"]
+
+
+def test_a_huge_limit_is_capped_not_refused(tollway: Tollway, calls: Calls) -> None:
+    status, body = get(tollway, "/v1/records", limit="9" * 40, source=calls.source("pager"))
+    assert status == 200 and len(body["data"]) == len(records(tollway, source=calls.source("pager"), limit=1000)) >= 5
+
+
+def test_a_trace_id_no_record_can_have_is_a_404(tollway: Tollway) -> None:
+    for trace in ("a%00b", "x" * 300):
+        status, body = get(tollway, f"/v1/records/{trace}")
+        assert status == 404 and body["error"]["code"] == "not_found"
+
+
+# -- exporters: insertion order -------------------------------------------------------------------
+
+
+def test_after_seq_gives_an_exporter_every_record_once_long_calls_included(tollway: Tollway,
+                                                                           oai: openai.OpenAI) -> None:
+    """A call that starts first and ends last is missed by a `since` poller (since filters on
+    start time); polling `after_seq` sees it once it is recorded, and nothing twice."""
+    import threading
+
+    tag = f"export-{uuid.uuid4().hex[:8]}"
+    head = records(tollway, limit=1)[0]["seq"]
+    long_call: dict[str, str] = {}
+
+    def slow() -> None:
+        raw = oai.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "[[delay:2]] take your time"}],
+            extra_headers={"x-tollway-source": tag})
+        long_call["trace"] = raw.headers["x-tollway-trace-id"]
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    time.sleep(0.5)  # the long call has started
+    short = oai.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=HELLO,
+                                                          extra_headers={"x-tollway-source": tag})
+    short_trace = short.headers["x-tollway-trace-id"]
+    tollway.record(short_trace)
+
+    status, page = get(tollway, "/v1/records", after_seq=head, source=tag)
+    assert status == 200 and traces_of(page["data"]) == [short_trace]
+    position = page["next_after_seq"]
+    assert position == page["data"][0]["seq"] > head
+    since = page["data"][0]["ts"]
+
+    thread.join(20)
+    tollway.record(long_call["trace"])
+    assert long_call["trace"] not in traces_of(records(tollway, source=tag, since=since))  # missed by since
+    status, page = get(tollway, "/v1/records", after_seq=position, source=tag)
+    assert status == 200 and traces_of(page["data"]) == [long_call["trace"]]  # seen by after_seq
+    status, page = get(tollway, "/v1/records", after_seq=page["next_after_seq"], source=tag)
+    assert page["data"] == [] and page["next_after_seq"] > position
 
 
 # -- the record of a stream the client read to [DONE] ---------------------------------------------

@@ -49,7 +49,9 @@ def test_reading_needs_viewer_or_admin(tw: Tollway, path: str) -> None:
 
 
 def test_me_names_the_key_and_its_roles(tw: Tollway) -> None:
-    assert tw.get("/v1/me", key=VIEWER) == (200, {"open": False, "key_id": "viewer", "roles": ["viewer"]})
+    assert tw.get("/v1/me", key=VIEWER) == (200, {"open": False, "key_id": "viewer", "roles": ["viewer"], "name": None,
+                                                  "team": None, "project": None, "customer": None,
+                                                  "source": "config"})
     assert tw.get("/v1/me", key=TEAM_KEY)[1]["roles"] == ["user"]
     assert tw.get("/v1/me", key=MASTER_KEY)[1]["roles"] == ["admin", "user", "viewer"]
     assert tw.get("/v1/me", key=None)[0] == 401

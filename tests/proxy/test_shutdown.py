@@ -1,4 +1,5 @@
-"""SIGTERM: in-flight streams finish, new connections are refused, the ledger drains, exit 0."""
+"""SIGTERM: in-flight streams finish, new connections are refused, the ledger drains, exit 0;
+what outlives the grace period is cut, answered in the client's format and recorded as cancelled."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import openai
 from openai.types.chat import ChatCompletionChunk
 
 from tests.fakes.provider import FakeProvider
-from tests.harness import MASTER_KEY, Tollway, standard_config
+from tests.harness import MASTER_KEY, Tollway, anthropic_client, standard_config
 
 HELLO = [{"role": "user", "content": "Hello"}]
 SLOW = [{"role": "user", "content": "slow stream [[chunk_delay:0.2]]"}]
@@ -134,3 +136,156 @@ def test_restart_on_drained_store_still_serves_records(fake: FakeProvider, tmp_p
         assert [r["trace_id"] for r in again.records()] == [after, before]  # newest first, both kept
     finally:
         assert again.stop() == 0
+
+
+# --- what the grace period cuts -------------------------------------------------------------------------
+
+CUT_STREAM = [{"role": "user", "content": "cut me [[chunk_delay:1.5]]"}]  # 8-12 events: 12-18 s to finish
+CUT_WHOLE = [{"role": "user", "content": "cut me [[delay:20]]"}]
+
+
+def grace_config(fake_url: str, grace: float) -> dict[str, Any]:
+    cfg = lazy_store_config(fake_url)
+    cfg["server"] = {**cfg["server"], "shutdown_grace_secs": grace, "read_timeout_secs": 30}
+    return cfg
+
+
+def run_cut_calls(tw: Tollway) -> tuple[dict[str, Any], threading.Event]:
+    """Start the calls a shutdown will cut; returns their outcomes (filled by threads) and an
+    event set once every stream has delivered its first chunk."""
+    oai, claude = client(tw), anthropic_client(tw)
+    results: dict[str, Any] = {}
+    started = {name: threading.Event() for name in ("openai-stream", "anthropic-stream", "translated-stream")}
+
+    def openai_stream(name: str, model: str) -> None:
+        try:
+            with oai.chat.completions.with_streaming_response.create(model=model, messages=CUT_STREAM,
+                                                                      stream=True) as raw:
+                results[name + ":trace"] = raw.headers["x-tollway-trace-id"]
+                for _ in raw.parse():
+                    started[name].set()
+            results[name] = "finished"
+        except openai.APIError as e:
+            results[name] = e
+        finally:
+            started[name].set()
+
+    def anthropic_stream() -> None:
+        name = "anthropic-stream"
+        try:
+            with claude.messages.with_streaming_response.create(model="claude-haiku-4-5", max_tokens=50,
+                                                                messages=CUT_STREAM, stream=True) as raw:
+                results[name + ":trace"] = raw.headers["x-tollway-trace-id"]
+                for ev in raw.parse():
+                    if ev.type == "content_block_delta":
+                        started[name].set()
+            results[name] = "finished"
+        except anthropic.APIError as e:
+            results[name] = e
+        finally:
+            started[name].set()
+
+    def whole(name: str) -> None:
+        try:
+            if name == "openai-whole":
+                oai.chat.completions.create(model="gpt-4o-mini", messages=CUT_WHOLE)
+            else:
+                claude.messages.create(model="claude-haiku-4-5", max_tokens=50, messages=CUT_WHOLE)
+            results[name] = "finished"
+        except (openai.APIStatusError, anthropic.APIStatusError) as e:
+            results[name] = e
+        except Exception as e:  # a reset or a plain-text answer: reported by the test
+            results[name] = e
+
+    threads = [threading.Thread(target=openai_stream, args=("openai-stream", "gpt-4o-mini")),
+               threading.Thread(target=openai_stream, args=("translated-stream", "claude-haiku-4-5")),
+               threading.Thread(target=anthropic_stream),
+               threading.Thread(target=whole, args=("openai-whole",)),
+               threading.Thread(target=whole, args=("anthropic-whole",))]
+    for t in threads:
+        t.daemon = True
+        t.start()
+    results["threads"] = threads
+    all_started = threading.Event()
+
+    def wait_all() -> None:
+        for ev in started.values():
+            ev.wait(20)
+        all_started.set()
+
+    threading.Thread(target=wait_all, daemon=True).start()
+    return results, all_started
+
+
+def check_cut_records(results: dict[str, Any], rows: dict[str, sqlite3.Row]) -> None:
+    for name in ("openai-stream", "translated-stream"):
+        assert isinstance(results[name], openai.APIError), f"{name}: {results[name]!r}"
+        assert "shutting down" in str(results[name])
+    assert isinstance(results["anthropic-stream"], anthropic.APIError), results["anthropic-stream"]
+    oa, an = results["openai-whole"], results["anthropic-whole"]
+    assert isinstance(oa, openai.APIStatusError) and oa.status_code == 503, repr(oa)
+    assert oa.body["code"] == "server_shutting_down" and oa.body["type"] == "server_error"
+    assert isinstance(an, anthropic.APIStatusError) and an.status_code == 503, repr(an)
+    assert an.body["type"] == "error" and an.body["error"]["type"] == "api_error"
+
+    for name in ("openai-stream", "anthropic-stream", "translated-stream"):
+        row = rows[results[name + ":trace"]]
+        assert (row["status"], row["cancelled"], row["error_type"]) == (200, 1, "server_shutdown"), name
+        assert row["output_tokens"] >= 1 and row["input_tokens"] > 0, name  # the tokens seen
+        assert row["cost_nanousd"] is not None and row["cost_nanousd"] > 0, name
+    for err in (oa, an):
+        row = rows[err.response.headers["x-tollway-trace-id"]]
+        assert (row["status"], row["cancelled"], row["error_type"]) == (503, 1, "server_shutdown")
+        assert row["input_tokens"] > 0 and row["output_tokens"] == 0  # the prompt went upstream
+        assert row["cost_nanousd"] is not None and row["cost_nanousd"] > 0
+
+
+def test_work_cut_at_the_end_of_the_grace_is_answered_and_recorded_as_cancelled(fake: FakeProvider,
+                                                                                 tmp_path: Path) -> None:
+    tw = Tollway(tmp_path, grace_config(fake.url, 1))
+    try:
+        results, started = run_cut_calls(tw)
+        assert started.wait(20), "the streams did not start"
+        time.sleep(0.3)  # the non-stream calls are with the provider too
+        tw.signal()
+        for t in results["threads"]:
+            t.join(20)
+        assert tw.proc.wait(20) == 0, tw.log()
+    finally:
+        tw.stop()
+    check_cut_records(results, db_rows(tmp_path))
+
+
+def test_a_zero_grace_cuts_at_once_instead_of_waiting_forever(fake: FakeProvider, tmp_path: Path) -> None:
+    tw = Tollway(tmp_path, grace_config(fake.url, 0))
+    try:
+        results, started = run_cut_calls(tw)
+        assert started.wait(20), "the streams did not start"
+        time.sleep(0.3)
+        signalled = time.monotonic()
+        tw.signal()
+        # the calls need 7 s and more to finish: waiting for them is what 0 must not mean
+        assert tw.proc.wait(20) == 0, tw.log()
+        assert time.monotonic() - signalled < 5, "a zero grace waited for the requests"
+        for t in results["threads"]:
+            t.join(20)
+    finally:
+        tw.stop()
+    check_cut_records(results, db_rows(tmp_path))
+
+
+def test_sigkill_loses_no_more_than_the_configured_flush_interval(fake: FakeProvider, tmp_path: Path) -> None:
+    """`[store] flush_interval_ms` is the loss window of a SIGKILL: at 20 ms, calls answered a
+    moment before the kill are all in the store when it comes back."""
+    import signal
+
+    cfg = standard_config(fake.url, store={"flush_interval_ms": 20})
+    tw = Tollway(tmp_path, cfg)
+    oai = client(tw)
+    traces = [oai.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=HELLO)
+              .headers["x-tollway-trace-id"] for _ in range(20)]
+    time.sleep(0.3)  # fifteen flush intervals
+    tw.signal(signal.SIGKILL)
+    tw.proc.wait(10)
+    tw.stop()
+    assert set(traces) <= set(db_rows(tmp_path))

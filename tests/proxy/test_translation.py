@@ -102,3 +102,80 @@ def test_unknown_response_id_without_openai_provider_is_404(fake: FakeProvider, 
         assert "resp_missing" in ei.value.body["message"]
     finally:
         tw.stop()
+
+
+JSON_ASK = [{"role": "user", "content": "Where is it sunny? Answer in JSON. [[tool:json_response]]"}]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_json_mode_to_anthropic_is_emulated_with_a_forced_tool(oai: openai.OpenAI, fake: FakeProvider,
+                                                              stream: bool) -> None:
+    kw = {"model": "claude-haiku-4-5", "messages": JSON_ASK, "response_format": {"type": "json_object"}}
+    if stream:
+        chunks = list(oai.chat.completions.create(**kw, stream=True))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+        assert finish == ["stop"]
+        assert not any(c.choices[0].delta.tool_calls for c in chunks if c.choices)
+    else:
+        raw = oai.chat.completions.with_raw_response.create(**kw)
+        assert "x-tollway-dropped-params" not in raw.headers  # emulated, not dropped
+        out = raw.parse()
+        text, finish = out.choices[0].message.content, out.choices[0].finish_reason
+        assert finish == "stop" and not out.choices[0].message.tool_calls
+    assert json.loads(text) == {"city": "Paris"}
+    sent = fake.requests[-1].json
+    assert [t["name"] for t in sent["tools"]] == ["json_response"]
+    assert sent["tool_choice"] == {"type": "tool", "name": "json_response"}
+    assert "JSON object" in sent["system"][-1]["text"]
+
+
+def test_json_mode_with_client_tools_lets_the_model_call_them(oai: openai.OpenAI, fake: FakeProvider) -> None:
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}}
+    out = oai.chat.completions.create(model="claude-haiku-4-5", response_format={"type": "json_object"}, tools=[tool],
+                                      messages=[{"role": "user", "content": "Weather? [[tool:get_weather]]"}])
+    assert out.choices[0].finish_reason == "tool_calls"
+    assert out.choices[0].message.tool_calls[0].function.name == "get_weather"
+    sent = fake.requests[-1].json
+    assert [t["name"] for t in sent["tools"]] == ["get_weather", "json_response"]
+    assert sent["tool_choice"] == {"type": "any"}
+
+
+def test_responses_json_object_to_anthropic(oai: openai.OpenAI, fake: FakeProvider) -> None:
+    out = oai.responses.create(model="claude-haiku-4-5", input=JSON_ASK[0]["content"],
+                               text={"format": {"type": "json_object"}})
+    assert json.loads(out.output_text) == {"city": "Paris"} and out.status == "completed"
+    assert fake.requests[-1].json["tool_choice"] == {"type": "tool", "name": "json_response"}
+
+
+TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_client_headers_reach_the_upstream_and_its_request_id_comes_back(tollway: Tollway, fake: FakeProvider,
+                                                                        stream: bool) -> None:
+    import anthropic
+
+    oai = openai.OpenAI(base_url=tollway.url + "/v1", api_key=MASTER_KEY, max_retries=0, default_headers={
+        "traceparent": TRACE, "tracestate": "vendor=1", "X-Client-Request-Id": "client-42"})
+    raw = oai.chat.completions.with_raw_response.create(
+        model="claude-haiku-4-5", messages=HELLO, stream=stream, extra_headers={"Idempotency-Key": "idem-1"})
+    if stream:
+        list(raw.parse())
+    up = fake.requests[-1]
+    assert up.path == "/v1/messages"
+    assert (up.headers["traceparent"], up.headers["tracestate"], up.headers["x-client-request-id"],
+            up.headers["idempotency-key"]) == (TRACE, "vendor=1", "client-42", "idem-1")
+    assert up.headers["user-agent"].startswith("OpenAI/Python") and up.headers["user-agent"].endswith(" tollway/0.1.0")
+    assert "authorization" not in up.headers and "x-tollway-key" not in up.headers
+    # Anthropic's request id (the fake's are req_011C…), under the name the OpenAI SDK reads
+    assert raw.headers["x-request-id"].startswith("req_011C") and raw.request_id == raw.headers["x-request-id"]
+
+    claude = anthropic.Anthropic(base_url=tollway.url, api_key=MASTER_KEY, max_retries=0)
+    msg = claude.messages.with_raw_response.create(model="gpt-4o-mini", max_tokens=32, messages=HELLO)
+    assert fake.requests[-1].path == "/v1/chat/completions"
+    assert msg.headers["request-id"].startswith("req_") and msg.request_id == msg.headers["request-id"]
+    same = oai.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=HELLO)  # fast path too
+    assert fake.requests[-1].headers["user-agent"].endswith(" tollway/0.1.0")
+    assert fake.requests[-1].headers["traceparent"] == TRACE and same.headers["x-request-id"].startswith("req_")

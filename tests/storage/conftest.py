@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.storage import default_sqlite_url, make_engine, migrate
-from tollway.storage.schema import usage_records
+from tollway.storage.schema import usage_daily, usage_facets, usage_latency, usage_records
 from tollway.usage import Usage, UsageRecord
 
 T = TypeVar("T")
@@ -96,10 +96,12 @@ def dialect(store_url: str) -> str:
 
 @pytest.fixture
 async def engine(store_url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine on an empty usage_records table."""
+    """An engine on empty usage_records and rollup tables."""
     eng = make_engine(store_url)
     async with eng.begin() as conn:
         await conn.execute(delete(usage_records))
+        for rollup in (usage_facets, usage_daily, usage_latency):
+            await conn.execute(delete(rollup))
     yield eng
     await eng.dispose()
 
@@ -140,6 +142,7 @@ def make_record(i: int, **overrides: Any) -> UsageRecord:
         project="alpha",
         source="sdk",
         customer="acme",
+        team="platform",
     )
     fields.update(overrides)
     return UsageRecord(**fields)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 
-from tollway.storage import LedgerWriter, list_records
+from tollway.storage import LedgerWriter, list_records, make_engine
 from tollway.storage.rows import record_from_json
 from tollway.storage.spool import Spool
 from tollway.usage import Usage, UsageRecord
@@ -26,6 +26,7 @@ Eventually = Callable[..., Awaitable[None]]
 def expected_row(r: UsageRecord) -> dict[str, Any]:
     u = r.usage
     cost = None if r.cost_usd is None else f"{r.cost_usd.quantize(Decimal('1e-9')):f}"
+    saved = None if r.cost_saved_usd is None else f"{r.cost_saved_usd.quantize(Decimal('1e-9')):f}"
     return {
         "trace_id": r.trace_id, "ts": r.ts, "route": r.route, "method": r.method,
         "path": r.path, "provider": r.provider, "model_requested": r.model_requested,
@@ -36,7 +37,8 @@ def expected_row(r: UsageRecord) -> dict[str, Any]:
         "tokens_estimated": u.estimated, "cost_usd": cost, "cost_note": r.cost_note,
         "latency_ms": r.latency_ms, "ttft_ms": r.ttft_ms, "status": r.status,
         "error_type": r.error_type, "cancelled": r.cancelled, "key_id": r.key_id,
-        "project": r.project, "source": r.source, "customer": r.customer,
+        "project": r.project, "source": r.source, "customer": r.customer, "team": r.team,
+        "guard_findings": r.guard_findings, "cache": r.cache, "cost_saved_usd": saved,
     }  # fmt: skip
 
 
@@ -54,18 +56,22 @@ async def test_round_trip_keeps_every_field_and_exact_money(
         make_record(3, cost_usd=Decimal("1234567.890123456")),
         make_record(4, cost_usd=Decimal("0.0000000015")),  # rounds half-even to 2 nano
         make_record(5, cost_usd=Decimal("0")),
+        make_record(6, cost_usd=Decimal("0"), cache="hit", cost_saved_usd=Decimal("0.000012345")),
     ]
     writer = LedgerWriter(store.engine, spool_dir)
     for r in records:
         writer.put(r)
     await writer.flush()
-    assert (writer.written, writer.spooled, writer.pending) == (5, 0, 0)
+    assert (writer.written, writer.spooled, writer.pending) == (6, 0, 0)
 
     got = {row["trace_id"]: row for row in (await list_records(store.engine))["data"]}
+    seqs = []
     for r in records:
         row = got[r.trace_id]
         assert row.pop("time").endswith("Z")
+        seqs.append(row.pop("seq"))
         assert row == expected_row(r)
+    assert all(isinstance(s, int) for s in seqs) and seqs == sorted(set(seqs))  # insertion order
     assert got["trace-000003"]["cost_usd"] == "1234567.890123456"
     assert got["trace-000004"]["cost_usd"] == "0.000000002"
     assert got["trace-000005"]["cost_usd"] == "0.000000000"
@@ -297,3 +303,63 @@ async def test_unreadable_spool_lines_are_dead_lettered(
     assert await store.ids() == ["trace-000001", "trace-000002", "trace-000003"]
     assert spool.rejected_path.read_bytes() == b'{"trace_id": "half a line\n'
     assert not spool.has_data()
+    assert writer.unreplayable == 1  # counted, not silently dropped
+
+
+async def test_nul_and_lone_surrogates_never_cost_a_record_or_a_batch(
+    store: Store, spool_dir: Path, make_record: MakeRecord
+) -> None:
+    """Postgres refuses NUL in text: such values are stored with U+FFFD, in one batch insert."""
+    nasty = {"path": "/projects/a\x00b/v1/chat/completions", "model_requested": "gpt\x00-4o",
+             "model_served": "x\ud800y", "project": "a\x00b", "source": "\x00", "customer": "c\x00",
+             "key_id": "k\x00", "error_type": "e\x00", "cost_note": "n\x00", "provider": "p\x00"}
+    records = [make_record(i, **(nasty if i % 3 == 0 else {})) for i in range(30)]
+    writer = LedgerWriter(store.engine, spool_dir, batch_size=100)
+    for r in records:
+        writer.put(r)
+    await writer.flush()
+    assert (writer.written, writer.rejected, writer.spooled, writer.batch_fallbacks) == (30, 0, 0, 0)
+    row = await store.raw("trace-000003")
+    assert row["path"] == "/projects/a\ufffdb/v1/chat/completions" and row["project"] == "a\ufffdb"
+    assert row["model_requested"] == "gpt\ufffd-4o" and row["model_served"] == "x\ufffdy"
+    assert (row["source"], row["customer"], row["key_id"]) == ("\ufffd", "c\ufffd", "k\ufffd")
+    assert (await store.raw("trace-000001"))["project"] == "alpha"  # others untouched
+    await writer.stop(5)
+
+
+async def test_seq_is_a_gapless_cursor_for_a_poller_while_two_writers_write(
+    store: Store, spool_dir: Path, tmp_path: Path, make_record: MakeRecord
+) -> None:
+    """Two writers (two instances) write at once; a poller following after_seq sees every
+    record exactly once: seq never lets a row commit behind the poller's position."""
+    engines = [store.engine, make_engine(store.url)]
+    writers = [LedgerWriter(e, tmp_path / f"spool{i}", batch_size=7, flush_interval=0.005)
+               for i, e in enumerate(engines)]
+    for w in writers:
+        await w.start()
+    seen: list[str] = []
+    done = False
+
+    async def poll() -> None:
+        after = 0
+        while True:
+            finished = done
+            page = await list_records(store.engine, after_seq=after, limit=50)
+            seen.extend(r["trace_id"] for r in page["data"])
+            assert page["next_after_seq"] >= after
+            after = page["next_after_seq"]
+            if finished and not page["data"]:
+                return
+            await asyncio.sleep(0)
+
+    poller = asyncio.create_task(poll())
+    for i in range(600):
+        writers[i % 2].put(make_record(i))
+        if i % 10 == 0:
+            await asyncio.sleep(0.001)
+    for w in writers:
+        await w.stop(10)
+    done = True
+    await asyncio.wait_for(poller, 30)
+    await engines[1].dispose()
+    assert sorted(seen) == [f"trace-{i:06d}" for i in range(600)]  # all, and each once

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -102,3 +103,27 @@ async def test_password_with_percent_survives(tmp_path: Path) -> None:
     url = default_sqlite_url(tmp_path / "100%")
     await migrate(url)
     assert (tmp_path / "100%" / "tollway.db").is_file()
+
+
+async def test_sqlite_files_are_private_to_their_owner(tmp_path: Path) -> None:
+    """The store names keys, projects and customers: 0600 like the spool, -wal and -shm too,
+    whatever the umask; a file an older version left more open is tightened."""
+    old = os.umask(0o022)
+    try:
+        url = default_sqlite_url(tmp_path / "data")
+        await migrate(url)
+        eng = make_engine(url)
+        try:
+            async with eng.begin() as conn:
+                await conn.execute(text("INSERT INTO responses (id, created_at, response, conversation) "
+                                        "VALUES ('r', 0, '{}', '[]')"))
+                db = tmp_path / "data" / "tollway.db"
+                for path in (db, db.with_name("tollway.db-wal"), db.with_name("tollway.db-shm")):
+                    assert path.exists() and stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        finally:
+            await eng.dispose()
+        db.chmod(0o644)
+        await migrate(url)
+        assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    finally:
+        os.umask(old)

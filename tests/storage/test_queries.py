@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tollway.storage import InvalidQuery, LedgerWriter, get_record, list_records, stats
+from tollway.storage.histogram import RELATIVE_ERROR, bin_of
 from tollway.storage.queries import encode_cursor
 from tollway.usage import Usage, UsageRecord
 
@@ -35,6 +36,17 @@ def nearest_rank(values: list[float], p: int) -> float | None:
         return None
     ordered = sorted(values)
     return ordered[math.ceil(p * len(ordered) / 100) - 1]
+
+
+def close_to(estimate: float | None, exact: float | None) -> bool:
+    """A histogram percentile: in the exact value's bin, within the histogram's error."""
+    if exact is None or estimate is None:
+        return estimate is exact
+    return bin_of(estimate) == bin_of(exact) and abs(estimate - exact) <= exact * RELATIVE_ERROR + 1e-9
+
+
+def without_latency(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if not k.startswith(("latency_", "ttft_")) and k != "last_seen"}
 
 
 def ids(page: dict[str, Any]) -> list[str]:
@@ -200,40 +212,46 @@ async def test_stats_on_a_known_data_set(
     await insert(store, spool_dir, stats_set)
     result = await stats(store.engine)
 
-    assert result["totals"] == {
+    assert without_latency(result["totals"]) == {
         "requests": 23, "errors": 2,
         "input_tokens": 20 * 10 + 3000, "output_tokens": sum(range(20)) + 300,
-        "cached_tokens": 20 + 500, "total_tokens": 200 + sum(range(20)) + 3300,
+        "cached_tokens": 20 + 500, "cache_creation_tokens": 0, "reasoning_tokens": 0, "total_tokens": 200 + sum(range(20)) + 3300,
         "cost_usd": "0.300000210",  # 0.1 + 0.2 + (1 + ... + 20) nano-USD, exactly
-        "unpriced": 1,
-        "latency_ms_p50": 9.0,  # 22 latencies: 1..20, 5, 7 → rank 11 of 1,2,3,4,5,5,6,7,7,8,9
-        "latency_ms_p95": 19.0,  # rank ceil(20.9) = 21
+        "unpriced": 1, "cache_hits": 0, "cost_saved_usd": "0.000000000",
     }  # fmt: skip
+    # 22 latencies: 1..20, 5, 7 → rank 11 of 1,2,3,4,5,5,6,7,7,8,9 is 9; rank ceil(20.9) = 21 is 19
+    assert close_to(result["totals"]["latency_ms_p50"], 9.0)
+    assert close_to(result["totals"]["latency_ms_p95"], 19.0)
 
     by_model = result["by_model"]
-    assert [m["model"] for m in by_model] == ["gpt-2024", "claude"]
-    assert by_model[0] == {
+    assert [m["model"] for m in by_model] == ["claude", "gpt-2024"]  # by cost, most first
+    assert without_latency(by_model[1]) == {
         "model": "gpt-2024", "requests": 20, "errors": 1, "input_tokens": 200,
         "output_tokens": 190, "cached_tokens": 20, "total_tokens": 390,
-        "cost_usd": "0.000000210", "unpriced": 0, "latency_ms_p50": 10.0,
-        "latency_ms_p95": 19.0,
+        "cache_creation_tokens": 0, "reasoning_tokens": 0,
+        "cost_usd": "0.000000210", "unpriced": 0, "cache_hits": 0, "cost_saved_usd": "0.000000000",
     }  # fmt: skip
-    assert by_model[1] == {
+    assert close_to(by_model[1]["latency_ms_p50"], 10.0) and close_to(by_model[1]["latency_ms_p95"], 19.0)
+    assert by_model[1]["latency_ms_avg"] == 10.5
+    assert without_latency(by_model[0]) == {
         "model": "claude", "requests": 3, "errors": 1, "input_tokens": 3000,
         "output_tokens": 300, "cached_tokens": 500, "total_tokens": 3300,
-        "cost_usd": "0.300000000", "unpriced": 1, "latency_ms_p50": 5.0,
-        "latency_ms_p95": 7.0,
+        "cache_creation_tokens": 0, "reasoning_tokens": 0,
+        "cost_usd": "0.300000000", "unpriced": 1, "cache_hits": 0, "cost_saved_usd": "0.000000000",
     }  # fmt: skip
+    # two values: p50 is the smaller, p95 the larger (clamped to the exact min and max)
+    assert (by_model[0]["latency_ms_p50"], by_model[0]["latency_ms_p95"]) == (5.0, 7.0)
 
     by_project = {p["project"]: p for p in result["by_project"]}
-    assert [p["project"] for p in result["by_project"]] == ["alpha", "beta", None]
+    assert [p["project"] for p in result["by_project"]] == ["beta", None, "alpha"]
     assert (by_project["alpha"]["requests"], by_project["alpha"]["errors"]) == (12, 1)
-    assert (by_project["alpha"]["latency_ms_p50"], by_project["alpha"]["latency_ms_p95"]) == (6.0, 12.0)
+    assert close_to(by_project["alpha"]["latency_ms_p50"], 6.0)
+    assert close_to(by_project["alpha"]["latency_ms_p95"], 12.0)
     assert (by_project["beta"]["requests"], by_project["beta"]["cost_usd"]) == (9, "0.200000132")
     assert (by_project[None]["requests"], by_project[None]["unpriced"]) == (2, 1)
-    assert by_project[None]["latency_ms_p50"] == 5.0 == by_project[None]["latency_ms_p95"]
+    assert by_project[None]["latency_ms_p50"] == 5.0 == by_project[None]["latency_ms_p95"]  # one value: exact
 
-    assert [(s["source"], s["requests"]) for s in result["by_source"]] == [("sdk", 20), (None, 3)]
+    assert [(s["source"], s["requests"]) for s in result["by_source"]] == [(None, 3), ("sdk", 20)]
 
 
 async def test_stats_filters(store: Store, spool_dir: Path, stats_set: list[UsageRecord]) -> None:
@@ -253,13 +271,14 @@ async def test_stats_when_empty(store: Store) -> None:
     result = await stats(store.engine)
     assert result["totals"] == {
         "requests": 0, "errors": 0, "input_tokens": 0, "output_tokens": 0, "cached_tokens": 0,
-        "total_tokens": 0, "cost_usd": "0.000000000", "unpriced": 0,
-        "latency_ms_p50": None, "latency_ms_p95": None,
+        "cache_creation_tokens": 0, "reasoning_tokens": 0, "total_tokens": 0, "cost_usd": "0.000000000",
+        "unpriced": 0, "cache_hits": 0, "cost_saved_usd": "0.000000000", "latency_ms_p50": None, "latency_ms_p95": None, "ttft_ms_p50": None, "ttft_ms_p95": None,
+        "latency_ms_avg": None, "last_seen": None,
     }  # fmt: skip
     assert result["by_model"] == result["by_project"] == result["by_source"] == []
 
 
-async def test_percentiles_match_nearest_rank_on_random_data(
+async def test_percentiles_are_within_the_histogram_error_on_random_data(
     store: Store, spool_dir: Path, make_record: MakeRecord
 ) -> None:
     rng = random.Random(42)
@@ -276,11 +295,29 @@ async def test_percentiles_match_nearest_rank_on_random_data(
     def check(entry: dict[str, Any], group: list[UsageRecord]) -> None:
         lat = [r.latency_ms for r in group if r.latency_ms is not None]
         assert entry["requests"] == len(group)
-        assert entry["latency_ms_p50"] == nearest_rank(lat, 50)
-        assert entry["latency_ms_p95"] == nearest_rank(lat, 95)
+        assert close_to(entry["latency_ms_p50"], nearest_rank(lat, 50))
+        assert close_to(entry["latency_ms_p95"], nearest_rank(lat, 95))
 
     check(result["totals"], records)
     for entry in result["by_project"]:
         check(entry, [r for r in records if r.project == entry["project"]])
-    counts = [e["requests"] for e in result["by_project"]]
-    assert counts == sorted(counts, reverse=True)
+    costs = [Decimal(e["cost_usd"]) for e in result["by_project"]]
+    assert costs == sorted(costs, reverse=True)
+
+
+async def test_stats_count_cache_hits_and_the_cost_they_saved(store: Store, spool_dir: Path,
+                                                              make_record: MakeRecord) -> None:
+    records = [
+        make_record(1, cost_usd=Decimal("0.000003"), cache="miss", project="alpha"),
+        make_record(2, cost_usd=Decimal("0"), cache="hit", cost_saved_usd=Decimal("0.000003"), project="alpha"),
+        make_record(3, cost_usd=Decimal("0"), cache="semantic_hit", cost_saved_usd=Decimal("0.000000007"),
+                    project="beta"),
+        make_record(4, cost_usd=Decimal("0.000001"), cache=None, project="beta"),
+    ]  # fmt: skip
+    await insert(store, spool_dir, records)
+    result = await stats(store.engine)
+    assert (result["totals"]["cache_hits"], result["totals"]["cost_saved_usd"]) == (2, "0.000003007")
+    assert result["totals"]["cost_usd"] == "0.000004000"
+    by_project = {p["project"]: p for p in result["by_project"]}
+    assert (by_project["alpha"]["cache_hits"], by_project["alpha"]["cost_saved_usd"]) == (1, "0.000003000")
+    assert (by_project["beta"]["cache_hits"], by_project["beta"]["cost_saved_usd"]) == (1, "0.000000007")

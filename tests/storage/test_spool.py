@@ -68,3 +68,22 @@ def test_truncated_line_is_dead_lettered(tmp_path: Path, make_record: MakeRecord
     got = [r.trace_id for batch in spool.read(segment, 10) for _, r in batch]
     assert got == ["trace-000001"]
     assert spool.rejected_path.read_bytes() == record_to_json(make_record(2))[:40] + b"\n"
+
+
+def test_spool_files_stay_private_when_cut_down(tmp_path: Path, make_record: MakeRecord) -> None:
+    spool = Spool(tmp_path)
+    spool.append([make_record(i) for i in range(3)])
+    [segment] = spool.seal()
+    spool.keep_from(segment, 10)
+    assert segment.stat().st_mode & 0o777 == 0o600
+    assert spool.size() == segment.stat().st_size > 0
+
+
+def test_a_line_cut_by_a_crash_is_counted(tmp_path: Path, make_record: MakeRecord) -> None:
+    spool = Spool(tmp_path)
+    spool.append([make_record(1)])
+    with spool.active_path.open("ab") as f:
+        f.write(record_to_json(make_record(2))[:40])
+    [segment] = spool.seal()
+    list(spool.read(segment, 10))
+    assert spool.unreadable == 1

@@ -34,7 +34,23 @@ def header_map(scope: Scope) -> dict[bytes, bytes]:
 
 
 def relay_headers(raw: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
-    return [(k, v) for k, v in raw if k.lower() not in _DROP_RESPONSE]
+    """Upstream response headers to relay: hop-by-hop ones dropped, and any `x-tollway-*` (an
+    upstream that is itself a Tollway): this Tollway adds its own trace id and cost."""
+    out: RawHeaders = []
+    for k, v in raw:
+        low = k.lower()
+        if low not in _DROP_RESPONSE and not low.startswith(b"x-tollway-"):
+            out.append((k, v))
+    return out
+
+
+def with_own_headers(relayed: list[tuple[bytes, bytes]], own: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The provider's headers plus Tollway's; where both set one (x-ratelimit-*), Tollway's wins."""
+    if len(own) > 1:  # more than the trace id: drop the provider's of the same names
+        names = {k for k, _ in own}
+        relayed = [(k, v) for k, v in relayed if k.lower() not in names]
+    relayed.extend(own)
+    return relayed
 
 
 async def _discard_rest(receive: Receive, msg: dict[str, Any]) -> None:
@@ -45,12 +61,20 @@ async def _discard_rest(receive: Receive, msg: dict[str, Any]) -> None:
             return
 
 
+def _gone() -> ProxyError:
+    # The client hung up, or the server's body timeout did (server/protocol.py): nobody reads
+    # the answer, but the record says what happened.
+    return ProxyError("client_disconnected", "The client went away before the request body was complete.")
+
+
 async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
     declared = headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         await _discard_rest(receive, {"more_body": True})
         raise ProxyError("request_too_large", f"Request body is larger than the limit of {limit} bytes.")
     msg = await receive()
+    if msg["type"] == "http.disconnect":
+        raise _gone()
     body = msg.get("body", b"")
     if not msg.get("more_body"):
         if len(body) > limit:
@@ -61,7 +85,7 @@ async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -
     while msg.get("more_body"):
         msg = await receive()
         if msg["type"] == "http.disconnect":
-            raise asyncio.CancelledError()
+            raise _gone()
         chunk = msg.get("body", b"")
         size += len(chunk)
         if size > limit:

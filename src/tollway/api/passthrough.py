@@ -1,9 +1,11 @@
-"""Pass-through: any other `/v1/*` path to the OpenAI provider, and `/proxy/<kind>/v1/*`.
+"""Pass-through: `/v1/*` paths Tollway has no route of its own for, and `/proxy/<kind>/v1/*`.
 
-Method, query, headers and body go upstream intact (multipart included); the answer comes
-back as it is, streams unbuffered. On `/v1/*` Tollway's provider key replaces the caller's
-credentials; on `/proxy/<kind>/v1/*` the caller's own key goes through untouched.
-Every call is still recorded, with usage when the answer carries any.
+Method, query, headers and body go upstream (multipart included); the answer comes back as it
+is, streams unbuffered. On `/v1/*` Tollway's provider credentials replace the caller's; on
+`/proxy/<kind>/v1/*` the caller's own key goes through untouched. What may go upstream is
+decided in `tollway.passthrough`: the path (normalised, never out of `/v1/`), the headers, and
+whether the answer is metered (by path, never by what a body happens to contain). Every call is
+recorded.
 """
 
 from __future__ import annotations
@@ -13,16 +15,20 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from tollway.api.asgi import DisconnectWatch, Receive, Scope, Send, read_body, relay_headers
+from tollway.api.asgi import DisconnectWatch, Receive, Scope, Send, read_body, relay_headers, with_own_headers
 from tollway.api.unified import send_error
 from tollway.errors import ProxyError
 from tollway.pipeline import upstream
-from tollway.pipeline.attribution import ATTRIBUTION_HEADERS
+from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.stage import run_stages
-from tollway.providers.anthropic import usage_from_anthropic
+from tollway.policy.credentials import with_key_credentials
+from tollway.passthrough.headers import upstream_headers
+from tollway.passthrough.links import own_results_url
+from tollway.passthrough.metering import Metered, StreamUsage, metered, multipart_field, unmetered_note, usage_from_body
+from tollway.passthrough.paths import upstream_query, upstream_subpath
 from tollway.providers.base import UpstreamRequest
-from tollway.providers.openai import usage_from_openai
+from tollway.providers.credentials import scrub
 from tollway.routing.catalog import Deployment
 
 if TYPE_CHECKING:
@@ -31,21 +37,20 @@ if TYPE_CHECKING:
 # methods passed through on /v1/{path} and /proxy/<kind>/v1/{path} (TRACE, CONNECT and others: 404)
 PASSTHROUGH_METHODS: tuple[str, ...] = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
-_HOP = frozenset({b"host", b"connection", b"keep-alive", b"content-length", b"transfer-encoding", b"te",
-                  b"upgrade", b"proxy-authorization", b"proxy-connection", b"accept-encoding", b"trailer"})
-_CREDENTIALS = frozenset({b"authorization", b"x-api-key", b"api-key"})
+def raw_path(scope: Scope) -> bytes:
+    raw = scope.get("raw_path")
+    if raw:
+        return raw.split(b"?", 1)[0]
+    return scope["path"].encode("utf-8")
 
 
-def upstream_headers(client: list[tuple[bytes, bytes]], keep_credentials: bool) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for k, v in client:
-        k = k.lower()
-        if k in _HOP or k in ATTRIBUTION_HEADERS or k.startswith(b"x-tollway-"):
-            continue
-        if not keep_credentials and k in _CREDENTIALS:
-            continue
-        out[k.decode("latin-1")] = v.decode("latin-1")
-    return out
+def public_base(scope: Scope) -> str:
+    """This Tollway's own base URL as the client reached it (scheme and Host)."""
+    host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+    if not host:
+        server = scope.get("server") or ("127.0.0.1", 8930)
+        host = f"{server[0]}:{server[1]}"
+    return f"{scope.get('scheme', 'http')}://{host}"
 
 
 class PassthroughRoute:
@@ -56,10 +61,11 @@ class PassthroughRoute:
         self.kind = kind
         self.byok = byok
         self.route = f"proxy.{kind}.passthrough" if byok else f"passthrough.{kind}"
+        self.fmt = "anthropic" if kind == "anthropic" else "openai"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send, subpath: str) -> None:
-        fmt = "anthropic" if self.kind == "anthropic" else "openai"
-        ctx = RequestContext(self.route, fmt, "passthrough", scope["method"], scope["path"],  # type: ignore[arg-type]
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, prefix: str) -> None:
+        """`prefix`: the part of the path before the provider's own (`/v1`, `/proxy/openai/v1`)."""
+        ctx = RequestContext(self.route, self.fmt, "passthrough", scope["method"], scope["path"],  # type: ignore[arg-type]
                              dict(scope["headers"]), receive, send)
         ctx.byok = self.byok
         state = self._state
@@ -73,19 +79,43 @@ class PassthroughRoute:
                     raise ProxyError("not_found", f"No {self.kind} provider is configured, so {ctx.path} "
                                                   "cannot be passed through.")
                 provider, transport = found
-            await self.forward(ctx, scope, receive, send, subpath, provider, transport)
+            await self.forward(ctx, scope, receive, send, prefix, provider, transport)
 
         async def on_error(ctx: RequestContext, err: ProxyError) -> None:
             await send_error(ctx, send, err)
 
         await run_stages(ctx, state.stages, handle, on_error)
 
-    async def forward(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send, subpath: str,
+    async def forward(self, ctx: RequestContext, scope: Scope, receive: Receive, send: Send, prefix: str,
                       provider, transport) -> None:
         state = self._state
         ctx.provider = provider
+        subpath = upstream_subpath(raw_path(scope), prefix)
+        query = upstream_query(scope.get("query_string", b""))
+        rule = metered(provider.wire_format, ctx.method, subpath)
         ctx.body = await read_body(receive, ctx.headers, state.settings.server.max_body_bytes)
+        self._note_request(ctx, rule, provider, transport)
+        if ctx.stream and state.metrics is not None:
+            state.metrics.stream_opened(ctx)
+        if state.guard_stage is not None and ctx.json is not None:
+            state.guard_stage.inspect_passthrough(ctx)  # may redact ctx.body, or refuse (403)
+        headers = upstream_headers(scope["headers"], provider, self.byok)
+        if not self.byok and ctx.key is not None and ctx.key.credentials:
+            headers = with_key_credentials(ctx.key, provider, headers)
+        url = provider.passthrough_url(subpath, query.encode("ascii"))
+        resp = await upstream.send(ctx, transport, UpstreamRequest(ctx.method, url, headers, ctx.body or None),
+                                   provider.id, provider.kind, ctx.model or "")
+        try:
+            await self._relay(ctx, rule, subpath, resp, receive, send, public_base(scope) + prefix)
+        finally:
+            resp.release()
+            upstream.finish(ctx)
+
+    @staticmethod
+    def _note_request(ctx: RequestContext, rule: Metered | None, provider, transport) -> None:
+        """Model and stream flag of the request, for the record (and the price, when metered)."""
         ctype = ctx.headers.get(b"content-type", b"")
+        model: str | None = None
         if ctype.startswith(b"application/json") and ctx.body:
             try:
                 obj = orjson.loads(ctx.body)
@@ -94,55 +124,60 @@ class PassthroughRoute:
             if isinstance(obj, dict):
                 ctx.json = obj
                 if isinstance(obj.get("model"), str):
-                    ctx.model = obj["model"]
-                    ctx.deployment = Deployment(provider, transport, ctx.model)
+                    model = obj["model"]
                 ctx.stream = obj.get("stream") is True
-                if ctx.stream and state.metrics is not None:
-                    state.metrics.stream_opened(ctx)
-        headers = upstream_headers(scope["headers"], keep_credentials=self.byok)
-        if not self.byok:
-            headers.update(provider.auth_headers())
-        url = provider.passthrough_url(subpath, scope.get("query_string", b""))
-        resp = await upstream.send(ctx, transport, UpstreamRequest(ctx.method, url, headers, ctx.body or None),
-                                   provider.id, provider.kind, ctx.model or "")
-        try:
-            await self._relay(ctx, resp, receive, send)
-        finally:
-            resp.release()
-            upstream.finish(ctx)
+        elif rule is not None and ctype.startswith(b"multipart/form-data") and ctx.body:
+            model = multipart_field(ctx.body, ctype, "model")
+            ctx.stream = multipart_field(ctx.body, ctype, "stream") == "true"
+        if model:
+            ctx.model = model
+            ctx.deployment = Deployment(provider, transport, model)
+        if rule is not None and rule.endpoint is not None:
+            ctx.endpoint = rule.endpoint
 
-    async def _relay(self, ctx: RequestContext, resp, receive: Receive, send: Send) -> None:
+    @staticmethod
+    def _unmetered(ctx: RequestContext, subpath: str) -> None:
+        ctx.metered = True
+        ctx.cost_note = "nothing to price" if ctx.status >= 400 else unmetered_note(ctx.method, subpath)
+
+    async def _relay(self, ctx: RequestContext, rule: Metered | None, subpath: str, resp, receive: Receive,
+                     send: Send, own_base: str) -> None:
+        """`own_base`: this route's base URL as the client sees it (`http://host/v1`)."""
         ctx.status = resp.status
-        hdrs = relay_headers(resp.raw_headers)
-        hdrs.extend(ctx.response_headers)
+        hdrs = with_own_headers(relay_headers(resp.raw_headers), ctx.response_headers)
         streaming = any(k.lower() == b"content-type" and v.startswith(b"text/event-stream")
                         for k, v in resp.raw_headers)
         if not streaming:
             body = await upstream.read(ctx, resp)
             if resp.status >= 400:
                 ctx.error_type = "provider_error"
-            elif body[:1] == b"{":
-                try:
-                    obj = orjson.loads(body)
-                except orjson.JSONDecodeError:
-                    obj = None
-                if isinstance(obj, dict) and isinstance(obj.get("usage"), dict):
-                    u = obj["usage"]
-                    ctx.usage = usage_from_anthropic(u) if self.kind == "anthropic" else usage_from_openai(u)
-                    if isinstance(obj.get("model"), str):
-                        ctx.model_served = obj["model"]
+                body = scrub(body, ctx.provider)
+                self._unmetered(ctx, subpath)
+            elif rule is None:
+                self._unmetered(ctx, subpath)
+                if subpath.startswith("/messages/batches") and ctx.provider.wire_format == "anthropic":  # type: ignore[union-attr]
+                    body = own_results_url(body, ctx.provider.settings.base_url, own_base)  # type: ignore[union-attr]
+            else:
+                await self._meter_body(ctx, rule, body)
+                if ctx.cost is not None:
+                    hdrs.append((b"x-tollway-cost-usd", format(ctx.cost, "f").encode()))
             hdrs.append((b"content-length", str(len(body)).encode()))
             hdrs.append(ctx.overhead_header())
             ctx.response_started = True
             await send({"type": "http.response.start", "status": resp.status, "headers": hdrs})
             await send({"type": "http.response.body", "body": body, "more_body": False})
             return
+        watcher = StreamUsage(ctx.provider.wire_format) if rule else None  # type: ignore[union-attr]
+        if watcher is None:
+            self._unmetered(ctx, subpath)
         hdrs.append(ctx.overhead_header())
         ctx.response_started = True
         await send({"type": "http.response.start", "status": resp.status, "headers": hdrs})
         watch = DisconnectWatch(receive).start()
         try:
             async for chunk in resp.iter_chunks():
+                if watcher is not None:
+                    watcher.feed(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except asyncio.CancelledError:
             if not watch.absorb():
@@ -154,4 +189,26 @@ class PassthroughRoute:
             ctx.error_type = e.error_type
         finally:
             watch.stop()
+            if watcher is not None:
+                watcher.close()
+                ctx.usage = watcher.usage
+                if watcher.error and not ctx.error_type:
+                    ctx.error_type = "stream_error"
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _meter_body(self, ctx: RequestContext, rule: Metered, body: bytes) -> None:
+        obj = None
+        if body[:1] in (b"{", b" ", b"\n"):
+            try:
+                obj = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                obj = None
+        text: str | None = None
+        if isinstance(obj, dict):
+            ctx.usage = usage_from_body(ctx.provider.wire_format, obj)  # type: ignore[union-attr]
+            if isinstance(obj.get("model"), str) and obj["model"]:
+                ctx.model_served = obj["model"]
+            if rule.text_field is not None and (ctx.usage is None or not ctx.usage.known):
+                value = obj.get(rule.text_field)
+                text = value if isinstance(value, str) else None
+        await meter(self._state, ctx, text)

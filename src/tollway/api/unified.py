@@ -5,6 +5,10 @@ One `UnifiedRoute` per (surface, endpoint): `/v1/chat/completions` is
 copies of these routes set `byok`: the caller's own provider key goes upstream untouched
 and the model goes to that provider kind as named, without catalog routing.
 What happens to a call is the stage list `AppState.call_stages` (see `pipeline.stage`).
+
+Surfaces that name the model in the path (Gemini's `/v1beta/models/{model}:verb`, Azure's
+`/openai/deployments/{deployment}/...`) pass it as `path_model`; the decode stage prefers it to
+the body's. Gemini says whether to stream in the path too (`stream`).
 """
 
 from __future__ import annotations
@@ -41,17 +45,21 @@ class UnifiedRoute:
         self.endpoint = endpoint
         self.byok = byok
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send, path_project: str | None = None) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, path_project: str | None = None,
+                       path_model: str | None = None, stream: bool | None = None) -> None:
         ctx = RequestContext(self.route, self.fmt, self.endpoint, scope["method"], scope["path"],  # type: ignore[arg-type]
                              dict(scope["headers"]), receive, send)
         ctx.path_project = path_project
+        ctx.path_model, ctx.path_stream = path_model, stream
         ctx.byok = self.byok
+        ctx.key = scope.get("tollway.caller")  # set only by Tollway's own in-process calls (Ask)
         state = self._state
 
+        # ctx.send, not send: a stage may wrap it (the guard keeps bodies for the ledger)
         async def handle(ctx: RequestContext) -> None:
-            await state.forwarder.forward(ctx, receive, send)
+            await state.forwarder.forward(ctx, receive, ctx.send)  # type: ignore[arg-type]
 
         async def on_error(ctx: RequestContext, err: ProxyError) -> None:
-            await send_error(ctx, send, err)
+            await send_error(ctx, ctx.send, err)  # type: ignore[arg-type]
 
         await run_stages(ctx, state.call_stages, handle, on_error)

@@ -15,6 +15,10 @@ class ParserBase:
         self.failed = False  # a StreamError was emitted; everything after it is ignored
         self.finished = False  # a Finish was emitted
 
+    def limit_events(self, max_event_bytes: int) -> None:
+        """The largest single upstream event to hold; a larger one ends the stream in an error."""
+        self._decoder.max_event_bytes = max_event_bytes
+
     # subclasses implement these two
     def _handle(self, event: SSEEvent, out: list[StreamDelta]) -> None:
         raise NotImplementedError

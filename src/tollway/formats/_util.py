@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 import orjson
@@ -70,17 +71,6 @@ def guess_mime(url: str, default: str) -> str:
     return _EXT_MIME.get(ext, default)
 
 
-def tok(v: Any) -> int | None:
-    """A token count from provider JSON: a non-negative int, else None (never raises)."""
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, int):
-        return v if v >= 0 else None
-    if isinstance(v, float) and v.is_integer() and v >= 0:
-        return int(v)
-    return None
-
-
 def as_list(v: Any) -> list:
     return v if isinstance(v, list) else []
 
@@ -115,14 +105,21 @@ def opt_str(value: Any, param: str) -> str | None:
     return value
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
 def opt_int(value: Any, param: str) -> int | None:
+    """An integer parameter: an int, or a float with no fraction (`8.0`), within 64 bits (what
+    every provider and orjson take: `1e300` would become a 300-digit integer)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TranslationError(f"{param} must be an integer", param)
-    return value
+    if isinstance(value, float) and not value.is_integer():
+        raise TranslationError(f"{param} must be an integer", param)
+    if not _INT64[0] <= value <= _INT64[1]:
+        raise TranslationError(f"{param} is out of range (a 64-bit integer)", param)
+    return int(value)
 
 
 def opt_num(value: Any, param: str) -> float | None:
@@ -194,6 +191,18 @@ NEUTRAL = {
 SILENT_EXTRAS = frozenset((
     "cache_control", "prompt_cache_key", "prompt_cache_retention", "prompt_cache_options", "safety_identifier",
 ))
+
+
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+
+
+def unsafe_param_name(names: list[str]) -> str | None:
+    """The first name a response header cannot carry (dropped parameters are named in
+    `x-tollway-dropped-params`): empty, or with a space, control or non-ASCII character."""
+    for name in names:
+        if not _HEADER_SAFE.fullmatch(name):
+            return name
+    return None
 
 
 def is_neutral(name: str, value: Any) -> bool:

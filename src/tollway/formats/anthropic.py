@@ -18,7 +18,7 @@ from tollway.formats import stop_reasons
 from tollway.formats._util import (
     arguments_object,
     dumps_str, is_neutral, new_id, opt_bool, opt_int, opt_num, opt_str, parse_args,
-    req_dict, req_list, req_str, stop_list, tok,
+    req_dict, req_list, req_str, stop_list,
 )
 from tollway.formats.canonical import (
     source_param,
@@ -26,7 +26,7 @@ from tollway.formats.canonical import (
     NamedToolChoice, Reasoning, ResponseFormat, Text, Thinking, ToolCall, ToolDef, ToolResult,
 )
 from tollway.formats.errors import TranslationError
-from tollway.usage import Usage
+from tollway.usage import CountReader, Usage
 
 FORMAT = "anthropic"
 DEFAULT_MAX_TOKENS = 4096
@@ -395,30 +395,34 @@ def request_from_canonical(req: CanonicalRequest, model: str, *, default_max_tok
 # --- response ---------------------------------------------------------------------------------
 
 def usage_to_canonical(u: Any, base: Usage | None = None) -> Usage:
-    """Anthropic usage (message or message_delta) → canonical; fields absent in `u` keep `base`'s."""
+    """Anthropic usage (message or message_delta) → canonical; fields absent in `u` keep `base`'s.
+    Counts are checked (`usage.CountReader`): a refused one keeps what `base` knew, and is noted."""
     out = Usage() if base is None else Usage(base.input_tokens, base.output_tokens, base.cached_tokens,
-                                             base.cache_creation_tokens, base.reasoning_tokens)
+                                             base.cache_creation_tokens, base.reasoning_tokens, note=base.note)
     if not isinstance(u, dict):
         return out
-    raw_in = tok(u.get("input_tokens"))
-    read = tok(u.get("cache_read_input_tokens"))
-    write = tok(u.get("cache_creation_input_tokens"))
-    if read is not None:
-        out.cached_tokens = read
-    if write is not None:
-        out.cache_creation_tokens = write
+    read = CountReader()
+    raw_in = read(u, "input_tokens")
+    cache_read = read(u, "cache_read_input_tokens")
+    cache_write = read(u, "cache_creation_input_tokens")
+    if cache_read is not None:
+        out.cached_tokens = cache_read
+    if cache_write is not None:
+        out.cache_creation_tokens = cache_write
     if raw_in is not None:
         out.input_tokens = raw_in + out.cached_tokens + out.cache_creation_tokens
-    elif base is not None and base.input_tokens is not None and (read is not None or write is not None):
+    elif base is not None and base.input_tokens is not None and (cache_read is not None or cache_write is not None):
         uncached = max(base.input_tokens - base.cached_tokens - base.cache_creation_tokens, 0)
         out.input_tokens = uncached + out.cached_tokens + out.cache_creation_tokens
-    o = tok(u.get("output_tokens"))
+    elif u.get("input_tokens") is None and (cache_read is not None or cache_write is not None):
+        out.input_tokens = out.cached_tokens + out.cache_creation_tokens  # all of the prompt was cached
+    o = read(u, "output_tokens")
     if o is not None:
         out.output_tokens = o
-    otd = u.get("output_tokens_details")
-    if isinstance(otd, dict) and tok(otd.get("thinking_tokens")) is not None:
-        out.reasoning_tokens = tok(otd["thinking_tokens"])
-    return out
+    thinking = read(u.get("output_tokens_details"), "thinking_tokens")
+    if thinking is not None:
+        out.reasoning_tokens = thinking
+    return read.finish(out)
 
 
 def usage_from_canonical(u: Usage, *, delta: bool = False) -> dict:
@@ -478,7 +482,7 @@ def response_from_canonical(resp: CanonicalResponse, *, model: str | None = None
     content: list[dict] = []
     for p in resp.content:
         if p.kind == "text":
-            content.append({"type": "text", "text": p.text, "citations": None})
+            content.append({"type": "text", "text": p.text})  # no `citations: null`: it breaks clients
         elif p.kind == "tool_call":
             content.append({"type": "tool_use", "id": p.id, "name": p.name, "input": arguments_object(p.arguments_json),
                             "caller": {"type": "direct"}})

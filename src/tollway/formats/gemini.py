@@ -21,7 +21,7 @@ from tollway.formats import stop_reasons
 from tollway.formats._util import (
     arguments_object,
     as_list, dumps_str, guess_mime, is_neutral, loads, new_id, opt_int, opt_num, opt_str,
-    parse_args, req_dict, req_list, req_str, stop_list, tok,
+    parse_args, req_dict, req_list, req_str, stop_list,
 )
 from tollway.formats.canonical import (
     source_param,
@@ -29,7 +29,7 @@ from tollway.formats.canonical import (
     NamedToolChoice, Reasoning, ResponseFormat, Text, Thinking, ToolCall, ToolDef, ToolResult,
 )
 from tollway.formats.errors import TranslationError
-from tollway.usage import Usage
+from tollway.usage import CountReader, Usage
 
 FORMAT = "gemini"
 SKIP_SIGNATURE = "skip_thought_signature_validator"
@@ -237,7 +237,8 @@ def _parts_in(parts: list, param: str, role: str, ids: list[tuple[str, str]]) ->
         elif "inlineData" in p:
             d = req_dict(p["inlineData"], pp + ".inlineData")
             mime = req_str(d.get("mimeType"), pp + ".inlineData.mimeType")
-            data = req_str(d.get("data"), pp + ".inlineData.data")
+            # proto bytes in JSON may be URL-safe base64 (google-genai sends it so); others want standard
+            data = req_str(d.get("data"), pp + ".inlineData.data").replace("-", "+").replace("_", "/")
             out.append(Image(data=data, media_type=mime) if mime.startswith("image/") else Document(data=data, media_type=mime))
         elif "fileData" in p:
             d = req_dict(p["fileData"], pp + ".fileData")
@@ -255,16 +256,55 @@ def _parts_in(parts: list, param: str, role: str, ids: list[tuple[str, str]]) ->
             name = req_str(fr.get("name"), pp + ".functionResponse.name")
             tid = fr.get("id") if isinstance(fr.get("id"), str) else next(
                 (t for n, t in reversed(ids) if n == name), f"call_{name}")
-            out.append(ToolResult(tid, [Text(dumps_str(fr.get("response") or {}))], name))
+            text, is_error = _function_result_text(fr.get("response"))
+            out.append(ToolResult(tid, [Text(text)], name, is_error))
         else:
             raise TranslationError("unsupported part", pp)
     return out
 
 
+def _function_result_text(response: Any) -> tuple[str, bool]:
+    """A functionResponse's `response` → (the result's text, is an error). Google documents
+    `output` for the result and `error` for a failure; `result` is what `_function_response`
+    (and many clients) write. A lone string there is the result itself; anything else is JSON."""
+    if isinstance(response, dict) and len(response) == 1:
+        (key, value), = response.items()
+        if key in ("output", "result", "error"):
+            return (value if isinstance(value, str) else dumps_str(value)), key == "error"
+    return dumps_str(response or {}), False
+
+
+# fields whose values are the client's own JSON (arguments, results, schemas): keys kept as sent
+_FREE_FORM = frozenset(("args", "response", "parameters", "parametersJsonSchema", "responseSchema",
+                        "responseJsonSchema", "response_json_schema"))
+
+
+def _camel(key: str) -> str:
+    if "_" not in key:
+        return key
+    head, *rest = key.split("_")
+    return head + "".join(w[:1].upper() + w[1:] for w in rest)
+
+
+def proto_keys(obj: Any) -> Any:
+    """Gemini's JSON accepts proto field names in snake_case as well as lowerCamelCase (as any
+    proto3 JSON parser does), and google-genai sends both (`fileData: {file_uri, mime_type}`):
+    field names → lowerCamelCase, leaving the client's own JSON values alone."""
+    if isinstance(obj, list):
+        return [proto_keys(x) for x in obj]
+    if not isinstance(obj, dict):
+        return obj
+    out = {}
+    for k, v in obj.items():
+        ck = _camel(k) if isinstance(k, str) else k
+        out[ck] = v if ck in _FREE_FORM else proto_keys(v)
+    return out
+
+
 def request_to_canonical(body: dict, model: str = "", *, stream: bool = False) -> CanonicalRequest:
-    body = req_dict(body)
+    body = proto_keys(req_dict(body))
     req = CanonicalRequest(model=model, source_format=FORMAT, stream=stream, include_usage=stream)
-    si = body.get("systemInstruction", body.get("system_instruction"))
+    si = body.get("systemInstruction")
     if si is not None:
         req.system = [p for p in _parts_in(req_dict(si, "systemInstruction").get("parts") or [],
                                            "systemInstruction.parts", "system", []) if p.kind == "text"]
@@ -332,17 +372,19 @@ def request_to_canonical(body: dict, model: str = "", *, stream: bool = False) -
 # --- response ---------------------------------------------------------------------------------
 
 def usage_to_canonical(um: Any) -> Usage:
+    """Gemini `usageMetadata` → canonical. Counts are checked (`usage.CountReader`)."""
     if not isinstance(um, dict):
         return Usage()
-    prompt = tok(um.get("promptTokenCount"))
-    cand = tok(um.get("candidatesTokenCount"))
-    thoughts = tok(um.get("thoughtsTokenCount")) or 0
-    return Usage(
-        input_tokens=prompt + (tok(um.get("toolUsePromptTokenCount")) or 0) if prompt is not None else None,
+    read = CountReader()
+    prompt = read(um, "promptTokenCount")
+    cand = read(um, "candidatesTokenCount")
+    thoughts = read.count(um, "thoughtsTokenCount")
+    return read.finish(Usage(
+        input_tokens=prompt + read.count(um, "toolUsePromptTokenCount") if prompt is not None else None,
         output_tokens=(cand or 0) + thoughts if (cand is not None or thoughts) else None,
-        cached_tokens=tok(um.get("cachedContentTokenCount")) or 0,
+        cached_tokens=read.count(um, "cachedContentTokenCount"),
         reasoning_tokens=thoughts,
-    )
+    ))
 
 
 def usage_from_canonical(u: Usage) -> dict:

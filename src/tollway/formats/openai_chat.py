@@ -15,7 +15,7 @@ from typing import Any
 from tollway.formats import stop_reasons
 from tollway.formats._util import (
     as_list, data_url, is_neutral, new_id, opt_bool, opt_int, opt_num, opt_str, parse_data_url,
-    req_dict, req_list, req_str, stop_list, tok,
+    req_dict, req_list, req_str, stop_list,
 )
 from tollway.formats.canonical import (
     source_param,
@@ -23,7 +23,7 @@ from tollway.formats.canonical import (
     ResponseFormat, Text, Thinking, ToolCall, ToolDef, ToolResult,
 )
 from tollway.formats.errors import TranslationError
-from tollway.usage import Usage
+from tollway.usage import CountReader, Usage
 
 FORMAT = "openai_chat"
 
@@ -225,7 +225,7 @@ def _tool_choice_in(tc: Any, req: CanonicalRequest):
         for j, x in enumerate(req_list(at.get("tools"), "tool_choice.allowed_tools.tools")):
             x = req_dict(x, f"tool_choice.allowed_tools.tools[{j}]")
             fn = x.get("function") if isinstance(x.get("function"), dict) else x
-            allowed.add(fn.get("name"))
+            allowed.add(req_str(fn.get("name"), f"tool_choice.allowed_tools.tools[{j}].name"))
         req.tools = [t for t in req.tools if t.name in allowed]
         mode = at.get("mode", "auto")
         return "required" if mode == "required" else "auto"
@@ -401,17 +401,34 @@ def request_from_canonical(req: CanonicalRequest, model: str, *, compat: bool = 
 # --- response ---------------------------------------------------------------------------------
 
 def usage_to_canonical(u: Any) -> Usage:
+    """OpenAI usage → canonical: Chat / Completions / Embeddings (`prompt_tokens`…) or the Responses
+    shape (`input_tokens`…, also what images and transcriptions report). Counts are checked
+    (`usage.CountReader`): a refused one is unknown, and noted."""
     if not isinstance(u, dict):
         return Usage()
-    ptd = u.get("prompt_tokens_details")
-    ctd = u.get("completion_tokens_details")
-    return Usage(
-        input_tokens=tok(u.get("prompt_tokens")),
-        output_tokens=tok(u.get("completion_tokens")),
-        cached_tokens=(tok(ptd.get("cached_tokens")) or 0) if isinstance(ptd, dict) else 0,
-        cache_creation_tokens=(tok(ptd.get("cache_write_tokens")) or 0) if isinstance(ptd, dict) else 0,
-        reasoning_tokens=(tok(ctd.get("reasoning_tokens")) or 0) if isinstance(ctd, dict) else 0,
-    )
+    read = CountReader()
+    if "input_tokens" in u:  # Responses API
+        details = u.get("input_tokens_details")
+        return read.finish(Usage(
+            input_tokens=read(u, "input_tokens"),
+            output_tokens=read(u, "output_tokens"),
+            cached_tokens=read.count(details, "cached_tokens"),
+            cache_creation_tokens=read.count(details, "cache_write_tokens"),
+            reasoning_tokens=read.count(u.get("output_tokens_details"), "reasoning_tokens"),
+        ))
+    prompt = read(u, "prompt_tokens")
+    completion = read(u, "completion_tokens")
+    if u.get("completion_tokens") is None and prompt is not None and u.get("total_tokens") is not None:
+        total = read(u, "total_tokens")  # embeddings: total == prompt, no completion_tokens
+        completion = None if total is None else max(total - prompt, 0)
+    details = u.get("prompt_tokens_details")
+    return read.finish(Usage(
+        input_tokens=prompt,
+        output_tokens=completion,
+        cached_tokens=read.count(details, "cached_tokens"),
+        cache_creation_tokens=read.count(details, "cache_write_tokens"),
+        reasoning_tokens=read.count(u.get("completion_tokens_details"), "reasoning_tokens"),
+    ))
 
 
 def usage_from_canonical(u: Usage) -> dict:

@@ -3,6 +3,8 @@
 `meter()` runs before a non-streaming response is sent (the cost goes in a header) and at
 the end of a stream; `AccountingStage.after()` writes one record for every request,
 failures included. Nothing here waits on the store: records go to the writer's queue.
+The stage also counts the requests in flight, so a shutdown can wait for the ones it cut
+to be recorded before it drains the writer.
 """
 
 from __future__ import annotations
@@ -10,22 +12,28 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from tollway.counting import OutputTally
 from tollway.estimate import prompt_tokens
-from tollway.pipeline.context import RequestContext
-from tollway.providers.base import Endpoint
-from tollway.usage import Usage, UsageRecord
+from tollway.pipeline.context import SERVER_SHUTDOWN, RequestContext
+from tollway.providers.base import COUNTING_ENDPOINTS
+from tollway.usage import (MAX_ATTRIBUTION_CHARS, MAX_MODEL_CHARS, MAX_NOTE_CHARS, MAX_PATH_CHARS, Usage,
+                           UsageRecord, clip, join_notes)
 
 if TYPE_CHECKING:
     from tollway.state import AppState
 
 
-def meter(state: "AppState", ctx: RequestContext, output_text: str | None = None) -> None:
-    """Fill ctx.usage (estimating when the provider reported none) and ctx.cost."""
+async def meter(state: "AppState", ctx: RequestContext, output: "str | OutputTally | None" = None) -> None:
+    """Fill ctx.usage (estimating when the provider reported none) and ctx.cost.
+
+    `output` is the answer's text (or a stream's running tally), counted only when no usage
+    came or the answer was cut short. Large counts run off the event loop (`state.counting`).
+    """
     if ctx.metered:
         return
     ctx.metered = True
     dep = ctx.deployment
-    if ctx.endpoint == Endpoint.COUNT_TOKENS and 0 < ctx.status < 400:
+    if ctx.endpoint in COUNTING_ENDPOINTS and (0 < ctx.status < 400 or ctx.cancelled):
         ctx.cost, ctx.cost_note = Decimal(0), "token counting is free"
         return
     if dep is None:
@@ -33,23 +41,42 @@ def meter(state: "AppState", ctx: RequestContext, output_text: str | None = None
         return
     model = ctx.model_served or dep.model
     usage = ctx.usage
-    if output_text is not None and (ctx.incomplete or ((usage is None or not usage.known) and ctx.status < 400)):
-        # No usage came, or the stream ended early (the final usage event never arrived):
-        # count what we have, keeping any prompt count the provider already reported.
+    # a count the provider reported was refused (usage.CountReader): count that part locally
+    refused = usage is not None and usage.note is not None and (
+        usage.input_tokens is None or usage.output_tokens is None)
+    if output is not None and (ctx.incomplete or refused or (
+            (usage is None or not usage.known) and ctx.status < 400)):
+        # No usage came, or the answer ended early (the final usage event never arrived):
+        # count what we have, keeping any count the provider already reported.
         reported_input = usage.input_tokens if usage is not None else None
+        if reported_input is None:
+            reported_input = await state.counting.run(len(ctx.body), prompt_tokens, state.tokens, ctx.endpoint,
+                                                      model, ctx.json)
+        keep_output = refused and not ctx.incomplete and usage.output_tokens is not None  # type: ignore[union-attr]
+        if keep_output:
+            out_tokens = usage.output_tokens  # type: ignore[union-attr]
+        elif isinstance(output, OutputTally):
+            out_tokens = output.total()
+        elif output:
+            out_tokens = (await state.counting.run(len(output), state.tokens.count_text, model, output))[0]
+        else:
+            out_tokens = 0
         usage = Usage(
-            input_tokens=reported_input if reported_input is not None
-            else prompt_tokens(state.tokens, ctx.endpoint, model, ctx.json),
-            output_tokens=state.tokens.count_text(model, output_text)[0] if output_text else 0,
+            input_tokens=reported_input,
+            output_tokens=out_tokens,
             cached_tokens=usage.cached_tokens if usage is not None else 0,
             cache_creation_tokens=usage.cache_creation_tokens if usage is not None else 0,
             estimated=True,
+            note=usage.note if usage is not None else None,
         )
         ctx.usage = usage
+    note = usage.note if usage is not None else None
     if usage is None or not usage.known:
-        ctx.cost, ctx.cost_note = None, "no usage reported"
+        ctx.cost, ctx.cost_note = None, join_notes("no usage reported", note)
         return
     ctx.cost, ctx.cost_note = state.prices.cost(dep.provider.kind, model, usage)
+    if note is not None:
+        ctx.cost_note = join_notes(ctx.cost_note, note)
 
 
 class AccountingStage:
@@ -57,21 +84,49 @@ class AccountingStage:
         self._state = state
 
     async def before(self, ctx: RequestContext) -> None:
-        return None
+        state = self._state  # the first stage: its after() runs last, for every request
+        state.inflight.add(ctx)
+        state.idle.clear()
 
     async def after(self, ctx: RequestContext) -> None:
-        meter(self._state, ctx)
+        try:
+            # cut by a shutdown once the prompt was sent, before any answer was metered: count it
+            sent_then_cut = ctx.error_type == SERVER_SHUTDOWN and bool(ctx.attempts)
+            await meter(self._state, ctx, "" if sent_then_cut else None)
+            rec = self.record(ctx)
+            if ctx.error is not None and ctx.error.kind == "authentication" and ctx.key_id is None:
+                # No key, no ledger row: a 401 costs nothing and belongs to no one, and letting
+                # anyone write rows would let anyone fill the store. The access log has it.
+                self._state.unauthenticated += 1
+            else:
+                self._state.ledger.put(rec)
+            self._state.access_log.write(rec)
+        finally:
+            inflight = self._state.inflight
+            if ctx in inflight:  # (Realtime records its responses through after() alone)
+                inflight.discard(ctx)
+                if not inflight:
+                    self._state.idle.set()
+
+    @staticmethod
+    def record(ctx: RequestContext) -> UsageRecord:
+        """The record of a request. Every text a client or provider controls is clipped to the
+        limits in usage.py here, the one place records and access-log lines come from."""
         dep = ctx.deployment
-        usage = ctx.usage or Usage()
-        latency = ctx.elapsed_ms()
+        served = ctx.model_served or (dep.model if dep else None)
+        provider = ctx.provider.id if ctx.provider is not None else (dep.provider.id if dep else None)
         rec = UsageRecord(
-            trace_id=ctx.trace_id, ts=ctx.started, route=ctx.route, method=ctx.method, path=ctx.path,
-            provider=ctx.provider.id if ctx.provider is not None else (dep.provider.id if dep else None), model_requested=ctx.model,
-            model_served=ctx.model_served or (dep.model if dep else None), stream=ctx.stream, usage=usage,
-            cost_usd=ctx.cost, cost_note=ctx.cost_note, latency_ms=round(latency, 3),
+            trace_id=ctx.trace_id, ts=ctx.started, route=clip(ctx.route, MAX_NOTE_CHARS),  # type: ignore[arg-type]
+            method=clip(ctx.method, MAX_NOTE_CHARS), path=clip(ctx.path, MAX_PATH_CHARS),  # type: ignore[arg-type]
+            provider=clip(provider, MAX_NOTE_CHARS), model_requested=clip(ctx.model, MAX_MODEL_CHARS),
+            model_served=clip(served, MAX_MODEL_CHARS), stream=ctx.stream, usage=ctx.usage or Usage(),
+            cost_usd=ctx.cost, cost_note=clip(ctx.cost_note, MAX_NOTE_CHARS), latency_ms=round(ctx.elapsed_ms(), 3),
             ttft_ms=None if ctx.ttft_ms is None else round(ctx.ttft_ms, 3), status=ctx.status,
-            error_type=ctx.error_type, cancelled=ctx.cancelled, key_id=ctx.key_id, project=ctx.project,
-            source=ctx.source, customer=ctx.customer,
+            error_type=clip(ctx.error_type, MAX_NOTE_CHARS), cancelled=ctx.cancelled,
+            key_id=clip(ctx.key_id, MAX_ATTRIBUTION_CHARS), project=clip(ctx.project, MAX_ATTRIBUTION_CHARS),
+            source=clip(ctx.source, MAX_ATTRIBUTION_CHARS), customer=clip(ctx.customer, MAX_ATTRIBUTION_CHARS),
+            team=clip(ctx.team, MAX_ATTRIBUTION_CHARS), guard_findings=ctx.guard_findings,
         )
-        self._state.ledger.put(rec)
-        self._state.access_log.write(rec)
+        if ctx.cache is not None:
+            rec.cache, rec.cost_saved_usd = ctx.cache.status, ctx.cache.cost_saved
+        return rec

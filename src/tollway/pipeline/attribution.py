@@ -35,9 +35,13 @@ class AttributionStage:
         source = h.get(b"x-tollway-source") or h.get(b"x-source")
         if source:
             ctx.source = source.decode("utf-8", "replace")[:200]
-        customer = h.get(b"x-tollway-customer")
-        if customer:
-            ctx.customer = customer.decode("utf-8", "replace")[:200]
+        key = ctx.key
+        if key is not None and key.customer is not None:
+            ctx.customer = key.customer  # a customer's key bills that customer, whatever the header says
+        else:
+            customer = h.get(b"x-tollway-customer")
+            if customer:
+                ctx.customer = customer.decode("utf-8", "replace")[:200]
 
     async def after(self, ctx: RequestContext) -> None:
         return None

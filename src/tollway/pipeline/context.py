@@ -8,6 +8,7 @@ Tollway's own overhead: see `overhead_ms()`.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -16,10 +17,17 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from tollway.ids import uuid7
 from tollway.usage import Usage
 
+SERVER_SHUTDOWN = "server_shutdown"  # error_type of a request cut by a shutdown
+
 if TYPE_CHECKING:
     from tollway.api.asgi import Receive, Send
+    from tollway.counters.base import Admission
     from tollway.errors import ProxyError, WireFormat
+    from tollway.guard.call import GuardCall
+    from tollway.storage.bodies import BodyCapture
     from tollway.pipeline.auth import KeyInfo
+    from tollway.cache.service import CacheCall
+    from tollway.pipeline.content import ByteTap, ContentFilter
     from tollway.providers.base import Provider
     from tollway.routing.catalog import Deployment
 
@@ -62,7 +70,10 @@ class RequestContext:
     project: str | None = None
     source: str | None = None
     customer: str | None = None
+    team: str | None = None  # the key's team (auth stage)
     path_project: str | None = None  # from /projects/{slug}/...: wins over headers
+    path_model: str | None = None  # the model named in the path (Gemini, Azure deployments): wins over the body's
+    path_stream: bool | None = None  # streaming as the path says (Gemini's streamGenerateContent)
     byok: bool = False  # /proxy/<kind>/ route: the caller's own provider key goes upstream
     body: bytes = b""
     json: dict[str, Any] | None = None
@@ -77,6 +88,19 @@ class RequestContext:
     # Set by a stage's before() to answer without calling a provider (a cache hit): the runner
     # skips the remaining stages' before() and the handler, and awaits this instead.
     reply: "Reply | None" = None
+    # What the policy stage holds for this request (rate charges, budget reservations, a
+    # concurrency slot); settled in its after().
+    admission: "Admission | None" = None
+    # Content features (output guardrails, the cache recorder): see pipeline.content. `canonical`
+    # forces the translated path so the answer is seen as canonical deltas, which every filter
+    # in `content_filters` may hold back, rewrite or stop.
+    canonical: bool = False
+    content_filters: "list[ContentFilter] | None" = None
+    byte_tap: "ByteTap | None" = None  # sees the fast path's answer bytes (pipeline.content)
+    cache: "CacheCall | None" = None  # what the response cache decided (cache stage)
+    guard: "GuardCall | None" = None  # the sanitization of this call (guard stage)
+    guard_findings: str | None = None  # JSON: finding types and counts, never values (the record's)
+    bodies: "BodyCapture | None" = None  # request/response bodies kept for the ledger ([store] log_bodies)
     # outcome
     status: int = 0
     error: "ProxyError | None" = None
@@ -103,6 +127,21 @@ class RequestContext:
     def client_went_away(self) -> None:
         self.cancelled = self.incomplete = True
         self.error_type = "client_disconnected"
+
+    def cut_by_server(self) -> bool:
+        """Call in `except CancelledError` when no DisconnectWatch claimed the cancellation:
+        the server is cutting this request (uvicorn cancels what still runs when the shutdown
+        grace ends). The task is un-cancelled, once, so the cut can be answered and recorded
+        like a client disconnect (cancelled, with the tokens seen); False when that was done
+        already, and the caller must re-raise."""
+        if self.error_type == SERVER_SHUTDOWN:
+            return False
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            task.uncancel()
+        self.cancelled = self.incomplete = True
+        self.error_type = SERVER_SHUTDOWN
+        return True
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.t0) * 1000.0

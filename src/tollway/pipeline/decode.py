@@ -13,12 +13,12 @@ import orjson
 from tollway.api.asgi import read_body
 from tollway.errors import ProxyError
 from tollway.pipeline.context import RequestContext
-from tollway.providers.base import Endpoint
+from tollway.providers.base import COUNTING_ENDPOINTS, Endpoint
 
 if TYPE_CHECKING:
     from tollway.state import AppState
 
-_NO_STREAM = frozenset({Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS})
+_NO_STREAM = frozenset({Endpoint.EMBEDDINGS, Endpoint.EMBED_CONTENT, *COUNTING_ENDPOINTS})
 
 
 def parse_json_body(body: bytes) -> dict[str, Any]:
@@ -41,12 +41,19 @@ class DecodeStage:
         assert ctx.receive is not None
         ctx.body = await read_body(ctx.receive, ctx.headers, self._state.settings.server.max_body_bytes)
         body = ctx.json = parse_json_body(ctx.body)
-        model = body.get("model")
+        # Gemini's and Azure's surfaces name the model in the path (and Gemini streaming too)
+        model = ctx.path_model if ctx.path_model is not None else body.get("model")
+        streamed = body.get("stream") is True if ctx.path_stream is None else ctx.path_stream
+        ctx.stream = streamed and ctx.endpoint not in _NO_STREAM
+        if model is None and ctx.endpoint == Endpoint.RESPONSES and isinstance(body.get("prompt"), dict):
+            return self._opened(ctx)  # a stored prompt names the model: the route stage sends it to OpenAI
         if not isinstance(model, str) or not model:
             raise ProxyError("invalid_request", "The request must name a model (a non-empty string).",
                              param="model")
         ctx.model = model
-        ctx.stream = body.get("stream") is True and ctx.endpoint not in _NO_STREAM
+        self._opened(ctx)
+
+    def _opened(self, ctx: RequestContext) -> None:
         if ctx.stream and self._state.metrics is not None:
             self._state.metrics.stream_opened(ctx)
 

@@ -1,8 +1,13 @@
 """The call itself: send to the provider, relay the answer, note usage on the way.
 
 Same-format calls are the fast path: request bytes go upstream with only the edits the
-proxy must make, response bytes come back as they are (a stream block by block), and usage
+proxy must make, response bytes come back as they are (a stream event by event), and usage
 is read from those bytes. Provider errors are relayed unchanged.
+
+Limits (`[server]`): a whole answer over `max_response_bytes` (inflated) is a 502 in the
+client's format; a stream event over `max_stream_event_bytes` ends the stream with an error
+event. A request cut by a shutdown is answered (503, or an error event mid-stream) and
+recorded as cancelled with the tokens seen.
 """
 
 from __future__ import annotations
@@ -13,13 +18,19 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers, send_bytes
-from tollway.errors import ProxyError, render
+from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers, send_bytes, with_own_headers
+from tollway.counting import OutputTally
+from tollway.errors import ProxyError, render, shutdown_error
+from tollway.formats.errors import stream_error_event as format_stream_error
 from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
+from tollway.pipeline.client_headers import with_client_headers
 from tollway.pipeline.context import RequestContext
-from tollway.pipeline.translate import forward_translated, needs_translation
-from tollway.providers.base import Endpoint, split_complete
+from tollway.pipeline.translate import can_force_canonical, forward_translated, needs_translation
+from tollway.policy.credentials import with_key_credentials
+from tollway.providers.base import Endpoint, StreamRelay
+from tollway.providers.credentials import scrub
+from tollway.sse import EventTooLarge
 
 if TYPE_CHECKING:
     from tollway.state import AppState
@@ -59,9 +70,12 @@ def with_caller_credentials(headers: dict[str, str], client: dict[bytes, bytes])
     return out
 
 
-def stream_error_event(fmt: str, err: ProxyError) -> bytes:
+def stream_error_event(endpoint: Endpoint, fmt: str, err: ProxyError) -> bytes:
     """An in-stream error in the client's format, so its SDK raises instead of hanging."""
-    _, body = render(err, "anthropic" if fmt == "anthropic" else "openai")
+    if endpoint == Endpoint.RESPONSES:
+        etype = "timeout_error" if err.kind == "upstream_timeout" else "api_error"
+        return format_stream_error("responses", etype, err.message)
+    _, body = render(err, fmt if fmt in ("anthropic", "gemini") else "openai")  # type: ignore[arg-type]
     if fmt == "anthropic":
         return b"event: error\ndata: " + body + b"\n\n"
     return b"data: " + body + b"\n\n"
@@ -72,8 +86,7 @@ class Forwarder:
         self._state = state
 
     def _headers(self, ctx: RequestContext, raw) -> list[tuple[bytes, bytes]]:
-        hdrs = relay_headers(raw)
-        hdrs.extend(ctx.response_headers)
+        hdrs = with_own_headers(relay_headers(raw), ctx.response_headers)
         hdrs.append(ctx.overhead_header())
         return hdrs
 
@@ -81,16 +94,20 @@ class Forwarder:
         dep = ctx.deployment
         assert dep is not None and ctx.json is not None
         endpoint = Endpoint(ctx.endpoint)
-        if needs_translation(endpoint, dep.provider):
+        if needs_translation(endpoint, dep.provider) or (ctx.canonical and can_force_canonical(endpoint, dep.provider)):
             return await forward_translated(self._state, ctx, receive, send)
         call = dep.provider.prepare(endpoint, ctx.json, ctx.body, dep.model, ctx.stream, ctx.headers)
+        call.request.headers = with_client_headers(call.request.headers, ctx.headers)
         if ctx.byok:
             call.request.headers = with_caller_credentials(call.request.headers, ctx.headers)
+        elif ctx.key is not None and ctx.key.credentials:
+            call.request.headers = with_key_credentials(ctx.key, dep.provider, call.request.headers)
+        limit = self._state.settings.server.max_response_bytes
         resp = await upstream.send(ctx, dep.transport, call.request, dep.provider.id, dep.provider.kind, dep.model)
         try:
             ctx.status = resp.status
             if resp.status >= 400:
-                body = await upstream.read(ctx, resp)
+                body = scrub(await upstream.read(ctx, resp, limit), dep.provider)
                 ctx.error_type = _provider_error_type(body)
                 ctx.response_started = True
                 await send_bytes(send, resp.status, body, self._headers(ctx, resp.raw_headers))
@@ -98,7 +115,7 @@ class Forwarder:
             if ctx.stream and _is_event_stream(resp.raw_headers):
                 await self._relay_stream(ctx, endpoint, call.injected_usage_option, resp, receive, send)
                 return
-            body = await upstream.read(ctx, resp)
+            body = await upstream.read(ctx, resp, limit)
             parsed = None
             try:
                 parsed = orjson.loads(body)
@@ -112,9 +129,12 @@ class Forwarder:
                 served = parsed.get("model")
                 if isinstance(served, str) and served:
                     ctx.model_served = dep.provider.served_model(served)
-                if ctx.usage is None or not ctx.usage.known:
+                if ctx.usage is None or not ctx.usage.known or ctx.usage.note is not None:
                     text = dep.provider.output_text(endpoint, parsed)
-            meter(self._state, ctx, text)
+            parsed = None
+            await meter(self._state, ctx, text)
+            if ctx.byte_tap is not None:
+                ctx.byte_tap.whole_bytes(body)
             hdrs = self._headers(ctx, resp.raw_headers)
             if ctx.cost is not None:
                 hdrs.append((b"x-tollway-cost-usd", format(ctx.cost, "f").encode()))
@@ -126,44 +146,58 @@ class Forwarder:
 
     async def _relay_stream(self, ctx: RequestContext, endpoint: Endpoint, injected: bool, resp,
                             receive: Receive, send: Send) -> None:
-        provider = ctx.deployment.provider  # type: ignore[union-attr]
-        watcher = provider.stream_watcher(endpoint, injected)
+        """Relay a same-format stream event by event: one linear SSE framing pass, a watcher
+        that decodes only the events that matter, output counted in O(1) memory."""
+        state = self._state
+        dep = ctx.deployment
+        assert dep is not None
+        model = dep.model
+        tally = OutputTally(lambda text: state.tokens.count_text(model, text)[0])
+        watcher = dep.provider.stream_watcher(endpoint, injected, tally)
+        relay = StreamRelay(watcher, state.settings.server.max_stream_event_bytes)
         hdrs = self._headers(ctx, resp.raw_headers)
         hdrs.append((b"cache-control", b"no-cache"))
         hdrs.append((b"x-accel-buffering", b"no"))
         await send({"type": "http.response.start", "status": resp.status, "headers": hdrs})
         ctx.response_started = True
         watch = DisconnectWatch(receive).start()
-        buf = b""
         t0 = ctx.t0
+        error: ProxyError | None = None
         trace = ctx.trace
+        tap = ctx.byte_tap
         try:
             async for chunk in resp.iter_chunks():
-                buf = buf + chunk if buf else chunk
-                complete, buf = split_complete(buf)
-                if not complete:
-                    continue
-                out = watcher.relay(complete)
+                out = relay.feed(chunk)
                 if ctx.ttft_ms is None and watcher.first_token:
                     ctx.ttft_ms = (time.perf_counter() - t0) * 1000.0
                 if trace is not None:
                     trace.stream_block(out)
                 if out:
+                    if tap is not None:
+                        tap.chunk(out)
                     await send({"type": "http.response.body", "body": out, "more_body": True})
-            if buf:
-                out = watcher.relay(buf)
-                if out:
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
+            out = relay.close()
+            if out:
+                if tap is not None:
+                    tap.chunk(out)
+                await send({"type": "http.response.body", "body": out, "more_body": True})
         except asyncio.CancelledError:
-            if not watch.absorb():
+            if watch.absorb():
+                if not watcher.done:  # SDKs hang up right after the final event: that is no cancel
+                    ctx.client_went_away()
+            elif ctx.cut_by_server():
+                error = shutdown_error()
+            else:
                 raise
-            if not watcher.done:  # SDKs hang up right after the final event: that is no cancel
-                ctx.client_went_away()
+        except EventTooLarge as e:
+            error = ProxyError("upstream_too_large", f"The provider's stream broke Tollway's limit: {e} "
+                                                     "([server] max_stream_event_bytes).")
+            ctx.incomplete = True
+            ctx.error_type = error.error_type
         except ProxyError as e:
+            error = e
             ctx.incomplete = True
             ctx.error_type = e.error_type
-            await send({"type": "http.response.body", "body": stream_error_event(ctx.wire_format, e),
-                        "more_body": True})
         finally:
             watch.stop()
         if watcher.error_type and not ctx.error_type:
@@ -172,7 +206,10 @@ class Forwarder:
         if watcher.model_served:
             ctx.model_served = watcher.model_served
         complete_usage = ctx.usage is not None and ctx.usage.known and not ctx.incomplete
-        text = None if complete_usage else watcher.output_text()
-        meter(self._state, ctx, text)
-        if not watch.fired:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await meter(state, ctx, None if complete_usage else tally)
+        if watch.fired:
+            return
+        if error is not None:  # sent with the watch stopped: a hang-up now cannot cancel the recording
+            await send({"type": "http.response.body", "body": stream_error_event(endpoint, ctx.wire_format, error),
+                        "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

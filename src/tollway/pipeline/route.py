@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tollway.errors import ProxyError
 from tollway.pipeline.context import RequestContext
 from tollway.providers.base import Endpoint
+from tollway.routing.catalog import Deployment
 
 if TYPE_CHECKING:
     from tollway.state import AppState
@@ -20,15 +22,27 @@ class RouteStage:
         self._state = state
 
     async def before(self, ctx: RequestContext) -> None:
-        assert ctx.model is not None
         state = self._state
-        if ctx.byok:
+        if ctx.model is None:  # a Responses call whose stored prompt names the model (decode stage)
+            dep = self._openai_without_model(ctx)
+        elif ctx.byok:
             # byok routes exist only where the client's format is the provider kind's own
             dep = state.byok_deployment(ctx.wire_format, ctx.model)
         else:
             dep = state.catalog.require(ctx.model, Endpoint(ctx.endpoint))
         ctx.plan = [dep]
         ctx.deployment = dep
+
+    def _openai_without_model(self, ctx: RequestContext) -> Deployment:
+        """Only OpenAI can resolve a stored prompt's model: its provider, with model "" (the body
+        goes as it is)."""
+        if ctx.byok:
+            return self._state.byok_deployment("openai", "")
+        found = self._state.catalog.first_of_kind("openai")
+        if found is None:
+            raise ProxyError("invalid_request", "A Responses request without a model (its stored prompt names "
+                             "one) can only go to an OpenAI provider, and none is configured.", param="model")
+        return Deployment(found[0], found[1], "")
 
     async def after(self, ctx: RequestContext) -> None:
         return None

@@ -3,7 +3,9 @@
 A stage may end the request early by raising a ProxyError in `before` (a 401, a 429), or
 answer it itself by setting `ctx.reply` (a cache hit): the stages after it and the handler
 are then skipped. `after` runs for errors and replies too, so accounting sees every request
-and a budget reservation is always settled.
+and a budget reservation is always settled. A request the server cuts at the end of its
+shutdown grace (its task cancelled) is answered 503 in the route's format when nothing was
+sent yet, and recorded as cancelled.
 
 The order of a model call (see `AppState.call_stages`): accounting (its `after` runs last),
 auth, attribution, decode (body, model), [guard], route (the plan), [policy], [cache], then
@@ -12,10 +14,11 @@ the handler tries the plan's deployments. Bracketed stages exist only when confi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Awaitable, Callable, Protocol
 
-from tollway.errors import ProxyError
+from tollway.errors import ProxyError, shutdown_error
 from tollway.pipeline.context import RequestContext
 
 log = logging.getLogger("tollway")
@@ -43,6 +46,14 @@ async def run_stages(ctx: RequestContext, stages: tuple[Stage, ...],
         ctx.status = e.status
         ctx.error_type = e.error_type
         if not ctx.response_started:
+            await on_error(ctx, e)
+    except asyncio.CancelledError:
+        if not ctx.cut_by_server():
+            raise
+        e = shutdown_error()
+        ctx.error = e
+        if not ctx.response_started:
+            ctx.status = e.status
             await on_error(ctx, e)
     except Exception:
         log.exception("internal error in trace %s", ctx.trace_id)

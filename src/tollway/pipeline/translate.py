@@ -7,32 +7,47 @@ Only used when formats differ; same-format calls stay on the byte fast path in `
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers, send_bytes
-from tollway.errors import ProxyError
+from tollway.counting import OutputTally
+from tollway.errors import ProxyError, shutdown_error
 from tollway.formats import anthropic as f_anthropic
 from tollway.formats import gemini as f_gemini
+from tollway.formats import json_mode
 from tollway.formats import openai_chat as f_openai
 from tollway.formats import responses as f_responses
 from tollway.formats.canonical import CanonicalRequest, CanonicalResponse
+from tollway.formats._util import unsafe_param_name
 from tollway.formats.errors import TranslationError, parse_provider_error, render_error, render_translation_error
 from tollway.formats.stream import (
-    Accumulator, MessageStart, StreamError, TextDelta, ThinkingDelta, ToolCallStart, UsageDelta,
+    MessageStart, StreamError, TextDelta, ThinkingDelta, ToolCallArgsDelta, ToolCallStart, UsageDelta,
 )
 from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
+from tollway.pipeline.client_headers import request_id_header, with_client_headers
+from tollway.pipeline.content import ContentBlocked, FilterChain
 from tollway.pipeline.context import RequestContext
-from tollway.providers.base import Endpoint
+from tollway.policy.credentials import with_key_credentials
+from tollway.pipeline.responses_history import Conversation, load_conversation
+from tollway.providers.base import GEMINI_ENDPOINTS, Endpoint, encode_json
+from tollway.providers.credentials import scrub
 
 if TYPE_CHECKING:
     from tollway.state import AppState
 
 # client endpoint -> the client's format name in tollway.formats
-CLIENT_FORMAT = {Endpoint.CHAT: "openai_chat", Endpoint.RESPONSES: "responses", Endpoint.MESSAGES: "anthropic"}
+CLIENT_FORMAT = {Endpoint.CHAT: "openai_chat", Endpoint.RESPONSES: "responses", Endpoint.MESSAGES: "anthropic",
+                 Endpoint.GENERATE_CONTENT: "gemini"}
+CLIENT_MODULES: dict[str, Any] = {"openai_chat": f_openai, "responses": f_responses, "anthropic": f_anthropic,
+                                  "gemini": f_gemini}
+# the non-chat endpoints, translated by translate_aux (OpenAI and Anthropic clients) or translate_gemini
+_AUX = frozenset({Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS})
+_GEMINI_AUX = frozenset({Endpoint.EMBED_CONTENT, Endpoint.GEMINI_COUNT_TOKENS})
 WIRE_MODULES: dict[str, Any] = {"openai": f_openai, "anthropic": f_anthropic, "gemini": f_gemini}
 # the provider-side endpoint a translated chat-like call goes to
 PROVIDER_CHAT_ENDPOINT = {"openai": Endpoint.CHAT, "anthropic": Endpoint.MESSAGES, "gemini": Endpoint.CHAT}
@@ -40,6 +55,8 @@ _FIRST_TOKEN = (TextDelta, ToolCallStart, ThinkingDelta)
 
 
 def client_wire(endpoint: Endpoint) -> str:
+    if endpoint in GEMINI_ENDPOINTS:
+        return "gemini"
     return "anthropic" if endpoint in (Endpoint.MESSAGES, Endpoint.COUNT_TOKENS) else "openai"
 
 
@@ -49,37 +66,51 @@ def needs_translation(endpoint: Endpoint, provider: Any) -> bool:
     return endpoint not in provider.endpoints or client_wire(endpoint) != provider.wire_format
 
 
+def can_force_canonical(endpoint: Endpoint, provider: Any) -> bool:
+    """A same-format chat-like call can still go the canonical way (for content filters)."""
+    return endpoint in CLIENT_FORMAT and provider.wire_format in WIRE_MODULES
+
+
 def can_translate(endpoint: Endpoint, provider: Any) -> bool:
     if not needs_translation(endpoint, provider):
         return True
-    if endpoint in (Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS):
+    if endpoint in _AUX:
         from tollway.pipeline import translate_aux
 
         return translate_aux.can_translate(endpoint, provider)
+    if endpoint in _GEMINI_AUX:
+        from tollway.pipeline import translate_gemini
+
+        return translate_gemini.can_translate(endpoint, provider)
     return endpoint in CLIENT_FORMAT and provider.wire_format in WIRE_MODULES
 
 
 class Translated:
     """One translated call. `forward()` mirrors `Forwarder.forward()` for differing formats."""
 
-    def __init__(self, state: "AppState", ctx: RequestContext, history: list[dict] | None = None) -> None:
+    def __init__(self, state: "AppState", ctx: RequestContext, conversation: Conversation | None = None) -> None:
         self._state = state
         self.ctx = ctx
-        self._history = history or []  # Responses: the stored conversation before this request
+        # Responses: the stored conversation before this request, and the response it continues
+        self._history = conversation.history if conversation is not None else []
+        self._previous = conversation.previous if conversation is not None else None
         self.endpoint = Endpoint(ctx.endpoint)
         self.client_fmt = CLIENT_FORMAT[self.endpoint]
-        self.client_mod: Any = f_responses if self.client_fmt == "responses" else (
-            f_anthropic if self.client_fmt == "anthropic" else f_openai)
+        self.client_mod: Any = CLIENT_MODULES[self.client_fmt]
         provider = ctx.deployment.provider  # type: ignore[union-attr]
         self.wire = provider.wire_format
         self.wire_mod = WIRE_MODULES[self.wire]
         self.response_id: str | None = None
+        self.json_unwrapper: json_mode.JsonUnwrapper | None = None  # JSON mode emulated with a tool
+        self.filters = FilterChain(ctx.content_filters) if ctx.content_filters else None  # pipeline.content
 
     # -- request --------------------------------------------------------------------------------
     def _canonical(self) -> CanonicalRequest:
         body = self.ctx.json or {}
         if self.client_fmt == "responses":
             return f_responses.request_to_canonical(body, self._history)
+        if self.client_fmt == "gemini":  # the model and streaming are in the URL
+            return f_gemini.request_to_canonical(body, self.ctx.model or "", stream=self.ctx.stream)
         return self.client_mod.request_to_canonical(body)
 
     def _provider_body(self, req: CanonicalRequest) -> tuple[dict, list[str]]:
@@ -100,10 +131,17 @@ class Translated:
         assert dep is not None
         try:
             req = self._canonical()
+            if json_mode.needs_emulation(req, self.wire):
+                self.json_unwrapper = json_mode.emulate(req)
             body, dropped = self._provider_body(req)
+            bad = unsafe_param_name(dropped)
+            if bad is not None:  # it would break the x-tollway-dropped-params header
+                raise TranslationError(f"Unsupported parameter {bad[:64]!r}.", bad[:64])
         except TranslationError as e:
             status, err = render_translation_error(self.client_fmt, e)
             raise _Rendered(status, orjson.dumps(err), "invalid_request") from None
+        except RecursionError:  # orjson reads 1,024 levels of nesting; Python recurses less deep
+            raise ProxyError("invalid_request", "The request body is nested too deeply to be translated.") from None
         if dropped and state.settings.translation.strict:
             raise _Rendered(*self._error(400, "invalid_request_error",
                                          f"These parameters cannot be honoured by provider '{dep.provider.id}' "
@@ -113,17 +151,22 @@ class Translated:
         if dropped:
             extra.append((b"x-tollway-dropped-params", ",".join(dropped).encode()))
         p_endpoint = PROVIDER_CHAT_ENDPOINT[self.wire]
-        call = dep.provider.prepare(p_endpoint, body, orjson.dumps(body), dep.model, ctx.stream, ctx.headers)
+        call = dep.provider.prepare(p_endpoint, body, encode_json(body), dep.model, ctx.stream, ctx.headers)
+        call.request.headers = with_client_headers(call.request.headers, ctx.headers)
+        if not ctx.byok and ctx.key is not None and ctx.key.credentials:
+            call.request.headers = with_key_credentials(ctx.key, dep.provider, call.request.headers)
         resp = await upstream.send(ctx, dep.transport, call.request, dep.provider.id, dep.provider.kind, dep.model)
         try:
             ctx.status = resp.status
+            rid = request_id_header(resp.raw_headers, client_wire(self.endpoint))
+            if rid is not None:
+                extra.append(rid)
             if resp.status >= 400:
-                raw = await upstream.read(ctx, resp)
+                raw = scrub(await upstream.read(ctx, resp, state.settings.server.max_response_bytes), dep.provider)
                 perr = parse_provider_error(self.wire, resp.status, raw)
                 ctx.error_type = "provider:" + perr.type
                 status, err = self._error(resp.status, perr.type, perr.message, perr.param)
-                keep = [(k, v) for k, v in resp.raw_headers if k.lower() in (b"retry-after", b"x-request-id",
-                                                                             b"request-id")]
+                keep = [(k, v) for k, v in resp.raw_headers if k.lower() == b"retry-after"]
                 await _send_whole(ctx, send, status, [*keep, *extra, (b"content-type", b"application/json")], err)
                 return
             is_sse = any(k.lower() == b"content-type" and v.startswith(b"text/event-stream")
@@ -139,12 +182,22 @@ class Translated:
     # -- non-stream -----------------------------------------------------------------------------
     async def _whole(self, resp: Any, send: Send, extra: list, req: CanonicalRequest) -> None:
         ctx = self.ctx
-        raw = await upstream.read(ctx, resp)
+        raw = await upstream.read(ctx, resp, self._state.settings.server.max_response_bytes)
         try:
             parsed = orjson.loads(raw)
             if ctx.trace is not None and isinstance(parsed, dict):
                 ctx.trace.response_body(parsed)
             canon: CanonicalResponse = self.wire_mod.response_to_canonical(parsed)
+            if self.json_unwrapper is not None:
+                canon = self.json_unwrapper.response(canon)
+            if self.filters is not None:
+                canon = self.filters.whole(canon)
+        except ContentBlocked as e:
+            ctx.error_type = e.error_type
+            status, err = self._error(403, "permission_error", e.message)
+            ctx.status = 403
+            await _send_whole(ctx, send, status, [*extra, (b"content-type", b"application/json")], err)
+            return
         except (orjson.JSONDecodeError, TranslationError, TypeError, AttributeError) as e:
             ctx.error_type = "invalid_provider_body"
             status, err = self._error(502, "api_error", f"The provider's answer could not be read ({e}).")
@@ -154,7 +207,7 @@ class Translated:
         ctx.model_served = canon.model or ctx.model_served
         ctx.usage = canon.usage if canon.usage.known else None
         out = self._client_response(canon)
-        meter(self._state, ctx, None if ctx.usage else _canonical_text(canon))
+        await meter(self._state, ctx, None if ctx.usage and ctx.usage.note is None else _canonical_text(canon))
         hdrs = [*extra, (b"content-type", b"application/json")]
         if ctx.cost is not None:
             hdrs.append((b"x-tollway-cost-usd", format(ctx.cost, "f").encode()))
@@ -178,25 +231,45 @@ class Translated:
                                             created_at=time.time())
         if self.client_fmt == "openai_chat":
             return f_openai.StreamWriter(model=model, include_usage=bool(req.include_usage))
+        if self.client_fmt == "gemini":
+            return f_gemini.StreamWriter(model=model)
         return f_anthropic.StreamWriter(model=model)
 
     async def _stream(self, resp: Any, receive: Receive, send: Send, req: CanonicalRequest, extra: list) -> None:
-        import asyncio
-
-        ctx = self.ctx
+        ctx, state = self.ctx, self._state
         parser = self.wire_mod.StreamParser()
+        parser.limit_events(state.settings.server.max_stream_event_bytes)
         writer = self._writer(req)
-        acc = Accumulator()
-        hdrs = relay_headers(resp.raw_headers)
-        hdrs = [h for h in hdrs if h[0].lower() != b"content-type"]
+        model = ctx.deployment.model  # type: ignore[union-attr]
+        tally = OutputTally(lambda text: state.tokens.count_text(model, text)[0])
+        # a Responses writer keeps the output for response.completed: that is what it may hold
+        hold_limit = state.settings.server.max_response_bytes if self.client_fmt == "responses" else None
+        mine = {k for k, _ in extra}
+        hdrs = [h for h in relay_headers(resp.raw_headers) if h[0].lower() not in mine and h[0].lower() != b"content-type"]
         hdrs += [*extra, (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
                  (b"x-accel-buffering", b"no"), ctx.overhead_header()]
         await send({"type": "http.response.start", "status": 200, "headers": hdrs})
         ctx.response_started = True
         watch = DisconnectWatch(receive).start()
         finished = False
+        failed = False  # an error event was sent: the stream is over, a hang-up after it is no cancel
 
-        def emit(deltas: list) -> bytes:
+        unwrap = self.json_unwrapper
+        filters = self.filters
+
+        def emit(deltas: list, closing: bool = False) -> bytes:
+            nonlocal failed
+            for d in deltas:  # what the provider produced, before any filter: what it bills
+                _tally_delta(tally, d)
+            if hold_limit is not None and tally.size > hold_limit:
+                raise ProxyError("upstream_too_large", "The answer outgrew what Tollway holds for a Responses stream "
+                                                       f"({hold_limit} characters, [server] max_response_bytes).")
+            if unwrap is not None:
+                deltas = unwrap.deltas(deltas)
+            if filters is not None:
+                deltas = filters.feed(deltas)
+                if closing:
+                    deltas = [*deltas, *filters.close()]
             out = []
             for d in deltas:
                 if ctx.ttft_ms is None and isinstance(d, _FIRST_TOKEN):
@@ -209,10 +282,12 @@ class Translated:
                         ctx.usage = d.usage
                 elif isinstance(d, StreamError):
                     ctx.error_type = ctx.error_type or "provider:" + d.type
-                acc.feed(d)
+                    failed = True
                 out.append(writer.write(d))
             return b"".join(out)
 
+        error: ProxyError | None = None
+        data = b""
         trace = ctx.trace
         try:
             async for chunk in resp.iter_chunks():
@@ -222,21 +297,33 @@ class Translated:
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
             finished = True
-            data = emit(parser.close()) + writer.close()
+            data = emit(parser.close(), closing=True) + writer.close()
         except asyncio.CancelledError:
-            if not watch.absorb():
+            if watch.absorb():
+                if not (parser.finished or failed):  # a hang-up after the final or an error event is no cancel
+                    ctx.client_went_away()
+            elif ctx.cut_by_server():
+                error = shutdown_error()
+            else:
                 raise
-            if not parser.finished:  # a hang-up after the final event is no cancel
-                ctx.client_went_away()
             data = b""
         except ProxyError as e:
+            error = e
             ctx.incomplete = True
             ctx.error_type = e.error_type
-            data = emit([StreamError("api_error", e.message)]) + writer.close()
+            data = b""
+        except ContentBlocked as e:
+            # the answer stops here: an in-band error, without passing the filters again
+            ctx.incomplete = True
+            ctx.error_type = e.error_type
+            data = writer.write(StreamError("permission_error", e.message)) + writer.close()
         finally:
             watch.stop()
+        if error is not None and not watch.fired:  # rendered with the watch stopped: a hang-up cannot cut it
+            etype = "timeout_error" if error.kind == "upstream_timeout" else "api_error"
+            data = writer.write(StreamError(etype, error.message)) + writer.close()
         complete = finished and not ctx.incomplete and ctx.usage is not None and ctx.usage.known
-        meter(self._state, ctx, None if complete else _canonical_text(acc.response()))
+        await meter(state, ctx, None if complete else tally)
         if self.client_fmt == "responses" and finished and getattr(writer, "response", None):
             await self._store_response(writer.response, writer.stored_output())
         if not watch.fired:
@@ -249,11 +336,11 @@ class Translated:
         body = self.ctx.json or {}
         if body.get("store") is False:
             return
-        store = self._state.responses
-        items = [*self._history, *f_responses.input_items(body),
-                 *(output if output is not None else response.get("output") or [])]
-        await store.put(response["id"], response, items, provider=self.ctx.deployment.provider.id,  # type: ignore[union-attr]
-                        project=self.ctx.project, key_id=self.ctx.key_id)
+        await self._state.responses.put(
+            response["id"], response, f_responses.input_items(body),
+            output if output is not None else response.get("output") or [], previous=self._previous,
+            provider=self.ctx.deployment.provider.id,  # type: ignore[union-attr]
+            project=self.ctx.project, key_id=self.ctx.key_id)
 
 
 class _Rendered(Exception):
@@ -283,21 +370,32 @@ def _canonical_text(resp: CanonicalResponse) -> str:
     return "".join(parts)
 
 
+def _tally_delta(tally: OutputTally, d: Any) -> None:
+    """The output text a canonical delta carries, for the local count when no usage comes."""
+    if isinstance(d, TextDelta):
+        tally.add_text(d.text)
+    elif isinstance(d, ToolCallArgsDelta):
+        tally.add_text(d.fragment)
+    elif isinstance(d, ToolCallStart):
+        tally.add_text(d.name)
+    elif isinstance(d, ThinkingDelta) and not d.redacted:
+        tally.add_text(d.text)
+
+
 async def forward_translated(state: "AppState", ctx: RequestContext, receive: Receive, send: Send) -> None:
-    if ctx.endpoint in (Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS):
+    if ctx.endpoint in _AUX:
         from tollway.pipeline import translate_aux
 
         return await translate_aux.forward(state, ctx, receive, send)
-    history: list[dict] = []
-    body = ctx.json or {}
-    if CLIENT_FORMAT.get(Endpoint(ctx.endpoint)) == "responses" and body.get("previous_response_id"):
-        prev = body["previous_response_id"]
-        found = await state.responses.get(str(prev))
-        if found is None:
-            raise ProxyError("not_found", f"Previous response with id '{prev}' not found.",
-                             param="previous_response_id")
-        history = found[1]
-    call = Translated(state, ctx, history)
+    if ctx.endpoint in _GEMINI_AUX:
+        from tollway.pipeline import translate_gemini
+
+        return await translate_gemini.forward(state, ctx, receive, send)
+    conversation = None
+    if CLIENT_FORMAT.get(Endpoint(ctx.endpoint)) == "responses":
+        conversation = await load_conversation(state, ctx)
+        ctx.json = conversation.body
+    call = Translated(state, ctx, conversation)
     try:
         await call.forward(receive, send)
     except _Rendered as r:

@@ -28,12 +28,15 @@ from tollway.errors import ProxyError
 from tollway.formats import anthropic as f_anthropic
 from tollway.formats import gemini as f_gemini
 from tollway.formats import openai_chat as f_openai
-from tollway.formats._util import is_neutral
+from tollway.formats._util import is_neutral, unsafe_param_name
 from tollway.formats.errors import TranslationError, parse_provider_error, render_error, render_translation_error
 from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
+from tollway.pipeline.client_headers import request_id_header, with_client_headers
 from tollway.pipeline.context import RequestContext
-from tollway.providers.base import Endpoint
+from tollway.policy.credentials import with_key_credentials
+from tollway.providers.base import Endpoint, encode_json
+from tollway.providers.credentials import scrub
 from tollway.usage import Usage
 
 if TYPE_CHECKING:
@@ -43,7 +46,7 @@ if TYPE_CHECKING:
 # provider kinds whose tokenizer tiktoken has (counted locally, exactly)
 OPENAI_FAMILY = frozenset({"openai", "azure_openai"})
 ESTIMATED_HEADER = (b"x-tollway-tokens-estimated", b"true")
-_KEEP_ERROR_HEADERS = (b"retry-after", b"x-request-id", b"request-id")
+_KEEP_ERROR_HEADERS = (b"retry-after",)
 # OpenAI embeddings params Gemini honours (`user` has no Gemini field and is not worth reporting)
 _EMBED_PARAMS = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
 # Gemini's countTokens takes bare `contents`, or a whole request when more than contents counts
@@ -98,12 +101,20 @@ class _Call:
         """Send `body` (the provider's format) and return its parsed answer, or answer the
         client with the error (in its own format) and return None."""
         dep = self.dep
-        call = dep.provider.prepare(endpoint, body, orjson.dumps(body), dep.model, False, self.ctx.headers)
+        call = dep.provider.prepare(endpoint, body, encode_json(body), dep.model, False, self.ctx.headers)
+        call.request.headers = with_client_headers(call.request.headers, self.ctx.headers)
+        key = self.ctx.key
+        if not self.ctx.byok and key is not None and key.credentials:
+            call.request.headers = with_key_credentials(key, dep.provider, call.request.headers)
         resp = await upstream.send(self.ctx, dep.transport, call.request, dep.provider.id, dep.provider.kind,
                                    dep.model)
         try:
-            raw = await upstream.read(self.ctx, resp)
+            raw = await upstream.read(self.ctx, resp, self.state.settings.server.max_response_bytes)
+            rid = request_id_header(resp.raw_headers, self.ctx.wire_format)
+            if rid is not None:
+                self.extra.append(rid)
             if resp.status >= 400:
+                raw = scrub(raw, dep.provider)
                 perr = parse_provider_error(dep.provider.wire_format, resp.status, raw)
                 keep = [(k, v) for k, v in resp.raw_headers if k.lower() in _KEEP_ERROR_HEADERS]
                 await self._error(send, resp.status, perr.type, perr.message, perr.param, keep,
@@ -186,6 +197,9 @@ class _Embeddings(_Call):
         texts, single = _embedding_texts(body.get("input"))
         dropped = [k for k, v in body.items() if k not in _EMBED_PARAMS and not is_neutral(k, v)]
         if dropped:
+            bad = unsafe_param_name(dropped)
+            if bad is not None:  # it would break the x-tollway-dropped-params header
+                raise ProxyError("invalid_request", f"Unsupported parameter {bad[:64]!r}.", param=bad[:64])
             if self.state.settings.translation.strict:
                 raise ProxyError("invalid_request", f"These parameters cannot be honoured by provider "
                                                     f"'{dep.provider.id}' (gemini): {', '.join(dropped)} "
@@ -201,10 +215,11 @@ class _Embeddings(_Call):
                               f"The provider's answer could not be read (expected {len(texts)} embedding(s)).",
                               error_type="invalid_provider_body")
             return
-        n = self.state.tokens.count_embeddings_input(dep.model, body.get("input"))[0]
+        n = (await self.state.counting.run(len(ctx.body), self.state.tokens.count_embeddings_input, dep.model,
+                                           body.get("input")))[0]
         ctx.model_served = dep.model
         ctx.usage = Usage(input_tokens=n, output_tokens=0, estimated=True)  # Gemini reports none
-        meter(self.state, ctx)
+        await meter(self.state, ctx)
         as_b64 = fmt == "base64"
         out = {
             "object": "list",
@@ -242,7 +257,9 @@ class _CountTokens(_Call):
                 gbody, _ = f_gemini.request_from_canonical(canon, dep.model, **opts)
             else:
                 chat, _ = f_openai.request_from_canonical(canon, dep.model)
-        except TranslationError as e:
+        except (TranslationError, RecursionError) as e:
+            if isinstance(e, RecursionError):
+                e = TranslationError("The request body is nested too deeply to be translated.")
             status, err = render_translation_error("anthropic", e)
             ctx.status, ctx.error_type = status, "invalid_request"
             await self._answer(send, status, orjson.dumps(err))
@@ -258,12 +275,14 @@ class _CountTokens(_Call):
                 return
             count, exact = total, True
         else:
-            count, exact = self.state.tokens.count_openai_chat(dep.model, chat)
+            # a 30 MB prompt takes seconds to tokenise: counted off the event loop
+            count, exact = await self.state.counting.run(len(ctx.body), self.state.tokens.count_openai_chat,
+                                                         dep.model, chat)
             exact = exact and provider.kind in OPENAI_FAMILY
             ctx.status = 200
         ctx.model_served = dep.model
         ctx.usage = None if exact else Usage(estimated=True)  # counting consumes no tokens
-        meter(self.state, ctx)
+        await meter(self.state, ctx)
         extra: list[tuple[bytes, bytes]] = [] if exact else [ESTIMATED_HEADER]
         if ctx.cost is not None:
             extra.append((b"x-tollway-cost-usd", format(ctx.cost, "f").encode()))

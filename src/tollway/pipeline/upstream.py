@@ -4,7 +4,12 @@ Every provider call goes through `send()`: it records an `Attempt` on the contex
 time spent waiting for the provider's headers to `ctx.upstream_s` (so Tollway's own overhead
 can be told apart), and carries W3C trace context upstream: the client's `traceparent` /
 `tracestate` as they came when tracing is off, or a child span's when it is on.
-`read()` times a whole-body read the same way; `finish()` closes the attempt.
+`read()` times a whole-body read the same way (at most `limit` bytes: past it, a 502
+upstream_too_large); `finish()` closes the attempt.
+
+A shutdown that cuts the request while it waits here (uvicorn cancels what outlives the
+grace) becomes a 503 `server_shutdown` error, rendered by the stage runner in the client's
+format; the request is recorded as cancelled, its prompt counted (`AccountingStage`).
 
 Retries and fallbacks (routing) call `send()` once per attempt; metrics and spans read
 `ctx.attempts` at the end of the request.
@@ -12,10 +17,11 @@ Retries and fallbacks (routing) call `send()` once per attempt; metrics and span
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING
 
-from tollway.errors import ProxyError
+from tollway.errors import ProxyError, shutdown_error
 from tollway.pipeline.context import Attempt, RequestContext
 
 if TYPE_CHECKING:
@@ -49,12 +55,17 @@ async def send(ctx: RequestContext, transport: "Transport", req: "UpstreamReques
         _forward_client_trace(ctx, req)
     try:
         resp = await transport.send(req)
-    except ProxyError as e:
+    except (ProxyError, asyncio.CancelledError) as e:
         now = time.perf_counter()
         ctx.upstream_s += now - attempt.started
         attempt.headers_at = attempt.ended = now
-        attempt.error_type = e.error_type
-        raise
+        if isinstance(e, ProxyError):
+            attempt.error_type = e.error_type
+            raise
+        if not ctx.cut_by_server():
+            raise
+        attempt.error_type = ctx.error_type
+        raise shutdown_error() from None
     now = time.perf_counter()
     ctx.upstream_s += now - attempt.started
     attempt.headers_at = now
@@ -62,11 +73,15 @@ async def send(ctx: RequestContext, transport: "Transport", req: "UpstreamReques
     return resp
 
 
-async def read(ctx: RequestContext, resp: "UpstreamResponse") -> bytes:
+async def read(ctx: RequestContext, resp: "UpstreamResponse", limit: int | None = None) -> bytes:
     """The whole body of a non-streamed answer (read before the response starts)."""
     t = time.perf_counter()
     try:
-        return await resp.read()
+        return await resp.read(limit)
+    except asyncio.CancelledError:
+        if not ctx.cut_by_server():
+            raise
+        raise shutdown_error() from None
     finally:
         ctx.upstream_s += time.perf_counter() - t
 

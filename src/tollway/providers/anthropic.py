@@ -7,10 +7,13 @@ from typing import Any
 import orjson
 
 from tollway.config import ProviderSettings
+from tollway.counting import OutputTally
+from tollway.formats.anthropic import usage_to_canonical
 from tollway.providers.base import (
-    Endpoint, ErrorClass, PreparedCall, TextCollector, UpstreamRequest, classify_http_status,
-    event_bounds, event_data,
+    Endpoint, ErrorClass, PreparedCall, UpstreamRequest, classify_http_status, encode_json, event_type,
+    loads_object,
 )
+from tollway.sse import SSEEvent
 from tollway.usage import Usage
 
 DEFAULT_VERSION = "2023-06-01"
@@ -19,19 +22,9 @@ _FORWARDED = (b"anthropic-version", b"anthropic-beta")
 
 
 def usage_from_anthropic(u: dict[str, Any] | None, into: Usage | None = None) -> Usage | None:
-    """Anthropic splits the prompt into uncached / cache read / cache write; Usage sums them."""
-    if not isinstance(u, dict):
-        return into
-    usage = into or Usage()
-    if "input_tokens" in u or "cache_read_input_tokens" in u or "cache_creation_input_tokens" in u:
-        read = u.get("cache_read_input_tokens") or 0
-        write = u.get("cache_creation_input_tokens") or 0
-        usage.input_tokens = (u.get("input_tokens") or 0) + read + write
-        usage.cached_tokens = read
-        usage.cache_creation_tokens = write
-    if u.get("output_tokens") is not None:
-        usage.output_tokens = u["output_tokens"]
-    return usage
+    """Anthropic usage (a message's, or a stream's message_start / message_delta on top of `into`);
+    see `formats.anthropic.usage_to_canonical`. `into` itself when there is none."""
+    return usage_to_canonical(u, into) if isinstance(u, dict) else into
 
 
 def messages_output_text(body: dict[str, Any]) -> str:
@@ -47,55 +40,60 @@ def messages_output_text(body: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def messages_event_text(obj: dict[str, Any]) -> str:
+    """The output text of one Messages stream event (content_block_start or _delta)."""
+    d = obj.get("delta")
+    if isinstance(d, dict):
+        return d.get("text") or d.get("partial_json") or d.get("thinking") or ""
+    b = obj.get("content_block")
+    if isinstance(b, dict):
+        return b.get("text") or b.get("name") or b.get("thinking") or ""
+    return ""
+
+
 class MessagesStreamWatcher:
-    """Fast-path watcher: usage from message_start and the cumulative message_delta."""
+    """Fast-path watcher: usage from message_start and the cumulative message_delta.
 
-    __slots__ = ("usage", "first_token", "error_type", "model_served", "done", "_collect")
+    Events are told apart by their `event:` field (or their JSON `type`); only message_start,
+    message_delta and error are decoded.
+    """
 
-    def __init__(self) -> None:
-        self.done = False  # message_stop was relayed
+    __slots__ = ("usage", "first_token", "error_type", "model_served", "done", "tally")
+
+    def __init__(self, tally: OutputTally | None = None) -> None:
+        self.done = False  # message_stop (or an error) was relayed
         self.usage: Usage | None = None
         self.first_token = False
         self.error_type: str | None = None
         self.model_served: str | None = None
-        self._collect = TextCollector()
+        self.tally = (tally or OutputTally()).use(messages_event_text)
 
-    def _event(self, block: bytes, marker: bytes) -> dict[str, Any] | None:
-        pos = block.find(marker)
-        if pos < 0:
-            return None
-        start, end = event_bounds(block, pos)
-        try:
-            obj = orjson.loads(event_data(block[start:end]))
-        except orjson.JSONDecodeError:
-            return None
-        return obj if isinstance(obj, dict) else None
-
-    def relay(self, block: bytes) -> bytes:
-        start = self._event(block, b"event: message_start")
-        if start is not None:
-            msg = start.get("message") or {}
-            self.model_served = msg.get("model")
-            self.usage = usage_from_anthropic(msg.get("usage"), self.usage)
-        if not self.first_token and b"event: content_block_delta" in block:
-            self.first_token = True
-        delta = self._event(block, b"event: message_delta")
-        if delta is not None:
-            self.usage = usage_from_anthropic(delta.get("usage"), self.usage)
-        if b"event: error" in block:
-            self.error_type = "stream_error"
-        if b"event: message_stop" in block:
-            self.done = True
-        self._collect.add(block)
-        return block
-
-    def output_text(self) -> str:
-        parts: list[str] = []
-        for obj in self._collect.events():
-            if obj.get("type") == "content_block_delta":
-                d = obj.get("delta") or {}
-                parts.append(d.get("text") or d.get("partial_json") or d.get("thinking") or "")
-        return "".join(parts)
+    def relay(self, events: list[SSEEvent]) -> bytes:
+        for ev in events:
+            t = event_type(ev)
+            if t == "content_block_delta":
+                self.first_token = True
+                self.tally.add_data(ev.data)
+            elif t == "content_block_start":
+                self.tally.add_data(ev.data)
+            elif t == "message_start":
+                obj = loads_object(ev.data)
+                msg = obj.get("message") if obj is not None else None
+                if isinstance(msg, dict):
+                    m = msg.get("model")
+                    if isinstance(m, str) and m:
+                        self.model_served = m
+                    self.usage = usage_from_anthropic(msg.get("usage"), self.usage)
+            elif t == "message_delta":
+                obj = loads_object(ev.data)
+                if obj is not None:
+                    self.usage = usage_from_anthropic(obj.get("usage"), self.usage)
+            elif t == "message_stop":
+                self.done = True
+            elif t == "error":
+                self.error_type = "stream_error"
+                self.done = True  # an error ends the stream; the SDK hangs up on it
+        return events[0].raw if len(events) == 1 else b"".join(ev.raw for ev in events)
 
 
 class AnthropicProvider:
@@ -112,16 +110,16 @@ class AnthropicProvider:
     def __repr__(self) -> str:
         return f"AnthropicProvider(id={self.id!r}, base_url={self._base!r})"
 
-    def auth_headers(self) -> dict[str, str]:
-        key = self.settings.api_key
-        return {"x-api-key": key.get_secret_value()} if key else {}
+    def auth_headers(self, api_key: str | None = None) -> dict[str, str]:
+        key = api_key or (self.settings.api_key.get_secret_value() if self.settings.api_key else None)
+        return {"x-api-key": key} if key else {}
 
     def prepare(self, endpoint: Endpoint, body: dict[str, Any], raw: bytes, upstream_model: str,
                 stream: bool, client_headers: dict[bytes, bytes]) -> PreparedCall:
         data = raw
         if body.get("model") != upstream_model:
             body["model"] = upstream_model
-            data = orjson.dumps(body)
+            data = encode_json(body)
         headers = {"content-type": "application/json", "anthropic-version": DEFAULT_VERSION, **self._auth}
         for name in _FORWARDED:
             v = client_headers.get(name)
@@ -142,8 +140,9 @@ class AnthropicProvider:
     def output_text(self, endpoint: Endpoint, body: dict[str, Any]) -> str:
         return messages_output_text(body)
 
-    def stream_watcher(self, endpoint: Endpoint, injected_usage_option: bool) -> MessagesStreamWatcher:
-        return MessagesStreamWatcher()
+    def stream_watcher(self, endpoint: Endpoint, injected_usage_option: bool,
+                       tally: OutputTally | None = None) -> MessagesStreamWatcher:
+        return MessagesStreamWatcher(tally)
 
     def classify_error(self, status: int, body: bytes) -> ErrorClass:
         if status == 529:

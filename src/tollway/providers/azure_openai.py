@@ -16,8 +16,10 @@ from typing import Any
 from urllib.parse import quote
 
 from tollway.config import ProviderSettings
-from tollway.providers.base import Endpoint, PreparedCall, event_bounds, event_data
+from tollway.counting import OutputTally
+from tollway.providers.base import Endpoint, PreparedCall, loads_object
 from tollway.providers.openai import ChatStreamWatcher, OpenAIProvider, ResponsesStreamWatcher
+from tollway.sse import SSEEvent
 
 _DEPLOYMENT_OPS = {
     Endpoint.CHAT: "chat/completions",
@@ -29,9 +31,11 @@ _PROMPT_FILTER = b'"prompt_filter_results"'
 
 def _is_prompt_filter_event(data: bytes) -> bool:
     """Azure's leading annotation chunk: prompt_filter_results and no choices or usage."""
-    if _PROMPT_FILTER not in data or b'"usage":{' in data:
+    if _PROMPT_FILTER not in data:
         return False
-    return b'"choices":[]' in data or b'"choices": []' in data
+    obj = loads_object(data)
+    return (obj is not None and "prompt_filter_results" in obj and not obj.get("choices")
+            and not obj.get("usage"))
 
 
 class AzureChatStreamWatcher(ChatStreamWatcher):
@@ -39,21 +43,20 @@ class AzureChatStreamWatcher(ChatStreamWatcher):
 
     __slots__ = ()
 
-    def relay(self, block: bytes) -> bytes:
+    def relay(self, events: list[SSEEvent]) -> bytes:
         if self.first_token:
-            return super().relay(block)
-        head = b""
-        while block and not self.first_token:
-            start, end = event_bounds(block, 0)
-            if not _is_prompt_filter_event(event_data(block[start:end])):
-                break
-            head, block = head + block[:end], block[end:]
-        if not block:
-            return head
-        return head + super().relay(block)
+            return super().relay(events)
+        skip = 0
+        while skip < len(events) and _is_prompt_filter_event(events[skip].data):
+            skip += 1
+        if not skip:
+            return super().relay(events)
+        head = b"".join(ev.raw for ev in events[:skip])
+        rest = events[skip:]
+        return head + super().relay(rest) if rest else head
 
-    def _note_model(self, block: bytes) -> None:
-        super()._note_model(block)
+    def _note_model(self, obj: dict[str, Any]) -> None:
+        super()._note_model(obj)
         if not self.model_served:  # never record "" as the model served
             self.model_served = None
 
@@ -61,13 +64,14 @@ class AzureChatStreamWatcher(ChatStreamWatcher):
 class AzureResponsesStreamWatcher(ResponsesStreamWatcher):
     __slots__ = ("_provider",)
 
-    def __init__(self, provider: "AzureOpenAIProvider") -> None:
-        super().__init__()
+    def __init__(self, provider: "AzureOpenAIProvider", tally: OutputTally | None = None) -> None:
+        super().__init__(tally)
         self._provider = provider
 
-    def relay(self, block: bytes) -> bytes:
-        out = super().relay(block)
-        self.model_served = self._provider.served_model(self.model_served)
+    def relay(self, events: list[SSEEvent]) -> bytes:
+        out = super().relay(events)
+        if self.model_served:
+            self.model_served = self._provider.served_model(self.model_served)
         return out
 
 
@@ -89,9 +93,9 @@ class AzureOpenAIProvider(OpenAIProvider):
     def __repr__(self) -> str:
         return f"AzureOpenAIProvider(id={self.id!r}, base_url={self._base!r})"
 
-    def auth_headers(self) -> dict[str, str]:
-        key = self.settings.api_key
-        return {"api-key": key.get_secret_value()} if key else {}
+    def auth_headers(self, api_key: str | None = None) -> dict[str, str]:
+        key = api_key or (self.settings.api_key.get_secret_value() if self.settings.api_key else None)
+        return {"api-key": key} if key else {}
 
     def deployment(self, model: str) -> str:
         return self.settings.deployments.get(model, model)
@@ -118,10 +122,10 @@ class AzureOpenAIProvider(OpenAIProvider):
         pricing: a deployment is not a model)."""
         return self._models_by_deployment.get(served, served)
 
-    def stream_watcher(self, endpoint: Endpoint, injected_usage_option: bool):
+    def stream_watcher(self, endpoint: Endpoint, injected_usage_option: bool, tally: OutputTally | None = None):
         if endpoint == Endpoint.RESPONSES:
-            return AzureResponsesStreamWatcher(self)
-        return AzureChatStreamWatcher(strip_usage=injected_usage_option)
+            return AzureResponsesStreamWatcher(self, tally)
+        return AzureChatStreamWatcher(strip_usage=injected_usage_option, tally=tally)
 
     def passthrough_url(self, subpath: str, query: bytes) -> str:
         url = f"{self._base}/openai{subpath}"

@@ -7,14 +7,16 @@ the HTTP client; `pipeline.proxy` drives the two.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
 import orjson
 
 from tollway.config import ProviderSettings
+from tollway.counting import OutputTally
+from tollway.errors import ProxyError
+from tollway.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEEvent
 from tollway.usage import Usage
 
 
@@ -25,6 +27,15 @@ class Endpoint(StrEnum):
     RESPONSES = "responses"
     MESSAGES = "messages"
     COUNT_TOKENS = "count_tokens"
+    # the Gemini client surface (/v1beta/models/{model}:verb)
+    GENERATE_CONTENT = "generate_content"  # generateContent and streamGenerateContent
+    EMBED_CONTENT = "embed_content"  # embedContent and batchEmbedContents
+    GEMINI_COUNT_TOKENS = "gemini_count_tokens"
+
+
+# Endpoints whose client speaks Gemini, and those that count tokens (free, never streamed).
+GEMINI_ENDPOINTS = frozenset({Endpoint.GENERATE_CONTENT, Endpoint.EMBED_CONTENT, Endpoint.GEMINI_COUNT_TOKENS})
+COUNTING_ENDPOINTS = frozenset({Endpoint.COUNT_TOKENS, Endpoint.GEMINI_COUNT_TOKENS})
 
 
 @dataclass(slots=True)
@@ -45,24 +56,46 @@ class ErrorClass:
 
 
 class StreamWatcher(Protocol):
-    """Looks at complete SSE blocks as they are relayed (fast path, no translation).
+    """Looks at complete SSE events as they are relayed (fast path, no translation).
 
-    `relay(block)` returns the bytes to send to the client: usually `block` itself, edited
-    only where the proxy changed the request (e.g. the usage event the client never asked
-    for is removed). It records usage, first-token time and in-stream errors as it goes.
+    `relay(events)` returns the bytes to send to the client: usually the events' raw bytes,
+    edited only where the proxy changed the request (e.g. the usage event the client never
+    asked for is removed). It records usage, first-token time and in-stream errors as it
+    goes, deciding by each event's type (its `event:` field or its JSON `type`), never by
+    searching the bytes for a marker the answer text could contain; the few events that
+    matter are decoded with orjson. Output text goes to `tally` (O(1) memory), counted only
+    when no usage comes.
     """
 
     usage: Usage | None
     first_token: bool  # a content event has been seen
     error_type: str | None
     model_served: str | None
-    done: bool  # the stream's final event was relayed: a disconnect after it is no cancel
+    done: bool  # the stream's final event (or an error event) was relayed: a hang-up after it is no cancel
+    tally: OutputTally
 
-    def relay(self, block: bytes) -> bytes: ...
+    def relay(self, events: list[SSEEvent]) -> bytes: ...
 
-    def output_text(self) -> str:
-        """Text generated so far, for a local token estimate when no usage came."""
-        ...
+
+class StreamRelay:
+    """What the fast path does to a stream: frame the upstream bytes into SSE events (one
+    linear pass, at most `max_event_bytes` held) and pass them through a watcher. `feed()`
+    raises `sse.EventTooLarge` when an event outgrows the limit."""
+
+    __slots__ = ("watcher", "_framer")
+
+    def __init__(self, watcher: StreamWatcher, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self.watcher = watcher
+        self._framer = SSEDecoder(max_event_bytes, keep_empty=True)
+
+    def feed(self, chunk: bytes) -> bytes:
+        events = self._framer.feed(chunk)
+        return self.watcher.relay(events) if events else b""
+
+    def close(self) -> bytes:
+        """The upstream ended: relay what is left (a last event without its blank line)."""
+        events = self._framer.flush()
+        return self.watcher.relay(events) if events else b""
 
 
 @dataclass(slots=True)
@@ -91,13 +124,16 @@ class Provider(Protocol):
 
     def output_text(self, endpoint: Endpoint, body: dict[str, Any]) -> str: ...
 
-    def stream_watcher(self, endpoint: Endpoint, injected_usage_option: bool) -> StreamWatcher: ...
+    def stream_watcher(self, endpoint: Endpoint, injected_usage_option: bool,
+                       tally: OutputTally | None = None) -> StreamWatcher: ...
 
     def classify_error(self, status: int, body: bytes) -> ErrorClass: ...
 
     def passthrough_url(self, subpath: str, query: bytes) -> str: ...
 
-    def auth_headers(self) -> dict[str, str]: ...
+    def auth_headers(self, api_key: str | None = None) -> dict[str, str]:
+        """Headers carrying the configured key, or `api_key` (a Tollway key's own credential)."""
+        ...
 
 
 def classify_http_status(status: int) -> ErrorClass:
@@ -109,64 +145,44 @@ def classify_http_status(status: int) -> ErrorClass:
     return ErrorClass(retryable=False, fallbackable=False)
 
 
-@dataclass(slots=True)
-class TextCollector:
-    """Keeps relayed blocks so text can be recovered only when it is needed (no usage came)."""
-
-    blocks: list[bytes] = field(default_factory=list)
-
-    def add(self, block: bytes) -> None:
-        self.blocks.append(block)
-
-    def joined(self) -> bytes:
-        return b"".join(self.blocks)
-
-    def events(self) -> Iterator[dict[str, Any]]:
-        """The JSON object of every collected event (malformed ones and [DONE] skipped)."""
-        return json_events(self.joined())
+def encode_json(body: Any) -> bytes:
+    """A request body re-encoded after an edit (model name, stream options, translation).
+    What orjson cannot write faithfully (nesting deeper than 254 levels, an integer beyond 64
+    bits) is the client's bad input: a 400 in the route's format, before anything is sent."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError as e:
+        raise ProxyError("invalid_request", f"The request body cannot be forwarded: {e} (JSON nested deeper "
+                                            "than 254 levels, or a number out of range).") from None
 
 
-def json_events(data: bytes) -> Iterator[dict[str, Any]]:
-    """Decode SSE bytes and yield each event's JSON object (a one-element array unwrapped)."""
-    from tollway.sse import SSEDecoder
-
-    dec = SSEDecoder()
-    for ev in dec.feed(data) + dec.flush():
-        if not ev.data or ev.is_done:
-            continue
-        try:
-            obj = orjson.loads(ev.data)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(obj, list) and len(obj) == 1:
-            obj = obj[0]
-        if isinstance(obj, dict):
-            yield obj
+def loads_object(data: bytes) -> dict[str, Any] | None:
+    """An event payload as a JSON object (a one-element array unwrapped), or None."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(obj, list) and len(obj) == 1:
+        obj = obj[0]
+    return obj if isinstance(obj, dict) else None
 
 
-def split_complete(buf: bytes) -> tuple[bytes, bytes]:
-    """Split buffered stream bytes into (complete SSE events, trailing partial event)."""
-    i = buf.rfind(b"\n\n")
-    j = buf.rfind(b"\r\n\r\n")
-    end = max(i + 2 if i >= 0 else -1, j + 4 if j >= 0 else -1)
-    if end < 0:
-        return b"", buf
-    return buf[:end], buf[end:]
+_TYPE_PREFIX = b'{"type":"'
 
 
-def event_bounds(block: bytes, pos: int) -> tuple[int, int]:
-    """Start and end (exclusive, incl. the blank line) of the SSE event holding byte `pos`."""
-    start = block.rfind(b"\n\n", 0, pos)
-    start = 0 if start < 0 else start + 2
-    end = block.find(b"\n\n", pos)
-    end = len(block) if end < 0 else end + 2
-    return start, end
-
-
-def event_data(event: bytes) -> bytes:
-    """The JSON payload of a single-line `data:` SSE event."""
-    i = event.find(b"data:")
-    if i < 0:
-        return b""
-    j = event.find(b"\n", i)
-    return event[i + 5 : j if j >= 0 else len(event)].strip()
+def event_type(ev: SSEEvent) -> str | None:
+    """An event's type: its `event:` field, else the `type` of its JSON payload. The payload's
+    first key is read without decoding when it is `type` (OpenAI and Anthropic put it first);
+    otherwise the payload is decoded."""
+    if ev.event is not None:
+        return ev.event
+    data = ev.data
+    if not data or data == b"[DONE]":
+        return None
+    if data.startswith(_TYPE_PREFIX):
+        end = data.find(b'"', 9)
+        if end > 0 and b"\\" not in data[9:end]:
+            return data[9:end].decode("utf-8", "replace")
+    obj = loads_object(data)
+    t = obj.get("type") if obj is not None else None
+    return t if isinstance(t, str) else None

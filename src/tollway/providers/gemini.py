@@ -1,9 +1,10 @@
 """Google Gemini (Generative Language API v1beta): generateContent, embeddings, countTokens.
 
-No client speaks Gemini, so every call is translated (`pipeline.translate` for chat,
-`pipeline.translate_aux` for embeddings and token counting); this module only knows the
-URLs, the key header, how to read usage and text out of Gemini bodies, and what Gemini's
-error statuses mean for retry and fallback.
+OpenAI and Anthropic clients are translated (`pipeline.translate` for chat,
+`pipeline.translate_aux` for embeddings and token counting); a Gemini client (`api.gemini`,
+the `GENERATE_CONTENT` / `EMBED_CONTENT` / `GEMINI_COUNT_TOKENS` endpoints) is the byte fast
+path. This module only knows the URLs, the key header, how to read usage and text out of
+Gemini bodies, and what Gemini's error statuses mean for retry and fallback.
 
     chat          POST {base}/v1beta/models/{model}:generateContent
                   POST {base}/v1beta/models/{model}:streamGenerateContent?alt=sse
@@ -20,9 +21,12 @@ import orjson
 
 from tollway.config import ProviderSettings
 from tollway.formats.gemini import usage_to_canonical
+from tollway.counting import OutputTally
 from tollway.providers.base import (
-    Endpoint, ErrorClass, PreparedCall, TextCollector, UpstreamRequest, classify_http_status, json_events,
+    GEMINI_ENDPOINTS, Endpoint, ErrorClass, PreparedCall, UpstreamRequest, classify_http_status, encode_json,
+    loads_object,
 )
+from tollway.sse import SSEEvent
 from tollway.usage import Usage
 
 API_VERSION = "v1beta"
@@ -61,46 +65,49 @@ def gemini_output_text(body: dict[str, Any]) -> str:
 
 
 class GeminiStreamWatcher:
-    """Watches a streamGenerateContent SSE stream relayed as is (not used on the translated path,
-    which parses events itself; kept so Gemini satisfies the Provider protocol)."""
+    """Watches a streamGenerateContent SSE stream relayed as is. Every Gemini chunk carries
+    `usageMetadata`, so every chunk is decoded (there is no cheaper way to Gemini's usage)."""
 
-    __slots__ = ("usage", "first_token", "error_type", "model_served", "done", "_collect")
+    __slots__ = ("usage", "first_token", "error_type", "model_served", "done", "tally")
 
-    def __init__(self) -> None:
-        self.done = False  # a candidate with a finishReason was relayed
+    def __init__(self, tally: OutputTally | None = None) -> None:
+        self.done = False  # a candidate with a finishReason (or an error) was relayed
         self.usage: Usage | None = None
         self.first_token = False
         self.error_type: str | None = None
         self.model_served: str | None = None
-        self._collect = TextCollector()
+        self.tally = tally or OutputTally()
 
-
-    def relay(self, block: bytes) -> bytes:
-        for obj in json_events(block):
+    def relay(self, events: list[SSEEvent]) -> bytes:
+        for ev in events:
+            obj = loads_object(ev.data) if ev.data else None
+            if obj is None:
+                continue
             if obj.get("error"):
                 self.error_type = "stream_error"
+                self.done = True
                 continue
             cands = obj.get("candidates")
             if cands:
                 self.first_token = True
                 if isinstance(cands, list) and isinstance(cands[0], dict) and cands[0].get("finishReason"):
                     self.done = True
+                try:
+                    self.tally.add_text(gemini_output_text(obj))
+                except (AttributeError, TypeError):
+                    pass
             um = obj.get("usageMetadata")
             if isinstance(um, dict):
                 self.usage = usage_to_canonical(um)
             mv = obj.get("modelVersion")
             if isinstance(mv, str) and mv:
                 self.model_served = mv
-        self._collect.add(block)
-        return block
-
-    def output_text(self) -> str:
-        return "".join(gemini_output_text(obj) for obj in self._collect.events())
+        return events[0].raw if len(events) == 1 else b"".join(ev.raw for ev in events)
 
 
 class GeminiProvider:
     wire_format = "gemini"
-    endpoints = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS})
+    endpoints = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS, *GEMINI_ENDPOINTS})
     translate_options: dict[str, Any] = {}
 
     def __init__(self, settings: ProviderSettings) -> None:
@@ -113,16 +120,16 @@ class GeminiProvider:
     def __repr__(self) -> str:
         return f"GeminiProvider(id={self.id!r}, base_url={self._base!r})"
 
-    def auth_headers(self) -> dict[str, str]:
-        key = self.settings.api_key
-        return {"x-goog-api-key": key.get_secret_value()} if key else {}
+    def auth_headers(self, api_key: str | None = None) -> dict[str, str]:
+        key = api_key or (self.settings.api_key.get_secret_value() if self.settings.api_key else None)
+        return {"x-goog-api-key": key} if key else {}
 
     def action(self, endpoint: Endpoint, body: dict[str, Any], stream: bool) -> str:
-        if endpoint == Endpoint.CHAT:
+        if endpoint in (Endpoint.CHAT, Endpoint.GENERATE_CONTENT):
             return "streamGenerateContent?alt=sse" if stream else "generateContent"
-        if endpoint == Endpoint.EMBEDDINGS:
+        if endpoint in (Endpoint.EMBEDDINGS, Endpoint.EMBED_CONTENT):
             return "batchEmbedContents" if "requests" in body else "embedContent"
-        if endpoint == Endpoint.COUNT_TOKENS:
+        if endpoint in (Endpoint.COUNT_TOKENS, Endpoint.GEMINI_COUNT_TOKENS):
             return "countTokens"
         raise ValueError(f"Gemini has no {endpoint} endpoint")
 
@@ -131,25 +138,33 @@ class GeminiProvider:
 
     def prepare(self, endpoint: Endpoint, body: dict[str, Any], raw: bytes, upstream_model: str,
                 stream: bool, client_headers: dict[bytes, bytes]) -> PreparedCall:
-        """`body` is already a Gemini body (translated); the model goes in the URL."""
+        """`body` is already a Gemini body (translated, or a Gemini client's); the model goes in
+        the URL, and in each request of a batch embedding, where an alias may have renamed it."""
         url = self.url(upstream_model, self.action(endpoint, body, stream))
-        return PreparedCall(UpstreamRequest("POST", url, self._headers, raw or orjson.dumps(body)))
+        reqs = body.get("requests")
+        if endpoint == Endpoint.EMBED_CONTENT and isinstance(reqs, list):
+            name = "models/" + upstream_model.removeprefix("models/")
+            if any(isinstance(r, dict) and r.get("model") != name for r in reqs):
+                body["requests"] = [{**r, "model": name} if isinstance(r, dict) else r for r in reqs]
+                raw = encode_json(body)
+        return PreparedCall(UpstreamRequest("POST", url, self._headers, raw or encode_json(body)))
 
     def served_model(self, served: str) -> str:
         """The model name a response reports, as the ledger should price it."""
         return served
 
     def usage_from_response(self, endpoint: Endpoint, body: dict[str, Any]) -> Usage | None:
-        if endpoint != Endpoint.CHAT:
+        if endpoint not in (Endpoint.CHAT, Endpoint.GENERATE_CONTENT):
             return None  # embeddings report no usage; countTokens is not usage
         um = body.get("usageMetadata")
         return usage_to_canonical(um) if isinstance(um, dict) else None
 
     def output_text(self, endpoint: Endpoint, body: dict[str, Any]) -> str:
-        return gemini_output_text(body) if endpoint == Endpoint.CHAT else ""
+        return gemini_output_text(body) if endpoint in (Endpoint.CHAT, Endpoint.GENERATE_CONTENT) else ""
 
-    def stream_watcher(self, endpoint: Endpoint, injected_usage_option: bool) -> GeminiStreamWatcher:
-        return GeminiStreamWatcher()
+    def stream_watcher(self, endpoint: Endpoint, injected_usage_option: bool,
+                       tally: OutputTally | None = None) -> GeminiStreamWatcher:
+        return GeminiStreamWatcher(tally)
 
     def classify_error(self, status: int, body: bytes) -> ErrorClass:
         if status == 429:

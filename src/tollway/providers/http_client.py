@@ -23,6 +23,12 @@ import httptools
 from tollway.errors import ProxyError
 
 _HIGH_WATER = 1 << 20  # pause reading from upstream when this much is buffered unread
+_INFLATE_STEP = 64 * 1024  # most bytes one inflate step may produce
+
+
+def _too_large(limit: int) -> ProxyError:
+    return ProxyError("upstream_too_large", f"The provider's answer is larger than Tollway's limit of {limit} bytes "
+                                            "([server] max_response_bytes).")
 
 
 class UpstreamClosed(Exception):
@@ -142,7 +148,8 @@ class Response:
     """One upstream response: status and headers first, then the body as it arrives."""
 
     __slots__ = ("status", "raw_headers", "done", "buffered", "last_activity", "_conn", "_chunks", "_waiter",
-                 "_error", "_head", "_client", "_decoder", "_timer", "head_only", "ends_at_close")
+                 "_error", "_head", "_client", "_decoder", "_tail", "_inflated_all", "_timer", "head_only",
+                 "ends_at_close")
 
     def __init__(self, conn: _Connection, client: "HttpClient", head_only: bool = False) -> None:
         self.head_only = head_only
@@ -159,6 +166,8 @@ class Response:
         self._error: BaseException | None = None
         self._head: asyncio.Future[None] = loop.create_future()
         self._decoder: zlib._Decompress | None = None  # type: ignore[name-defined]
+        self._tail = b""  # compressed bytes not yet inflated
+        self._inflated_all = False
         self.last_activity = loop.time()
         self._timer = loop.call_at(self.last_activity + client.read_timeout, self._check_timeout)
 
@@ -182,19 +191,11 @@ class Response:
             self._head.set_result(None)
 
     def feed(self, data: bytes) -> None:
-        if self._decoder is not None:
-            data = self._decoder.decompress(data)
-            if not data:
-                return
-        self._chunks.append(data)
+        self._chunks.append(data)  # compressed bodies are inflated as they are consumed (_next)
         self.buffered += len(data)
         self._wake()
 
     def finish(self) -> None:
-        if self._decoder is not None:
-            rest = self._decoder.flush()
-            if rest:
-                self._chunks.append(rest)
         self.done = True
         self._timer.cancel()
         self._wake()
@@ -240,6 +241,33 @@ class Response:
         raise ProxyError("upstream_error", f"The provider's response broke off ({err}).")
 
     async def _next(self) -> bytes | None:
+        """The next piece of the body, inflated when it is compressed. Inflating happens here,
+        as the consumer asks, at most `_INFLATE_STEP` bytes at a time: a small compressed
+        body that inflates to gigabytes (a "zip bomb") costs the consumer time in proportion
+        to what it reads, never memory (and `read(limit)` stops it at the limit)."""
+        d = self._decoder
+        if d is None:
+            return await self._next_raw()
+        while True:
+            if self._tail:
+                try:
+                    out = d.decompress(self._tail, _INFLATE_STEP)
+                except zlib.error as e:
+                    raise ProxyError("upstream_error", f"The provider's compressed answer is corrupt ({e}).") from None
+                self._tail = d.unconsumed_tail
+                if out:
+                    return out
+                continue
+            raw = await self._next_raw()
+            if raw is None:
+                if d.eof or self._inflated_all:
+                    return None
+                self._inflated_all = True
+                rest = d.flush()
+                return rest or None
+            self._tail = raw
+
+    async def _next_raw(self) -> bytes | None:
         while not self._chunks:
             if self.done:
                 if self._error is not None:
@@ -256,12 +284,22 @@ class Response:
             self._conn.resume()
         return data
 
-    async def read(self) -> bytes:
+    async def read(self, limit: int | None = None) -> bytes:
+        """The whole body. Past `limit` bytes (inflated) it raises ProxyError(upstream_too_large)
+        and the connection is dropped on release, so an answer never costs more than that."""
+        if limit is not None:
+            for k, v in self.raw_headers:
+                if k.lower() == b"content-length" and v.strip().isdigit() and int(v) > limit and self._decoder is None:
+                    raise _too_large(limit)
         parts: list[bytes] = []
+        size = 0
         while True:
             data = await self._next()
             if data is None:
                 return parts[0] if len(parts) == 1 else b"".join(parts)
+            size += len(data)
+            if limit is not None and size > limit:
+                raise _too_large(limit)
             parts.append(data)
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:

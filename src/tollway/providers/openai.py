@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from tollway.config import ProviderSettings
+from tollway.counting import OutputTally
+from tollway.formats.openai_chat import usage_to_canonical
 from tollway.providers.base import (
-    Endpoint, ErrorClass, PreparedCall, TextCollector, UpstreamRequest, classify_http_status,
-    event_bounds, event_data, split_complete,
+    Endpoint, ErrorClass, PreparedCall, UpstreamRequest, classify_http_status, encode_json, event_type,
+    loads_object,
 )
+from tollway.sse import SSEEvent
 from tollway.usage import Usage
 
 _PATHS = {
@@ -19,38 +20,15 @@ _PATHS = {
     Endpoint.EMBEDDINGS: "/embeddings",
     Endpoint.RESPONSES: "/responses",
 }
-_USAGE_NULL = b',"usage":null'
-_USAGE_OBJ = b'"usage":{'
-_USAGE_OBJ_SPACED = b'"usage": {'
+_USAGE_NULL = b',"usage":null'  # what include_usage adds to every chunk (compact JSON)
+_USAGE_KEY = b'"usage"'
+_USAGE_NULL_KEY = b'"usage":null'
+_ERROR_KEY = b'"error"'
 
 
 def usage_from_openai(u: dict[str, Any] | None) -> Usage | None:
-    """Chat/completions/embeddings usage (`prompt_tokens`…) or Responses usage (`input_tokens`…)."""
-    if not isinstance(u, dict):
-        return None
-    if "input_tokens" in u:  # Responses API
-        details = u.get("input_tokens_details") or {}
-        out_details = u.get("output_tokens_details") or {}
-        return Usage(
-            input_tokens=u.get("input_tokens"),
-            output_tokens=u.get("output_tokens"),
-            cached_tokens=details.get("cached_tokens") or 0,
-            cache_creation_tokens=details.get("cache_write_tokens") or 0,
-            reasoning_tokens=out_details.get("reasoning_tokens") or 0,
-        )
-    details = u.get("prompt_tokens_details") or {}
-    out_details = u.get("completion_tokens_details") or {}
-    prompt = u.get("prompt_tokens")
-    completion = u.get("completion_tokens")
-    if completion is None and prompt is not None and "total_tokens" in u:
-        completion = (u.get("total_tokens") or prompt) - prompt  # embeddings: total == prompt
-    return Usage(
-        input_tokens=prompt,
-        output_tokens=completion,
-        cached_tokens=details.get("cached_tokens") or 0,
-        cache_creation_tokens=details.get("cache_write_tokens") or 0,
-        reasoning_tokens=out_details.get("reasoning_tokens") or 0,
-    )
+    """OpenAI usage of any endpoint (see `formats.openai_chat.usage_to_canonical`); None without one."""
+    return usage_to_canonical(u) if isinstance(u, dict) else None
 
 
 def chat_output_text(body: dict[str, Any]) -> str:
@@ -79,113 +57,147 @@ def responses_output_text(body: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def chat_chunk_text(obj: dict[str, Any]) -> str:
+    """The output text of one Chat Completions / Completions stream chunk."""
+    parts: list[str] = []
+    for ch in obj.get("choices") or ():
+        d = ch.get("delta") or {}
+        if isinstance(d.get("content"), str):
+            parts.append(d["content"])
+        for tc in d.get("tool_calls") or ():
+            fn = tc.get("function") or {}
+            parts.append((fn.get("name") or "") + (fn.get("arguments") or ""))
+        if isinstance(ch.get("text"), str):
+            parts.append(ch["text"])
+    return "".join(parts)
+
+
+def responses_delta_text(obj: dict[str, Any]) -> str:
+    d = obj.get("delta")
+    return d if isinstance(d, str) else ""
+
+
 class ChatStreamWatcher:
-    """Fast-path watcher for Chat Completions / legacy Completions streams."""
+    """Fast-path watcher for Chat Completions / legacy Completions streams.
 
-    __slots__ = ("usage", "first_token", "error_type", "model_served", "done", "_strip", "_collect")
+    A chunk is decoded only when it may carry something other than content: the first one
+    (the model served), and one whose bytes hold a `"usage"` key with a value other than
+    null, or an `"error"` key. Answer text cannot produce those bytes (its quotes are escaped),
+    and a false alarm only costs a decode: what counts is the decoded object's top level.
+    """
 
-    def __init__(self, strip_usage: bool) -> None:
+    __slots__ = ("usage", "first_token", "error_type", "model_served", "done", "tally", "_strip")
+
+    def __init__(self, strip_usage: bool, tally: OutputTally | None = None) -> None:
         self.done = False  # [DONE] was relayed: the client has everything
         self.usage: Usage | None = None
         self.first_token = False
         self.error_type: str | None = None
         self.model_served: str | None = None
+        self.tally = (tally or OutputTally()).use(chat_chunk_text)
         self._strip = strip_usage
-        self._collect = TextCollector()
 
-    def relay(self, block: bytes) -> bytes:
-        if not self.first_token:
+    def relay(self, events: list[SSEEvent]) -> bytes:
+        out: list[bytes] = []
+        add = self.tally.add_data
+        for ev in events:
+            data = ev.data
+            raw = ev.raw
+            if not data:
+                out.append(raw)
+                continue
+            if data == b"[DONE]":
+                self.done = True
+                out.append(raw)
+                continue
+            usage_keys = data.count(_USAGE_KEY)
+            null_usage = data.count(_USAGE_NULL_KEY) if usage_keys else 0
+            if not self.first_token or usage_keys > null_usage or _ERROR_KEY in data:
+                raw = self._decoded(ev)
+                if raw is not None:
+                    out.append(raw)
+                    continue
+                raw = ev.raw
             self.first_token = True
-            self._note_model(block)
-        if self._strip:
-            block = block.replace(_USAGE_NULL, b"")
-        pos = block.find(_USAGE_OBJ)
-        if pos < 0:
-            pos = block.find(_USAGE_OBJ_SPACED)
-        if pos >= 0:
-            start, end = event_bounds(block, pos)
-            try:
-                obj = orjson.loads(event_data(block[start:end]))
-            except orjson.JSONDecodeError:
-                obj = None
-            if isinstance(obj, dict):
-                self.usage = usage_from_openai(obj.get("usage"))
-                if self._strip and not obj.get("choices"):
-                    block = block[:start] + block[end:]
-        elif b'"error":{' in block:
+            add(data)
+            if null_usage and self._strip:
+                raw = raw.replace(_USAGE_NULL, b"")
+            out.append(raw)
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def _decoded(self, ev: SSEEvent) -> bytes | None:
+        """A chunk that may be more than content, decoded: the bytes to relay when it is not a
+        content chunk (an error, the usage-only chunk), else None."""
+        obj = loads_object(ev.data)
+        if obj is None:
+            return None
+        if not self.first_token:
+            self._note_model(obj)
+        if obj.get("error"):
             self.error_type = "stream_error"
-        if b"data: [DONE]" in block:
-            self.done = True
-        self._collect.add(block)
-        return block
+            self.done = True  # an error ends the stream; the SDK hangs up on it
+            return ev.raw
+        u = obj.get("usage")
+        if isinstance(u, dict):
+            self.usage = usage_from_openai(u)
+            if not obj.get("choices"):  # the usage-only chunk
+                return b"" if self._strip else ev.raw
+        return None
 
-    def _note_model(self, block: bytes) -> None:
-        i = block.find(b'"model":"')
-        if i >= 0:
-            j = block.find(b'"', i + 9)
-            if j > 0:
-                self.model_served = block[i + 9 : j].decode("utf-8", "replace")
-
-    def output_text(self) -> str:
-        parts: list[str] = []
-        for obj in self._collect.events():
-            for ch in obj.get("choices") or ():
-                d = ch.get("delta") or {}
-                if isinstance(d.get("content"), str):
-                    parts.append(d["content"])
-                for tc in d.get("tool_calls") or ():
-                    fn = tc.get("function") or {}
-                    parts.append((fn.get("name") or "") + (fn.get("arguments") or ""))
-                if isinstance(ch.get("text"), str):
-                    parts.append(ch["text"])
-        return "".join(parts)
+    def _note_model(self, obj: dict[str, Any]) -> None:
+        m = obj.get("model")
+        if isinstance(m, str):
+            self.model_served = m
 
 
 class ResponsesStreamWatcher:
     """Fast-path watcher for Responses API streams: usage arrives in response.completed."""
 
-    __slots__ = ("usage", "first_token", "error_type", "model_served", "done", "_collect")
+    __slots__ = ("usage", "first_token", "error_type", "model_served", "done", "tally")
 
-    _FINAL = (b'"response.completed"', b'"response.incomplete"', b'"response.failed"')
+    _FINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+    _TEXT = frozenset({"response.output_text.delta", "response.function_call_arguments.delta"})
 
-    def __init__(self) -> None:
+    def __init__(self, tally: OutputTally | None = None) -> None:
         self.done = False
         self.usage: Usage | None = None
         self.first_token = False
         self.error_type: str | None = None
         self.model_served: str | None = None
-        self._collect = TextCollector()
+        self.tally = (tally or OutputTally()).use(responses_delta_text)
 
-    def relay(self, block: bytes) -> bytes:
-        if not self.first_token and b".delta" in block:
-            self.first_token = True
-        for marker in self._FINAL:
-            pos = block.find(marker)
-            if pos >= 0:
-                start, end = event_bounds(block, pos)
-                try:
-                    obj = orjson.loads(event_data(block[start:end]))
-                except orjson.JSONDecodeError:
+    def relay(self, events: list[SSEEvent]) -> bytes:
+        for ev in events:
+            t = event_type(ev)
+            if t is None:
+                continue
+            if t.endswith(".delta"):
+                self.first_token = True
+                if t in self._TEXT:
+                    self.tally.add_data(ev.data)
+            elif t in self._FINAL:
+                obj = loads_object(ev.data)
+                if obj is None:
                     continue
-                resp = obj.get("response") or {}
+                resp = obj.get("response")
+                resp = resp if isinstance(resp, dict) else {}
                 self.done = True
                 self.usage = usage_from_openai(resp.get("usage"))
-                self.model_served = resp.get("model") or self.model_served
-                if marker == b'"response.failed"':
+                m = resp.get("model")
+                if isinstance(m, str) and m:
+                    self.model_served = m
+                if t == "response.failed":
                     self.error_type = "response_failed"
-        if b'"type":"error"' in block:
-            self.error_type = "stream_error"
-        self._collect.add(block)
-        return block
-
-    def output_text(self) -> str:
-        parts: list[str] = []
-        for obj in self._collect.events():
-            if obj.get("type") in (
-                "response.output_text.delta", "response.function_call_arguments.delta"
-            ):
-                parts.append(obj.get("delta") or "")
-        return "".join(parts)
+            elif t == "response.created":  # the model, in case the stream never completes
+                obj = loads_object(ev.data)
+                resp = obj.get("response") if obj is not None else None
+                m = resp.get("model") if isinstance(resp, dict) else None
+                if isinstance(m, str) and m:
+                    self.model_served = m
+            elif t == "error":
+                self.error_type = "stream_error"
+                self.done = True
+        return events[0].raw if len(events) == 1 else b"".join(ev.raw for ev in events)
 
 
 class OpenAIProvider:
@@ -203,14 +215,15 @@ class OpenAIProvider:
     def __repr__(self) -> str:
         return f"OpenAIProvider(id={self.id!r}, base_url={self._base!r})"
 
-    def auth_headers(self) -> dict[str, str]:
-        key = self.settings.api_key
-        return {"authorization": f"Bearer {key.get_secret_value()}"} if key else {}
+    def auth_headers(self, api_key: str | None = None) -> dict[str, str]:
+        """The headers carrying the provider key (or `api_key`, a Tollway key's own credential)."""
+        key = api_key or (self.settings.api_key.get_secret_value() if self.settings.api_key else None)
+        return {"authorization": f"Bearer {key}"} if key else {}
 
     def prepare(self, endpoint: Endpoint, body: dict[str, Any], raw: bytes, upstream_model: str,
                 stream: bool, client_headers: dict[bytes, bytes]) -> PreparedCall:
         edited = False
-        if body.get("model") != upstream_model:
+        if upstream_model and body.get("model") != upstream_model:  # "": the body names none (stored prompt)
             body["model"] = upstream_model
             edited = True
         injected = False
@@ -219,7 +232,7 @@ class OpenAIProvider:
             if not (isinstance(opts, dict) and opts.get("include_usage")):
                 body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
                 injected = edited = True
-        data = orjson.dumps(body) if edited else raw
+        data = encode_json(body) if edited else raw
         req = UpstreamRequest("POST", self._base + _PATHS[endpoint], self._json_headers, data)
         return PreparedCall(req, injected_usage_option=injected)
 
@@ -235,10 +248,10 @@ class OpenAIProvider:
             return responses_output_text(body)
         return chat_output_text(body)
 
-    def stream_watcher(self, endpoint: Endpoint, injected_usage_option: bool):
+    def stream_watcher(self, endpoint: Endpoint, injected_usage_option: bool, tally: OutputTally | None = None):
         if endpoint == Endpoint.RESPONSES:
-            return ResponsesStreamWatcher()
-        return ChatStreamWatcher(strip_usage=injected_usage_option)
+            return ResponsesStreamWatcher(tally)
+        return ChatStreamWatcher(strip_usage=injected_usage_option, tally=tally)
 
     def classify_error(self, status: int, body: bytes) -> ErrorClass:
         return classify_http_status(status)
@@ -248,4 +261,4 @@ class OpenAIProvider:
         return url + "?" + query.decode("latin-1") if query else url
 
 
-__all__ = ["OpenAIProvider", "usage_from_openai", "split_complete"]
+__all__ = ["OpenAIProvider", "usage_from_openai"]

@@ -19,7 +19,9 @@ class UpstreamResponse(Protocol):
     status: int
     raw_headers: Sequence[tuple[bytes, bytes]]
 
-    async def read(self) -> bytes: ...
+    async def read(self, limit: int | None = None) -> bytes:
+        """The whole body; past `limit` bytes, ProxyError("upstream_too_large")."""
+        ...
 
     def iter_chunks(self) -> AsyncIterator[bytes]: ...
 

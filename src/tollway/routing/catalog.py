@@ -20,6 +20,12 @@ if TYPE_CHECKING:
     from tollway.providers.transport import Transport
 
 _GLOB = frozenset("*?[")
+# What a client asking a provider for an endpoint it lacks can do instead (by endpoint value).
+_UNOFFERED_HINT = {
+    "completions": " Legacy completions reach OpenAI-format providers only (OpenAI, Azure, local servers): "
+                   "send the prompt as a user message to /v1/chat/completions (LlamaIndex: is_chat_model=True).",
+    "embeddings": " Embeddings need a model of a provider that has them (OpenAI, Azure, Gemini, local servers).",
+}
 
 
 def is_pattern(name: str) -> bool:
@@ -27,6 +33,7 @@ def is_pattern(name: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+
 class Deployment:
     provider: "Provider"
     transport: "Transport"
@@ -43,12 +50,20 @@ class Catalog:
         self._cache: dict[str, Deployment | None] = {}
         self._discovered: dict[str, tuple[str, ...]] = {}  # provider id -> model ids, in listed order
         self._discovered_sets: dict[str, frozenset[str]] = {}
+        self._listings: dict[str, tuple[str, ...]] = {}  # provider id -> what its upstream lists (glob providers)
         # The background model discovery of this catalog's providers (started by AppState.open).
         self.discovery: Any = None
+        # The periodic look at what glob providers' upstreams list (providers.model_listing).
+        self.listing: Any = None
 
     @property
     def providers(self) -> list["Provider"]:
         return [p for p, _ in self._providers]
+
+    @property
+    def transports(self) -> list["Transport"]:
+        """The transport of each provider, in the order of `providers`."""
+        return [t for _, t in self._providers]
 
     def provider(self, provider_id: str) -> "Provider | None":
         entry = self._by_id.get(provider_id)
@@ -76,6 +91,15 @@ class Catalog:
         self._discovered_sets[provider_id] = frozenset(clean)
         self._cache.clear()  # a name may now resolve elsewhere (or at all)
         return True
+
+    def set_listing(self, provider_id: str, models: list[str] | tuple[str, ...]) -> None:
+        """What a glob provider's upstream lists (see `providers.model_listing`): /v1/models shows
+        the names its patterns match instead of the price data's. Routing is not affected."""
+        self._listings[provider_id] = tuple(dict.fromkeys(m for m in models if isinstance(m, str) and m))
+
+    def upstream_listing(self, provider_id: str) -> tuple[str, ...]:
+        """What `set_listing()` last recorded for a provider (empty when nothing yet)."""
+        return self._listings.get(provider_id, ())
 
     def discovered(self, provider_id: str) -> tuple[str, ...]:
         return self._discovered.get(provider_id, ())
@@ -118,6 +142,10 @@ class Catalog:
         return None
 
     def require(self, model: str, endpoint: "Endpoint") -> Deployment:
+        prov_id, sep, rest = model.partition(":")
+        if sep and not rest.strip() and prov_id in self._by_id:
+            raise ProxyError("invalid_request", f"The model '{model}' names provider '{prov_id}' but no model; "
+                             f"write '{prov_id}:MODEL'.", param="model")
         dep = self.resolve(model)
         if dep is None:
             if self.discovery is not None:
@@ -133,7 +161,7 @@ class Catalog:
             raise ProxyError(
                 "invalid_request",
                 f"The model '{model}' is served by provider '{dep.provider.id}' ({dep.provider.kind}), "
-                f"which does not offer this endpoint.",
+                f"which does not offer this endpoint.{_UNOFFERED_HINT.get(endpoint.value, '')}",
                 param="model",
             )
         return dep
@@ -164,15 +192,18 @@ class Catalog:
                 if not is_pattern(m) and m not in seen:
                     out.append((m, p.id))
                     seen.add(m)
-        if self._known_models is not None:
-            # patterns (`gpt-*`) list the known models they match that route to this provider
-            for p, _ in self._providers:
-                if not any(is_pattern(m) for m in p.settings.models):
-                    continue
-                for m in self._known_models(p.kind):
-                    if m not in seen:
-                        dep = self.resolve(m)
-                        if dep is not None and dep.provider is p:
-                            out.append((m, p.id))
-                            seen.add(m)
+        # patterns (`gpt-*`) list the models they match that route to this provider: those its
+        # upstream lists when it answered, else the known models of the price data
+        for p, _ in self._providers:
+            if not any(is_pattern(m) for m in p.settings.models):
+                continue
+            candidates = self._listings.get(p.id)
+            if candidates is None:
+                candidates = tuple(self._known_models(p.kind)) if self._known_models is not None else ()
+            for m in candidates:
+                if m not in seen:
+                    dep = self.resolve(m)
+                    if dep is not None and dep.provider is p:
+                        out.append((m, p.id))
+                        seen.add(m)
         return out

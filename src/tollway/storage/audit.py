@@ -17,7 +17,8 @@ from tollway.storage.schema import audit_log
 
 # Field names whose values are never written, at any depth.
 _SECRET_NAMES = ("key", "secret", "token", "password", "credential", "authorization")
-_NOT_SECRET = frozenset({"key_id", "public_id", "key_prefix", "keys", "api_key_set", "has_key"})
+_NOT_SECRET = frozenset({"key_id", "public_id", "key_prefix", "keys", "api_key_set", "has_key", "max_tokens",
+                         "tokens", "input_tokens", "output_tokens"})
 
 
 def _is_secret_name(name: str) -> bool:

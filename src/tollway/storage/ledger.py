@@ -12,8 +12,15 @@ failure was reported is never stored twice. Records the store refuses on their o
 (integrity or data errors) are found by retrying the batch row by row and are dead-lettered
 instead of blocking the rest.
 
-An optional `outbox` (billing events, see `tollway.billing.outbox`) writes its rows in the
-same transaction as each batch, so an event exists exactly when its record was stored.
+Rows get their insertion-order `seq` from the store (schema.py). Inserts of one process go
+one at a time (the writer's batches and replay's), and on Postgres each batch's transaction
+first takes an advisory lock, so sequence numbers are assigned in commit order across
+instances too: an exporter reading `seq > N` never skips a row that commits later.
+
+In the transaction that stores a batch, the rollups (`rollup.py`, read by the stats) are
+updated with the rows it really added. An optional `outbox` (billing events, see
+`tollway.billing.outbox`) writes its rows in the same transaction as each batch, so an event
+exists exactly when its record was stored.
 
 Everything here runs on the event loop thread; `put()` must be called from that thread.
 """
@@ -23,18 +30,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import insert, text
+from sqlalchemy import insert, literal_column, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
-from tollway.storage.rows import row_from_record
+from tollway.storage.rollup import RollupWriter
+from tollway.storage.rows import ROW_COLUMNS, row_from_record
 from tollway.storage.schema import usage_records
 from tollway.storage.spool import Spool
 from tollway.usage import UsageRecord
@@ -42,6 +51,11 @@ from tollway.usage import UsageRecord
 log = logging.getLogger(__name__)
 
 _BAD_VALUE = (TypeError, ValueError, AttributeError, OverflowError)
+
+# Serialises batch inserts of every instance on one Postgres, so `seq` follows commit order.
+_PG_INSERT_LOCK = 7_316_401_203_118_771_778
+# SQLite has no sequences: the next `seq`, computed inside the (serialised) insert.
+_SQLITE_NEXT_SEQ = literal_column("(SELECT COALESCE(MAX(seq), 0) + 1 FROM usage_records)")
 
 
 class CompanionRows(Protocol):
@@ -64,11 +78,19 @@ def _is_row_error(exc: BaseException) -> bool:
     return isinstance(exc, _BAD_VALUE)
 
 
+def _plain_insert(engine: AsyncEngine) -> Insert:
+    stmt = insert(usage_records)
+    return stmt.values(seq=_SQLITE_NEXT_SEQ) if engine.dialect.name == "sqlite" else stmt
+
+
 def _idempotent_insert(engine: AsyncEngine) -> Insert:
     dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(engine.dialect.name)
     if dialect is None:
         raise ValueError(f"unsupported store dialect: {engine.dialect.name}")
-    return dialect.insert(usage_records).on_conflict_do_nothing(index_elements=["trace_id"])
+    stmt = dialect.insert(usage_records)
+    if engine.dialect.name == "sqlite":
+        stmt = stmt.values(seq=_SQLITE_NEXT_SEQ)
+    return stmt.on_conflict_do_nothing(index_elements=["trace_id"])
 
 
 def _driver_statement(engine: AsyncEngine, stmt: Insert) -> tuple[str, tuple[str, ...]] | None:
@@ -79,10 +101,23 @@ def _driver_statement(engine: AsyncEngine, stmt: Insert) -> tuple[str, tuple[str
     """
     if engine.dialect.name != "sqlite":
         return None
-    compiled = stmt.compile(dialect=engine.dialect)
+    compiled = stmt.compile(dialect=engine.dialect, column_keys=list(ROW_COLUMNS))
     if not compiled.positiontup:
         return None
     return str(compiled), tuple(compiled.positiontup)
+
+
+async def _not_stored_yet(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of a replayed batch that the store does not have yet (ON CONFLICT DO NOTHING
+    will skip the others, and the batch hooks must not count them again)."""
+    ids = [r["trace_id"] for r in rows]
+    stored = set((await conn.execute(select(usage_records.c.trace_id).where(usage_records.c.trace_id.in_(ids))))
+                 .scalars())
+    fresh: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["trace_id"] not in stored:
+            fresh.setdefault(r["trace_id"], r)  # a record spooled twice is stored once
+    return list(fresh.values())
 
 
 class LedgerWriter:
@@ -91,7 +126,10 @@ class LedgerWriter:
     Counters: `written` (records stored, replays included), `replayed` (of those, how many
     came from the spool), `spooled` (records ever appended to the spool), `rejected`
     (dead-lettered), `lost` (only when both the store and the spool disk failed at stop),
-    `write_errors` (failed store writes), `pending` (queued or in flight now).
+    `write_errors` (failed store writes), `pending` (queued or in flight now), `batch_fallbacks` (batches the store refused whole
+    and that were retried row by row), and from the spool, `unreplayable` (spool lines that
+    could not be read back, e.g. cut by a crash: dead-lettered, never silently dropped).
+    `last_write` is the unix time of the last successful store write.
     """
 
     def __init__(
@@ -112,11 +150,15 @@ class LedgerWriter:
         self._flush_interval = flush_interval
         self._max_queue = max(1, max_queue)
         self._replay_interval = replay_interval
-        self._insert = insert(usage_records)
+        self._insert = _plain_insert(engine)
         self._replay_insert = _idempotent_insert(engine)
+        self._pg = engine.dialect.name == "postgresql"
+        self._insert_lock = asyncio.Lock()  # one insert transaction at a time: seq in commit order
+        self._write_started: float | None = None  # monotonic start of the insert in flight
         self._driver_sql = {
             id(st): _driver_statement(engine, st) for st in (self._insert, self._replay_insert)
         }
+        self._rollups = RollupWriter(engine.dialect)
 
         self._queue: deque[UsageRecord] = deque()
         self._wake = asyncio.Event()
@@ -135,6 +177,8 @@ class LedgerWriter:
         self.spooled = 0
         self.rejected = 0
         self.lost = 0
+        self.batch_fallbacks = 0
+        self.last_write: float | None = None
         self.write_errors = 0
 
     # -- public API -------------------------------------------------------------------------
@@ -151,6 +195,23 @@ class LedgerWriter:
     @property
     def spool_dir(self) -> Path:
         return self._spool.directory
+
+    @property
+    def unreplayable(self) -> int:
+        return self._spool.unreadable
+
+    @property
+    def write_stalled_secs(self) -> float:
+        """How long the store write in flight has been running (0 when none is)."""
+        started = self._write_started
+        return 0.0 if started is None else time.monotonic() - started
+
+    def spool_bytes(self) -> int:
+        """Bytes waiting in the spool for the store (dead letters not included)."""
+        return self._spool.size()
+
+    def dead_letter_bytes(self) -> int:
+        return self._spool.rejected_size()
 
     def put(self, record: UsageRecord) -> None:
         """Queue a record. Never blocks on the store and never raises."""
@@ -295,6 +356,7 @@ class LedgerWriter:
         else:
             self.written += len(records)
             return None
+        self.batch_fallbacks += 1
         for i, record in enumerate(records):
             try:
                 await self._insert_records(stmt, [record])
@@ -310,14 +372,24 @@ class LedgerWriter:
     async def _insert_records(self, stmt: Insert, records: Sequence[UsageRecord]) -> None:
         rows = [row_from_record(r) for r in records]
         driver = self._driver_sql.get(id(stmt))
-        async with self._engine.begin() as conn:
-            if driver is None:
-                await conn.execute(stmt, rows)
-            else:
-                sql, keys = driver
-                await conn.exec_driver_sql(sql, [tuple(row[k] for k in keys) for row in rows])
-            if self._outbox is not None:
-                await self._outbox.write(conn, records)
+        async with self._insert_lock:
+            self._write_started = time.monotonic()
+            try:
+                async with self._engine.begin() as conn:
+                    if self._pg:
+                        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_INSERT_LOCK})
+                    fresh = rows if stmt is self._insert else await _not_stored_yet(conn, rows)
+                    if driver is None:
+                        await conn.execute(stmt, rows)
+                    else:
+                        sql, keys = driver
+                        await conn.exec_driver_sql(sql, [tuple(row[k] for k in keys) for row in rows])
+                    await self._rollups.add(conn, fresh)  # rows a replay found already stored count once
+                    if self._outbox is not None:
+                        await self._outbox.write(conn, records)
+            finally:
+                self._write_started = None
+        self.last_write = time.time()
 
     def _store_down(self, exc: BaseException) -> None:
         self.write_errors += 1

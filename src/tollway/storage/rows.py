@@ -20,11 +20,37 @@ log = logging.getLogger(__name__)
 
 _RECORD_FIELDS = frozenset(f.name for f in fields(UsageRecord))
 _USAGE_FIELDS = frozenset(f.name for f in fields(Usage))
+_TEXT_COLUMNS = ("trace_id", "route", "method", "path", "provider", "model_requested", "model_served", "cost_note",
+                 "error_type", "key_id", "project", "source", "customer")
+
+
+def storable_text(value: str) -> str:
+    """`value` as every store can keep it: Postgres refuses NUL in text, and any string that
+    is not valid UTF-8 (a lone surrogate), so such characters become U+FFFD. Done to every row,
+    on every engine, so one request's odd slug or path never costs a record, nor makes the
+    writer retry its batch row by row."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            # a lone surrogate survives the round trip through UTF-16 only as U+FFFD
+            value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
+
+
+def _nanousd(v: Decimal | None) -> int | None:
+    try:
+        return nanousd_from_decimal(v)
+    except (ValueError, TypeError, ArithmeticError):
+        return None
 
 
 def row_from_record(r: UsageRecord) -> dict[str, Any]:
     """The `usage_records` row for a record. Never raises on a bad cost: the row keeps a
-    NULL cost and says why in `cost_note`, because losing the call is worse."""
+    NULL cost and says why in `cost_note`, because losing the call is worse. Text is made
+    storable (`storable_text`)."""
     u = r.usage
     cost_note = r.cost_note
     try:
@@ -32,7 +58,7 @@ def row_from_record(r: UsageRecord) -> dict[str, Any]:
     except (ValueError, TypeError, ArithmeticError):
         log.warning("ledger: unstorable cost %r on trace %s", r.cost_usd, r.trace_id)
         cost, cost_note = None, f"invalid cost {r.cost_usd!r}"
-    return {
+    row = {
         "trace_id": r.trace_id,
         "ts": r.ts,
         "route": r.route,
@@ -60,7 +86,20 @@ def row_from_record(r: UsageRecord) -> dict[str, Any]:
         "project": r.project,
         "source": r.source,
         "customer": r.customer,
+        "team": r.team,
+        "guard_findings": r.guard_findings,
+        "cache": r.cache,
+        "cost_saved_nanousd": _nanousd(r.cost_saved_usd),
     }
+    for name in _TEXT_COLUMNS:
+        value = row[name]
+        if isinstance(value, str) and (not value.isascii() or "\x00" in value):
+            row[name] = storable_text(value)
+    return row
+
+
+ROW_COLUMNS: tuple[str, ...] = tuple(row_from_record(UsageRecord("", 0.0, "")))  # what a written row sets
+
 
 
 def _json_default(obj: Any) -> Any:
@@ -85,8 +124,9 @@ def record_from_json(line: bytes | str) -> UsageRecord:
     data = orjson.loads(line)
     usage = Usage(**{k: v for k, v in (data.get("usage") or {}).items() if k in _USAGE_FIELDS})
     kwargs = {k: v for k, v in data.items() if k in _RECORD_FIELDS and k != "usage"}
-    cost = kwargs.get("cost_usd")
-    kwargs["cost_usd"] = None if cost is None else Decimal(str(cost))
+    for name in ("cost_usd", "cost_saved_usd"):
+        cost = kwargs.get(name)
+        kwargs[name] = None if cost is None else Decimal(str(cost))
     return UsageRecord(usage=usage, **kwargs)
 
 
@@ -100,7 +140,7 @@ API_FIELDS = (
     "model_served", "stream", "input_tokens", "output_tokens", "cached_tokens",
     "cache_creation_tokens", "reasoning_tokens", "total_tokens", "tokens_estimated",
     "cost_usd", "cost_note", "latency_ms", "ttft_ms", "status", "error_type", "cancelled",
-    "key_id", "project", "source", "customer",
+    "key_id", "project", "source", "customer", "team", "seq", "guard_findings", "cache", "cost_saved_usd",
 )  # fmt: skip
 
 
@@ -109,5 +149,7 @@ def api_row(row: Mapping[str, Any]) -> dict[str, Any]:
     derived = {
         "time": iso_utc(row["ts"]),
         "cost_usd": format_usd(decimal_from_nanousd(row["cost_nanousd"])),
+        "guard_findings": orjson.loads(row["guard_findings"]) if row.get("guard_findings") else None,
+        "cost_saved_usd": format_usd(decimal_from_nanousd(row["cost_saved_nanousd"])),
     }
     return {k: derived[k] if k in derived else row[k] for k in API_FIELDS}

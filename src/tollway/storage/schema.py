@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    PrimaryKeyConstraint,
     Boolean,
     Column,
     Float,
@@ -64,6 +65,16 @@ usage_records = Table(
     Column("project", String),
     Column("source", String),
     Column("customer", String),
+    Column("team", String),  # the key's team (0006_keys)
+    # Insertion order, for exporters (`GET /v1/records?after_seq=`): unlike `ts` (the call's
+    # start) it never goes back, whatever a call's length or a spool replay's delay. Assigned
+    # by the store as the row is written, in commit order: a sequence default and one
+    # transaction-level advisory lock per batch on Postgres, MAX + 1 inside the writer's
+    # serialised insert on SQLite (see ledger.py).
+    Column("seq", BigInteger),
+    Column("guard_findings", Text),  # JSON: sanitizer finding types and counts, never values
+    Column("cache", String),  # response cache outcome (hit, semantic_hit, miss, refresh, skip)
+    Column("cost_saved_nanousd", BigInteger),  # a cache hit: the cost of the cached answer
 )
 
 Index("ix_usage_records_ts", usage_records.c.ts, usage_records.c.trace_id)
@@ -72,9 +83,13 @@ Index("ix_usage_records_source", usage_records.c.source, usage_records.c.ts)
 Index("ix_usage_records_customer", usage_records.c.customer, usage_records.c.ts)
 Index("ix_usage_records_model_requested", usage_records.c.model_requested, usage_records.c.ts)
 Index("ix_usage_records_key_id", usage_records.c.key_id, usage_records.c.ts)
+Index("ix_usage_records_team", usage_records.c.team, usage_records.c.ts)
+Index("ix_usage_records_seq", usage_records.c.seq, unique=True)
 
-# Conversations kept for the Responses API on providers that have no state of their own
-# (see storage/responses.py). `conversation` is every input and output item up to the response.
+# Responses kept for the Responses API on providers that have no state of their own
+# (see storage/responses.py). `conversation` is the response's own items (input, then output;
+# `input_count` of them input), `previous_id` the response it continues: the history is rebuilt
+# by walking the links. Rows older than migration 0004 hold their whole conversation, no link.
 responses = Table(
     "responses",
     metadata,
@@ -85,7 +100,13 @@ responses = Table(
     Column("key_id", String),
     Column("response", Text, nullable=False),
     Column("conversation", Text, nullable=False),
+    Column("previous_id", String(80)),
+    Column("input_count", Integer),
+    Column("depth", Integer, nullable=False, server_default="1"),  # turns up to and including this one
+    Column("chain_bytes", BigInteger, nullable=False, server_default="0"),  # item bytes up to and including it
 )
+
+Index("ix_responses_created_at", responses.c.created_at)
 
 # Billing events waiting for (or done with) delivery to a webhook sink (see tollway/billing/).
 # Rows are written in the same transaction as their usage record. `event_id` is
@@ -124,3 +145,174 @@ audit_log = Table(
     Column("after", Text),
 )
 Index("ix_audit_log_target", audit_log.c.target, audit_log.c.id)
+
+
+# Aggregates of usage_records kept by the ledger writer in the same transaction as the rows
+# (storage/rollup.py), read by /v1/stats, the portal and `tollway usage` (storage/stats.py). They
+# outlive the raw records (retention). An attribute that was NULL on the record is "" here.
+#
+# usage_facets: per hour ("h") and UTC day ("d"), per facet ("total", or one attribute: model,
+#   project, source, customer, key, provider) and its value, per status: the sums. Small and
+#   fast: what unfiltered questions and single-attribute breakdowns read.
+# usage_daily: per UTC day and every attribute at once: answers filtered questions.
+# usage_latency: the latency ("l") and time-to-first-token ("t") histograms of usage_facets
+#   (see histogram.py), one row per non-empty bin: per hour and day for "total", per day for
+#   the attribute facets (their partial days come from the records).
+ROLLUP_DIMS = ("model", "model_requested", "project", "source", "customer", "key_id", "provider")
+ROLLUP_SUMS = ("requests", "input_tokens", "output_tokens", "cached_tokens", "cache_creation_tokens",
+               "reasoning_tokens", "total_tokens", "cost_nanousd", "priced", "latency_n", "latency_sum",
+               "ttft_n", "ttft_sum", "cache_hits", "cost_saved_nanousd")
+ROLLUP_MINS = ("latency_min", "ttft_min")
+ROLLUP_MAXES = ("latency_max", "ttft_max", "last_ts")
+MEASURES = (*ROLLUP_SUMS, *ROLLUP_MINS, *ROLLUP_MAXES)
+_FLOAT_MEASURES = frozenset({"latency_sum", "ttft_sum", "latency_min", "ttft_min", "latency_max", "ttft_max",
+                             "last_ts"})
+_NULLABLE_MEASURES = frozenset({"latency_min", "ttft_min", "latency_max", "ttft_max"})
+
+
+def measure_columns() -> list[Column]:
+    # sums are never NULL (a NULL on the record adds 0); min and max are NULL without a value
+    return [Column(m, Float if m in _FLOAT_MEASURES else BigInteger, nullable=m in _NULLABLE_MEASURES)
+            for m in MEASURES]
+
+
+usage_facets = Table(
+    "usage_facets",
+    metadata,
+    Column("grain", String(1), nullable=False),
+    Column("facet", String(16), nullable=False),
+    Column("bucket", BigInteger, nullable=False),  # unix seconds: start of the hour or UTC day
+    Column("value", String, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("error", Integer, nullable=False),  # 1: status >= 400 or an error_type
+    *measure_columns(),
+    PrimaryKeyConstraint("grain", "facet", "bucket", "value", "status", "error"),
+    sqlite_with_rowid=False,  # SQLite: clustered on the key, so a facet's time range is one contiguous read
+)
+
+usage_daily = Table(
+    "usage_daily",
+    metadata,
+    Column("day", BigInteger, nullable=False),
+    *(Column(d, String, nullable=False) for d in ROLLUP_DIMS),
+    Column("status", Integer, nullable=False),
+    Column("error", Integer, nullable=False),
+    *measure_columns(),
+    PrimaryKeyConstraint("day", *ROLLUP_DIMS, "status", "error"),
+    sqlite_with_rowid=False,
+)
+
+usage_latency = Table(
+    "usage_latency",
+    metadata,
+    Column("grain", String(1), nullable=False),
+    Column("facet", String(16), nullable=False),
+    Column("bucket", BigInteger, nullable=False),
+    Column("value", String, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("error", Integer, nullable=False),
+    Column("metric", String(1), nullable=False),  # "l": latency, "t": time to first token
+    Column("bin", Integer, nullable=False),
+    Column("n", BigInteger, nullable=False),
+    PrimaryKeyConstraint("grain", "facet", "bucket", "value", "status", "error", "metric", "bin"),
+    sqlite_with_rowid=False,
+)
+
+# Providers added at run time through POST /v1/providers (providers/runtime.py). `settings` is
+# the ProviderSettings JSON without credentials; the key and headers are sealed by SecretBox.
+runtime_providers = Table(
+    "runtime_providers",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("kind", String, nullable=False),
+    Column("settings", Text, nullable=False),
+    Column("api_key_sealed", Text),
+    Column("headers_sealed", Text),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String, nullable=False),
+)
+
+# Change markers: a version number per shared setting, bumped with each change, which every
+# instance polls to learn that it must reload (e.g. "providers").
+store_markers = Table(
+    "store_markers",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
+
+# Keys, teams / projects / customers and budgets managed through the admin API or the CLI
+# (policy/store.py). Keys are kept as SHA-256 hashes only; provider credentials sealed
+# (secrets.SecretBox). `policy_version` is the change marker every instance polls.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),  # the public id, "k..." (the key is tw-<id>-<secret>)
+    Column("name", String, nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),  # hex SHA-256 of the whole key
+    Column("prev_hash", String(64)),  # the secret before the last rotation ...
+    Column("prev_valid_until", Float),  # ... valid until then (the grace period)
+    Column("roles", Text, nullable=False),  # JSON list
+    Column("team", String),
+    Column("project", String),
+    Column("customer", String),
+    Column("rpm", Integer),
+    Column("tpm", BigInteger),
+    Column("max_concurrency", Integer),
+    Column("queue_timeout_ms", Integer, nullable=False),
+    Column("models", Text),  # JSON list of globs; NULL: every model
+    Column("max_tokens", Integer),
+    Column("max_body_bytes", BigInteger),
+    Column("credentials", Text),  # JSON {provider kind: sealed value}
+    Column("expires_at", Float),
+    Column("revoked_at", Float),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+key_groups = Table(
+    "key_groups",
+    metadata,
+    Column("kind", String(16), primary_key=True),  # team | project | customer
+    Column("id", String(200), primary_key=True),
+    Column("name", String),
+    Column("rpm", Integer),
+    Column("tpm", BigInteger),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("scope", String(16), nullable=False),  # key | team | project | customer
+    Column("target", String(200), nullable=False),
+    Column("limit_nanousd", BigInteger, nullable=False),
+    Column("window", String(16), nullable=False),  # day | week | month | total
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_budgets_scope_target", budgets.c.scope, budgets.c.target)
+
+policy_version = Table(
+    "policy_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Request and response bodies of calls made with [store] log_bodies (storage/bodies.py),
+# already redacted; deleted after [store] body_retention_days.
+record_bodies = Table(
+    "record_bodies",
+    metadata,
+    Column("trace_id", String(36), primary_key=True),
+    Column("ts", Float, nullable=False),
+    Column("request", Text, nullable=False),
+    Column("response", Text, nullable=False),
+    Column("request_truncated", Boolean, nullable=False),
+    Column("response_truncated", Boolean, nullable=False),
+)
+Index("ix_record_bodies_ts", record_bodies.c.ts)

@@ -11,6 +11,10 @@ Layout of the spool directory:
 - `rejected.jsonl`: dead letters: records the store refuses on their own merits (a
   constraint or type error) and unreadable spool lines. Kept for an operator; never replayed.
 
+Appends are fsynced (and so is the directory when a file is new): a record the writer has
+handed to the spool survives a crash of the machine, not only of the process. A line a crash
+cut short cannot be read back: it is dead-lettered, counted (`unreadable`) and logged.
+
 All methods are synchronous and do small amounts of local disk I/O; they are called from the
 event loop only on the failure path.
 """
@@ -33,14 +37,26 @@ REJECTED = "rejected.jsonl"
 SEGMENT_GLOB = "replay-*.jsonl"
 
 
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _append(path: Path, data: bytes) -> None:
+    created = not path.exists()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
+        os.fsync(fd)
     finally:
         os.close(fd)
+    if created:
+        _fsync_dir(path.parent)
 
 
 def _line(record: UsageRecord) -> bytes:
@@ -56,6 +72,7 @@ class Spool:
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
+        self.unreadable = 0  # lines that could not be read back (dead-lettered), since start
 
     @property
     def active_path(self) -> Path:
@@ -90,6 +107,22 @@ class Spool:
     def segments(self) -> list[Path]:
         return sorted(self.directory.glob(SEGMENT_GLOB))
 
+    def size(self) -> int:
+        """Bytes waiting to be replayed: the active file and the segments."""
+        total = 0
+        for path in (self.active_path, *self.segments()):
+            try:
+                total += path.stat().st_size
+            except FileNotFoundError:
+                pass
+        return total
+
+    def rejected_size(self) -> int:
+        try:
+            return self.rejected_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
     def has_data(self) -> bool:
         try:
             if self.active_path.stat().st_size > 0:
@@ -120,7 +153,9 @@ class Spool:
                 try:
                     batch.append((start, record_from_json(line)))
                 except (ValueError, TypeError, ArithmeticError) as exc:
-                    self.reject([line], f"unreadable spool line in {segment.name}: {exc}")
+                    self.unreadable += 1
+                    self.reject([line], f"UNREPLAYABLE spool line in {segment.name} (record lost to the "
+                                        f"ledger; {self.unreadable} since start): {exc}")
                     continue
                 if len(batch) >= batch_size:
                     yield batch
@@ -131,11 +166,15 @@ class Spool:
     def keep_from(self, segment: Path, offset: int) -> None:
         """Cut a segment down to its bytes from `offset` on (what is not yet stored)."""
         tmp = segment.with_suffix(".tmp")
-        with segment.open("rb") as src, tmp.open("wb") as dst:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with segment.open("rb") as src, os.fdopen(fd, "wb") as dst:
             src.seek(offset)
             while chunk := src.read(1 << 20):
                 dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
         os.replace(tmp, segment)
+        _fsync_dir(self.directory)
 
     def remove(self, segment: Path) -> None:
         segment.unlink(missing_ok=True)

@@ -1,0 +1,141 @@
+"""Output checks: the scanners applied to the model's answer, streams included.
+
+`OutputCheck` is a content filter (pipeline.content) on canonical deltas. A secret
+split across two stream chunks must still be caught, without buffering the answer: per text
+block (and per tool call's arguments) the filter holds back only the tail that a match could
+still extend, and releases the rest at once:
+
+- the trailing run of printable non-space ASCII (every credential token is such a run, so a
+  token is released only once something that is not part of it follows), capped at
+  MAX_TOKEN characters;
+- from an unterminated `-----BEGIN` marker (a PEM private key spans lines), capped at MAX_PEM.
+
+Released text is scanned together with the last CONTEXT characters before it, so patterns
+that need context (`password = ...`) still see it; a finding counts once, in the batch where
+it ends. Everything held back is released at the end of its block, before any other kind of
+delta, and at close(). Thinking is not checked: its signature covers the text.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from tollway.formats.canonical import CanonicalResponse
+from tollway.formats.stream import TextDelta, ToolCallArgsDelta
+from tollway.guard.scanner import Finding, Scanner
+from tollway.pipeline.content import ContentBlocked
+
+MAX_TOKEN = 1024
+MAX_PEM = 16 * 1024
+CONTEXT = 128
+MODES = ("log", "redact", "block")
+
+
+def _hold_from(text: str) -> int:
+    """Where the part of `text` that a match could still extend begins."""
+    n = len(text)
+    i = n
+    while i > 0 and "!" <= text[i - 1] <= "~":
+        i -= 1
+    cut = max(i, n - MAX_TOKEN)
+    begin = text.rfind("-----BEGIN")
+    if begin >= 0 and n - begin <= MAX_PEM:
+        end = text.find("-----END", begin)
+        close = text.find("KEY-----", end) if end >= 0 else -1
+        if close < 0:  # the block (or its END line) is not complete: hold all of it
+            cut = min(cut, begin)
+        elif begin < cut < close + 8:  # complete: never split it
+            cut = close + 8
+    return cut
+
+
+class OutputCheck:
+    """One per answer. `found` counts finding types (the guard stage records them)."""
+
+    def __init__(self, scanner: Scanner, mode: str) -> None:
+        assert mode in MODES
+        self._scanner = scanner
+        self.mode = mode
+        self.found: Counter[str] = Counter()
+        self._pending: dict[tuple[str, int], str] = {}  # (kind, index) -> text held back
+        self._context: dict[tuple[str, int], str] = {}  # (kind, index) -> last released text
+
+    # -- scanning ---------------------------------------------------------------------------------
+    def _check(self, key: tuple[str, int], text: str) -> str:
+        """Scan `text` (about to be released) after its context; count, block or redact."""
+        if not text:
+            return text
+        ctx = self._context.get(key, "")
+        ctx_b = ctx.encode("utf-8", "surrogatepass")
+        window = ctx_b + text.encode("utf-8", "surrogatepass")
+        self._context[key] = (ctx + text)[-CONTEXT:]
+        found = [f for f in self._scanner.scan_bytes(window) if f.end > len(ctx_b)]
+        if not found:
+            return text
+        self._count(found)
+        if self.mode != "redact":
+            return text
+        clipped = [Finding(f.type, f.kind, max(f.start, len(ctx_b)), f.end) for f in found]
+        return Scanner.redact_bytes(window, clipped)[len(ctx_b):].decode("utf-8", "surrogatepass")
+
+    def _count(self, found: list[Finding]) -> None:
+        for f in found:
+            self.found[f.type] += 1
+        if self.mode == "block":
+            raise ContentBlocked("Tollway's output check withheld the rest of this answer: it contained "
+                                 + ", ".join(sorted(self.found)) + ".", "output_blocked")
+
+    # -- streams ----------------------------------------------------------------------------------
+    def _delta(self, key: tuple[str, int], text: str) -> Any:
+        return TextDelta(key[1], text) if key[0] == "text" else ToolCallArgsDelta(key[1], text)
+
+    def _flush(self, out: list, keep: tuple[str, int] | None = None) -> None:
+        for key in [k for k in self._pending if k != keep]:
+            text = self._check(key, self._pending.pop(key))
+            if text:
+                out.append(self._delta(key, text))
+
+    def feed(self, deltas: list) -> list:
+        out: list = []
+        for d in deltas:
+            if isinstance(d, TextDelta):
+                key, text = ("text", d.index), d.text
+            elif isinstance(d, ToolCallArgsDelta):
+                key, text = ("args", d.index), d.fragment
+            else:
+                self._flush(out)
+                out.append(d)
+                continue
+            self._flush(out, keep=key)
+            pending = self._pending.get(key, "") + text
+            cut = _hold_from(pending)
+            self._pending[key] = pending[cut:]
+            released = self._check(key, pending[:cut])
+            if released:
+                out.append(self._delta(key, released))
+        return out
+
+    def close(self) -> list:
+        out: list = []
+        self._flush(out)
+        return out
+
+    # -- whole answers ----------------------------------------------------------------------------
+    def whole(self, resp: CanonicalResponse) -> CanonicalResponse:
+        for part in resp.content:
+            if part.kind == "text":
+                part.text = self._whole_text(part.text)
+            elif part.kind == "tool_call":
+                part.arguments_json = self._whole_text(part.arguments_json)
+        return resp
+
+    def _whole_text(self, text: str) -> str:
+        b = text.encode("utf-8", "surrogatepass")
+        found = self._scanner.scan_bytes(b)
+        if not found:
+            return text
+        self._count(found)
+        if self.mode != "redact":
+            return text
+        return Scanner.redact_bytes(b, found).decode("utf-8", "surrogatepass")

@@ -1,0 +1,116 @@
+"""The in-memory shape of policy: budgets, limits of a key / team / project / customer, and
+what a key may do. Built by `directory` from config and the store; read on every request,
+so the hot-path parts cache what they can (a budget's current window, an allow-list's answers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from tollway.policy.windows import Window, window_at
+
+if TYPE_CHECKING:
+    from tollway.policy.allowlist import AllowList
+
+SCOPES: tuple[str, ...] = ("key", "team", "project", "customer")
+
+
+def _usd(nanos: int) -> str:
+    return f"{nanos // 1_000_000_000}.{nanos % 1_000_000_000:09d}"
+
+
+class Budget:
+    """A USD limit on a scope's spend in a window. `id` names its counters."""
+
+    __slots__ = ("id", "scope", "target", "limit", "window", "source", "_win", "_key", "headers")
+
+    def __init__(self, id: str, scope: str, target: str, limit: int, window: str, source: str) -> None:
+        self.id = id
+        self.scope = scope
+        self.target = target
+        self.limit = limit  # nano-USD
+        self.window = window
+        self.source = source  # "config" | "store"
+        self._win: Window | None = None
+        self._key = ""
+        self.headers: tuple[bytes, bytes, bytes] = (b"", b"", b"")  # name, limit, reset: of the cached window
+
+    def __repr__(self) -> str:
+        return f"Budget({self.id!r}, {self.scope}:{self.target}, {self.limit_usd}/{self.window})"
+
+    @property
+    def limit_usd(self) -> Decimal:
+        return Decimal(self.limit).scaleb(-9)
+
+    @property
+    def name(self) -> str:
+        """How messages and headers name it: "team:alpha/month"."""
+        return f"{self.scope}:{self.target}/{self.window}"
+
+    def current(self, t: float) -> tuple[Window, str]:
+        """The window holding time `t` and its counter's name (cached until the window ends)."""
+        w = self._win
+        if w is None or not (w.start <= t < w.end):
+            w = window_at(self.window, t)
+            key = f"b:{self.id}:{w.label}"
+            if self._win is None or t >= self._win.start:  # keep the newest window cached
+                self._win, self._key = w, key
+                self.headers = (self.name.encode(), _usd(self.limit).encode(), (w.reset or "never").encode())
+            return w, key
+        return w, self._key
+
+
+@dataclass(eq=False, slots=True)
+class Limits:
+    """Rate limits and budgets of one key, team, project or customer."""
+
+    scope: str
+    id: str
+    rpm: int | None = None
+    tpm: int | None = None
+    budgets: tuple[Budget, ...] = ()
+    name: str | None = None
+    source: str = "config"
+    rpm_charge: Any = None  # the RateCharge of its RPM limit: the same for every request
+
+    def __post_init__(self) -> None:
+        if self.rpm is not None:
+            from tollway.counters.base import RateCharge
+
+            self.rpm_charge = RateCharge(self.rpm_key, self.rpm, 60_000, 1, False, f"{self.label} requests per minute")
+
+    @property
+    def rpm_key(self) -> str:
+        return f"r:{self.scope}:{self.id}"
+
+    @property
+    def tpm_key(self) -> str:
+        return f"t:{self.scope}:{self.id}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.scope} '{self.id}'"
+
+    @property
+    def empty(self) -> bool:
+        return self.rpm is None and self.tpm is None and not self.budgets
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPolicy:
+    """What a key may do beyond calling models at all; None on KeyInfo when it has no limits."""
+
+    own: Limits | None = None
+    team: Limits | None = None
+    max_concurrency: int | None = None
+    queue_timeout_ms: int = 0
+    models: "AllowList | None" = None
+    max_tokens: int | None = None
+    max_body_bytes: int | None = None
+
+    @property
+    def counted(self) -> bool:
+        """Anything that needs the counters (rates, budgets, concurrency)."""
+        return self.own is not None or self.team is not None or self.max_concurrency is not None

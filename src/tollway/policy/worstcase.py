@@ -1,0 +1,87 @@
+"""A request's worst case before it is sent: its input tokens, counted locally, and the most
+output it may produce, priced with the same price data as the ledger.
+
+Output: the request's own limit (`max_tokens`, `max_completion_tokens`, `max_output_tokens`),
+else what the model can produce at most (its context window minus the input, from the price
+data), else `[budgets] default_output_tokens`. Input: exact for models with a known tokenizer
+(OpenAI's); for others the local count is an estimate and a 25 % margin is added. With several
+deployments in the plan (fallbacks), the most expensive one is reserved.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import ROUND_CEILING, Decimal
+from typing import TYPE_CHECKING, Any
+
+from tollway.estimate import prompt_tokens
+from tollway.providers.base import Endpoint
+from tollway.usage import Usage
+
+if TYPE_CHECKING:
+    from tollway.pipeline.context import RequestContext
+    from tollway.state import AppState
+
+_ESTIMATE_MARGIN = 1.25
+_NO_OUTPUT = frozenset({Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS, Endpoint.EMBED_CONTENT,
+                        Endpoint.GEMINI_COUNT_TOKENS})
+_FREE = frozenset({Endpoint.COUNT_TOKENS, Endpoint.GEMINI_COUNT_TOKENS})
+_OUTPUT_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+
+
+def requested_output(body: dict[str, Any] | None) -> int | None:
+    """The output limit the request asks for, if any (the smallest, when it names several)."""
+    if not body:
+        return None
+    found = None
+    for name in _OUTPUT_FIELDS:
+        v = body.get(name)
+        if isinstance(v, int) and not isinstance(v, bool) and v >= 0 and (found is None or v < found):
+            found = v
+    if found is None:  # Gemini: generationConfig.maxOutputTokens (google-genai may send snake_case)
+        gen = body.get("generationConfig") or body.get("generation_config")
+        if isinstance(gen, dict):
+            v = gen.get("maxOutputTokens", gen.get("max_output_tokens"))
+            if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+                found = v
+    return found
+
+
+async def input_tokens(state: "AppState", ctx: "RequestContext") -> int:
+    """Prompt tokens counted locally (a large prompt off the event loop), with a margin where the
+    count is only an estimate."""
+    model = ctx.plan[0].model if ctx.plan else (ctx.model or "")
+    n = await state.counting.run(len(ctx.body), prompt_tokens, state.tokens, ctx.endpoint, model, ctx.json)
+    if not state.tokens.encoding_for(model)[1]:
+        n = math.ceil(n * _ESTIMATE_MARGIN)
+    return n
+
+
+def ceil_nanos(usd: Decimal) -> int:
+    return int(usd.scaleb(9).to_integral_value(rounding=ROUND_CEILING))
+
+
+def worst_case(state: "AppState", ctx: "RequestContext", n_input: int, out_requested: int | None
+               ) -> tuple[int, str | None]:
+    """(nano-USD, None), or (what is known, the first unpriced model) for the policy to judge."""
+    if ctx.endpoint in _FREE:
+        return 0, None
+    worst = 0
+    unpriced = None
+    for dep in ctx.plan:
+        kind, model = dep.provider.kind, dep.model
+        if ctx.endpoint in _NO_OUTPUT:
+            out = 0
+        elif out_requested is not None:
+            out = out_requested
+        else:
+            window = state.prices.context_window(kind, model)
+            out = max(0, window - n_input) if window else state.settings.budgets.default_output_tokens
+        cost, _ = state.prices.cost(kind, model, Usage(input_tokens=n_input, output_tokens=out))
+        if cost is None:
+            unpriced = unpriced or model
+            continue
+        nanos = ceil_nanos(cost)
+        if nanos > worst:
+            worst = nanos
+    return worst, unpriced

@@ -1,0 +1,109 @@
+"""Output checks on canonical stream deltas: a secret split anywhere across chunks is caught."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tollway.formats.canonical import CanonicalResponse, Text, ToolCall
+from tollway.formats.stream import BlockStop, Finish, TextDelta, ToolCallArgsDelta, ToolCallStart, UsageDelta
+from tollway.guard.output import OutputCheck
+from tollway.guard.pii import recognizers
+from tollway.guard.scanner import Scanner
+from tollway.pipeline.content import ContentBlocked
+from tollway.usage import Usage
+
+CORPUS = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "guard" / "corpus.json").read_text())
+AWS = CORPUS["secrets"]["AWS_ACCESS_KEY"]
+PEM = CORPUS["secrets"]["PRIVATE_KEY"]
+SCANNER = Scanner(credentials=True, recognizers=recognizers())
+TEXT = f"Sure! Use key {AWS} with the CLI, or mail jane.doe@example.com. Here is the key:\n{PEM}\nDone. ✓"
+
+
+def split(text: str, cuts: list[int]) -> list[str]:
+    points = sorted({c % (len(text) + 1) for c in cuts} | {0, len(text)})
+    return [text[a:b] for a, b in zip(points, points[1:], strict=False) if b > a]
+
+
+def run(check: OutputCheck, chunks: list[str], index: int = 0, args: bool = False) -> list:
+    out: list = []
+    for c in chunks:
+        out += check.feed([ToolCallArgsDelta(index, c) if args else TextDelta(index, c)])
+    out += check.feed([BlockStop(index), Finish("end_turn")])
+    out += check.close()
+    return out
+
+
+def released(deltas: list) -> str:
+    return "".join(d.text if isinstance(d, TextDelta) else d.fragment for d in deltas
+                   if isinstance(d, (TextDelta, ToolCallArgsDelta)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=10_000), max_size=40))
+def test_redact_catches_secrets_split_anywhere(cuts: list[int]) -> None:
+    check = OutputCheck(SCANNER, "redact")
+    out = run(check, split(TEXT, cuts))
+    assert released(out) == Scanner.redact(TEXT, SCANNER.scan(TEXT))
+    assert AWS not in released(out) and "PRIVATE KEY-----\n" not in released(out)
+    assert dict(check.found) == {"AWS_ACCESS_KEY": 1, "EMAIL_ADDRESS": 1, "PRIVATE_KEY": 1}
+    kinds = [type(d).__name__ for d in out]
+    assert kinds[-2:] == ["BlockStop", "Finish"]  # held-back text is released before the block ends
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=10_000), max_size=40))
+def test_log_passes_the_text_unchanged_and_counts_once(cuts: list[int]) -> None:
+    check = OutputCheck(SCANNER, "log")
+    assert released(run(check, split(TEXT, cuts))) == TEXT
+    assert dict(check.found) == {"AWS_ACCESS_KEY": 1, "EMAIL_ADDRESS": 1, "PRIVATE_KEY": 1}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=10_000), max_size=40))
+def test_block_raises_before_the_secret_is_released(cuts: list[int]) -> None:
+    check = OutputCheck(Scanner(credentials=True), "block")
+    sent = ""
+    with pytest.raises(ContentBlocked) as ei:
+        for c in split(TEXT, cuts):
+            sent += released(check.feed([TextDelta(0, c)]))
+        check.feed([Finish("end_turn")])
+    assert check.found["AWS_ACCESS_KEY"] == 1 and "AWS_ACCESS_KEY" in ei.value.message  # the first finding ends it
+    assert ei.value.error_type == "output_blocked"
+    assert AWS not in sent and AWS[:4] not in sent.split("key ")[-1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=500), max_size=20))
+def test_tool_call_arguments_are_checked_too(cuts: list[int]) -> None:
+    args = json.dumps({"command": f"aws configure set aws_access_key_id {AWS}", "region": "eu-west-1"})
+    check = OutputCheck(Scanner(credentials=True), "redact")
+    out = [*check.feed([ToolCallStart(1, "call_1", "shell")]), *run(check, split(args, cuts), index=1, args=True)]
+    got = released(out)
+    assert AWS not in got and json.loads(got)["command"].endswith("[REDACTED:AWS_ACCESS_KEY]")
+
+
+def test_only_the_unfinished_token_is_held_back() -> None:
+    check = OutputCheck(SCANNER, "redact")
+    assert released(check.feed([TextDelta(0, "Hello there, the key is AKIA")])) == "Hello there, the key is "
+    assert released(check.feed([TextDelta(0, AWS[4:] + " and more")])) == "[REDACTED:AWS_ACCESS_KEY] and "
+    # other deltas first flush what was held, in order
+    out = check.feed([UsageDelta(Usage(input_tokens=1, output_tokens=2))])
+    assert [type(d).__name__ for d in out] == ["TextDelta", "UsageDelta"] and out[0].text == "more"
+
+
+def test_whole_answers() -> None:
+    resp = CanonicalResponse(id="r", model="m", content=[
+        Text(f"key {AWS}"), ToolCall("c", "f", json.dumps({"k": AWS}))])
+    check = OutputCheck(Scanner(credentials=True), "redact")
+    out = check.whole(resp)
+    assert out.content[0].text == "key [REDACTED:AWS_ACCESS_KEY]"
+    assert json.loads(out.content[1].arguments_json) == {"k": "[REDACTED:AWS_ACCESS_KEY]"}
+    assert dict(check.found) == {"AWS_ACCESS_KEY": 2}
+    with pytest.raises(ContentBlocked):
+        OutputCheck(Scanner(credentials=True), "block").whole(
+            CanonicalResponse(id="r", model="m", content=[Text(f"key {AWS}")]))

@@ -217,6 +217,7 @@ class AppState:
         tracing = None
         if settings.otel.active():
             tracing = _open_tracing(settings)
+            await tracing.start_export()
         outbox = Outbox(engine, list(settings.billing.sinks)) if settings.billing.sinks else None
         spool_dir = settings.server.data_dir / "spool"
         ledger = LedgerWriter(engine, spool_dir, batch_size=settings.store.batch_size,
@@ -263,7 +264,7 @@ class AppState:
         await state.refresher.load()  # keys and budgets from config and the store, spend from the ledger
         state.refresher.start()
         if metrics is not None:
-            metrics.start_sync(ledger)
+            metrics.start_sync(ledger, tracing.exporter if tracing is not None else None)
         if outbox is not None:
             state.billing = BillingSender(outbox, settings.billing, metrics)
             await state.billing.start()

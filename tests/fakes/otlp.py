@@ -45,6 +45,8 @@ class OtlpReceiver:
     def __init__(self) -> None:
         self.spans: list[Span] = []
         self.requests = 0
+        self.refusals = 0
+        self.fail_with: list[int] = []  # statuses to answer the next requests with (then 200 again)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -56,7 +58,14 @@ class OtlpReceiver:
         return f"http://127.0.0.1:{self.port}"
 
     async def _traces(self, request: web.Request) -> web.Response:
-        req = ExportTraceServiceRequest.FromString(await request.read())
+        body = await request.read()
+        with self._lock:
+            status = self.fail_with.pop(0) if self.fail_with else None
+            if status is not None:
+                self.refusals += 1
+        if status is not None:
+            return web.Response(status=status)
+        req = ExportTraceServiceRequest.FromString(body)
         got: list[Span] = []
         for rs in req.resource_spans:
             resource = {kv.key: _value(kv.value) for kv in rs.resource.attributes}

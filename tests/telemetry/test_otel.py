@@ -5,6 +5,7 @@ content only when asked."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from tests.fakes.otlp import OtlpReceiver
 from tests.fakes.provider import FakeProvider
 from tests.harness import Tollway, anthropic_client, openai_client, standard_config
+from tests.telemetry.promtext import scrape, value
 
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
@@ -133,3 +135,64 @@ def test_without_otel_the_client_trace_context_goes_upstream_as_it_came(
         extra_headers={"traceparent": TRACEPARENT, "tracestate": "vendor=abc"})
     sent = upstream_headers(fake)
     assert (sent["traceparent"], sent["tracestate"]) == (TRACEPARENT, "vendor=abc")
+
+
+def test_sampler_from_the_environment_is_honoured(fake: FakeProvider, otlp: OtlpReceiver, tmp_path: Path) -> None:
+    """OTEL_TRACES_SAMPLER: parentbased_traceidratio at 0 records nothing new, follows a sampled
+    client, and an unsampled trace still goes upstream (the attempt's own id, not sampled)."""
+    tw = Tollway(tmp_path, standard_config(fake.url, otel={"endpoint": otlp.url, "service_name": "tw-sampled"}),
+                 env={**FAST_EXPORT, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                      "OTEL_TRACES_SAMPLER_ARG": "0"})
+    try:
+        oai = openai_client(tw)
+        msgs = [{"role": "user", "content": "hi"}]
+        fake.clear()
+        unsampled = oai.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=msgs)
+        sent = upstream_headers(fake)["traceparent"].split("-")
+        assert sent[0] == "00" and len(sent[1]) == 32 and len(sent[2]) == 16 and int(sent[3], 16) & 1 == 0
+        fake.clear()
+        oai.chat.completions.create(model="gpt-4o-mini", messages=msgs,
+                                    extra_headers={"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-00"})
+        sent = upstream_headers(fake)["traceparent"].split("-")
+        assert (sent[1], sent[3]) == (CLIENT_TRACE, "00") and sent[2] != CLIENT_SPAN
+        followed = oai.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=msgs, extra_headers={"traceparent": TRACEPARENT})
+        span = otlp.find(**{"tollway.trace_id": followed.headers["x-tollway-trace-id"]})
+        assert span.trace_id == CLIENT_TRACE and span.resource["service.name"] == "tw-sampled"
+        assert [s for s in otlp.spans if s.resource.get("service.name") == "tw-sampled"
+                and s.attributes.get("tollway.trace_id") == unsampled.headers["x-tollway-trace-id"]] == []
+        assert len([s for s in otlp.spans if s.resource.get("service.name") == "tw-sampled"]) == 2  # span + attempt
+    finally:
+        tw.stop()
+
+
+def test_export_retries_a_refusing_receiver_and_counts_what_it_drops(
+        fake: FakeProvider, tmp_path: Path) -> None:
+    """A receiver that answers 503 twice gets the batch on the third try; a queue that is full
+    drops spans (bounded memory), counts them in /metrics, and never fails a request."""
+    with OtlpReceiver() as receiver:
+        receiver.fail_with = [503, 503]
+        tw = Tollway(tmp_path, standard_config(fake.url, otel={"endpoint": receiver.url}),
+                     env={"OTEL_BSP_SCHEDULE_DELAY": "20", "OTEL_BSP_MAX_QUEUE_SIZE": "4",
+                          "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "2"})
+        try:
+            oai = openai_client(tw)
+            ids = [oai.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]).headers["x-tollway-trace-id"]
+                for _ in range(12)]
+            first = receiver.find(timeout=20, **{"tollway.trace_id": ids[0]})  # retried through two 503s
+            assert receiver.refusals == 2 and first.name == "chat gpt-4o-mini"
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                text = scrape(tw)[1]
+                exported = value(text, "tollway_otel_spans_total", outcome="exported")
+                dropped = value(text, "tollway_otel_spans_total", outcome="dropped")
+                if exported + dropped == 24:
+                    break
+                time.sleep(0.2)
+            assert dropped > 0 and exported + dropped == 24  # 12 requests, 2 spans each: all accounted for
+            assert value(text, "tollway_otel_spans_total", outcome="failed") == 0
+            received = {s.attributes.get("tollway.trace_id") for s in receiver.spans} - {None}
+            assert len(received) * 2 == exported
+        finally:
+            tw.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -32,9 +31,6 @@ class MetricsRoute:
             except ProxyError as e:
                 status, body = render(e, "openai")
                 return await send_bytes(send, status, body, JSON_HEADERS)
-        metrics.sync_ledger(self._state.ledger)
-        if metrics.multiprocess:  # reads every worker's files: off the event loop
-            body = await asyncio.to_thread(metrics.exposition)
-        else:
-            body = metrics.exposition()
+        tracing = self._state.tracing
+        body = await metrics.scrape(self._state.ledger, tracing.exporter if tracing is not None else None)
         await send_bytes(send, 200, body, _HEADERS)

@@ -11,31 +11,90 @@ Formats:
   null), "trace_id", "time" (ISO 8601), "ts"}`
 - `stripe_meter`: Stripe's meter-event shape `{"event_name", "identifier", "timestamp",
   "payload": {"stripe_customer_id", "value"}}` (`value` a decimal string, as Stripe returns it).
+
+Cost: events are built by the ledger's background writer, on the proxy's core, so building
+one is kept to a dict and one orjson call: what a sink needs is read from its settings once
+(`SinkPlan`), cost is formatted from integer nano-USD with integer arithmetic, and the time
+string reuses its seconds part while records arrive within the same second (`Clock`); both
+give exactly what `storage.money` and `storage.rows.iso_utc` give (tests/billing/test_events.py).
 """
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
 
 from tollway.config import BillingSinkSettings
-from tollway.storage.money import decimal_from_nanousd, format_usd, nanousd_from_decimal
-from tollway.storage.rows import iso_utc
+from tollway.storage.money import nanousd_from_decimal
 from tollway.usage import UsageRecord
+
+NANOS_PER_USD = 1_000_000_000
 
 
 def event_id(trace_id: str, sink_id: str) -> str:
     return f"{trace_id}:{sink_id}"
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class BillingEvent:
     event_id: str
     sink: str
     trace_id: str
     created_at: float
     payload: bytes  # the event as JSON, exactly as it will be sent
+
+
+class SinkPlan:
+    """What building a sink's events needs, read from its settings once."""
+
+    __slots__ = ("id", "suffix", "stripe", "event_name", "value", "customer_map")
+
+    def __init__(self, sink: BillingSinkSettings) -> None:
+        self.id = sink.id
+        self.suffix = ":" + sink.id
+        self.stripe = sink.format == "stripe_meter"
+        self.event_name = sink.event_name
+        self.value = sink.value
+        self.customer_map = dict(sink.customer_map)
+
+
+class Clock:
+    """`iso_utc(ts)` ('2024-11-22T14:37:01.123Z'), with the seconds part kept while the second
+    lasts. Splits seconds and microseconds as `datetime.fromtimestamp` does (half-even)."""
+
+    __slots__ = ("_second", "_prefix")
+
+    def __init__(self) -> None:
+        self._second: int | None = None
+        self._prefix = ""
+
+    def iso(self, ts: float) -> str:
+        frac, whole = math.modf(ts)
+        us = round(frac * 1e6)
+        if us >= 1_000_000:
+            us -= 1_000_000
+            whole += 1.0
+        elif us < 0:
+            us += 1_000_000
+            whole -= 1.0
+        second = int(whole)
+        if second != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._prefix}.{us // 1000:03d}Z"
+
+
+def usd_from_nanos(n: int | None) -> str | None:
+    """nano-USD → '0.000012345' (nine decimals), as format_usd(decimal_from_nanousd(n))."""
+    if n is None:
+        return None
+    if n < 0:
+        return f"-{-n // NANOS_PER_USD}.{-n % NANOS_PER_USD:09d}"
+    return f"{n // NANOS_PER_USD}.{n % NANOS_PER_USD:09d}"
 
 
 def _cost_nanousd(record: UsageRecord) -> int | None:
@@ -45,39 +104,15 @@ def _cost_nanousd(record: UsageRecord) -> int | None:
         return None
 
 
-def _stripe_value(record: UsageRecord, sink: BillingSinkSettings) -> int:
+def _stripe_value(record: UsageRecord, plan: SinkPlan, cost: int | None) -> int:
     u = record.usage
-    if sink.value == "input_tokens":
+    if plan.value == "input_tokens":
         return u.input_tokens or 0
-    if sink.value == "output_tokens":
+    if plan.value == "output_tokens":
         return u.output_tokens or 0
-    if sink.value == "cost_nanousd":
-        return max(0, _cost_nanousd(record) or 0)
+    if plan.value == "cost_nanousd":
+        return max(0, cost or 0)
     return u.total_tokens or 0
-
-
-def _tollway_payload(record: UsageRecord, sink: BillingSinkSettings, eid: str) -> dict:
-    u = record.usage
-    cost = _cost_nanousd(record)
-    return {
-        "id": eid, "type": "usage", "metric": sink.event_name, "customer": record.customer,
-        "key_id": record.key_id, "project": record.project, "source": record.source,
-        "model": record.model_served or record.model_requested, "provider": record.provider,
-        "input_tokens": u.input_tokens or 0, "output_tokens": u.output_tokens or 0,
-        "cached_tokens": u.cached_tokens, "cache_creation_tokens": u.cache_creation_tokens,
-        "reasoning_tokens": u.reasoning_tokens, "total_tokens": u.total_tokens or 0,
-        "tokens_estimated": u.estimated,
-        "cost_usd": format_usd(decimal_from_nanousd(cost)),  # nine decimals, as in GET /v1/records
-        "trace_id": record.trace_id, "time": iso_utc(record.ts), "ts": record.ts,
-    }
-
-
-def _stripe_payload(record: UsageRecord, sink: BillingSinkSettings, eid: str, value: int) -> dict:
-    customer = record.customer or ""
-    return {
-        "event_name": sink.event_name, "identifier": eid, "timestamp": int(record.ts),
-        "payload": {"stripe_customer_id": sink.customer_map.get(customer, customer), "value": str(value)},
-    }
 
 
 def billable(record: UsageRecord) -> bool:
@@ -90,18 +125,46 @@ def billable(record: UsageRecord) -> bool:
     return cost is not None and cost > 0
 
 
-def events_for(record: UsageRecord, sinks: list[BillingSinkSettings]) -> list[BillingEvent]:
-    if not sinks or not billable(record):
+def payloads(record: UsageRecord, plans: Sequence[SinkPlan], clock: Clock) -> list[tuple[SinkPlan, str, bytes]]:
+    """(sink, event id, JSON) of each event a record makes; none without a customer or
+    anything to bill."""
+    customer = record.customer
+    if not customer or not plans:
         return []
-    out: list[BillingEvent] = []
-    for sink in sinks:
-        eid = event_id(record.trace_id, sink.id)
-        if sink.format == "stripe_meter":
-            value = _stripe_value(record, sink)
+    u = record.usage
+    total = u.total_tokens
+    cost = _cost_nanousd(record)
+    if not total and not (cost is not None and cost > 0):
+        return []
+    out: list[tuple[SinkPlan, str, bytes]] = []
+    when: str | None = None
+    for plan in plans:
+        eid = record.trace_id + plan.suffix
+        if plan.stripe:
+            value = _stripe_value(record, plan, cost)
             if value <= 0:
                 continue
-            payload = _stripe_payload(record, sink, eid, value)
+            payload = {"event_name": plan.event_name, "identifier": eid, "timestamp": int(record.ts),
+                       "payload": {"stripe_customer_id": plan.customer_map.get(customer, customer),
+                                   "value": str(value)}}
         else:
-            payload = _tollway_payload(record, sink, eid)
-        out.append(BillingEvent(eid, sink.id, record.trace_id, record.ts, orjson.dumps(payload)))
+            if when is None:
+                when = clock.iso(record.ts)
+            payload = {
+                "id": eid, "type": "usage", "metric": plan.event_name, "customer": customer,
+                "key_id": record.key_id, "project": record.project, "source": record.source,
+                "model": record.model_served or record.model_requested, "provider": record.provider,
+                "input_tokens": u.input_tokens or 0, "output_tokens": u.output_tokens or 0,
+                "cached_tokens": u.cached_tokens, "cache_creation_tokens": u.cache_creation_tokens,
+                "reasoning_tokens": u.reasoning_tokens, "total_tokens": total or 0, "tokens_estimated": u.estimated,
+                "cost_usd": usd_from_nanos(cost),  # nine decimals, as in GET /v1/records
+                "trace_id": record.trace_id, "time": when, "ts": record.ts,
+            }
+        out.append((plan, eid, orjson.dumps(payload)))
     return out
+
+
+def events_for(record: UsageRecord, sinks: list[BillingSinkSettings]) -> list[BillingEvent]:
+    """The events of one record (convenience; the outbox uses `payloads` with its own plans)."""
+    return [BillingEvent(eid, plan.id, record.trace_id, record.ts, payload)
+            for plan, eid, payload in payloads(record, [SinkPlan(s) for s in sinks], Clock())]

@@ -21,16 +21,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from tollway.billing.events import events_for
+from tollway.billing.events import Clock, SinkPlan, payloads
 from tollway.config import BillingSinkSettings
 from tollway.storage.schema import billing_outbox as t
 from tollway.usage import UsageRecord
 
 PENDING, PARKED, DELIVERED = "pending", "parked", "delivered"
+COLUMNS = ("event_id", "sink", "trace_id", "created_at", "state", "attempts", "next_attempt_at", "claim",
+           "last_error", "payload")
 
 
 @dataclass(slots=True)
@@ -46,47 +48,60 @@ class Outbox:
         self.sinks = sinks
         dialect = {"sqlite": sqlite, "postgresql": postgresql}[engine.dialect.name]
         self._insert = dialect.insert(t).on_conflict_do_nothing(index_elements=["event_id"])
+        # The sender's statements, built once: building one per call (and its cache key) cost
+        # more CPU than the UPDATE itself.
+        due = and_(t.c.sink == bindparam("p_sink"), t.c.state == PENDING, t.c.next_attempt_at <= bindparam("p_now"))
+        ids = (select(t.c.event_id).where(due).order_by(t.c.next_attempt_at).limit(bindparam("p_limit"))
+               .with_for_update(skip_locked=True).scalar_subquery())
+        self._lease = (update(t).where(t.c.event_id.in_(ids), due)
+                       .values(next_attempt_at=bindparam("p_until"), claim=bindparam("p_claim"))
+                       .returning(t.c.event_id, t.c.attempts, t.c.payload, t.c.created_at))
+        self._delivered = (update(t).where(t.c.event_id.in_(bindparam("p_ids", expanding=True)), t.c.state == PENDING)
+                           .values(state=DELIVERED, next_attempt_at=bindparam("p_now"), claim=None, last_error=None))
+        self._plans = [SinkPlan(s) for s in sinks]
+        self._clock = Clock()
+        # SQLite: the INSERT compiled once, executed with plain tuples (as the ledger's own
+        # insert; SQLAlchemy's per-row parameter handling cost more than building the events)
+        self._driver_sql: str | None = None
+        if engine.dialect.name == "sqlite":
+            compiled = self._insert.compile(dialect=engine.dialect)
+            if compiled.positiontup and tuple(compiled.positiontup) == COLUMNS:
+                self._driver_sql = str(compiled)
 
     # -- in the ledger's transaction --------------------------------------------------------------
-    def rows_for(self, records: Sequence[UsageRecord]) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        sinks = self.sinks
+    def rows_for(self, records: Sequence[UsageRecord]) -> list[tuple[Any, ...]]:
+        """The outbox rows of `records`, as tuples in `COLUMNS` order."""
+        rows: list[tuple[Any, ...]] = []
+        plans, clock = self._plans, self._clock
         for r in records:
             if not r.customer:  # the common case, decided without a call
                 continue
-            for ev in events_for(r, sinks):
-                rows.append({"event_id": ev.event_id, "sink": ev.sink, "trace_id": ev.trace_id,
-                             "created_at": ev.created_at, "state": PENDING, "attempts": 0,
-                             "next_attempt_at": 0.0, "claim": None, "last_error": None,
-                             "payload": ev.payload.decode()})
+            for plan, eid, payload in payloads(r, plans, clock):
+                rows.append((eid, plan.id, r.trace_id, r.ts, PENDING, 0, 0.0, None, None, payload.decode()))
         return rows
 
     async def write(self, conn: AsyncConnection, records: Sequence[UsageRecord]) -> int:
         rows = self.rows_for(records)
         if rows:
-            await conn.execute(self._insert, rows)
+            if self._driver_sql is not None:
+                await conn.exec_driver_sql(self._driver_sql, rows)
+            else:
+                await conn.execute(self._insert, [dict(zip(COLUMNS, row, strict=True)) for row in rows])
         return len(rows)
 
     # -- the sender -------------------------------------------------------------------------------
     async def lease(self, sink: str, limit: int, lease_secs: float) -> list[LeasedEvent]:
         now = time.time()
-        token = uuid.uuid4().hex
-        due = and_(t.c.sink == sink, t.c.state == PENDING, t.c.next_attempt_at <= now)
-        ids = (select(t.c.event_id).where(due).order_by(t.c.next_attempt_at).limit(limit)
-               .with_for_update(skip_locked=True).scalar_subquery())
-        stmt = (update(t).where(t.c.event_id.in_(ids), due)
-                .values(next_attempt_at=now + lease_secs, claim=token)
-                .returning(t.c.event_id, t.c.attempts, t.c.payload, t.c.created_at))
+        params = {"p_sink": sink, "p_now": now, "p_limit": limit, "p_until": now + lease_secs,
+                  "p_claim": uuid.uuid4().hex}
         async with self._engine.begin() as conn:
-            rows = (await conn.execute(stmt)).all()
+            rows = (await conn.execute(self._lease, params)).all()
         rows.sort(key=lambda r: (r.created_at, r.event_id))
         return [LeasedEvent(r.event_id, r.attempts, r.payload) for r in rows]
 
     async def delivered(self, event_ids: list[str]) -> None:
-        now = time.time()
         async with self._engine.begin() as conn:
-            await conn.execute(update(t).where(t.c.event_id.in_(event_ids), t.c.state == PENDING)
-                               .values(state=DELIVERED, next_attempt_at=now, claim=None, last_error=None))
+            await conn.execute(self._delivered, {"p_ids": event_ids, "p_now": time.time()})
 
     async def failed(self, events: list[LeasedEvent], error: str, max_attempts: int,
                      delay_for: Any) -> tuple[int, int]:

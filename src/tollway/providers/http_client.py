@@ -347,13 +347,14 @@ class Response:
 class HttpClient:
     """Keep-alive connection pools per (scheme, host, port)."""
 
-    def __init__(self, connect_timeout: float, read_timeout: float, max_idle_per_host: int = 256) -> None:
+    def __init__(self, connect_timeout: float, read_timeout: float, max_idle_per_host: int = 256,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self._max_idle = max_idle_per_host
         self._idle: dict[tuple, list[_Connection]] = {}
         self._targets: dict[str, tuple[tuple, bytes, str]] = {}  # url -> (key, path, host header)
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl = ssl_context  # None: the system's CA store, made on the first TLS connection
         self.loop = asyncio.get_event_loop()
 
     def bind_loop(self) -> None:

@@ -66,31 +66,47 @@ class Tollway:
     def __init__(self, workdir: Path, config: dict[str, Any] | None, *, demo: bool = False,
                  env: dict[str, str] | None = None, extra_args: list[str] | None = None) -> None:
         self.workdir = workdir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.config_path: Path | None = None
         if config is not None:
             self.config_path = workdir / "tollway.toml"
             self.config_path.write_text(to_toml(config))
-        args = [sys.executable, "-m", "tollway", "serve", "--port", str(self.port)]
-        if self.config_path:
-            args += ["--config", str(self.config_path)]
-        if demo:
-            args.append("--demo")
-        args += extra_args or []
+        # the "listening" line tells our Tollway is up; no such line with workers or below info
+        level = (config or {}).get("logging", {}).get("level", "info")
+        self._banner = not {"--workers", "--log-level"} & set(extra_args or []) and level in ("debug", "info")
         clean_env = {k: v for k, v in os.environ.items()
                      if not k.startswith(("OPENAI_", "ANTHROPIC_", "TOLLWAY_MASTER"))}
         self.log_path = workdir / "tollway.log"
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(args, cwd=workdir, env={**clean_env, **(env or {})},
-                                     stdout=self._log, stderr=subprocess.STDOUT)
-        self._wait_ready()
+        # free_port() only finds a port that was free a moment ago: another test process may take
+        # it before Tollway binds. Then Tollway exits saying so, and it starts again on another.
+        for attempt in range(5):
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            args = [sys.executable, "-m", "tollway", "serve", "--port", str(self.port)]
+            if self.config_path:
+                args += ["--config", str(self.config_path)]
+            if demo:
+                args.append("--demo")
+            args += extra_args or []
+            self._log = open(self.log_path, "wb")
+            self.proc = subprocess.Popen(args, cwd=workdir, env={**clean_env, **(env or {})},
+                                         stdout=self._log, stderr=subprocess.STDOUT)
+            try:
+                self._wait_ready()
+                return
+            except RuntimeError:
+                if attempt == 4 or "address already in use" not in self.log().lower():
+                    raise
+                self._log.close()
 
     def _wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"tollway exited with {self.proc.returncode}:\n{self.log()}")
+            # Until our own Tollway says it is listening, whatever answers on the port is not it.
+            if self._banner and " listening on http" not in self.log():
+                time.sleep(0.05)
+                continue
             try:
                 urllib.request.urlopen(self.url + "/health", timeout=1).read()
                 return

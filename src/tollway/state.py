@@ -48,6 +48,7 @@ from tollway.providers.registry import build_provider
 from tollway.providers.transport import HttpTransport, Transport
 from tollway.readiness import Readiness, store_probe
 from tollway.routing.catalog import Catalog, Deployment
+from tollway.routing.outcome import HealthBoard, NoHealth
 from tollway.server.limits import ConnectionTracker
 from tollway.secrets import SecretBox
 from tollway.storage.audit import AuditLog
@@ -134,6 +135,9 @@ class AppState:
     redis: Any = None  # redis.asyncio.Redis when a feature needs [redis] (see redis_client)
     cache: "ResponseCache | None" = None  # the response cache, when configured anywhere
     billing: BillingSender | None = None
+    # breakers, latency EWMAs, in-flight counts, credential cool-downs (routing.health); the attempt
+    # loop reports every provider call to it (routing.outcome)
+    health: HealthBoard = field(default_factory=NoHealth)
     # checks behind GET /health/ready: features add one per shared service they open
     readiness: Readiness = field(default_factory=Readiness)
     responses: ResponseStore = field(init=False)

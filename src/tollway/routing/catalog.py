@@ -33,11 +33,33 @@ def is_pattern(name: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Per-deployment deadlines (seconds); None: the [server] defaults apply."""
 
+    connect_s: float | None = None
+    first_token_s: float | None = None  # request sent -> first content byte (streams) or headers
+    total_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Deployment:
+    """One way to serve a model: a provider, its transport, the upstream model name, and the
+    routing facts the router and the attempt loop read (see tollway.routing)."""
+
     provider: "Provider"
     transport: "Transport"
     model: str  # the name sent upstream
+    weight: float = 1.0
+    priority: int = 0  # lower is tried first by the priority policy
+    timeouts: Timeouts | None = None
+    max_concurrency: int | None = None
+    max_rpm: int | None = None
+    max_tpm: int | None = None
+
+    @property
+    def name(self) -> str:
+        """`provider_id:model`: how records, headers, breakers and explain name this deployment."""
+        return f"{self.provider.id}:{self.model}"
 
 
 class Catalog:

@@ -24,6 +24,7 @@ from tollway.config_checks import cross_checks, validation_problems
 from tollway.config_compat import translate as translate_llm_gateway
 from tollway.config_env import EnvStr, interpolate
 from tollway.slugs import SLUG_RULE, is_slug
+from tollway.pipeline.attempt_settings import CredentialProfile, RetrySettings, TimeoutSettings
 
 ProviderKind = Literal["openai", "anthropic", "azure_openai", "gemini", "openai_compatible", "demo"]
 PROVIDER_KINDS: tuple[str, ...] = ("openai", "anthropic", "azure_openai", "gemini", "openai_compatible", "demo")
@@ -342,6 +343,20 @@ class ProviderSettings(_Strict):
     discover_models: Bool = True
     # demo only: the wire format it answers in ("native" = whatever the client speaks)
     wire_format: Literal["native", "openai", "anthropic", "gemini"] = "native"
+    # several credentials (the seed's auth profiles): tried in profile_order (default: as listed);
+    # one refused (401/403) or throttled (429) cools down and the next is used
+    profiles: list[CredentialProfile] = Field(default_factory=list)
+    profile_order: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _profiles(self) -> "ProviderSettings":
+        names = [p.name for p in self.profiles]
+        if len(set(names)) != len(names):
+            raise ValueError("profiles: duplicate profile name")
+        for n in self.profile_order or ():
+            if n not in names:
+                raise ValueError(f"profile_order: no profile named {n!r}")
+        return self
 
     @model_validator(mode="after")
     def _defaults(self) -> "ProviderSettings":
@@ -659,6 +674,13 @@ class AskSettings(_Strict):
     max_rows: Int = Field(1000, ge=1, le=10_000)
 
 
+class RoutingSettings(_Strict):
+    """[routing]: how a plan is executed (the attempt loop: retries, timeouts)."""
+
+    retry: RetrySettings = RetrySettings()
+    timeouts: TimeoutSettings = TimeoutSettings()
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     store: StoreSettings = StoreSettings()
@@ -681,6 +703,7 @@ class Settings(_Strict):
     redis: RedisSettings = RedisSettings()
     key_store: KeysRefreshSettings = KeysRefreshSettings()
     prices: list[PriceSettings] = Field(default_factory=list)
+    routing: RoutingSettings = RoutingSettings()
     demo: Bool = False
 
     @model_validator(mode="before")

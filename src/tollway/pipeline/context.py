@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from tollway.pipeline.content import ByteTap, ContentFilter
     from tollway.providers.base import Provider
     from tollway.routing.catalog import Deployment
+    from tollway.routing.outcome import HealthBoard
+    from tollway.pipeline.attempts import AttemptLimits
 
 Reply = Callable[["RequestContext"], Awaitable[None]]
 
@@ -49,6 +51,8 @@ class Attempt:
     status: int = 0
     error_type: str | None = None
     span: Any = None  # the OpenTelemetry child span, when tracing is on
+    credential: str | None = None  # the provider profile used (None: the provider's own api_key)
+    first_token_at: float = 0.0  # streams: the first content byte arrived
 
 
 @dataclass(slots=True, eq=False)
@@ -114,6 +118,16 @@ class RequestContext:
     cancelled: bool = False
     incomplete: bool = False  # a stream ended before its final event (disconnect or upstream break)
     response_started: bool = False
+    # the attempt loop (pipeline.attempts): retries and fallbacks over `plan`
+    limits: "AttemptLimits | None" = None  # deadlines of the attempt under way
+    failover: bool = False  # another attempt may follow this one: a stream holds its preamble back
+    credential: str | None = None  # the provider profile of the attempt under way (None: its api_key)
+    health: "HealthBoard | None" = None  # told of every provider call (routing.outcome)
+    attempt_count: int = 0  # provider calls the loop made (x-tollway-attempts)
+    mitigated: bool = False  # served after at least one failed attempt
+    attempt_errors: list[str] = field(default_factory=list)  # "deployment: status reason", per failed attempt
+    route_trace: dict | None = None  # the router's account of its choice (policy, profile, scores, cost)
+    conversation: Any = None  # Responses: the stored conversation, loaded once for every attempt
     # telemetry
     attempts: list[Attempt] = field(default_factory=list)
     upstream_s: float = 0.0  # waiting on providers (headers, and whole bodies) before the response started

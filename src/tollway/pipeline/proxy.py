@@ -24,6 +24,7 @@ from tollway.errors import ProxyError, render, shutdown_error
 from tollway.formats.errors import stream_error_event as format_stream_error
 from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
+from tollway.pipeline.attempts import AttemptLoop, Failed, fails_over, retry_after, stream_failure
 from tollway.pipeline.client_headers import with_client_headers
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.translate import can_force_canonical, forward_translated, needs_translation
@@ -57,6 +58,18 @@ def _provider_error_type(body: bytes) -> str:
     return "provider_error"
 
 
+def _provider_message(body: bytes) -> str:
+    """`error.message` of a provider error body (scrubbed already), short, for the attempt summary."""
+    try:
+        obj = orjson.loads(body)
+        err = obj.get("error") if isinstance(obj, dict) else None
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return "(" + err["message"][:200] + ")"
+    except orjson.JSONDecodeError:
+        pass
+    return ""
+
+
 # The caller's own provider credentials, forwarded untouched on /proxy/<kind>/ routes.
 BYOK_HEADERS = (b"authorization", b"x-api-key", b"openai-organization", b"openai-project")
 
@@ -82,8 +95,12 @@ def stream_error_event(endpoint: Endpoint, fmt: str, err: ProxyError) -> bytes:
 
 
 class Forwarder:
+    """Executes a routed call: `forward()` runs the attempt loop (`pipeline.attempts`) over the
+    plan; `attempt()` is one provider call on the same-format fast path (or translated)."""
+
     def __init__(self, state: "AppState") -> None:
         self._state = state
+        self.loop = AttemptLoop(state)
 
     def _headers(self, ctx: RequestContext, raw) -> list[tuple[bytes, bytes]]:
         hdrs = with_own_headers(relay_headers(raw), ctx.response_headers)
@@ -91,6 +108,10 @@ class Forwarder:
         return hdrs
 
     async def forward(self, ctx: RequestContext, receive: Receive, send: Send) -> None:
+        await self.loop.run(ctx, receive, send)
+
+    async def attempt(self, ctx: RequestContext, receive: Receive, send: Send) -> None:
+        """One provider call: answers the client, or raises `attempts.Failed` having sent nothing."""
         dep = ctx.deployment
         assert dep is not None and ctx.json is not None
         endpoint = Endpoint(ctx.endpoint)
@@ -102,6 +123,8 @@ class Forwarder:
             call.request.headers = with_caller_credentials(call.request.headers, ctx.headers)
         elif ctx.key is not None and ctx.key.credentials:
             call.request.headers = with_key_credentials(ctx.key, dep.provider, call.request.headers)
+        if ctx.credential is not None:
+            call.request.headers = self.loop.with_profile(ctx, dep, call.request.headers)
         limit = self._state.settings.server.max_response_bytes
         resp = await upstream.send(ctx, dep.transport, call.request, dep.provider.id, dep.provider.kind, dep.model)
         try:
@@ -109,8 +132,12 @@ class Forwarder:
             if resp.status >= 400:
                 body = scrub(await upstream.read(ctx, resp, limit), dep.provider)
                 ctx.error_type = _provider_error_type(body)
+                hdrs = self._headers(ctx, resp.raw_headers)
+                if fails_over(resp.status):
+                    raise Failed(resp.status, ctx.error_type, _provider_message(body),
+                                 retry_after=retry_after(resp.raw_headers), reply=(resp.status, hdrs, body))
                 ctx.response_started = True
-                await send_bytes(send, resp.status, body, self._headers(ctx, resp.raw_headers))
+                await send_bytes(send, resp.status, body, hdrs)
                 return
             if ctx.stream and _is_event_stream(resp.raw_headers):
                 await self._relay_stream(ctx, endpoint, call.injected_usage_option, resp, receive, send)
@@ -147,7 +174,11 @@ class Forwarder:
     async def _relay_stream(self, ctx: RequestContext, endpoint: Endpoint, injected: bool, resp,
                             receive: Receive, send: Send) -> None:
         """Relay a same-format stream event by event: one linear SSE framing pass, a watcher
-        that decodes only the events that matter, output counted in O(1) memory."""
+        that decodes only the events that matter, output counted in O(1) memory.
+
+        While another attempt may follow (`ctx.failover`), the response start and the events
+        before the first real token are held back (at most `holdback_bytes`): a failure there
+        raises `Failed` and the client never saw this attempt."""
         state = self._state
         dep = ctx.deployment
         assert dep is not None
@@ -158,8 +189,16 @@ class Forwarder:
         hdrs = self._headers(ctx, resp.raw_headers)
         hdrs.append((b"cache-control", b"no-cache"))
         hdrs.append((b"x-accel-buffering", b"no"))
-        await send({"type": "http.response.start", "status": resp.status, "headers": hdrs})
-        ctx.response_started = True
+        start = {"type": "http.response.start", "status": resp.status, "headers": hdrs}
+        lim = ctx.limits
+        attempt = ctx.attempts[-1]
+        held: list[bytes] | None = None
+        held_size = 0
+        if ctx.failover and lim is not None:
+            held = []
+        else:
+            await send(start)
+            ctx.response_started = True
         watch = DisconnectWatch(receive).start()
         t0 = ctx.t0
         error: ProxyError | None = None
@@ -170,13 +209,32 @@ class Forwarder:
                 out = relay.feed(chunk)
                 if ctx.ttft_ms is None and watcher.first_token:
                     ctx.ttft_ms = (time.perf_counter() - t0) * 1000.0
+                    attempt.first_token_at = time.perf_counter()
+                    if lim is not None and lim.first_token_s is not None:
+                        upstream.total_deadline(resp, lim)
                 if trace is not None:
                     trace.stream_block(out)
+                if held is not None:
+                    if watcher.error_type and not watcher.first_token:
+                        raise stream_failure(None, watcher.error_type)
+                    held.append(out)
+                    held_size += len(out)
+                    if not (watcher.first_token or held_size > lim.holdback_bytes):  # type: ignore[union-attr]
+                        continue
+                    out, held = b"".join(held), None
+                    await send(start)
+                    ctx.response_started = True
                 if out:
                     if tap is not None:
                         tap.chunk(out)
                     await send({"type": "http.response.body", "body": out, "more_body": True})
             out = relay.close()
+            if held is not None:
+                if watcher.error_type and not watcher.first_token:
+                    raise stream_failure(None, watcher.error_type)
+                out, held = b"".join(held) + out, None
+                await send(start)
+                ctx.response_started = True
             if out:
                 if tap is not None:
                     tap.chunk(out)
@@ -195,11 +253,19 @@ class Forwarder:
             ctx.incomplete = True
             ctx.error_type = error.error_type
         except ProxyError as e:
+            if held is not None:
+                watch.stop()
+                raise stream_failure(e, None) from None
             error = e
             ctx.incomplete = True
             ctx.error_type = e.error_type
         finally:
             watch.stop()
+        if held is not None and not watch.fired:  # cut (or over a limit) while holding back
+            await send(start)
+            ctx.response_started = True
+            if held:
+                await send({"type": "http.response.body", "body": b"".join(held), "more_body": True})
         if watcher.error_type and not ctx.error_type:
             ctx.error_type = watcher.error_type
         ctx.usage = watcher.usage
@@ -210,7 +276,7 @@ class Forwarder:
         await meter(state, ctx, None if complete_usage else tally)
         if watch.fired:
             return
-        if error is not None:  # sent with the watch stopped: a hang-up now cannot cancel the recording
+        if error is not None:  # sent with the watch stopped: a hang-up now cannot cut the recording
             await send({"type": "http.response.body", "body": stream_error_event(endpoint, ctx.wire_format, error),
                         "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})

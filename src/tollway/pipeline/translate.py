@@ -29,6 +29,7 @@ from tollway.formats.stream import (
 )
 from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
+from tollway.pipeline.attempts import Failed, fails_over, retry_after, stream_failure
 from tollway.pipeline.client_headers import request_id_header, with_client_headers
 from tollway.pipeline.content import ContentBlocked, FilterChain
 from tollway.pipeline.context import RequestContext
@@ -156,6 +157,8 @@ class Translated:
         call.request.headers = with_client_headers(call.request.headers, ctx.headers)
         if not ctx.byok and ctx.key is not None and ctx.key.credentials:
             call.request.headers = with_key_credentials(ctx.key, dep.provider, call.request.headers)
+        if ctx.credential is not None:
+            call.request.headers = state.forwarder.loop.with_profile(ctx, dep, call.request.headers)
         resp = await upstream.send(ctx, dep.transport, call.request, dep.provider.id, dep.provider.kind, dep.model)
         try:
             ctx.status = resp.status
@@ -168,7 +171,12 @@ class Translated:
                 ctx.error_type = "provider:" + perr.type
                 status, err = self._error(resp.status, perr.type, perr.message, perr.param)
                 keep = [(k, v) for k, v in resp.raw_headers if k.lower() == b"retry-after"]
-                await _send_whole(ctx, send, status, [*keep, *extra, (b"content-type", b"application/json")], err)
+                hdrs = [*keep, *extra, (b"content-type", b"application/json")]
+                if fails_over(resp.status):
+                    raise Failed(resp.status, ctx.error_type, f"({perr.message[:200]})",
+                                 retry_after=retry_after(resp.raw_headers),
+                                 reply=(status, [*hdrs, ctx.overhead_header()], err))
+                await _send_whole(ctx, send, status, hdrs, err)
                 return
             is_sse = any(k.lower() == b"content-type" and v.startswith(b"text/event-stream")
                          for k, v in resp.raw_headers)
@@ -249,8 +257,15 @@ class Translated:
         hdrs = [h for h in relay_headers(resp.raw_headers) if h[0].lower() not in mine and h[0].lower() != b"content-type"]
         hdrs += [*extra, (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
                  (b"x-accel-buffering", b"no"), ctx.overhead_header()]
-        await send({"type": "http.response.start", "status": 200, "headers": hdrs})
-        ctx.response_started = True
+        start = {"type": "http.response.start", "status": 200, "headers": hdrs}
+        lim = ctx.limits
+        attempt = ctx.attempts[-1]
+        # while another attempt may follow, the start and the events before the first token wait
+        held: list[bytes] | None = [] if ctx.failover and lim is not None else None
+        held_size = 0
+        if held is None:
+            await send(start)
+            ctx.response_started = True
         watch = DisconnectWatch(receive).start()
         finished = False
         failed = False  # an error event was sent: the stream is over, a hang-up after it is no cancel
@@ -275,6 +290,11 @@ class Translated:
             for d in deltas:
                 if ctx.ttft_ms is None and isinstance(d, _FIRST_TOKEN):
                     ctx.ttft_ms = ctx.elapsed_ms()
+                    attempt.first_token_at = time.perf_counter()
+                    if lim is not None and lim.first_token_s is not None:
+                        upstream.total_deadline(resp, lim)
+                if held is not None and ctx.ttft_ms is None and isinstance(d, StreamError):
+                    raise stream_failure(None, "provider:" + d.type, f"({d.message[:200]})")
                 if isinstance(d, UsageDelta):
                     ctx.usage = d.usage
                 elif isinstance(d, MessageStart):
@@ -295,10 +315,22 @@ class Translated:
                 data = emit(parser.feed_bytes(chunk))
                 if trace is not None:
                     trace.stream_block(data)
+                if held is not None:
+                    held.append(data)
+                    held_size += len(data)
+                    if ctx.ttft_ms is None and held_size <= lim.holdback_bytes:  # type: ignore[union-attr]
+                        continue
+                    data, held = b"".join(held), None
+                    await send(start)
+                    ctx.response_started = True
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
             finished = True
             data = emit(parser.close(), closing=True) + writer.close()
+            if held is not None:
+                data, held = b"".join(held) + data, None
+                await send(start)
+                ctx.response_started = True
         except asyncio.CancelledError:
             if watch.absorb():
                 if not (parser.finished or failed):  # a hang-up after the final or an error event is no cancel
@@ -309,6 +341,9 @@ class Translated:
                 raise
             data = b""
         except ProxyError as e:
+            if held is not None:
+                watch.stop()
+                raise stream_failure(e, None) from None
             error = e
             ctx.incomplete = True
             ctx.error_type = e.error_type
@@ -320,9 +355,13 @@ class Translated:
             data = writer.write(StreamError("permission_error", e.message)) + writer.close()
         finally:
             watch.stop()
+        if held is not None and not watch.fired:  # cut (or blocked) while holding back
+            await send(start)
+            ctx.response_started = True
+            data = b"".join(held) + data
         if error is not None and not watch.fired:  # rendered with the watch stopped: a hang-up cannot cut it
             etype = "timeout_error" if error.kind == "upstream_timeout" else "api_error"
-            data = writer.write(StreamError(etype, error.message)) + writer.close()
+            data += writer.write(StreamError(etype, error.message)) + writer.close()
         complete = (finished and not ctx.incomplete and ctx.usage is not None and ctx.usage.known
                     and ctx.usage.note is None)  # a refused count is counted locally from the tally
         await meter(state, ctx, None if complete else tally)
@@ -393,9 +432,9 @@ async def forward_translated(state: "AppState", ctx: RequestContext, receive: Re
         from tollway.pipeline import translate_gemini
 
         return await translate_gemini.forward(state, ctx, receive, send)
-    conversation = None
-    if CLIENT_FORMAT.get(Endpoint(ctx.endpoint)) == "responses":
-        conversation = await load_conversation(state, ctx)
+    conversation = ctx.conversation  # loaded once, whatever the attempts
+    if conversation is None and CLIENT_FORMAT.get(Endpoint(ctx.endpoint)) == "responses":
+        conversation = ctx.conversation = await load_conversation(state, ctx)
         ctx.json = conversation.body
     call = Translated(state, ctx, conversation)
     try:

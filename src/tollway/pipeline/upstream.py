@@ -25,6 +25,7 @@ from tollway.errors import ProxyError, shutdown_error
 from tollway.pipeline.context import Attempt, RequestContext
 
 if TYPE_CHECKING:
+    from tollway.pipeline.attempts import AttemptLimits
     from tollway.providers.base import UpstreamRequest
     from tollway.providers.transport import Transport, UpstreamResponse
 
@@ -46,8 +47,14 @@ def _forward_client_trace(ctx: RequestContext, req: "UpstreamRequest") -> None:
 async def send(ctx: RequestContext, transport: "Transport", req: "UpstreamRequest", provider_id: str,
                provider_kind: str, model: str) -> "UpstreamResponse":
     """Send one attempt; returns once the provider's status and headers arrived."""
-    attempt = Attempt(provider_id, provider_kind, model, req.url, time.perf_counter())
+    attempt = Attempt(provider_id, provider_kind, model, req.url, time.perf_counter(), credential=ctx.credential)
     ctx.attempts.append(attempt)
+    lim = ctx.limits
+    if lim is not None:
+        req.connect_timeout, req.head_timeout = lim.connect_s, lim.first_token_s
+        lim.arm(asyncio.get_running_loop().time())
+    if ctx.health is not None and ctx.deployment is not None:
+        ctx.health.started(ctx.deployment, ctx.credential)
     trace = ctx.trace
     if trace is not None:
         trace.start_attempt(attempt, req)
@@ -70,7 +77,25 @@ async def send(ctx: RequestContext, transport: "Transport", req: "UpstreamReques
     ctx.upstream_s += now - attempt.started
     attempt.headers_at = now
     attempt.status = resp.status
+    if lim is not None and (lim.first_token_s is not None or lim.total_s is not None):
+        set_deadline = getattr(resp, "set_deadline", None)
+        if set_deadline is not None:
+            if ctx.stream and lim.first_token_at is not None and resp.status < 400:
+                set_deadline(lim.first_token_at, f"The provider sent no first token within {lim.first_token_s:g} s "
+                                                 "(first-token timeout).")
+            else:
+                total_deadline(resp, lim)
     return resp
+
+
+def total_deadline(resp: "UpstreamResponse", lim: "AttemptLimits") -> None:
+    """From now on only the attempt's total deadline holds (a stream: after its first token)."""
+    set_deadline = getattr(resp, "set_deadline", None)
+    if set_deadline is not None:
+        if lim.total_s is None:
+            set_deadline(None)
+        else:
+            set_deadline(lim.total_at, f"The provider did not finish within {lim.total_s:g} s (total timeout).")
 
 
 async def read(ctx: RequestContext, resp: "UpstreamResponse", limit: int | None = None) -> bytes:

@@ -44,6 +44,9 @@ class UpstreamRequest:
     url: str
     headers: dict[str, str]
     body: bytes | None
+    # this call's own deadlines (the attempt loop's per-deployment timeouts); None: the transport's
+    connect_timeout: float | None = None
+    head_timeout: float | None = None  # request sent -> status and headers
 
 
 @dataclass(slots=True)

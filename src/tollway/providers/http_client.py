@@ -170,7 +170,7 @@ class Response:
 
     __slots__ = ("status", "raw_headers", "done", "buffered", "last_activity", "_conn", "_chunks", "_waiter",
                  "_error", "_head", "_client", "_decoder", "_tail", "_inflated_all", "_timer", "head_only",
-                 "ends_at_close")
+                 "ends_at_close", "_deadline")
 
     def __init__(self, conn: _Connection, client: "HttpClient", head_only: bool = False) -> None:
         self.head_only = head_only
@@ -191,6 +191,32 @@ class Response:
         self._inflated_all = False
         self.last_activity = loop.time()
         self._timer = loop.call_at(self.last_activity + client.read_timeout, self._check_timeout)
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def set_deadline(self, when: float | None, message: str = "") -> None:
+        """Give up on this response at loop time `when` (None: no deadline): it fails as a
+        timeout (`message` says which), the connection is closed."""
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        if when is not None and not self.done:
+            self._deadline = self._client.loop.call_at(when, self._expire, message)
+
+    def _expire(self, message: str) -> None:
+        self._deadline = None
+        if self.done:
+            return
+        conn, self._conn = self._conn, None
+        self.fail(asyncio.TimeoutError(message) if message else asyncio.TimeoutError())
+        if conn is not None:
+            conn._resp = None
+            conn.close()
+
+    def _stop_timers(self) -> None:
+        self._timer.cancel()
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
 
     # fed by the connection ---------------------------------------------------------
     def headers_received(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
@@ -218,7 +244,7 @@ class Response:
 
     def finish(self) -> None:
         self.done = True
-        self._timer.cancel()
+        self._stop_timers()
         self._wake()
 
     def fail(self, exc: BaseException) -> None:
@@ -226,7 +252,7 @@ class Response:
             return
         self._error = exc
         self.done = True
-        self._timer.cancel()
+        self._stop_timers()
         if not self._head.done():
             self._head.set_exception(exc)
             self._head.exception()  # mark retrieved: the caller may be gone already
@@ -258,7 +284,7 @@ class Response:
     def _raise(self) -> None:
         err = self._error
         if isinstance(err, asyncio.TimeoutError):
-            raise ProxyError("upstream_timeout", "The provider stopped sending within the read timeout.")
+            raise ProxyError("upstream_timeout", str(err) or "The provider stopped sending within the read timeout.")
         raise ProxyError("upstream_error", f"The provider's response broke off ({err}).")
 
     async def _next(self) -> bytes | None:
@@ -333,7 +359,7 @@ class Response:
     def release(self) -> None:
         """Give the connection back (body fully read) or close it (response abandoned)."""
         conn, self._conn = self._conn, None
-        self._timer.cancel()
+        self._stop_timers()
         if conn is None:
             return
         if self.done and self._error is None and not conn.closed:
@@ -378,7 +404,7 @@ class HttpClient:
                 self._targets[url] = t
         return t
 
-    async def _connect(self, key: tuple) -> _Connection:
+    async def _connect(self, key: tuple, connect_s: float | None = None) -> _Connection:
         tls, host, port = key
         ctx = None
         if tls:
@@ -390,7 +416,7 @@ class HttpClient:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(lambda: _Connection(loop, self, key), host, port, ssl=ctx,
                                        server_hostname=host if tls else None),
-                self.connect_timeout)
+                connect_s or self.connect_timeout)
         except asyncio.TimeoutError:
             raise ProxyError("upstream_timeout", "The provider did not accept a connection in time.") from None
         except (OSError, ssl.SSLError) as e:
@@ -412,7 +438,8 @@ class HttpClient:
                 return conn
         return None
 
-    async def request(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> Response:
+    async def request(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
+                      connect_timeout: float | None = None, head_timeout: float | None = None) -> Response:
         key, path, host = self._target(url)
         head = [f"{method} ".encode(), path, b" HTTP/1.1\r\nhost: ", host.encode("latin-1"), b"\r\n"]
         for k, v in headers.items():
@@ -427,8 +454,11 @@ class HttpClient:
             conn = self._get(key)
             reused = conn is not None
             if conn is None:
-                conn = await self._connect(key)
+                conn = await self._connect(key, connect_timeout)
             resp = Response(conn, self, head_only=method == "HEAD")
+            if head_timeout is not None:
+                resp.set_deadline(self.loop.time() + head_timeout,
+                                  f"The provider did not answer within {head_timeout:g} s (first-token timeout).")
             conn.start(resp, data)
             try:
                 await resp.wait_head()
@@ -440,9 +470,9 @@ class HttpClient:
                 if reused and attempt == 0 and not conn._got_bytes:
                     continue
                 raise ProxyError("upstream_unreachable", f"The provider closed the connection ({e}).") from None
-            except asyncio.TimeoutError:
+            except asyncio.TimeoutError as e:
                 resp.release()
-                raise ProxyError("upstream_timeout", "The provider did not answer in time.") from None
+                raise ProxyError("upstream_timeout", str(e) or "The provider did not answer in time.") from None
             except BaseException:
                 resp.release()
                 raise

@@ -51,4 +51,5 @@ class HttpTransport:
 
     async def send(self, req: UpstreamRequest) -> UpstreamResponse:
         assert self._client is not None, "transport not started"
-        return await self._client.request(req.method, req.url, req.headers, req.body)
+        return await self._client.request(req.method, req.url, req.headers, req.body, req.connect_timeout,
+                                          req.head_timeout)

@@ -679,6 +679,8 @@ class RoutingSettings(_Strict):
 
     retry: RetrySettings = RetrySettings()
     timeouts: TimeoutSettings = TimeoutSettings()
+    # the global last resort: "provider:model" (or any routable name) tried in order after the model's own
+    fallback_order: list[str] = Field(default_factory=list)
 
 
 class Settings(_Strict):

@@ -106,6 +106,7 @@ class FakeProvider:
         self._requests: list[ReceivedRequest] = []
         self._cond = threading.Condition()
         self._faults: list[_ScriptedFault] = []
+        self._refused: dict[str, int] = {}  # credential -> status (refuse_key)
         self._replies: list[_ScriptedReply] = []
         self._files: dict[str, tuple[dict, bytes]] = {}
         self._batches: dict[str, tuple[dict, list[dict]]] = {}
@@ -131,6 +132,7 @@ class FakeProvider:
         with self._cond:
             self._requests.clear()
             self._faults.clear()
+            self._refused.clear()
             self._replies.clear()
             self._files.clear()
             self._batches.clear()
@@ -143,6 +145,11 @@ class FakeProvider:
         """
         with self._cond:
             self._faults.append(_ScriptedFault(status, count, scope))
+
+    def refuse_key(self, credential: str, status: int = 401) -> None:
+        """Requests sent with this credential (any auth header) are answered `status` (401, 403, 429)."""
+        with self._cond:
+            self._refused[credential] = status
 
     def reply_next(self, text: str, count: int = 1, scope: str | None = None) -> None:
         """The next `count` answers (in `scope`: a family or a model) say `text` instead of the usual reply.
@@ -320,6 +327,12 @@ class FakeProvider:
         denied = self._check_auth(request, family)
         if denied is not None:
             return denied
+        if self._refused:
+            for h in ("authorization", "x-api-key", "api-key", "x-goog-api-key"):
+                v = request.headers.get(h, "")
+                v = v[7:].strip() if v.lower().startswith("bearer ") else v.strip()
+                if v in self._refused:
+                    return self._fault(family, self._refused[v])
         if "[[leak_key]]" in rr.text:  # a careless upstream that echoes the credential it was sent
             sent = [request.headers.get(h, "") for h in ("authorization", "x-api-key", "api-key", "x-goog-api-key")]
             return self._json(family, 401, self._leak_body(family, " ".join(v for v in sent if v)))
@@ -355,6 +368,7 @@ class FakeProvider:
         model = request.match_info.get("model") or body.get("model") or deployment or (
             STORED_PROMPT_MODEL if kind == "responses" and isinstance(body.get("prompt"), dict) else "")
         sc = self._scenario(kind, body, rr.text, model)
+        sc.directives = sc.directives.in_scopes({family, model, deployment or ""})
         invalid = self._validate(family, kind, body)
         if invalid is not None:
             return invalid

@@ -16,7 +16,7 @@ import json
 import math
 import re
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 REPLY_TEXT = "Hello from the fake provider!"
@@ -35,7 +35,8 @@ EMBEDDING_DIMENSIONS = 16
 LEAKED_KEY = "AKIA" + "QYLPMN5HHHFPZAM2"
 LEAK_PIECES = ["Your key is AKIAQY", "LPMN5HHH", "FPZAM2 keep", " it safe."]
 
-_DIRECTIVE = re.compile(r"\[\[([a-z_]+)(?::([^\]]*))?\]\]")
+_DIRECTIVE = re.compile(r"\[\[([a-z_]+)(?::([^\]@]*))?(?:@([^\]]*))?\]\]")
+_SCOPABLE = frozenset({"hang", "delay", "reset_after", "chunk_delay", "stream_error"})
 
 
 @dataclass
@@ -58,17 +59,29 @@ class Directives:
     gzip: bool = False
     reported_input: Any = None  # [[reported_input:JSON]]: the input count the usage reports ("21", -5, 2.5 ...)
     leak: bool = False
+    # [[hang@MODEL]], [[delay:S@MODEL]], [[reset_after:N@MODEL]], [[chunk_delay:S@MODEL]],
+    # [[stream_error@MODEL]]: only requests in that scope (family, model, Azure deployment)
+    scoped: dict[str, str] = field(default_factory=dict)
+
+    def in_scopes(self, scopes: set[str]) -> "Directives":
+        """These directives as a request in `scopes` sees them (scoped ones elsewhere dropped)."""
+        if not self.scoped:
+            return self
+        drop = {name: Directives.__dataclass_fields__[name].default
+                for name, scope in self.scoped.items() if scope not in scopes}
+        return replace(self, **drop) if drop else self
 
 
 def parse_directives(text: str) -> Directives:
     d = Directives()
-    for name, arg in _DIRECTIVE.findall(text or ""):
-        arg = arg.strip()
+    for name, arg, scope in _DIRECTIVE.findall(text or ""):
+        arg, scope = arg.strip(), scope.strip()
+        if name in _SCOPABLE and scope:
+            d.scoped[name] = scope
         try:
             if name == "fault":
-                code, _, scope = arg.partition("@")
-                d.fault = int(code)
-                d.fault_scope = scope.strip() or None
+                d.fault = int(arg)
+                d.fault_scope = scope or None
             elif name == "delay":
                 d.delay = float(arg)
             elif name == "chunk_delay":

@@ -32,6 +32,22 @@ class RouteStage:
             dep = state.catalog.require(ctx.model, Endpoint(ctx.endpoint))
         ctx.plan = [dep]
         ctx.deployment = dep
+        fallbacks = state.settings.routing.fallback_order
+        if fallbacks and not ctx.byok and ctx.model is not None:
+            self._fallbacks(ctx, fallbacks)
+
+    def _fallbacks(self, ctx: RequestContext, names: list[str]) -> None:
+        """`[routing] fallback_order`: deployments tried after the model's own, in order."""
+        from tollway.pipeline.translate import can_translate
+
+        endpoint = Endpoint(ctx.endpoint)
+        seen = {d.name for d in ctx.plan}
+        for name in names:
+            dep = self._state.catalog.resolve(name)
+            if dep is None or dep.name in seen or not can_translate(endpoint, dep.provider):
+                continue
+            seen.add(dep.name)
+            ctx.plan.append(dep)
 
     def _openai_without_model(self, ctx: RequestContext) -> Deployment:
         """Only OpenAI can resolve a stored prompt's model: its provider, with model "" (the body

@@ -2,13 +2,14 @@
 
 A provider that rejects a key may echo it in the error body ("Incorrect API key provided:
 sk-…"), a misconfigured gateway in front of it may echo whole request headers. Every provider
-error body is scrubbed before it is relayed or translated: the provider's API key and the values
-of its configured `headers` are replaced by "[redacted]". Only error bodies are scanned: they are
+error body is scrubbed before it is relayed or translated: the provider's API key, its credential
+profiles' keys and the values of its configured `headers` are replaced by "[redacted]". Only error bodies are scanned: they are
 small and rare, so this costs nothing on the success path.
 """
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -23,6 +24,11 @@ def provider_secrets(provider: "Provider") -> list[bytes]:
     found: list[bytes] = []
     if settings.api_key is not None:
         found.append(settings.api_key.get_secret_value().encode("utf-8"))
+    for profile in getattr(settings, "profiles", ()):  # [[providers.profiles]]
+        if profile.api_key is not None:
+            found.append(profile.api_key.get_secret_value().encode("utf-8"))
+        elif profile.api_key_env and os.environ.get(profile.api_key_env):
+            found.append(os.environ[profile.api_key_env].encode("utf-8"))
     for value in settings.headers.values():
         v = value.strip()
         if v.lower().startswith("bearer "):

@@ -142,12 +142,31 @@ class ChatStreamWatcher:
             self.usage = usage_from_openai(u)
             if not obj.get("choices"):  # the usage-only chunk
                 return b"" if self._strip else ev.raw
+        if not self.first_token and _is_preamble(obj):  # role-only: no token yet (held back by a fallback)
+            return ev.raw.replace(_USAGE_NULL, b"") if self._strip else ev.raw
         return None
 
     def _note_model(self, obj: dict[str, Any]) -> None:
         m = obj.get("model")
         if isinstance(m, str):
             self.model_served = m
+
+
+_CONTENT_KEYS = ("content", "tool_calls", "function_call", "refusal", "reasoning_content", "reasoning", "audio")
+
+
+def _is_preamble(obj: dict[str, Any]) -> bool:
+    """A chunk before the answer: choices whose deltas carry only a role (or nothing), unfinished."""
+    choices = obj.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return False
+    for c in choices:
+        if not isinstance(c, dict) or c.get("finish_reason") is not None:
+            return False
+        delta = c.get("delta")
+        if isinstance(delta, dict) and any(delta.get(k) for k in _CONTENT_KEYS):
+            return False
+    return True
 
 
 class ResponsesStreamWatcher:

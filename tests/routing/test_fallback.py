@@ -1,0 +1,163 @@
+"""The attempt loop seen from clients: a deployment that fails (an error status, a hang past a
+deadline, a reset before the first token) is replaced by the plan's next one without the client
+noticing; a failure after the first token ends the stream so the SDK raises; when every option
+failed, one error in the client's own format names each attempt.
+
+The plan of `gpt-4o-mini` here is openai:gpt-4o-mini, anthropic:claude-haiku-4-5, openai:gpt-4o
+(`[routing] fallback_order`); a directive scoped to a model (`[[fault:500@gpt-4o-mini]]`,
+`[[hang@gpt-4o-mini]]`) breaks that deployment only.
+"""
+
+from __future__ import annotations
+
+import anthropic
+import json
+import urllib.request
+import openai
+import pytest
+from google.genai import errors as genai_errors
+
+from tests.fakes.provider import FakeProvider
+from tests.harness import MASTER_KEY, Tollway, gemini_client
+
+REPLY = "Hello from the fake provider!"
+
+
+def _oai(tw: Tollway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=tw.url + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=20)
+
+
+def _claude(tw: Tollway) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=tw.url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+
+
+def _chat(tw: Tollway, text: str, model: str = "gpt-4o-mini"):
+    return _oai(tw).chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": text}])
+
+
+@pytest.mark.parametrize("fault", ["500", "429", "529", "503"])
+def test_error_status_falls_back_across_formats(tw: Tollway, fault: str) -> None:
+    raw = _chat(tw, f"Hi [[fault:{fault}@gpt-4o-mini]]")
+    assert raw.headers["x-tollway-route"] == "anthropic:claude-haiku-4-5"
+    assert raw.headers["x-tollway-attempts"] == "2"
+    out = raw.parse()
+    assert out.choices[0].message.content == REPLY and out.object == "chat.completion"
+    rec = tw.record(raw.headers["x-tollway-trace-id"])
+    assert rec["status"] == 200 and rec["provider"] == "anthropic"
+
+
+def test_success_first_time_says_so(tw: Tollway) -> None:
+    raw = _chat(tw, "Hi")
+    assert raw.headers["x-tollway-route"] == "openai:gpt-4o-mini"
+    assert raw.headers["x-tollway-attempts"] == "1"
+    assert raw.parse().choices[0].message.content == REPLY
+
+
+def test_client_error_is_not_retried(tw: Tollway, fake: FakeProvider) -> None:
+    before = len(fake.requests)
+    with pytest.raises(openai.BadRequestError) as ei:
+        _chat(tw, "Hi [[fault:400@gpt-4o-mini]]")
+    assert ei.value.response.headers["x-tollway-attempts"] == "1"
+    assert ei.value.response.headers["x-tollway-route"] == "openai:gpt-4o-mini"
+    assert len(fake.requests) == before + 1
+
+
+def test_hang_past_first_token_deadline_falls_back(tw: Tollway) -> None:
+    raw = _chat(tw, "Hi [[hang@gpt-4o-mini]]")
+    assert raw.headers["x-tollway-route"] == "anthropic:claude-haiku-4-5"
+    assert raw.parse().choices[0].message.content == REPLY
+
+
+def test_every_option_failed_is_one_error_naming_each_attempt(tw: Tollway) -> None:
+    with pytest.raises(openai.APIStatusError) as ei:
+        _chat(tw, "Hi [[fault:500]]")
+    err = ei.value
+    assert err.status_code == 502
+    assert err.response.headers["x-tollway-attempts"] == "3"
+    msg = err.body["message"]
+    for dep in ("openai:gpt-4o-mini", "anthropic:claude-haiku-4-5", "openai:gpt-4o"):
+        assert dep in msg
+    assert "500" in msg
+
+    with pytest.raises(openai.RateLimitError) as ri:  # all rate limited: a 429
+        _chat(tw, "Hi [[fault:429]]")
+    assert ri.value.response.headers["x-tollway-attempts"] == "3"
+
+    with pytest.raises(anthropic.APIStatusError) as ai:  # in the client's own format
+        _claude(tw).messages.create(model="claude-haiku-4-5", max_tokens=20,
+                                    messages=[{"role": "user", "content": "Hi [[fault:503]]"}])
+    assert ai.value.status_code == 503
+    assert ai.value.body["type"] == "error" and "claude-haiku-4-5" in ai.value.body["error"]["message"]
+    rec = tw.record(ai.value.response.headers["x-tollway-trace-id"])
+    assert rec["status"] == 503
+
+
+def test_stream_stalled_after_preamble_falls_back_invisibly(tw: Tollway) -> None:
+    # gpt-4o-mini sends its role-only chunk, then stalls past the 1 s first-token deadline
+    stream = _oai(tw).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "Hi [[chunk_delay:3@gpt-4o-mini]]"}])
+    assert stream.headers["x-tollway-route"] == "anthropic:claude-haiku-4-5"
+    chunks = list(stream.parse())
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == REPLY
+    roles = [c.choices[0].delta.role for c in chunks if c.choices and c.choices[0].delta.role]
+    assert roles == ["assistant"]  # one preamble: the fallback's
+
+
+def test_stream_reset_before_first_token_falls_back(tw: Tollway) -> None:
+    stream = _oai(tw).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "Hi [[reset_after:1@gpt-4o-mini]]"}])
+    assert stream.headers["x-tollway-attempts"] == "2"
+    text = "".join(c.choices[0].delta.content or "" for c in stream.parse() if c.choices)
+    assert text == REPLY
+
+
+def test_stream_reset_after_first_token_makes_the_sdk_raise(tw: Tollway) -> None:
+    req = urllib.request.Request(tw.url + "/v1/chat/completions", method="POST", data=json.dumps(
+        {"model": "gpt-4o-mini", "stream": True,
+         "messages": [{"role": "user", "content": "Hi [[reset_after:3@gpt-4o-mini]]"}]}).encode(),
+        headers={"authorization": f"Bearer {MASTER_KEY}", "content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=20) as r:
+        assert r.headers["x-tollway-route"] == "openai:gpt-4o-mini"
+        body = r.read()
+    assert b'"content":"Hello' in body and b"[DONE]" not in body and b'"error"' in body
+    with pytest.raises(openai.APIError):
+        for _ in _oai(tw).chat.completions.create(
+                model="gpt-4o-mini", stream=True,
+                messages=[{"role": "user", "content": "Hi [[reset_after:3@gpt-4o-mini]]"}]):
+            pass
+
+
+def test_anthropic_stream_overloaded_falls_back_to_openai(tw: Tollway) -> None:
+    with _claude(tw).messages.stream(model="claude-haiku-4-5", max_tokens=50,
+                                     messages=[{"role": "user", "content": "Hi [[fault:529@claude-haiku-4-5]]"}]) as s:
+        text = "".join(s.text_stream)
+        final = s.get_final_message()
+    assert text == REPLY and final.stop_reason == "end_turn"
+
+
+def test_anthropic_stream_cut_after_first_token_raises(tw: Tollway) -> None:
+    with pytest.raises(anthropic.APIError):
+        with _claude(tw).messages.stream(
+                model="claude-haiku-4-5", max_tokens=50,
+                messages=[{"role": "user", "content": "Hi [[reset_after:5@claude-haiku-4-5]]"}]) as s:
+            "".join(s.text_stream)
+            s.get_final_message()
+
+
+def test_responses_stream_falls_back_before_first_token(tw: Tollway) -> None:
+    events = list(_oai(tw).responses.create(model="gpt-4o-mini", input="Hi [[reset_after:2@gpt-4o-mini]]",
+                                            stream=True))
+    kinds = [e.type for e in events]
+    assert kinds.count("response.created") == 1 and kinds[-1] == "response.completed"
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == REPLY
+
+
+def test_gemini_client_falls_back(tw: Tollway) -> None:
+    client = gemini_client(tw)
+    out = client.models.generate_content(model="gemini-2.0-flash", contents="Hi [[fault:503@gemini-2.0-flash]]")
+    assert out.text == REPLY
+    with pytest.raises(genai_errors.APIError) as ei:
+        client.models.generate_content(model="gemini-2.0-flash", contents="Hi [[fault:500]]")
+    assert ei.value.code == 502 and "gemini:gemini-2.0-flash" in (ei.value.message or "")

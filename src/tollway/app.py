@@ -115,6 +115,7 @@ class Router:
             "/openai/models": self.models.list,
             "/openai/v1/models": self.models.list,
             "/v1/records": admin.records,
+            "/v1/errors": admin.errors,
             "/v1/stats": admin.stats,
             "/v1/me": admin.me,
             "/v1/projects": admin.projects,

@@ -152,3 +152,7 @@ class UsageRecord:
     guard_findings: str | None = None  # JSON: sanitizer finding types and counts (never values)
     cache: str | None = None  # response cache: hit | semantic_hit | miss | refresh | skip (None: not in play)
     cost_saved_usd: Decimal | None = None  # a cache hit: what the cached answer cost when it was made
+    deployment: str | None = None  # "provider:model" that served (or was tried last)
+    attempts: int = 0  # provider calls made (retries and fallbacks included)
+    failure: str | None = None  # "customer": the client got an error; "mitigated": served after a failed attempt
+    attempt_errors: str | None = None  # JSON list: "deployment: status reason" of each failed attempt

@@ -28,9 +28,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("tollway")
 
 MAX_FILTER_CHARS = 1024
-_TEXT_FILTERS = frozenset({"project", "source", "customer", "model", "key_id", "team", "provider", "cursor", "group_by"})
+_TEXT_FILTERS = frozenset({"project", "source", "customer", "model", "key_id", "team", "provider", "cursor", "group_by",
+                           "deployment"})
 RECORD_FILTERS = ("project", "source", "customer", "model", "status", "since", "until", "key_id", "team",
                   "provider", "limit", "cursor", "after_seq")
+ERROR_FILTERS = ("kind", "model", "provider", "deployment", "project", "since", "until", "limit", "cursor")
 STATS_FILTERS = ("project", "source", "customer", "model", "status", "since", "until", "key_id", "provider",
                  "group_by")
 _RELATIVE = re.compile(r"^(\d{1,9}(?:\.\d{1,6})?)\s*(s|m|min|h|d|w)$")
@@ -109,6 +111,11 @@ class AdminRoutes:
                     out[k] = v.strip().lower()
                 else:
                     raise _bad(k, "status must be an HTTP status code (up to 3 digits), 'ok' or 'error'.")
+            elif k == "kind":
+                if v not in ("customer", "mitigated"):
+                    raise _bad(k, "kind must be 'customer' (the client got an error) or 'mitigated' "
+                                  "(a fallback or retry served it).")
+                out[k] = v
             elif k == "after_seq":
                 seq = _digits(v, 18)
                 if seq is None or seq >= 2**63:
@@ -158,6 +165,22 @@ class AdminRoutes:
                 f["project"] = project
             await self._state.ledger.flush()
             return await queries.list_records(self._state.engine, **f)
+        await self._answer(scope, send, produce)
+
+    async def errors(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """GET /v1/errors: requests a provider failure touched, newest first: those whose client got
+        an error (kind=customer) and those a retry or fallback saved (kind=mitigated)."""
+        async def produce() -> dict[str, Any]:
+            f = self._filters(scope, ERROR_FILTERS)
+            kind = f.pop("kind", None) or "any"
+            await self._state.ledger.flush()
+            page = await queries.list_records(self._state.engine, failure=kind, **f)
+            data = [{"trace_id": r["trace_id"], "time": r["time"], "kind": r["failure"], "route": r["route"],
+                     "model_requested": r["model_requested"], "provider": r["provider"],
+                     "deployment": r["deployment"], "attempts": r["attempts"], "status": r["status"],
+                     "error_type": r["error_type"], "attempt_errors": r["attempt_errors"],
+                     "project": r["project"], "key_id": r["key_id"]} for r in page["data"]]
+            return {"object": "list", "data": data, "next_cursor": page["next_cursor"]}
         await self._answer(scope, send, produce)
 
     async def record(self, scope: Scope, receive: Receive, send: Send, trace_id: str) -> None:

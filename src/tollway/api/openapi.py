@@ -129,6 +129,8 @@ _QUERY_DOCS = {
     "team": "Only calls made with keys of this team.",
     "limit": "Records per page, 1 to 1000 (default 50; more is capped).",
     "cursor": "next_cursor of the previous page (newest-first order).",
+    "kind": "customer (the client got an error) or mitigated (a retry or fallback served it); default both.",
+    "deployment": "Only calls served by (or last tried on) this deployment, provider:model (exact).",
     "after_seq": "Insertion order for exporters: records stored after the one with this seq, oldest first. "
                  "Poll with the last next_after_seq to see every record exactly once, long calls and replayed "
                  "records included. Not with cursor.",
@@ -228,6 +230,13 @@ _RECORD = {"type": "object", "properties": {
         ("key_id", ["string", "null"]), ("project", ["string", "null"]), ("source", ["string", "null"]),
         ("customer", ["string", "null"]), ("team", ["string", "null"]), ("cache", ["string", "null"]), ("cost_saved_usd", ["string", "null"]))},
     "seq": {"type": ["integer", "null"], "description": "Insertion order in the store (see after_seq)."},
+    "deployment": {"type": ["string", "null"], "description": "provider:model that served (or was tried last)."},
+    "attempts": {"type": ["integer", "null"], "description": "Provider calls made (retries and fallbacks included)."},
+    "failure": {"type": ["string", "null"], "enum": ["customer", "mitigated", None],
+                "description": "customer: the client got a provider failure; mitigated: a retry or fallback "
+                               "served it after a failed attempt."},
+    "attempt_errors": {"type": "array", "items": {"type": "string"},
+                       "description": "Each failed attempt: 'deployment: status reason'."},
     "guard_findings": {"type": ["object", "null"], "description":
                        "Sanitizer findings by type and count (never values): request, request_action "
                        "(redacted | forwarded | refused), response, response_action (logged | redacted | blocked)"}}}
@@ -336,6 +345,10 @@ def openapi_document() -> dict[str, Any]:
                                         ["project", "source", "customer", "model", "status", "since", "until",
                                          "key_id", "team", "provider", "limit", "cursor", "after_seq"],
                                         "RecordPage")},
+        "/v1/errors": {"get": _list_op("Requests a provider failure touched, newest first: customer-impacting "
+                                       "(the client got an error) and mitigated (a retry or fallback served it)",
+                                       ["kind", "model", "provider", "deployment", "project", "since", "until",
+                                        "limit", "cursor"], "ErrorPage")},
         "/v1/projects": {"get": {
             "summary": "Projects active in the last N minutes (all without N) with their usage over that window "
                        "(the numbers of /v1/stats?group_by=project&since=Nm) and last_seen",
@@ -543,6 +556,15 @@ def openapi_document() -> dict[str, Any]:
                 **admin_schemas(),
                 "Record": _RECORD,
                 "RecordDetail": _RECORD_DETAIL,
+                "ErrorPage": {"type": "object", "properties": {
+                    "object": {"const": "list"},
+                    "data": {"type": "array", "items": {"type": "object", "properties": {
+                        **{k: {"type": ["string", "null"]} for k in (
+                            "trace_id", "time", "kind", "route", "model_requested", "provider", "deployment",
+                            "error_type", "project", "key_id")},
+                        "attempts": {"type": ["integer", "null"]}, "status": {"type": "integer"},
+                        "attempt_errors": {"type": "array", "items": {"type": "string"}}}}},
+                    "next_cursor": {"type": ["string", "null"]}}},
                 "RecordPage": {"type": "object", "properties": {
                     "data": {"type": "array", "items": {"$ref": _REF + "Record"}},
                     "next_cursor": {"type": ["string", "null"]},

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from tollway.counting import OutputTally
 from tollway.estimate import COUNTABLE, prompt_tokens
+from tollway.pipeline.attempts import attempt_errors_json, failure_kind
 from tollway.pipeline.context import SERVER_SHUTDOWN, RequestContext
 from tollway.providers.base import COUNTING_ENDPOINTS
 from tollway.usage import (MAX_ATTRIBUTION_CHARS, MAX_MODEL_CHARS, MAX_NOTE_CHARS, MAX_PATH_CHARS, Usage,
@@ -136,4 +137,10 @@ class AccountingStage:
         )
         if ctx.cache is not None:
             rec.cache, rec.cost_saved_usd = ctx.cache.status, ctx.cache.cost_saved
+        if ctx.attempt_count:
+            rec.deployment = clip(dep.name if dep else None, MAX_MODEL_CHARS)
+            rec.attempts = ctx.attempt_count
+            rec.failure = failure_kind(ctx)
+            if ctx.attempt_errors:
+                rec.attempt_errors = attempt_errors_json(ctx.attempt_errors)
         return rec

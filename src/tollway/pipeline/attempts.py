@@ -343,6 +343,37 @@ def _outcome(ctx: RequestContext, a: Attempt, failed: Failed | None) -> Outcome:
     return Outcome(ok, a.status or None, a.error_type or (None if ok else ctx.error_type), latency, ttft)
 
 
+def failure_kind(ctx: RequestContext) -> str | None:
+    """For the record: "mitigated" (served after a failed attempt), "customer" (the client got a
+    provider failure: an error status, or a stream cut after its first token), or None."""
+    if ctx.cancelled and ctx.error_type == "client_disconnected":
+        return "mitigated" if ctx.mitigated else None
+    if ctx.status >= 500 or ctx.status == 429 or (ctx.incomplete and ctx.status < 400):
+        return "customer"
+    if ctx.mitigated:
+        return "mitigated"
+    return None
+
+
+_MAX_ERRORS_CHARS = 4000
+
+
+def attempt_errors_json(errors: list[str]) -> str:
+    """The failed attempts as the record keeps them: a JSON list, at most ~4 KB."""
+    import orjson
+
+    out: list[str] = []
+    size = 0
+    for e in errors:
+        e = e[:500]
+        size += len(e)
+        if size > _MAX_ERRORS_CHARS:
+            out.append(f"... {len(errors) - len(out)} more")
+            break
+        out.append(e)
+    return orjson.dumps(out).decode()
+
+
 def _reset(ctx: RequestContext) -> None:
     """Forget what a failed attempt left on the context."""
     ctx.status = 0

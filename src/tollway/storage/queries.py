@@ -121,6 +121,8 @@ async def list_records(
     limit: int = 50,
     cursor: str | None = None,
     after_seq: int | None = None,
+    failure: str | None = None,
+    deployment: str | None = None,
 ) -> dict[str, Any]:
     """Records newest first (ts desc, trace_id desc), keyset-paginated; or, with
     `after_seq`, in insertion order from the record after that `seq` on.
@@ -138,6 +140,10 @@ async def list_records(
         project=project, source=source, customer=customer, model=model,
         since=since, until=until, key_id=key_id, status=status, provider=provider, team=team,
     )  # fmt: skip
+    if failure is not None:  # GET /v1/errors: "any", "customer" or "mitigated"
+        conds.append(t.c.failure.is_not(None) if failure == "any" else t.c.failure == failure)
+    if deployment is not None:
+        conds.append(t.c.deployment == deployment)
     if after_seq is not None:
         stmt = select(t).where(t.c.seq > int(after_seq), *conds).order_by(t.c.seq.asc()).limit(limit)
         async with engine.connect() as conn:

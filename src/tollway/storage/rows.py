@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 _RECORD_FIELDS = frozenset(f.name for f in fields(UsageRecord))
 _USAGE_FIELDS = frozenset(f.name for f in fields(Usage))
 _TEXT_COLUMNS = ("trace_id", "route", "method", "path", "provider", "model_requested", "model_served", "cost_note",
-                 "error_type", "key_id", "project", "source", "customer")
+                 "error_type", "key_id", "project", "source", "customer", "deployment", "attempt_errors")
 
 
 def storable_text(value: str) -> str:
@@ -90,6 +90,10 @@ def row_from_record(r: UsageRecord) -> dict[str, Any]:
         "guard_findings": r.guard_findings,
         "cache": r.cache,
         "cost_saved_nanousd": _nanousd(r.cost_saved_usd),
+        "deployment": r.deployment,
+        "attempts": r.attempts,
+        "failure": r.failure,
+        "attempt_errors": r.attempt_errors,
     }
     for name in _TEXT_COLUMNS:
         value = row[name]
@@ -141,6 +145,7 @@ API_FIELDS = (
     "cache_creation_tokens", "reasoning_tokens", "total_tokens", "tokens_estimated",
     "cost_usd", "cost_note", "latency_ms", "ttft_ms", "status", "error_type", "cancelled",
     "key_id", "project", "source", "customer", "team", "seq", "guard_findings", "cache", "cost_saved_usd",
+    "deployment", "attempts", "failure", "attempt_errors",
 )  # fmt: skip
 
 
@@ -151,5 +156,6 @@ def api_row(row: Mapping[str, Any]) -> dict[str, Any]:
         "cost_usd": format_usd(decimal_from_nanousd(row["cost_nanousd"])),
         "guard_findings": orjson.loads(row["guard_findings"]) if row.get("guard_findings") else None,
         "cost_saved_usd": format_usd(decimal_from_nanousd(row["cost_saved_nanousd"])),
+        "attempt_errors": orjson.loads(row["attempt_errors"]) if row.get("attempt_errors") else [],
     }
     return {k: derived[k] if k in derived else row[k] for k in API_FIELDS}

@@ -75,6 +75,11 @@ usage_records = Table(
     Column("guard_findings", Text),  # JSON: sanitizer finding types and counts, never values
     Column("cache", String),  # response cache outcome (hit, semantic_hit, miss, refresh, skip)
     Column("cost_saved_nanousd", BigInteger),  # a cache hit: the cost of the cached answer
+    # the attempt loop (0010_attempts): who served, how many provider calls, and what failed
+    Column("deployment", String),
+    Column("attempts", Integer),
+    Column("failure", String),  # customer | mitigated (NULL: nothing failed)
+    Column("attempt_errors", Text),  # JSON list of "deployment: status reason"
 )
 
 Index("ix_usage_records_ts", usage_records.c.ts, usage_records.c.trace_id)
@@ -85,6 +90,7 @@ Index("ix_usage_records_model_requested", usage_records.c.model_requested, usage
 Index("ix_usage_records_key_id", usage_records.c.key_id, usage_records.c.ts)
 Index("ix_usage_records_team", usage_records.c.team, usage_records.c.ts)
 Index("ix_usage_records_seq", usage_records.c.seq, unique=True)
+Index("ix_usage_records_failure", usage_records.c.failure, usage_records.c.ts)
 
 # Responses kept for the Responses API on providers that have no state of their own
 # (see storage/responses.py). `conversation` is the response's own items (input, then output;

@@ -125,10 +125,13 @@ def _backfill(bind: sa.Connection) -> None:
     t = usage_records
     tables = (("facets", usage_facets), ("daily", usage_daily), ("latency", usage_latency))
     stmts = {name: upsert_statement(table, bind.dialect) for name, table in tables}
-    cols = [c.name for c in t.columns]
+    # the columns this revision's table has (later migrations add more to schema.py's)
+    present = {c["name"] for c in sa.inspect(bind).get_columns("usage_records")}
+    columns = [c for c in t.columns if c.name in present]
+    cols = [c.name for c in columns]
     after: tuple[float, str] | None = None
     while True:
-        q = sa.select(t).order_by(t.c.ts, t.c.trace_id).limit(_BACKFILL_CHUNK)
+        q = sa.select(*columns).order_by(t.c.ts, t.c.trace_id).limit(_BACKFILL_CHUNK)
         if after is not None:
             q = q.where(sa.or_(t.c.ts > after[0], sa.and_(t.c.ts == after[0], t.c.trace_id > after[1])))
         rows = [dict(zip(cols, r, strict=True)) for r in bind.execute(q)]

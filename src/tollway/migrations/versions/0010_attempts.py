@@ -1,0 +1,35 @@
+"""Attempts: which deployment served a request, how many provider calls it took, and whether a
+failure reached the client ("customer") or was mitigated by a retry or fallback.
+
+Revision ID: 0010_attempts
+Revises: 0007_portal
+Create Date: 2026-11-29
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010_attempts"
+down_revision = "0007_portal"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # plain ADD COLUMN (SQLite has it): a batch copy would trip over the ask_requests view
+    op.add_column("usage_records", sa.Column("deployment", sa.String(), nullable=True))
+    op.add_column("usage_records", sa.Column("attempts", sa.Integer(), nullable=True))
+    op.add_column("usage_records", sa.Column("failure", sa.String(), nullable=True))
+    op.add_column("usage_records", sa.Column("attempt_errors", sa.Text(), nullable=True))
+    op.create_index("ix_usage_records_failure", "usage_records", ["failure", "ts"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_usage_records_failure", table_name="usage_records")
+    with op.batch_alter_table("usage_records") as batch:
+        batch.drop_column("attempt_errors")
+        batch.drop_column("failure")
+        batch.drop_column("attempts")
+        batch.drop_column("deployment")

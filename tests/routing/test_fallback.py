@@ -161,3 +161,43 @@ def test_gemini_client_falls_back(tw: Tollway) -> None:
     with pytest.raises(genai_errors.APIError) as ei:
         client.models.generate_content(model="gemini-2.0-flash", contents="Hi [[fault:500]]")
     assert ei.value.code == 502 and "gemini:gemini-2.0-flash" in (ei.value.message or "")
+
+
+def test_records_and_the_errors_list_tell_the_truth(tw: Tollway) -> None:
+    raw = _chat(tw, "Hi [[fault:500@gpt-4o-mini]] (records)")
+    saved = raw.headers["x-tollway-trace-id"]
+    rec = tw.record(saved)
+    assert rec["deployment"] == "anthropic:claude-haiku-4-5" and rec["attempts"] == 2
+    assert rec["failure"] == "mitigated" and rec["status"] == 200
+    assert len(rec["attempt_errors"]) == 1 and rec["attempt_errors"][0].startswith("openai:gpt-4o-mini: 500")
+    with pytest.raises(openai.APIStatusError) as ei:
+        _chat(tw, "Hi [[fault:500]] (records)")
+    lost = ei.value.response.headers["x-tollway-trace-id"]
+    rec = tw.record(lost)
+    assert rec["failure"] == "customer" and rec["attempts"] == 3 and len(rec["attempt_errors"]) == 3
+    clean = _chat(tw, "Hi (records)").headers["x-tollway-trace-id"]
+    assert tw.record(clean)["failure"] is None and tw.record(clean)["attempts"] == 1
+
+    status, body = tw.get("/v1/errors?limit=1000")
+    assert status == 200
+    ids = [e["trace_id"] for e in body["data"]]
+    assert saved in ids and lost in ids and clean not in ids
+    assert ids.index(lost) < ids.index(saved)  # newest first
+    status, body = tw.get("/v1/errors?kind=mitigated&deployment=anthropic:claude-haiku-4-5&limit=1000")
+    assert status == 200 and {e["kind"] for e in body["data"]} == {"mitigated"}
+    assert saved in [e["trace_id"] for e in body["data"]]
+    status, body = tw.get("/v1/errors?kind=customer&model=gpt-4o-mini&limit=1000")
+    entry = next(e for e in body["data"] if e["trace_id"] == lost)
+    assert entry["status"] == 502 and entry["attempts"] == 3
+    status, body = tw.get("/v1/errors?kind=sometimes")
+    assert status == 400 and body["error"]["param"] == "kind"
+
+
+def test_stream_cut_after_first_token_is_recorded_customer_impacting(tw: Tollway) -> None:
+    stream = _oai(tw).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "Hi [[reset_after:3@gpt-4o-mini]] r"}])
+    with pytest.raises(openai.APIError):
+        for _ in stream.parse():
+            pass
+    rec = tw.record(stream.headers["x-tollway-trace-id"])
+    assert rec["failure"] == "customer" and rec["attempts"] == 1 and rec["error_type"]

@@ -464,6 +464,7 @@ class KeySettings(LimitFields):
     sanitization: SanitizationOverride | None = None  # this key's own [sanitization] values
     log_bodies: Bool | None = None  # this key's own [store] log_bodies
     cache: CacheOverride | None = None  # this key's own [cache] values
+    trace: Bool = False  # its streams start with a routing trace event (as with x-tollway-trace: true)
 
     @field_validator("key")
     @classmethod

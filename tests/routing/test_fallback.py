@@ -201,3 +201,25 @@ def test_stream_cut_after_first_token_is_recorded_customer_impacting(tw: Tollway
             pass
     rec = tw.record(stream.headers["x-tollway-trace-id"])
     assert rec["failure"] == "customer" and rec["attempts"] == 1 and rec["error_type"]
+
+
+def _raw_stream(tw: Tollway, body: dict, headers: dict[str, str] | None = None) -> tuple[dict, bytes]:
+    req = urllib.request.Request(tw.url + "/v1/chat/completions", method="POST", data=json.dumps(body).encode(),
+                                 headers={"authorization": f"Bearer {MASTER_KEY}", "content-type": "application/json",
+                                          **(headers or {})})
+    with urllib.request.urlopen(req, timeout=20) as r:
+        return dict(r.headers), r.read()
+
+
+def test_trace_event_starts_the_stream_when_asked(tw: Tollway) -> None:
+    body = {"model": "gpt-4o-mini", "stream": True,
+            "messages": [{"role": "user", "content": "Hi [[fault:500@gpt-4o-mini]]"}]}
+    headers, data = _raw_stream(tw, body, {"x-tollway-trace": "true"})
+    first = data.split(b"\n\n")[0]
+    assert first.startswith(b"data: ")
+    trace = json.loads(first[6:])
+    assert trace["type"] == "trace" and trace["provider"] == "anthropic" and trace["model"] == "claude-haiku-4-5"
+    assert trace["attempts"] == 2 and {"policy", "scores", "cost_estimate"} <= set(trace)
+    assert data.count(b'"type":"trace"') == 1 and data.rstrip().endswith(b"data: [DONE]")
+    _, plain = _raw_stream(tw, body)
+    assert b'"type":"trace"' not in plain  # off by default

@@ -202,6 +202,9 @@ class AttemptLoop:
         rs = state.settings.routing.retry
         plan = ctx.plan or ([ctx.deployment] if ctx.deployment is not None else [])
         ctx.health = state.health
+        if ctx.stream:
+            ctx.stream_trace = (ctx.headers.get(b"x-tollway-trace", b"").lower() in (b"true", b"1")
+                                or (ctx.key is not None and ctx.key.trace))
         hdr_at = len(ctx.response_headers)
         ctx.response_headers.append((ROUTE_HEADER, b""))
         ctx.response_headers.append((ATTEMPTS_HEADER, b"0"))
@@ -341,6 +344,27 @@ def _outcome(ctx: RequestContext, a: Attempt, failed: Failed | None) -> Outcome:
                        failed.retry_after)
     ok = 200 <= a.status < 300
     return Outcome(ok, a.status or None, a.error_type or (None if ok else ctx.error_type), latency, ttft)
+
+
+async def start_stream(ctx: RequestContext, send: "Send", start: dict) -> None:
+    """Send a stream's response start (and, when asked for, the routing trace event first)."""
+    await send(start)
+    ctx.response_started = True
+    if ctx.stream_trace:
+        await send({"type": "http.response.body", "body": trace_event(ctx), "more_body": True})
+
+
+def trace_event(ctx: RequestContext) -> bytes:
+    """`data: {"type":"trace",...}`: the deployment that serves and why (the router's account)."""
+    import orjson
+
+    dep = ctx.deployment
+    rt = ctx.route_trace or {}
+    body = {"type": "trace", "model": dep.model if dep else ctx.model, "provider": dep.provider.id if dep else None,
+            "deployment": dep.name if dep else None, "attempts": ctx.attempt_count,
+            "policy": rt.get("policy"), "profile": rt.get("profile"), "scores": rt.get("scores"),
+            "cost_estimate": rt.get("cost_estimate")}
+    return b"data: " + orjson.dumps(body, default=str) + b"\n\n"
 
 
 def failure_kind(ctx: RequestContext) -> str | None:

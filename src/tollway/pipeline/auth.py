@@ -41,6 +41,7 @@ class KeyInfo:
     # provider kind -> credential used instead of the provider's own key; None: sealed and unopenable
     credentials: Mapping[str, str | None] = field(default_factory=dict, repr=False)
     expires_at: float | None = None
+    trace: bool = False  # streams start with the routing trace event ([[keys]] trace = true)
 
     def has(self, role: str) -> bool:
         """admin implies viewer; "user" (calling models) is never implied by the others."""

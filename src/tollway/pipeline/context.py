@@ -128,6 +128,7 @@ class RequestContext:
     attempt_errors: list[str] = field(default_factory=list)  # "deployment: status reason", per failed attempt
     route_trace: dict | None = None  # the router's account of its choice (policy, profile, scores, cost)
     conversation: Any = None  # Responses: the stored conversation, loaded once for every attempt
+    stream_trace: bool = False  # x-tollway-trace: true (or the key's trace): a stream starts with a trace event
     # telemetry
     attempts: list[Attempt] = field(default_factory=list)
     upstream_s: float = 0.0  # waiting on providers (headers, and whole bodies) before the response started

@@ -24,7 +24,7 @@ from tollway.errors import ProxyError, render, shutdown_error
 from tollway.formats.errors import stream_error_event as format_stream_error
 from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
-from tollway.pipeline.attempts import AttemptLoop, Failed, fails_over, retry_after, stream_failure
+from tollway.pipeline.attempts import AttemptLoop, Failed, fails_over, retry_after, start_stream, stream_failure
 from tollway.pipeline.client_headers import with_client_headers
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.translate import can_force_canonical, forward_translated, needs_translation
@@ -197,8 +197,7 @@ class Forwarder:
         if ctx.failover and lim is not None:
             held = []
         else:
-            await send(start)
-            ctx.response_started = True
+            await start_stream(ctx, send, start)
         watch = DisconnectWatch(receive).start()
         t0 = ctx.t0
         error: ProxyError | None = None
@@ -222,8 +221,7 @@ class Forwarder:
                     if not (watcher.first_token or held_size > lim.holdback_bytes):  # type: ignore[union-attr]
                         continue
                     out, held = b"".join(held), None
-                    await send(start)
-                    ctx.response_started = True
+                    await start_stream(ctx, send, start)
                 if out:
                     if tap is not None:
                         tap.chunk(out)
@@ -233,8 +231,7 @@ class Forwarder:
                 if watcher.error_type and not watcher.first_token:
                     raise stream_failure(None, watcher.error_type)
                 out, held = b"".join(held) + out, None
-                await send(start)
-                ctx.response_started = True
+                await start_stream(ctx, send, start)
             if out:
                 if tap is not None:
                     tap.chunk(out)
@@ -262,8 +259,7 @@ class Forwarder:
         finally:
             watch.stop()
         if held is not None and not watch.fired:  # cut (or over a limit) while holding back
-            await send(start)
-            ctx.response_started = True
+            await start_stream(ctx, send, start)
             if held:
                 await send({"type": "http.response.body", "body": b"".join(held), "more_body": True})
         if watcher.error_type and not ctx.error_type:

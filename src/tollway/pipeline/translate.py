@@ -29,7 +29,7 @@ from tollway.formats.stream import (
 )
 from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
-from tollway.pipeline.attempts import Failed, fails_over, retry_after, stream_failure
+from tollway.pipeline.attempts import Failed, fails_over, retry_after, start_stream, stream_failure
 from tollway.pipeline.client_headers import request_id_header, with_client_headers
 from tollway.pipeline.content import ContentBlocked, FilterChain
 from tollway.pipeline.context import RequestContext
@@ -264,8 +264,7 @@ class Translated:
         held: list[bytes] | None = [] if ctx.failover and lim is not None else None
         held_size = 0
         if held is None:
-            await send(start)
-            ctx.response_started = True
+            await start_stream(ctx, send, start)
         watch = DisconnectWatch(receive).start()
         finished = False
         failed = False  # an error event was sent: the stream is over, a hang-up after it is no cancel
@@ -321,16 +320,14 @@ class Translated:
                     if ctx.ttft_ms is None and held_size <= lim.holdback_bytes:  # type: ignore[union-attr]
                         continue
                     data, held = b"".join(held), None
-                    await send(start)
-                    ctx.response_started = True
+                    await start_stream(ctx, send, start)
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
             finished = True
             data = emit(parser.close(), closing=True) + writer.close()
             if held is not None:
                 data, held = b"".join(held) + data, None
-                await send(start)
-                ctx.response_started = True
+                await start_stream(ctx, send, start)
         except asyncio.CancelledError:
             if watch.absorb():
                 if not (parser.finished or failed):  # a hang-up after the final or an error event is no cancel
@@ -356,8 +353,7 @@ class Translated:
         finally:
             watch.stop()
         if held is not None and not watch.fired:  # cut (or blocked) while holding back
-            await send(start)
-            ctx.response_started = True
+            await start_stream(ctx, send, start)
             data = b"".join(held) + data
         if error is not None and not watch.fired:  # rendered with the watch stopped: a hang-up cannot cut it
             etype = "timeout_error" if error.kind == "upstream_timeout" else "api_error"

@@ -8,6 +8,8 @@ Config entries are read-only through the API; their budgets get stable ids
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import logging
 import math
@@ -115,6 +117,8 @@ def build(settings: Settings, snap: Snapshot | None, box: "SecretBox | None") ->
                          k.rpm, k.tpm, by_target.get(("key", k.id), []), k.max_concurrency, k.queue_timeout_ms,
                          k.models, k.max_tokens, k.max_body_bytes,
                          {kind: v.get_secret_value() for kind, v in k.credentials.items()}, None, groups)
+        if k.trace:
+            info = dataclasses.replace(info, trace=True)
         entries[digest(k.key.get_secret_value())] = (info, math.inf)
         infos.append(info)
     config_ids = {k.id for k in settings.keys}

@@ -223,3 +223,28 @@ def test_trace_event_starts_the_stream_when_asked(tw: Tollway) -> None:
     assert data.count(b'"type":"trace"') == 1 and data.rstrip().endswith(b"data: [DONE]")
     _, plain = _raw_stream(tw, body)
     assert b'"type":"trace"' not in plain  # off by default
+
+
+def test_retries_back_off_and_a_long_retry_after_moves_on(fake: FakeProvider, tmp_path) -> None:
+    from tests.routing.conftest import routing_config
+
+    cfg = routing_config(fake.url, retry={"retries": 1, "backoff_base_ms": 10, "max_retry_after_secs": 0.5})
+    t = Tollway(tmp_path, cfg)
+    try:
+        fake.fail_next(500, count=1, scope="gpt-4o-mini")  # once: the retry of the same deployment serves
+        raw = _chat(t, "Hi")
+        assert raw.headers["x-tollway-route"] == "openai:gpt-4o-mini" and raw.headers["x-tollway-attempts"] == "2"
+        assert raw.parse().choices[0].message.content == REPLY
+        rec = t.record(raw.headers["x-tollway-trace-id"])
+        assert rec["failure"] == "mitigated" and rec["attempts"] == 2
+        # a 429 asking for 1 s, more than max_retry_after_secs: the next deployment, no wait
+        fake.fail_next(429, count=1, scope="gpt-4o-mini")
+        raw = _chat(t, "Hi")
+        assert raw.headers["x-tollway-route"] == "anthropic:claude-haiku-4-5" and raw.headers["x-tollway-attempts"] == "2"
+        # every deployment fails: each is tried twice (retries = 1), six calls in all
+        with pytest.raises(openai.APIStatusError) as ei:
+            _chat(t, "Hi [[fault:503]]")
+        assert ei.value.response.headers["x-tollway-attempts"] == "6"
+    finally:
+        fake.clear()
+        t.stop()

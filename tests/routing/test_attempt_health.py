@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,3 +158,33 @@ def test_every_call_is_started_and_finished_once(served, fake: FakeProvider) -> 
         oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi [[fault:503]]"}])
     calls = _pairs(board.take())
     assert [(d, o.status) for d, _, o in calls] == [("openai:gpt-4o-mini", 503), ("anthropic:claude-haiku-4-5", 503)]
+
+
+def test_profile_keys_never_reach_clients_records_or_reprs(served, fake: FakeProvider) -> None:
+    url, board = served
+    board.cooled.clear()
+    fake.clear()
+    # every provider echoes the credential it was sent in its 401
+    with pytest.raises(openai.APIStatusError) as ei:
+        _oai(url).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi [[leak_key]]"}])
+    text = ei.value.response.text
+    assert ei.value.response.headers["x-tollway-attempts"] == "3"  # bad, good, then the fallback
+    assert "[redacted]" in text
+    for secret in ("sk-bad-credential-1", "sk-good-credential-2", "sk-ant-fake", "sk-fake-openai"):
+        assert secret not in text
+    trace = ei.value.response.headers["x-tollway-trace-id"]
+    req = urllib.request.Request(f"{url}/v1/records/{trace}", headers={"authorization": f"Bearer {MASTER_KEY}"})
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                rec = r.read().decode()
+            break
+        except urllib.error.HTTPError:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert "[redacted]" in rec and "sk-bad-credential-1" not in rec and "sk-good-credential-2" not in rec
+    settings = build_settings({"providers": [{"id": "o", "kind": "openai", "profiles": [
+        {"name": "a", "api_key": "sk-profile-secret-1"}]}]}, {})
+    assert "sk-profile-secret-1" not in repr(settings) and "sk-profile-secret-1" not in str(settings.providers[0])
+    assert "sk-profile-secret-1" not in settings.model_dump_json()

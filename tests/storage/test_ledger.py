@@ -3,6 +3,8 @@ letters. Failures are real (locked SQLite, Postgres behind a proxy that goes dow
 
 from __future__ import annotations
 
+import json
+
 import asyncio
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -39,6 +41,8 @@ def expected_row(r: UsageRecord) -> dict[str, Any]:
         "error_type": r.error_type, "cancelled": r.cancelled, "key_id": r.key_id,
         "project": r.project, "source": r.source, "customer": r.customer, "team": r.team,
         "guard_findings": r.guard_findings, "cache": r.cache, "cost_saved_usd": saved,
+        "deployment": r.deployment, "attempts": r.attempts, "failure": r.failure,
+        "attempt_errors": json.loads(r.attempt_errors) if r.attempt_errors else [],
     }  # fmt: skip
 
 
@@ -46,7 +50,8 @@ async def test_round_trip_keeps_every_field_and_exact_money(
     store: Store, spool_dir: Path, make_record: MakeRecord
 ) -> None:
     records = [
-        make_record(1),
+        make_record(1, deployment="anthropic:claude-x", attempts=2, failure="mitigated",
+                    attempt_errors='["openai:gpt-4o: 503 (overloaded)"]'),
         make_record(
             2, cost_usd=None, cost_note="unknown model price", usage=Usage(), latency_ms=None,
             ttft_ms=None, status=502, error_type="upstream_error", cancelled=True,

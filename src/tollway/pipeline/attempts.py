@@ -77,6 +77,15 @@ class Failed(Exception):
         return f"{self.deployment}: {what} {self.reason}".strip()
 
 
+def header_safe(text: str) -> bytes:
+    """`text` as a header value: bytes outside printable ASCII (a client's model name may hold
+    CR LF or NUL) percent-encoded, at most 512 bytes."""
+    raw = text.encode("utf-8", "replace")[:512]
+    if all(0x20 < b < 0x7F and b != 0x25 for b in raw):
+        return raw
+    return b"".join(bytes((b,)) if 0x20 < b < 0x7F and b != 0x25 else b"%%%02X" % b for b in raw)
+
+
 def fails_over(status: int) -> bool:
     """A provider status after which another attempt may serve the request."""
     return status in RETRYABLE_STATUS or status in CREDENTIAL_STATUS
@@ -137,6 +146,16 @@ class AttemptLoop:
     def __init__(self, state: "AppState") -> None:
         self._state = state
         self._keys: dict[str, list[tuple[str, "SecretStr | None"]]] = {}
+        self._route_values: dict[str, bytes] = {}  # deployment name -> x-tollway-route value
+
+    def _route_value(self, dep: "Deployment") -> bytes:
+        name = dep.name
+        v = self._route_values.get(name)
+        if v is None:
+            v = header_safe(name)
+            if len(self._route_values) < 4096:
+                self._route_values[name] = v
+        return v
 
     # -- credentials ------------------------------------------------------------------------------
     def profiles(self, dep: "Deployment") -> list[tuple[str, "SecretStr | None"]]:
@@ -224,7 +243,7 @@ class AttemptLoop:
                 more = n + 1 < rs.max_attempts and (di < last or ci < len(creds) - 1 or retries_left > 0)
                 n += 1
                 tries += 1
-                ctx.response_headers[hdr_at] = (ROUTE_HEADER, dep.name.encode("utf-8", "replace"))
+                ctx.response_headers[hdr_at] = (ROUTE_HEADER, self._route_value(dep))
                 ctx.response_headers[hdr_at + 1] = (ATTEMPTS_HEADER, str(n).encode())
                 ctx.attempt_count = n
                 try:

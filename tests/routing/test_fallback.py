@@ -228,7 +228,8 @@ def test_trace_event_starts_the_stream_when_asked(tw: Tollway) -> None:
 def test_retries_back_off_and_a_long_retry_after_moves_on(fake: FakeProvider, tmp_path) -> None:
     from tests.routing.conftest import routing_config
 
-    cfg = routing_config(fake.url, retry={"retries": 1, "backoff_base_ms": 10, "max_retry_after_secs": 0.5})
+    cfg = routing_config(fake.url, retry={"retries": 1, "backoff_base_ms": 10, "max_retry_after_secs": 0.5},
+                         timeouts={"total_secs": 1.5})
     t = Tollway(tmp_path, cfg)
     try:
         fake.fail_next(500, count=1, scope="gpt-4o-mini")  # once: the retry of the same deployment serves
@@ -245,6 +246,13 @@ def test_retries_back_off_and_a_long_retry_after_moves_on(fake: FakeProvider, tm
         with pytest.raises(openai.APIStatusError) as ei:
             _chat(t, "Hi [[fault:503]]")
         assert ei.value.response.headers["x-tollway-attempts"] == "6"
+        # past the total deadline after its first token: the stream ends with an error, the SDK raises
+        with pytest.raises(openai.APIError) as si:
+            for _ in _oai(t).chat.completions.create(
+                    model="gpt-4o-mini", stream=True,
+                    messages=[{"role": "user", "content": "Hi [[chunk_delay:0.6@gpt-4o-mini]]"}]):
+                pass
+        assert "total timeout" in str(si.value)
     finally:
         fake.clear()
         t.stop()

@@ -226,7 +226,7 @@ def test_trace_event_starts_the_stream_when_asked(tw: Tollway) -> None:
 
 
 def test_retries_back_off_and_a_long_retry_after_moves_on(fake: FakeProvider, tmp_path) -> None:
-    from tests.routing.conftest import routing_config
+    from tests.attempts.conftest import routing_config
 
     cfg = routing_config(fake.url, retry={"retries": 1, "backoff_base_ms": 10, "max_retry_after_secs": 0.5},
                          timeouts={"total_secs": 1.5})

@@ -145,7 +145,8 @@ class AttemptLimits:
 class AttemptLoop:
     def __init__(self, state: "AppState") -> None:
         self._state = state
-        self._keys: dict[str, list[tuple[str, "SecretStr | None"]]] = {}
+        # (provider id, its settings object) -> profiles: a reload with new settings reads them again
+        self._keys: dict[tuple[str, int], list[tuple[str, "SecretStr | None"]]] = {}
         self._route_values: dict[str, bytes] = {}  # deployment name -> x-tollway-route value
 
     def _route_value(self, dep: "Deployment") -> bytes:
@@ -161,7 +162,8 @@ class AttemptLoop:
     def profiles(self, dep: "Deployment") -> list[tuple[str, "SecretStr | None"]]:
         """The provider's credential profiles in the order to try them (empty: its api_key only)."""
         settings = dep.provider.settings
-        found = self._keys.get(dep.provider.id)
+        cache_key = (dep.provider.id, id(settings))
+        found = self._keys.get(cache_key)
         if found is None:
             from pydantic import SecretStr
 
@@ -174,7 +176,9 @@ class AttemptLoop:
                 key = p.api_key if p.api_key is not None else (
                     SecretStr(os.environ[p.api_key_env]) if os.environ.get(p.api_key_env or "") else None)
                 found.append((name, key))
-            self._keys[dep.provider.id] = found
+            if len(self._keys) > 1024:
+                self._keys.clear()
+            self._keys[cache_key] = found
         return found
 
     def credentials(self, ctx: RequestContext, dep: "Deployment") -> list[str | None]:
@@ -318,8 +322,7 @@ class AttemptLoop:
                 kind = "upstream_timeout"
             else:
                 kind = "upstream_error"
-        n = len(failures)
-        return ProxyError(kind, f"All {n} attempt{'s' if n != 1 else ''} to serve this request failed: {parts}.")
+        return ProxyError(kind, f"Every option to serve this request failed: {parts}.")
 
     async def _one(self, ctx: RequestContext, dep: "Deployment", cred: str | None, more: bool,
                    receive: "Receive", send: "Send") -> None:

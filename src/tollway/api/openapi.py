@@ -28,11 +28,17 @@ _ATTRIBUTION = [
     _hdr("x-tollway-cache", "Response cache, where [cache] turns it on for the call (chat-like endpoints): "
                             "use (default), skip (neither read nor store) or refresh (do not read; store the new "
                             "answer). Anything else is a 400."),
+    _hdr("x-tollway-trace", "true: a stream starts with one routing trace event (data: {\"type\": \"trace\", "
+                            "model, provider, policy, scores, cost_estimate}) before the provider's events."),
     _hdr("Cache-Control", "no-store = skip, no-cache = refresh, max-age=N: accept only a cached answer at most N "
                           "seconds old (x-tollway-cache wins when both are sent)."),
 ]
 _TRACE = {"x-tollway-trace-id": {"description": "UUIDv7 of this call; the key of its usage record.",
                                  "schema": {"type": "string", "format": "uuid"}},
+          "x-tollway-route": {"description": "Model calls: the deployment (provider:model) that served, or was "
+                                             "tried last.", "schema": {"type": "string"}},
+          "x-tollway-attempts": {"description": "Model calls: provider calls made (retries and fallbacks included).",
+                                 "schema": {"type": "string"}},
           "x-tollway-overhead-ms": {"description": "Milliseconds spent in Tollway itself up to the response start "
                                                    "(time since arrival minus time waiting on the provider).",
                                     "schema": {"type": "string"}}}

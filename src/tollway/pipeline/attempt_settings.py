@@ -45,6 +45,9 @@ class TimeoutSettings(_Frozen):
     # streams that may still fall back hold their preamble (role-only, empty first events) until the
     # first real token; past this many bytes the stream is sent as it is (no more fallback)
     holdback_bytes: _Int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # ... or past this many seconds of preamble without a token (pings): a stall without any bytes ends
+    # at first_token_secs, else at the [server] read_timeout_secs idle timer
+    holdback_secs: _Float = Field(30.0, gt=0, le=3600)
 
 
 class CredentialProfile(_Frozen):

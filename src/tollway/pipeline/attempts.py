@@ -134,8 +134,13 @@ class AttemptLimits:
     first_token_s: float | None
     total_s: float | None
     holdback_bytes: int
+    holdback_s: float = 30.0
     first_token_at: float | None = None
     total_at: float | None = None
+
+    def hold_over(self, held_size: int, started: float) -> bool:
+        """The holdback is full (bytes) or old (seconds since the call started, perf_counter)."""
+        return held_size > self.holdback_bytes or time.perf_counter() - started > self.holdback_s
 
     def arm(self, now: float) -> None:
         self.first_token_at = now + self.first_token_s if self.first_token_s is not None else None
@@ -217,7 +222,7 @@ class AttemptLoop:
             (own.connect_s if own and own.connect_s else None) or d.connect_secs,
             (own.first_token_s if own and own.first_token_s else None) or d.first_token_secs,
             (own.total_s if own and own.total_s else None) or d.total_secs,
-            d.holdback_bytes)
+            d.holdback_bytes, d.holdback_secs)
 
     # -- the loop ---------------------------------------------------------------------------------
     async def run(self, ctx: RequestContext, receive: "Receive", send: "Send") -> None:

@@ -218,7 +218,7 @@ class Forwarder:
                         raise stream_failure(None, watcher.error_type)
                     held.append(out)
                     held_size += len(out)
-                    if not (watcher.first_token or held_size > lim.holdback_bytes):  # type: ignore[union-attr]
+                    if not (watcher.first_token or lim.hold_over(held_size, attempt.started)):  # type: ignore[union-attr]
                         continue
                     out, held = b"".join(held), None
                     await start_stream(ctx, send, start)

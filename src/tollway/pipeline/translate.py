@@ -317,7 +317,7 @@ class Translated:
                 if held is not None:
                     held.append(data)
                     held_size += len(data)
-                    if ctx.ttft_ms is None and held_size <= lim.holdback_bytes:  # type: ignore[union-attr]
+                    if ctx.ttft_ms is None and not lim.hold_over(held_size, attempt.started):  # type: ignore[union-attr]
                         continue
                     data, held = b"".join(held), None
                     await start_stream(ctx, send, start)

@@ -27,7 +27,7 @@ fi
 if [[ "${FALLBACK:-0}" == "1" ]]; then
   # two deployments behind each model, a retry and deadlines: the attempt loop when nothing fails
   rm -rf /tmp/tollway-bench-fallback
-  targets+=(--target "fallback=$BIN serve --config $PWD/bench/tollway-fallback.toml --port 8945|http://127.0.0.1:8945/health|http://127.0.0.1:8945/v1|bench-master-key|gpt-4o-mini|gpt-4o-mini-stream")
+  targets+=(--target "fallback=$BIN serve --config $PWD/bench/tollway-fallback.toml --port 8946|http://127.0.0.1:8946/health|http://127.0.0.1:8946/v1|bench-master-key|gpt-4o-mini|gpt-4o-mini-stream")
 fi
 if [[ "${TELEMETRY:-0}" == "1" ]]; then
   rm -rf /tmp/tollway-bench-telemetry /tmp/tollway-bench-telemetry-off

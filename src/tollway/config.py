@@ -24,7 +24,7 @@ from tollway.config_checks import cross_checks, validation_problems
 from tollway.config_compat import translate as translate_llm_gateway
 from tollway.config_env import EnvStr, interpolate
 from tollway.slugs import SLUG_RULE, is_slug
-from tollway.pipeline.attempt_settings import CredentialProfile, RetrySettings, TimeoutSettings
+from tollway.pipeline.attempt_settings import CredentialProfile, RetrySettings, AttemptTimeoutSettings
 
 ProviderKind = Literal["openai", "anthropic", "azure_openai", "gemini", "openai_compatible", "demo"]
 PROVIDER_KINDS: tuple[str, ...] = ("openai", "anthropic", "azure_openai", "gemini", "openai_compatible", "demo")
@@ -679,7 +679,7 @@ class RoutingSettings(_Strict):
     """[routing]: how a plan is executed (the attempt loop: retries, timeouts)."""
 
     retry: RetrySettings = RetrySettings()
-    timeouts: TimeoutSettings = TimeoutSettings()
+    timeouts: AttemptTimeoutSettings = AttemptTimeoutSettings()
     # the global last resort: "provider:model" (or any routable name) tried in order after the model's own
     fallback_order: list[str] = Field(default_factory=list)
 

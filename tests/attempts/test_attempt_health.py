@@ -30,20 +30,27 @@ REPLY = "Hello from the fake provider!"
 
 
 class RecordingBoard:
-    """A health board that writes down what it is told; cooling is real (with expiry)."""
+    """Wraps the app's own health board (the router's, or the no-op one): writes down what it is
+    told and passes it on; its own cool-downs are real (with expiry) whatever the inner board does."""
 
-    def __init__(self) -> None:
+    def __init__(self, inner) -> None:
+        self.inner = inner
         self.events: list[tuple] = []
         self.cooled: dict[tuple[str, str], float] = {}
         self.lock = threading.Lock()
 
+    def __getattr__(self, name: str):  # what else the router reads of its board
+        return getattr(self.inner, name)
+
     def started(self, dep, credential) -> None:
         with self.lock:
             self.events.append(("started", dep.name, credential))
+        self.inner.started(dep, credential)
 
     def finished(self, dep, credential, outcome: Outcome) -> None:
         with self.lock:
             self.events.append(("finished", dep.name, credential, outcome))
+        self.inner.finished(dep, credential, outcome)
 
     def cooling(self, provider_id: str, credential: str) -> bool:
         return self.cooled.get((provider_id, credential), 0) > time.monotonic()
@@ -52,6 +59,7 @@ class RecordingBoard:
         with self.lock:
             self.events.append(("cool", provider_id, credential, seconds))
             self.cooled[(provider_id, credential)] = time.monotonic() + seconds
+        self.inner.cool(provider_id, credential, seconds)
 
     def take(self) -> list[tuple]:
         with self.lock:
@@ -86,7 +94,7 @@ def served(fake: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Iter
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started and app.state is not None
-    board = RecordingBoard()
+    board = RecordingBoard(app.state.health)
     app.state.health = board
     try:
         yield f"http://127.0.0.1:{port}", board

@@ -35,7 +35,7 @@ class RetrySettings(_Frozen):
     cooldown_secs: _Float = Field(60.0, gt=0, le=86_400)
 
 
-class TimeoutSettings(_Frozen):
+class AttemptTimeoutSettings(_Frozen):
     """Default deadlines of one provider call; a deployment's own `timeouts` win. Unset: the
     [server] connect_timeout_secs, and no deadline but the [server] read_timeout_secs idle timer."""
 

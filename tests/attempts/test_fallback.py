@@ -80,9 +80,10 @@ def test_every_option_failed_is_one_error_naming_each_attempt(tw: Tollway) -> No
         assert dep in msg
     assert "500" in msg
 
-    with pytest.raises(openai.RateLimitError) as ri:  # all rate limited: a 429
+    with pytest.raises(openai.RateLimitError) as ri:  # all rate limited: a 429, and when to come back
         _chat(tw, "Hi [[fault:429]]")
     assert ri.value.response.headers["x-tollway-attempts"] == "3"
+    assert ri.value.response.headers["retry-after"] == "1"
 
     with pytest.raises(anthropic.APIStatusError) as ai:  # in the client's own format
         _claude(tw).messages.create(model="claude-haiku-4-5", max_tokens=20,

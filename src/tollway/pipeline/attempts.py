@@ -233,6 +233,8 @@ class AttemptLoop:
         if ctx.stream:
             ctx.stream_trace = (ctx.headers.get(b"x-tollway-trace", b"").lower() in (b"true", b"1")
                                 or (ctx.key is not None and ctx.key.trace))
+            if ctx.stream_trace:
+                self._cost_estimate(ctx)
         hdr_at = len(ctx.response_headers)
         ctx.response_headers.append((ROUTE_HEADER, b""))
         ctx.response_headers.append((ATTEMPTS_HEADER, b"0"))
@@ -295,7 +297,21 @@ class AttemptLoop:
 
             await send_bytes(send, status, body, hdrs)
             return
+        waits = [f.retry_after for f in failures if f.status == 429 and f.retry_after is not None]
+        if waits and all(f.status == 429 for f in failures):  # all rate limited: when to come back
+            ctx.response_headers.append((b"retry-after", b"%d" % max(1, round(min(waits)))))
         raise self._summary(failures)
+
+    def _cost_estimate(self, ctx: RequestContext) -> None:
+        """The trace event's cost estimate, when the router made none (it makes it on demand)."""
+        router = getattr(self._state, "router", None)
+        rt = ctx.route_trace
+        if router is None or rt is None or rt.get("cost_estimate") is not None:
+            return
+        try:
+            rt["cost_estimate"] = router.cost_estimate(ctx)
+        except Exception:  # an estimate is a courtesy: never fail the call for it
+            rt["cost_estimate"] = None
 
     @staticmethod
     def _backoff(rs, tries: int, after: float | None) -> float | None:

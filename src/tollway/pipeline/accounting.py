@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from tollway.counting import OutputTally
 from tollway.estimate import COUNTABLE, prompt_tokens
-from tollway.pipeline.attempts import attempt_errors_json, failure_kind
+from tollway.pipeline.attempt_failures import attempt_errors_json, failure_kind
 from tollway.pipeline.context import SERVER_SHUTDOWN, RequestContext
 from tollway.providers.base import COUNTING_ENDPOINTS
 from tollway.usage import (MAX_ATTRIBUTION_CHARS, MAX_MODEL_CHARS, MAX_NOTE_CHARS, MAX_PATH_CHARS, Usage,

@@ -24,7 +24,8 @@ from tollway.errors import ProxyError, render, shutdown_error
 from tollway.formats.errors import stream_error_event as format_stream_error
 from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
-from tollway.pipeline.attempts import AttemptLoop, Failed, fails_over, retry_after, start_stream, stream_failure
+from tollway.pipeline.attempt_failures import Failed, fails_over, retry_after, stream_failure
+from tollway.pipeline.attempts import AttemptLoop, start_stream
 from tollway.pipeline.client_headers import with_client_headers
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.translate import can_force_canonical, forward_translated, needs_translation

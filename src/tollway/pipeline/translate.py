@@ -29,7 +29,8 @@ from tollway.formats.stream import (
 )
 from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
-from tollway.pipeline.attempts import Failed, fails_over, retry_after, start_stream, stream_failure
+from tollway.pipeline.attempt_failures import Failed, fails_over, retry_after, stream_failure
+from tollway.pipeline.attempts import start_stream
 from tollway.pipeline.client_headers import request_id_header, with_client_headers
 from tollway.pipeline.content import ContentBlocked, FilterChain
 from tollway.pipeline.context import RequestContext

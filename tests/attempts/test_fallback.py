@@ -257,3 +257,15 @@ def test_retries_back_off_and_a_long_retry_after_moves_on(fake: FakeProvider, tm
     finally:
         fake.clear()
         t.stop()
+
+
+def test_anthropic_error_event_before_the_first_token_falls_back(tw: Tollway) -> None:
+    # message_start, content_block_start, ping, then an overloaded_error event: no token yet
+    raw = _claude(tw).messages.with_raw_response.create(
+        model="claude-haiku-4-5", max_tokens=50, stream=True,
+        messages=[{"role": "user", "content": "Hi [[stream_error@claude-haiku-4-5]]"}])
+    assert "".join(e.delta.text for e in raw.parse() if e.type == "content_block_delta") == REPLY
+    assert raw.headers["x-tollway-route"] == "openai:gpt-4o" and raw.headers["x-tollway-attempts"] == "2"
+    with _claude(tw).messages.stream(model="claude-haiku-4-5", max_tokens=50,
+                                     messages=[{"role": "user", "content": "Hi [[stream_error@claude-haiku-4-5]]"}]) as s:
+        assert "".join(s.text_stream) == REPLY

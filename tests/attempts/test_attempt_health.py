@@ -62,6 +62,15 @@ class RecordingBoard:
         self.inner.cool(provider_id, credential, seconds)
 
     def take(self) -> list[tuple]:
+        """What was told so far, once every call started is finished (the loop tells `finished`
+        right after the answer went out, so the client may have it a moment before)."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with self.lock:
+                kinds = [e[0] for e in self.events]
+            if kinds.count("started") == kinds.count("finished"):
+                break
+            time.sleep(0.02)
         with self.lock:
             out, self.events = self.events, []
             return out

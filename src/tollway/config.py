@@ -429,12 +429,12 @@ class KeySettings(LimitFields):
     id: str = Field(min_length=1)
     key: SecretStr
     name: str | None = None  # shown in listings (the seed's key_map `label`)
-    project: str | None = None  # default project for requests made with this key
+    project: str | None = None  # the project of this key's requests (a header or path naming another: 403)
     # user: calls models; viewer: reads records, stats and admin data; admin: also changes things.
     # A management key (viewer/admin) calls models only if it also has "user".
     roles: list[Role] = Field(default_factory=lambda: ["user"], min_length=1)
     team: str | None = None  # a [[teams]] id: the team's limits and budgets apply too
-    customer: str | None = None  # the customer every call of this key is billed to (wins over the header)
+    customer: str | None = None  # the customer every call of this key is billed to (another in the header: 403)
     max_concurrency: Int | None = Field(None, ge=1)  # requests in flight at once
     queue_timeout_ms: Int = Field(0, ge=0, le=600_000)  # over max_concurrency: wait this long for a slot (FIFO)
     models: list[str] | None = None  # allow-list of model names / globs; absent = every model

@@ -108,8 +108,10 @@ def scoped(fake: FakeProvider, tmp_path_factory: pytest.TempPathFactory):
 def test_project_scope_shares_within_the_keys_project_only(scoped: Tollway, fake: FakeProvider) -> None:
     prompt = unique()
     assert ask(scoped, "openai_chat", prompt, key=OTHER_KEY).cache == "miss"
-    # team-alpha's key belongs to project alpha: a header naming gamma does not open gamma's answers
-    assert ask(scoped, "openai_chat", prompt, key=TEAM_KEY, headers={"x-tollway-project": "gamma"}).cache == "miss"
+    # team-alpha's key belongs to project alpha: a header naming gamma is refused, never gamma's answers
+    with pytest.raises(openai.PermissionDeniedError):
+        ask(scoped, "openai_chat", prompt, key=TEAM_KEY, headers={"x-tollway-project": "gamma"})
+    assert ask(scoped, "openai_chat", prompt, key=TEAM_KEY).cache == "miss"
     # a key of the same project with its own override (scope = key) keeps to itself
     assert ask(scoped, "openai_chat", prompt, key=PROJECT_KEY).cache == "miss"
     assert ask(scoped, "openai_chat", prompt, key=OTHER_KEY).cache == "hit"

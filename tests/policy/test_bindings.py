@@ -6,13 +6,16 @@ Realtime: a call that could run a model it may not use never reaches a provider.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from decimal import Decimal
 
 import anthropic
 import openai
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.fakes.provider import FakeProvider
@@ -23,6 +26,8 @@ from tests.policy.support import EASY_PRICE, HELLO, budget_of
 BOUND = "tw-bound-to-project-a-key-0001"
 CUSTOMER = "tw-bound-to-customer-acme-0001"
 LISTED = "tw-allow-listed-4o-mini-key-0001"
+VOICE = "tw-realtime-budget-key-0001"
+CHATTY = "tw-realtime-rpm-key-0001"
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +44,9 @@ def tw(fake: FakeProvider, rt: FakeRealtime, tmp_path_factory: pytest.TempPathFa
         {"id": "rt", "kind": "openai", "base_url": rt.url + "/v1", "api_key": "sk-upstream-rt",
          "models": ["gpt-realtime", "gpt-realtime-mini"]},
     ]
-    cfg["prices"] = [EASY_PRICE]
+    # a Realtime response (12 input tokens, 4 of them cached, 6 output) costs 0.018 USD
+    cfg["prices"] = [EASY_PRICE, {"model": "gpt-realtime*", "input_per_mtok": "1000", "output_per_mtok": "1000",
+                                  "cached_input_per_mtok": "1000"}]
     cfg["projects"] = [{"id": "a", "budget": "100/month"}, {"id": "b", "budget": "100/month"}]
     cfg["customers"] = [{"id": "acme", "budget": "100/month"}, {"id": "globex", "budget": "100/month"}]
     cfg["keys"] += [
@@ -47,6 +54,8 @@ def tw(fake: FakeProvider, rt: FakeRealtime, tmp_path_factory: pytest.TempPathFa
         {"id": "cust", "key": CUSTOMER, "customer": "acme"},
         {"id": "listed", "key": LISTED, "models": ["gpt-4o-mini", "claude-3-5-haiku*", "gemini-2.0-flash",
                                                    "gpt-realtime-mini"]},
+        {"id": "voice", "key": VOICE, "budget": "0.01/total"},
+        {"id": "chatty", "key": CHATTY, "rpm": 1},
     ]
     t = Tollway(tmp_path_factory.mktemp("bindings"), cfg)
     yield t
@@ -197,3 +206,61 @@ def test_realtime_obeys_the_allow_list(tw: Tollway) -> None:
     with connect(f"{base}/v1/realtime?model=gpt-realtime-mini",
                  additional_headers={"Authorization": f"Bearer {LISTED}"}) as ws:
         assert json.loads(ws.recv(timeout=10))["type"] == "session.created"
+
+
+# -- Realtime: each response is admitted and settled like a call -------------------------------
+
+def respond(ws, prompt: str = "hi") -> dict:
+    """Ask for one response; the first `error` or `response.done` event that follows."""
+    ws.send(json.dumps({"type": "conversation.item.create", "item": {
+        "type": "message", "role": "user", "content": [{"type": "input_text", "text": prompt}]}}))
+    ws.send(json.dumps({"type": "response.create"}))
+    while True:
+        event = json.loads(ws.recv(timeout=10))
+        if event["type"] in ("error", "response.done"):
+            return event
+
+
+def realtime(tw: Tollway, key: str, model: str = "gpt-realtime"):
+    base = "ws://" + tw.url.removeprefix("http://")
+    return connect(f"{base}/v1/realtime?model={model}", additional_headers={"Authorization": f"Bearer {key}"})
+
+
+def test_realtime_responses_are_held_to_budgets_and_rates(tw: Tollway, rt: FakeRealtime) -> None:
+    with realtime(tw, VOICE) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "session.created"
+        assert respond(ws)["type"] == "response.done"  # room left: it runs, and spends 0.018 of 0.01
+        refused = respond(ws)
+        assert refused["type"] == "error" and refused["error"]["code"] == "key_budget_exceeded"
+        assert "0.010000000" in refused["error"]["message"]
+        assert {"type": "response.cancel"}.items() <= rt.handshakes[-1].received[-1].items()
+    # the counter holds what the provider was paid, the refused response included: the ledger's sum
+    from tests.policy.support import eventually, ledger_sum
+
+    eventually(lambda: len(tw.records(key_id="voice")) == 2)
+    eventually(lambda: Decimal(budget_of(tw, "key", "voice")["spent_usd"]) == ledger_sum(tw, key_id="voice"))
+    assert ledger_sum(tw, key_id="voice") == Decimal("0.036")
+
+    with realtime(tw, CHATTY) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "session.created"
+        assert respond(ws)["type"] == "response.done"
+        refused = respond(ws)
+        assert refused["type"] == "error" and refused["error"]["code"] == "rate_limit_exceeded"
+
+
+def test_a_revoked_key_ends_its_realtime_session(tw: Tollway) -> None:
+    from tests.policy.support import admin
+
+    status, k = admin(tw, "POST", "/admin/keys", {"name": "voice-temp"})
+    assert status == 201, k
+    with realtime(tw, k["key"]) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "session.created"
+        assert respond(ws)["type"] == "response.done"
+        assert admin(tw, "POST", f"/admin/keys/{k['id']}/revoke")[0] == 200
+        time.sleep(1.2)  # every instance drops a revoked key within a second
+        ended = respond(ws)
+        assert ended["type"] == "error" and "revoked" in ended["error"]["message"]
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                ws.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008

@@ -1,0 +1,119 @@
+"""Reservations and slots are released on every way a call can end: finished, streamed to the end,
+a client that hangs up mid-stream, a provider error, a provider that resets the stream, a
+provider that hangs past the timeout. And a mixed load of all of those through three Tollway
+instances sharing Redis (and a Postgres store) never spends past the budget, and leaves the
+counter equal to the ledger to the nano-dollar."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.fakes.provider import FakeProvider
+from tests.harness import TEAM_KEY, Tollway, openai_client, standard_config
+from tests.policy.support import EASY_PRICE, HELLO, budget_of, eventually, ledger_sum
+from tests.services import REDIS_URL, pg_store_url, redis_prefix  # noqa: F401  (fixtures)
+
+ZERO = "0.000000000"
+
+
+def say(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def one_call(client: openai.OpenAI, kind: str) -> str:
+    """One call of a kind; what the client saw."""
+    try:
+        if kind == "plain":
+            client.chat.completions.create(model="gpt-4o-mini", messages=HELLO, max_tokens=10)
+        elif kind == "stream":
+            for _ in client.chat.completions.create(model="gpt-4o-mini", messages=HELLO, max_tokens=10, stream=True):
+                pass
+        elif kind == "hangup":  # the client reads one chunk and goes away
+            with client.chat.completions.create(model="gpt-4o-mini", messages=say("Hello [[chunk_delay:0.15]]"),
+                                                max_tokens=10, stream=True) as s:
+                next(iter(s))
+            return "hangup"
+        elif kind == "fault":
+            client.chat.completions.create(model="gpt-4o-mini", messages=say("Hello [[fault:500]]"), max_tokens=10)
+        elif kind == "reset":
+            for _ in client.chat.completions.create(model="gpt-4o-mini", messages=say("Hello [[reset_after:2]]"),
+                                                    max_tokens=10, stream=True):
+                pass
+        return "ok"
+    except openai.RateLimitError as e:
+        return "budget" if e.body and e.body.get("type") == "budget_exceeded" else "429"
+    except openai.InternalServerError:
+        return "5xx"
+    except (openai.APIConnectionError, openai.APIError):
+        return "broken"
+
+
+@pytest.fixture(scope="module")
+def tw(fake: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tollway]:
+    cfg = standard_config(fake.url, prices=[EASY_PRICE], budgets={"lease_secs": 300})
+    cfg["server"]["read_timeout_secs"] = 2
+    cfg["keys"][0].update(budget="5/month", max_concurrency=1)
+    t = Tollway(tmp_path_factory.mktemp("exit-paths"), cfg)
+    yield t
+    t.stop()
+
+
+@pytest.mark.parametrize("kind", ["plain", "stream", "hangup", "fault", "reset", "hang"])
+def test_every_exit_releases_the_reservation_and_the_slot(tw: Tollway, fake: FakeProvider, kind: str) -> None:
+    client = openai_client(tw, TEAM_KEY)
+    spent_before = Decimal(budget_of(tw, "key", "team-alpha")["spent_usd"])
+    if kind == "hang":  # the provider never answers: 504 after read_timeout_secs
+        with pytest.raises(openai.APIStatusError) as e:
+            client.chat.completions.create(model="gpt-4o-mini", messages=say("Hello [[hang]]"), max_tokens=10)
+        assert e.value.status_code == 504
+    else:
+        assert one_call(client, kind) in ("ok", "hangup", "5xx", "broken")
+    # the lease is 300 s: only the call's own end can have released these
+    eventually(lambda: budget_of(tw, "key", "team-alpha")["reserved_usd"] == ZERO, within=3)
+    # max_concurrency = 1: the slot is free again at once
+    assert one_call(client, "plain") == "ok"
+    eventually(lambda: budget_of(tw, "key", "team-alpha")["reserved_usd"] == ZERO, within=3)
+    spent = Decimal(budget_of(tw, "key", "team-alpha")["spent_usd"])
+    if kind in ("fault", "hang"):  # nothing was produced: only the second call is charged
+        assert spent - spent_before == Decimal("0.000018")
+    eventually(lambda: ledger_sum(tw, key_id="team-alpha") == Decimal(budget_of(tw, "key", "team-alpha")["spent_usd"]))
+
+
+def test_mixed_load_through_three_instances_never_overspends(fake: FakeProvider, tmp_path: Path,
+                                                             redis_prefix: str, pg_store_url: str) -> None:  # noqa: F811
+    limit = Decimal("0.0005")
+    cfg = standard_config(fake.url, prices=[EASY_PRICE], redis={"url": REDIS_URL, "prefix": redis_prefix},
+                          budgets={"lease_secs": 300})
+    cfg["store"] = {"url": pg_store_url, "flush_interval_secs": 0.05}
+    cfg["keys"][0].update(budget=f"{limit}/total")
+    nodes = []
+    for name in "abc":
+        (tmp_path / name).mkdir()
+        nodes.append(Tollway(tmp_path / name, cfg))
+    try:
+        clients = [openai_client(n, TEAM_KEY) for n in nodes]
+        kinds = ["plain", "stream", "hangup", "fault", "reset"]
+        with concurrent.futures.ThreadPoolExecutor(32) as pool:
+            seen = list(pool.map(lambda i: one_call(clients[i % 3], kinds[i % 5]), range(150)))
+        assert "429" not in seen and seen.count("budget") > 0, seen
+        for n in nodes:
+            eventually(lambda n=n: budget_of(n, "key", "team-alpha")["reserved_usd"] == ZERO, within=5)
+        spent = Decimal(budget_of(nodes[0], "key", "team-alpha")["spent_usd"])
+        assert 0 < spent <= limit
+        assert all(Decimal(budget_of(n, "key", "team-alpha")["spent_usd"]) == spent for n in nodes)
+        # the counter is the ledger, to the nano-dollar, hang-ups and resets included
+        eventually(lambda: ledger_sum(nodes[1], key_id="team-alpha") == spent, within=10)
+        # and what is left is refused only if this call's worst case does not fit
+        left = limit - spent
+        outcome = one_call(clients[2], "plain")
+        worst = Decimal("0.000021")  # 11 input tokens counted locally + max_tokens 10, at 1 USD per million
+        assert outcome == ("ok" if worst <= left else "budget"), (outcome, left)
+    finally:
+        for n in nodes:
+            n.stop()

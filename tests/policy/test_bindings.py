@@ -264,3 +264,33 @@ def test_a_revoked_key_ends_its_realtime_session(tw: Tollway) -> None:
             while True:
                 ws.recv(timeout=10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+# -- refusals in each route's own format, with the headers clients read ------------------------
+
+def test_429s_in_gemini_and_azure_shapes_with_their_headers(tw: Tollway, fake: FakeProvider) -> None:
+    from tests.policy.support import admin
+
+    status, k = admin(tw, "POST", "/admin/keys", {"name": "g429", "budgets": ["0.00002/day"]})
+    assert status == 201, k
+    n = len(fake.requests)
+    # a budget that cannot hold this call's worst case: Gemini's RESOURCE_EXHAUSTED, never the provider
+    req = urllib.request.Request(tw.url + "/v1beta/models/gemini-2.0-flash:generateContent",
+                                 data=json.dumps({"contents": [{"parts": [{"text": "hi"}]}]}).encode(),
+                                 headers={"x-goog-api-key": k["key"], "content-type": "application/json"})
+    try:
+        urllib.request.urlopen(req, timeout=10)
+        raise AssertionError("not refused")
+    except urllib.error.HTTPError as e:
+        code, body, h = e.code, json.loads(e.read()), e.headers
+    assert code == 429 and body["error"]["status"] == "RESOURCE_EXHAUSTED" and body["error"]["code"] == 429
+    assert "key 'k" in body["error"]["message"] or "Budget exhausted" in body["error"]["message"]
+    assert h["x-tollway-budget-limit"] == "0.000020000" and h["x-tollway-budget-spent"] == "0.000000000"
+    assert h["x-tollway-budget-reset"].endswith("T00:00:00Z") and int(h["retry-after"]) >= 1
+    # Azure's deployment route: OpenAI's shape, the same headers
+    azure = openai.AzureOpenAI(azure_endpoint=tw.url, api_key=k["key"], api_version="2024-10-21", max_retries=0)
+    with pytest.raises(openai.RateLimitError) as ae:
+        azure.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    assert ae.value.body["type"] == "budget_exceeded" and ae.value.body["code"] == "key_budget_exceeded"
+    assert ae.value.response.headers["x-tollway-budget-limit"] == "0.000020000"
+    assert len(fake.requests) == n

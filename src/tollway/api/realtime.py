@@ -357,6 +357,9 @@ class Session:
         """Limits and budgets for a response the provider just created: refused, it is cancelled
         upstream and the client gets an `error` event. False when the session must end."""
         rctx = self._open.get(rid)
+        for task in self._pending:  # the responses before it are settled first: their spend counts
+            if not task.done():
+                await task
         err = await self._gate.admit(rctx if rctx is not None else self._new_context())
         if err is None:
             return True

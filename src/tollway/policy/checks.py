@@ -39,6 +39,30 @@ def _free_path(subpath: str) -> bool:
     return p.endswith("/cancel") or p == "/files" or p == "/uploads" or p.startswith("/uploads/")
 
 
+def may_spend(method: str, subpath: str) -> bool:
+    """Could this pass-through call make a provider run a model (and so cost money)?"""
+    return method not in _FREE_METHODS and not _free_path(subpath)
+
+
+def check_passthrough_price(ctx: "RequestContext", metered: bool, priced: bool, unpriced: str) -> None:
+    """Under a budget, a pass-through call that may spend must be one Tollway can price: a
+    metered endpoint (its answer reports usage) for a model with a known price. A batch (priced
+    only when its results come back), an Assistants run or an unpriced model is refused with 400,
+    unless `[budgets] unpriced = "allow"`."""
+    adm = ctx.admission
+    if adm is None or not adm.budgets or unpriced == "allow":
+        return
+    if metered and priced:
+        return
+    what = (f"model '{ctx.model}' has no known price" if metered and ctx.model
+            else f"{ctx.method} {ctx.path} reports no cost Tollway can count before the budget would be spent")
+    raise ProxyError("invalid_request", f"A budget applies to this call and {what}, so it is refused. "
+                                        + ("Add a [[prices]] entry for it to tollway.toml" if metered and ctx.model
+                                           else "Use a key without a budget for it")
+                                        + ' (or set [budgets] unpriced = "allow").', param="model",
+                     code="model_unpriced")
+
+
 def passthrough_models(ctx: "RequestContext") -> list[str] | None:
     """Every model a pass-through request names, or None when Tollway cannot know them all: the
     JSON `model` (or a Realtime `session.model`, or each `requests[].params.model` of an
@@ -78,7 +102,7 @@ def check_passthrough(ctx: "RequestContext", key: "KeyInfo", kp: "KeyPolicy", su
     if kp.max_body_bytes is not None and len(ctx.body) > kp.max_body_bytes:
         raise ProxyError("request_too_large", f"Request body is {len(ctx.body)} bytes; key '{key.id}' allows at "
                                               f"most {kp.max_body_bytes}.")
-    if kp.models is not None and ctx.method not in _FREE_METHODS and not _free_path(subpath):
+    if kp.models is not None and may_spend(ctx.method, subpath):
         models = passthrough_models(ctx)
         allowed = ", ".join(kp.models.patterns) or "none"
         if models is None:

@@ -117,3 +117,29 @@ def test_mixed_load_through_three_instances_never_overspends(fake: FakeProvider,
     finally:
         for n in nodes:
             n.stop()
+
+
+def test_max_concurrency_and_its_queue_hold_across_instances(fake: FakeProvider, tmp_path: Path,
+                                                            redis_prefix: str) -> None:  # noqa: F811
+    cfg = standard_config(fake.url, redis={"url": REDIS_URL, "prefix": redis_prefix})
+    cfg["keys"][0].update(max_concurrency=2, queue_timeout_ms=20_000)
+    nodes = []
+    for name in "ab":
+        (tmp_path / name).mkdir()
+        nodes.append(Tollway(tmp_path / name, cfg))
+    try:
+        clients = [openai_client(n, TEAM_KEY) for n in nodes]
+        fake.clear()
+        slow = say("Hello [[delay:0.4]]")
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            done = list(pool.map(lambda i: clients[i % 2].chat.completions.create(model="gpt-4o-mini", messages=slow),
+                                 range(10)))
+        assert len(done) == 10  # every one waited for its turn, none was refused
+        # never more than two at the provider at once: each answer takes 0.4 s from its arrival, and
+        # a third call can only start once one of the two before it has ended
+        arrivals = sorted(r.received_at for r in fake.requests)
+        assert len(arrivals) == 10
+        assert all(arrivals[i + 2] - arrivals[i] >= 0.4 for i in range(8)), arrivals
+    finally:
+        for n in nodes:
+            n.stop()

@@ -199,6 +199,15 @@ def test_path_models_obey_the_allow_list(tw: Tollway, fake: FakeProvider) -> Non
     assert len([r for r in fake.requests[n:] if "gemini-2.5-pro" in r.path or r.path.endswith("/chat/completions")]) == 0
 
 
+def test_a_stored_prompt_that_names_the_model_is_refused_to_an_allow_listed_key(tw: Tollway,
+                                                                               fake: FakeProvider) -> None:
+    n = len(fake.requests)
+    with pytest.raises(openai.PermissionDeniedError) as e:  # the prompt's model could be any
+        openai_client(tw, LISTED).responses.create(prompt={"id": "pmpt_abc123"}, input="Hello")
+    assert e.value.body["code"] == "model_not_allowed" and e.value.body["param"] == "model"
+    assert len(fake.requests) == n
+
+
 def test_realtime_obeys_the_allow_list(tw: Tollway) -> None:
     base = "ws://" + tw.url.removeprefix("http://")
     with connect(f"{base}/v1/realtime?model=gpt-realtime", additional_headers={"Authorization": f"Bearer {LISTED}"}) as ws:

@@ -18,6 +18,11 @@ def check_request(ctx: "RequestContext", key: "KeyInfo", kp: "KeyPolicy") -> Non
     if kp.max_body_bytes is not None and len(ctx.body) > kp.max_body_bytes:
         raise ProxyError("request_too_large", f"Request body is {len(ctx.body)} bytes; key '{key.id}' allows at "
                                               f"most {kp.max_body_bytes}.")
+    if kp.models is not None and ctx.model is None:  # a Responses call whose stored prompt names the model
+        raise ProxyError("permission", f"Key '{key.id}' may use only some models (allowed: "
+                                       f"{', '.join(kp.models.patterns) or 'none'}), and this call names none "
+                                       "(its stored prompt does): name the model in the request.", param="model",
+                         code="model_not_allowed")
     if kp.models is not None and ctx.model is not None and not kp.models.permits(ctx.model):
         raise ProxyError("permission", f"Key '{key.id}' may not use model '{ctx.model}'. Allowed models: "
                                        f"{', '.join(kp.models.patterns) or 'none'}.", param="model",

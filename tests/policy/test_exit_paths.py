@@ -143,3 +143,64 @@ def test_max_concurrency_and_its_queue_hold_across_instances(fake: FakeProvider,
     finally:
         for n in nodes:
             n.stop()
+
+
+def test_many_async_clients_hold_every_scopes_budget_across_instances(fake: FakeProvider, tmp_path: Path,
+                                                                       redis_prefix: str,  # noqa: F811
+                                                                       pg_store_url: str) -> None:  # noqa: F811
+    import asyncio
+
+    limits = {("team", "platform"): Decimal("0.0006"), ("project", "alpha"): Decimal("0.0004"),
+              ("project", "beta"): Decimal("0.0003"), ("customer", "acme"): Decimal("0.0002")}
+    cfg = standard_config(fake.url, prices=[EASY_PRICE], redis={"url": REDIS_URL, "prefix": redis_prefix})
+    cfg["store"] = {"url": pg_store_url, "flush_interval_secs": 0.05}
+    cfg["teams"] = [{"id": "platform", "budget": f"{limits[('team', 'platform')]}/day"}]
+    cfg["projects"] = [{"id": p, "budget": f"{limits[('project', p)]}/week"} for p in ("alpha", "beta")]
+    cfg["customers"] = [{"id": "acme", "budget": f"{limits[('customer', 'acme')]}/month"}]
+    cfg["keys"] = [{"id": "svc", "key": "tw-svc-key-for-many-clients", "team": "platform"}]
+    nodes = []
+    for name in "ab":
+        (tmp_path / name).mkdir()
+        nodes.append(Tollway(tmp_path / name, cfg))
+
+    async def load() -> list[int]:
+        clients = [openai.AsyncOpenAI(base_url=n.url + "/v1", api_key="tw-svc-key-for-many-clients", max_retries=0,
+                                      timeout=30) for n in nodes]
+
+        async def one(i: int) -> int:
+            h = {"x-tollway-project": "alpha" if i % 3 else "beta"}
+            if i % 4 == 0:
+                h["x-tollway-customer"] = "acme"
+            try:
+                if i % 2:
+                    await clients[i % 2].chat.completions.create(model="gpt-4o-mini", messages=HELLO, max_tokens=10,
+                                                                 extra_headers=h)
+                else:
+                    stream = await clients[i % 2].chat.completions.create(
+                        model="gpt-4o-mini", messages=HELLO, max_tokens=10, stream=True, extra_headers=h)
+                    async for _ in stream:
+                        pass
+                return 200
+            except openai.RateLimitError as e:
+                assert e.body["type"] == "budget_exceeded", e.body
+                return 429
+
+        try:
+            return await asyncio.gather(*(one(i) for i in range(200)))
+        finally:
+            for c in clients:
+                await c.close()
+
+    try:
+        codes = asyncio.run(load())
+        assert codes.count(200) > 0 and codes.count(429) > 0
+        for n in nodes:
+            eventually(lambda n=n: all(budget_of(n, s, t)["reserved_usd"] == ZERO for s, t in limits), within=5)
+        for (scope, target), limit in limits.items():
+            spent = Decimal(budget_of(nodes[0], scope, target)["spent_usd"])
+            assert spent <= limit, (scope, target, spent)
+            assert Decimal(budget_of(nodes[1], scope, target)["spent_usd"]) == spent
+            eventually(lambda f={scope: target}, want=spent: ledger_sum(nodes[1], **f) == want, within=10)
+    finally:
+        for n in nodes:
+            n.stop()

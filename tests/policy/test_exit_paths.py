@@ -204,3 +204,41 @@ def test_many_async_clients_hold_every_scopes_budget_across_instances(fake: Fake
     finally:
         for n in nodes:
             n.stop()
+
+
+def test_redis_lost_and_back_fails_closed_then_recovers_by_itself(fake: FakeProvider, tmp_path: Path,
+                                                                  redis_prefix: str) -> None:  # noqa: F811
+    from urllib.parse import urlparse
+
+    from tests.fakes.tcp_proxy import ThreadedTcpProxy
+
+    target = urlparse(REDIS_URL)
+    proxy = ThreadedTcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    cfg = standard_config(fake.url, prices=[EASY_PRICE],
+                          redis={"url": f"redis://127.0.0.1:{proxy.port}{target.path or '/0'}", "prefix": redis_prefix,
+                                 "on_error": "fail_closed", "timeout_ms": 300})
+    cfg["keys"][0].update(budget="1/month", rpm=1000)
+    tw = Tollway(tmp_path, cfg)
+    try:
+        client = openai_client(tw, TEAM_KEY)
+        assert one_call(client, "plain") == "ok"
+        eventually(lambda: budget_of(tw, "key", "team-alpha")["spent_usd"] == "0.000018000")
+        proxy.down()
+
+        def refused() -> bool:
+            try:
+                client.chat.completions.create(model="gpt-4o-mini", messages=HELLO, max_tokens=10)
+                return False
+            except openai.APIStatusError as e:
+                return e.status_code == 503 and e.body["code"] == "limits_unavailable"
+        eventually(refused, within=10)
+        eventually(lambda: tw.get("/health", key=None)[1]["counters"]["ok"] is False, within=10)
+        proxy.restore()
+        # back on its own: calls pass again, /health is ok, and the spend Redis held is still there
+        eventually(lambda: one_call(client, "plain") == "ok", within=15, every=0.3)
+        eventually(lambda: tw.get("/health", key=None)[1]["counters"]["ok"] is True, within=10)
+        eventually(lambda: budget_of(tw, "key", "team-alpha")["spent_usd"] == "0.000036000")
+        assert budget_of(tw, "key", "team-alpha")["reserved_usd"] == ZERO
+    finally:
+        tw.stop()
+        proxy.close()

@@ -194,6 +194,7 @@ def test_team_project_and_customer_budgets_each_apply(fake: FakeProvider, tmp_pa
                           projects=[{"id": "beta", "budget": "0.00003/month"}],
                           customers=[{"id": "acme", "budget": "0.00003/day"}])
     cfg["keys"].append({"id": "member", "key": "tw-member-key-1", "team": "alpha-team"})
+    cfg["keys"].append({"id": "roamer", "key": "tw-roamer-key-1"})  # bound to no project: may name any
     tw = Tollway(tmp_path, cfg)
     try:
         member = openai_client(tw, "tw-member-key-1")
@@ -201,7 +202,7 @@ def test_team_project_and_customer_budgets_each_apply(fake: FakeProvider, tmp_pa
         with pytest.raises(openai.RateLimitError) as e:  # 18 spent + 8 + 30 reserved > 50
             member.chat.completions.create(model="gpt-4o-mini", messages=HELLO, max_tokens=30)
         assert e.value.body["code"] == "team_budget_exceeded" and "alpha-team" in e.value.message
-        team = openai_client(tw, TEAM_KEY)
+        team = openai_client(tw, "tw-roamer-key-1")
         team.chat.completions.create(model="gpt-4o-mini", messages=HELLO, max_tokens=5,
                                      extra_headers={"x-tollway-project": "beta"})
         with pytest.raises(openai.RateLimitError) as e:

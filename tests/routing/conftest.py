@@ -1,0 +1,1 @@
+"""Routing tests: Tollways with [[models]] in front of the fake provider."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tollway import __version__
+from tollway.api.openapi_routing import routing_paths
 from tollway.api.openapi_admin import OPERATOR_SECURITY, admin_paths, admin_schemas
 from tollway.api.passthrough import PASSTHROUGH_METHODS
 from tollway.slugs import SLUG_RULE
@@ -510,6 +511,7 @@ def openapi_document() -> dict[str, Any]:
 
     paths.update(surface_paths(_proxy_op, paths["/v1/models"]["get"]))
     paths.update(admin_paths())
+    paths.update(routing_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "Tollway", "version": __version__,

@@ -151,8 +151,6 @@ class MemoryHealth:
     def _judge(self, key: str, failed: bool, now: float, why: str | None) -> None:
         b = self.breakers.get(key)
         if b is None:
-            if not failed:
-                return  # a healthy deployment needs no breaker until it first fails
             b = self.breakers[key] = Breaker()
         s = self.settings
         if now - b.window_start > s.window_secs:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, field_validator, model_validator
 
 POLICIES: tuple[str, ...] = ("priority", "weighted", "cheapest", "fastest", "least_busy", "quality", "auto")
 Policy = Literal["priority", "weighted", "cheapest", "fastest", "least_busy", "quality", "auto"]
@@ -55,6 +55,9 @@ def _target(v: str) -> str:
     return v
 
 
+Target = Annotated[str, AfterValidator(_target)]
+
+
 class TimeoutSettings(_Strict):
     connect_secs: Float | None = Field(None, gt=0)
     first_token_secs: Float | None = Field(None, gt=0)  # request sent -> first content byte
@@ -64,7 +67,7 @@ class TimeoutSettings(_Strict):
 class DeploymentSettings(_Strict):
     """One way to serve a `[[models]]` name."""
 
-    target: str  # "provider:model"
+    target: Target  # "provider:model"
     weight: Float = Field(1.0, gt=0)  # the weighted policy's share among equal priorities
     priority: Int = 0  # lower is tried first
     max_rpm: Int | None = Field(None, ge=1)
@@ -75,24 +78,14 @@ class DeploymentSettings(_Strict):
     capabilities: list[Literal["tools", "vision", "json"]] | None = None
     context_window: Int | None = Field(None, ge=1)  # tokens (input + output); absent: the price data's
 
-    @field_validator("target")
-    @classmethod
-    def _t(cls, v: str) -> str:
-        return _target(v)
-
 
 class ModelSettings(_Strict):
     """`[[models]]`: a name clients ask for, the deployments that serve it, and how to choose."""
 
     name: str = Field(min_length=1)
-    fallback_order: list[str] = Field(default_factory=list)  # "provider:model", tried in order
+    fallback_order: list[Target] = Field(default_factory=list)  # "provider:model", tried in order
     deployments: list[DeploymentSettings] = Field(default_factory=list)
     policy: Policy | None = None  # default: [routing] policy
-
-    @field_validator("fallback_order")
-    @classmethod
-    def _f(cls, v: list[str]) -> list[str]:
-        return [_target(t) for t in v]
 
     @model_validator(mode="after")
     def _some(self) -> "ModelSettings":
@@ -129,7 +122,7 @@ class BreakerSettings(_Strict):
 
 class RoutingSettings(_Strict):
     policy: Policy = "priority"  # the default of every [[models]] entry
-    fallback_order: list[str] = Field(default_factory=list)  # the global last resort, "provider:model"
+    fallback_order: list[Target] = Field(default_factory=list)  # the global last resort, "provider:model"
     auto: Bool = False  # model "auto": pick among every eligible deployment
     auto_unknown_models: Bool = False  # with auto: a name nothing else routes is routed as "auto"
     breaker: BreakerSettings = BreakerSettings()
@@ -137,11 +130,6 @@ class RoutingSettings(_Strict):
     affinity_size: Int = Field(10_000, ge=0)  # sessions remembered (x-tollway-session, prompt_cache_key, user)
     quality_refresh_secs: Float = Field(30.0, gt=0)  # how often feedback scores are read from the store
     profiles: list[ProfileSettings] = Field(default_factory=list)
-
-    @field_validator("fallback_order")
-    @classmethod
-    def _f(cls, v: list[str]) -> list[str]:
-        return [_target(t) for t in v]
 
     @field_validator("profiles")
     @classmethod

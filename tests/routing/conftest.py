@@ -1,1 +1,3 @@
-"""Routing tests: Tollways with [[models]] in front of the fake provider."""
+"""Routing tests: the shared Redis fixture (a random key prefix per test)."""
+
+from tests.services import redis_prefix  # noqa: F401  (fixture)

@@ -7,7 +7,7 @@ import asyncio
 import time
 
 from tests.routing.helpers import fail, make_router, succeed
-from tests.services import REDIS_URL, redis_prefix  # noqa: F401
+from tests.services import REDIS_URL
 from tollway.routing.health import MemoryHealth
 from tollway.routing.health_sync import RedisHealthSync
 from tollway.routing.outcome import Outcome
@@ -74,7 +74,7 @@ def test_a_finished_call_without_start_never_raises() -> None:
     assert r.health.inflight(dep.name) == 0
 
 
-def test_two_instances_share_breakers_and_cool_downs_through_redis(redis_prefix: str) -> None:  # noqa: F811
+def test_two_instances_share_breakers_and_cool_downs_through_redis(redis_prefix: str) -> None:
     import redis.asyncio as aioredis
 
     async def run() -> None:

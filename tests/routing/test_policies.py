@@ -37,12 +37,16 @@ def test_weighted_follows_the_weights_within_the_lowest_priority() -> None:
 def test_cheapest_ranks_by_the_estimated_cost() -> None:
     r = make_router(models=[model("cheapest", [{"target": "openai:gpt-4o"}, {"target": "anthropic:claude-opus-4-1"},
                                                {"target": "openai:gpt-4o-mini"}])])
-    ctx = request("m")
+    ctx = request("m", headers={b"x-tollway-trace": b"true"})  # the trace event carries the cost estimate
     assert [d.name for d in r.plan(ctx)] == ["openai:gpt-4o-mini", "openai:gpt-4o", "anthropic:claude-opus-4-1"]
     scores = ctx.route_trace["scores"]  # type: ignore[index]
     assert scores["openai:gpt-4o-mini"] < scores["openai:gpt-4o"] < scores["anthropic:claude-opus-4-1"]
     assert float(ctx.route_trace["cost_estimate"]) == pytest.approx(scores["openai:gpt-4o-mini"])  # type: ignore[index]
     assert ctx.route_trace["policy"] == "cheapest"  # type: ignore[index]
+    plain = request("m")
+    plain.plan = r.plan(plain)
+    assert plain.route_trace["cost_estimate"] is None  # type: ignore[index]
+    assert r.cost_estimate(plain) == ctx.route_trace["cost_estimate"]  # type: ignore[index]
 
 
 def test_fastest_ranks_by_the_latency_ewma() -> None:

@@ -93,7 +93,19 @@ def candidates(route: "ModelRoute", trace: Trace | None) -> list["Deployment"]:
 
 def capabilities(router: "Router", ctx: "RequestContext", route: "ModelRoute", cands: list["Deployment"],
                  profile: "ProfileSettings | None", trace: Trace | None) -> list["Deployment"]:
-    endpoint = Endpoint(ctx.endpoint) if ctx.endpoint in Endpoint._value2member_map_ else None
+    endpoint: Endpoint | None = Endpoint._value2member_map_.get(ctx.endpoint)  # type: ignore[assignment]
+    if trace is None and profile is None and not route.declared_caps and not route.auto:
+        # the shortcut of the loop below when it can remove nothing: every deployment offers the
+        # endpoint, none declares capabilities, and the cheap token estimate is under half the
+        # smallest window (the loop then compares that same estimate)
+        offers = route.offers.get(ctx.endpoint)
+        if offers is None:
+            offers = route.offers[ctx.endpoint] = endpoint is None or all(
+                can_translate(endpoint, d.provider) for d in route.deployments)
+        if offers:
+            window = route.min_window
+            if window is None or len(ctx.body) // 4 + (requested_output(ctx.json) or 0) <= window // 2:
+                return cands
     table = router.table
     need: Need | None = None
     kept: list["Deployment"] = []
@@ -176,6 +188,8 @@ def _refuses_unpriced(router: "Router", kp: Any) -> bool:
 def health(router: "Router", ctx: "RequestContext", route: "ModelRoute", cands: list["Deployment"],
            trace: Trace | None) -> list["Deployment"]:
     board = router.health
+    if trace is None and not board.open_count and not board.cooling_until and not route.has_concurrency:
+        return cands  # nothing open, cooling or limited: the loop below would keep everything
     now = time.time()
     kept: list["Deployment"] = []
     removed: list[tuple["Deployment", str]] = []

@@ -13,6 +13,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from tollway.errors import ProxyError
+from tollway.providers.base import Endpoint
 from tollway.routing import layers
 from tollway.routing.affinity import Affinity
 from tollway.routing.quality import QualityScores
@@ -83,11 +84,9 @@ class Router:
         auto = table.auto
         if auto is not None and model == "auto":
             return auto
-        from tollway.providers.base import Endpoint
-
         if auto is not None and self.settings.routing.auto_unknown_models and table.catalog.resolve(model) is None:
             return auto
-        dep = table.catalog.require(model, Endpoint(ctx.endpoint))
+        dep = table.catalog.require(model, Endpoint._value2member_map_[ctx.endpoint])  # type: ignore[arg-type]
         route = self._plain.get(model)
         if route is None or route.deployments[0] is not dep:
             route = table.for_plain(dep)
@@ -128,10 +127,23 @@ class Router:
                     item["sticky"] = True
                 kept.append(item)
             trace.append({"name": "scoring", "policy": policy, "kept": kept, "removed": []})
-        cost = cost_of(self, plan[0], estimate_tokens(ctx))
+        # the estimate costs Decimal arithmetic: made when the client asks for the trace event or
+        # explain runs; otherwise `cost_estimate(ctx)` makes it on demand
+        cost = None
+        if trace is not None or b"x-tollway-trace" in ctx.headers:
+            cost = self.cost_estimate(ctx, plan[0])
         ctx.route_trace = {"policy": route.policy, "profile": profile.name if profile is not None else None,
-                           "scores": scores, "cost_estimate": None if cost is None else f"{cost:f}"}
+                           "scores": scores, "cost_estimate": cost}
         return plan
+
+    def cost_estimate(self, ctx: "RequestContext", dep: "Deployment | None" = None) -> str | None:
+        """The estimated cost (USD, as a string) of this call on `dep` (default: the first of the
+        plan): input from the body's size, output as requested (else 256 tokens)."""
+        dep = dep or (ctx.plan[0] if ctx.plan else None)
+        if dep is None:
+            return None
+        cost = cost_of(self, dep, estimate_tokens(ctx))
+        return None if cost is None else f"{cost:f}"
 
     @staticmethod
     def session_of(ctx: "RequestContext") -> str | None:

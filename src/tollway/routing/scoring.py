@@ -45,9 +45,14 @@ def rank(router: "Router", ctx: "RequestContext", route: "ModelRoute", cands: li
          policy: str, profile: "ProfileSettings | None", rng: random.Random,
          ) -> tuple[list["Deployment"], dict[str, float]]:
     """(ordered candidates, scores by deployment name)."""
-    groups = dict(zip((d.name for d in route.deployments), route.groups, strict=True))
-    primary = [d for d in cands if groups.get(d.name, PRIMARY) == PRIMARY]
-    rest = [d for d in cands if groups.get(d.name, PRIMARY) != PRIMARY]
+    if profile is None and (len(cands) < 2 or (route.n_primary < 2 and not route.auto)):
+        return cands, {}  # nothing to rank: the primary group has one deployment at most
+    groups = route.group_of
+    if route.n_primary == len(route.deployments):
+        primary, rest = list(cands), []
+    else:
+        primary = [d for d in cands if groups.get(d.name, PRIMARY) == PRIMARY]
+        rest = [d for d in cands if groups.get(d.name, PRIMARY) != PRIMARY]
     scores: dict[str, float] = {}
     if len(primary) > 1 or profile is not None:
         if profile is not None:
@@ -84,8 +89,9 @@ def rank(router: "Router", ctx: "RequestContext", route: "ModelRoute", cands: li
 def _weighted(cands: list["Deployment"], rng: random.Random) -> list["Deployment"]:
     """Lowest priority first; within a priority, a weighted random order."""
     out: list["Deployment"] = []
-    for prio in sorted({d.priority for d in cands}):
-        pool = [d for d in cands if d.priority == prio]
+    prios = {d.priority for d in cands}
+    for prio in (prios if len(prios) == 1 else sorted(prios)):
+        pool = [d for d in cands if d.priority == prio] if len(prios) > 1 else list(cands)
         while pool:
             total = sum(d.weight for d in pool)
             x = rng.random() * total

@@ -53,9 +53,17 @@ class ModelRoute:
     n_primary: int
     auto: bool = False
     single: bool = field(init=False)
+    group_of: dict[str, int] = field(init=False)
+    # precomputed for the layers' shortcuts (nothing to check: nothing is done per request)
+    declared_caps: bool = False  # some deployment declares its capabilities
+    min_window: int | None = None  # the smallest known context window
+    has_concurrency: bool = False  # some deployment has max_concurrency
+    offers: dict[str, bool] = field(default_factory=dict)  # endpoint -> every deployment offers it
 
     def __post_init__(self) -> None:
         self.single = len(self.deployments) == 1
+        self.group_of = dict(zip((d.name for d in self.deployments), self.groups, strict=True))
+        self.has_concurrency = any(d.max_concurrency is not None for d in self.deployments)
 
 
 class RouteTable:
@@ -101,7 +109,8 @@ class RouteTable:
                             self._remember(d)
                             pool.append(d)
             policy = routing.policy if routing.policy != "priority" else "auto"
-            self.auto = ModelRoute("auto", policy, tuple(pool), tuple(PRIMARY for _ in pool), len(pool), auto=True)
+            self.auto = self._facts(ModelRoute("auto", policy, tuple(pool), tuple(PRIMARY for _ in pool), len(pool),
+                                               auto=True))
 
     # -- building ------------------------------------------------------------------------------
     def _target(self, target: str, priority: int = 0) -> Deployment | None:
@@ -154,7 +163,14 @@ class RouteTable:
                     deps.append(d)
                     groups.append(group)
         n_primary = sum(1 for g in groups if g == PRIMARY)
-        return ModelRoute(name, policy, tuple(deps), tuple(groups), n_primary)
+        return self._facts(ModelRoute(name, policy, tuple(deps), tuple(groups), n_primary))
+
+    def _facts(self, route: ModelRoute) -> ModelRoute:
+        infos = [self.info_of(d) for d in route.deployments]
+        route.declared_caps = any(i.capabilities is not None for i in infos)
+        windows = [i.context_window for i in infos if i.context_window is not None]
+        route.min_window = min(windows) if windows else None
+        return route
 
     # -- lookup --------------------------------------------------------------------------------
     def for_plain(self, dep: Deployment) -> ModelRoute:

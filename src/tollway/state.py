@@ -269,7 +269,8 @@ class AppState:
         if redis is not None:
             from tollway.routing.health_sync import RedisHealthSync
 
-            RedisHealthSync(state.health, redis, settings.redis.prefix).start()  # type: ignore[arg-type]
+            RedisHealthSync(state.health, redis, settings.redis.prefix,  # type: ignore[arg-type]
+                            affinity=state.router.affinity).start()
         state.router.quality.start(settings.routing.quality_refresh_secs)
         state.access_log.start()
         state.responses.start()  # deletes expired stored responses in the background

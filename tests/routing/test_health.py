@@ -111,3 +111,27 @@ async def _until(cond, within: float = 5.0) -> None:  # type: ignore[no-untyped-
     while not cond():
         assert time.monotonic() < deadline, "the other instance never saw the change"
         await asyncio.sleep(0.02)
+
+
+def test_two_instances_share_session_affinity_through_redis(redis_prefix: str) -> None:
+    import redis.asyncio as aioredis
+
+    async def run() -> None:
+        a, b = make_router(), make_router()
+        ca, cb = aioredis.Redis.from_url(REDIS_URL), aioredis.Redis.from_url(REDIS_URL)
+        sa = RedisHealthSync(a.health, ca, redis_prefix, interval=0.05, affinity=a.affinity)
+        sb = RedisHealthSync(b.health, cb, redis_prefix, interval=0.05, affinity=b.affinity)
+        sa.start()
+        sb.start()
+        try:
+            a.affinity.put("smart", "s:abc", "anthropic:claude-haiku-4-5")
+            await asyncio.sleep(0.3)
+            assert b.affinity.get("smart", "s:abc") is None  # unknown here: looked up in the background
+            await _until(lambda: b.affinity.get("smart", "s:abc") == "anthropic:claude-haiku-4-5")
+        finally:
+            await sa.stop()
+            await sb.stop()
+            await ca.aclose()
+            await cb.aclose()
+
+    asyncio.run(run())

@@ -6,7 +6,9 @@ tables back, in one pipelined round trip, at once after a change and every `inte
 otherwise. Requests only ever read the local copy, so a routing decision costs no Redis round
 trip. Two hashes under `[redis] prefix`: `health:breakers` (key -> until, wall clock) and
 `health:cooling` (provider|credential -> until). Entries long past are removed by whoever sees
-them. Redis unreachable: the board keeps judging locally; the error is logged once per outage.
+them. Session affinity (`routing.affinity`) rides the same round trip: changed sessions are
+written (`affinity:<model>\x00<session>`, an hour's expiry) and sessions asked for here but
+unknown are read. Redis unreachable: the board keeps judging locally; the error is logged once per outage.
 """
 
 from __future__ import annotations
@@ -25,11 +27,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("tollway")
 
 _STALE_S = 3600.0  # an open breaker this long past its cool-down is forgotten
+_AFFINITY_TTL_S = 3600
 
 
 class RedisHealthSync:
-    def __init__(self, board: "MemoryHealth", redis: Any, prefix: str, interval: float = 0.5) -> None:
+    def __init__(self, board: "MemoryHealth", redis: Any, prefix: str, interval: float = 0.5,
+                 affinity: Any = None) -> None:
         self.board = board
+        self.affinity = affinity
+        self._affinity_prefix = f"{prefix}affinity:"
+        if affinity is not None:
+            affinity.shared = True
+            affinity.poke = self.poke
         self._redis = redis
         self._breakers = f"{prefix}health:breakers"
         self._cooling = f"{prefix}health:cooling"
@@ -78,6 +87,12 @@ class RedisHealthSync:
         board = self.board
         changed, board.changed = board.changed, {}
         cooled, board.cool_changed = board.cool_changed, {}
+        aff = self.affinity
+        sessions: dict[tuple[str, str], str] = {}
+        wanted: list[tuple[str, str]] = []
+        if aff is not None:
+            sessions, aff.outbox = aff.outbox, {}
+            wanted, aff.wanted = list(aff.wanted), set()
         try:
             pipe = self._redis.pipeline(transaction=False)
             opened = {k: repr(v) for k, v in changed.items() if v > 0}
@@ -88,6 +103,10 @@ class RedisHealthSync:
                 pipe.hdel(self._breakers, *closed)
             if cooled:
                 pipe.hset(self._cooling, mapping={k: repr(v) for k, v in cooled.items()})
+            for (model, session), dep in sessions.items():
+                pipe.set(f"{self._affinity_prefix}{model}\x00{session}", dep, ex=_AFFINITY_TTL_S)
+            if wanted:
+                pipe.mget([f"{self._affinity_prefix}{m}\x00{s}" for m, s in wanted])
             pipe.hgetall(self._breakers)
             pipe.hgetall(self._cooling)
             results = await pipe.execute()
@@ -96,6 +115,10 @@ class RedisHealthSync:
             board.changed = {**changed, **board.changed}
             board.cool_changed = {**cooled, **board.cool_changed}
             raise
+        if wanted and aff is not None:
+            for (model, session), dep in zip(wanted, results[-3], strict=True):
+                if dep:
+                    aff.learn(model, session, dep.decode())
         now = time.time()
         breakers = _floats(results[-2])
         cooling = _floats(results[-1])

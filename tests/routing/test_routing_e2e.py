@@ -19,6 +19,7 @@ import pytest
 from tests.fakes.provider import FakeProvider
 from tests.harness import MASTER_KEY, TEAM_KEY, Tollway, anthropic_client, openai_client, standard_config
 
+VIEWER_KEY = "tw-viewer-only-key"
 HELLO = [{"role": "user", "content": "hello"}]
 TWO = [{"target": "openai:gpt-4o"}, {"target": "openai:gpt-4o-mini"}]
 
@@ -36,6 +37,7 @@ def config(fake_url: str, **extra: Any) -> dict[str, Any]:
         {"name": "pricey", "weights": {"cost": 0.0, "latency": 0.0, "quality": 0.0}, "prefer": ["openai:gpt-4o"]},
         {"name": "frugal", "weights": {"cost": 1.0, "latency": 0.0, "quality": 0.0}}]}, **extra)
     cfg["keys"][0]["routing_profile"] = "frugal"
+    cfg["keys"].append({"id": "portal", "key": VIEWER_KEY, "roles": ["viewer"]})
     return cfg
 
 
@@ -158,6 +160,10 @@ def test_catalog_models_and_health(tw: Tollway) -> None:
     rows = {r["deployment"]: r for r in health["data"]}
     assert rows["openai:gpt-4o"]["state"] == "closed" and rows["openai:gpt-4o"]["in_flight"] == 0
     assert tw.get("/v1/health/deployments", key=TEAM_KEY)[0] == 403  # a user key: viewer role needed
+    assert tw.get("/v1/health/deployments", key=VIEWER_KEY)[0] == 200
+    # the portal (a viewer key, which calls no model) explains too; no key at all does not
+    assert post(tw, "/v1/route/explain", {"model": "smart", "messages": HELLO}, key=VIEWER_KEY)[0] == 200
+    assert post(tw, "/v1/route/explain", {"model": "smart", "messages": HELLO}, key="tw-wrong")[0] == 401
 
 
 def test_signals_feed_the_quality_policy_and_the_catalog(tw: Tollway) -> None:

@@ -54,10 +54,12 @@ def _list(items: dict[str, Any], **extra: Any) -> dict[str, Any]:
 
 def _op(summary: str, role: str, schema: dict[str, Any], ok: str = "200",
         body: dict[str, Any] | None = None) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": f"{summary} ({role} role)", "security": OPERATOR_SECURITY, "responses": {
+    who = "any Tollway key" if role == "any" else f"{role} role"
+    op: dict[str, Any] = {"summary": f"{summary} ({who})", "security": OPERATOR_SECURITY, "responses": {
         ok: {"description": "OK", "content": {"application/json": {"schema": schema}}},
-        "401": {"description": "Missing or invalid key", "content": _ERR},
-        "403": {"description": f"The key lacks the {role} role", "content": _ERR}}}
+        "401": {"description": "Missing or invalid key", "content": _ERR}}}
+    if role != "any":
+        op["responses"]["403"] = {"description": f"The key lacks the {role} role", "content": _ERR}
     if body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
         op["responses"]["400"] = {"description": "Invalid body", "content": _ERR}
@@ -68,15 +70,15 @@ def routing_paths() -> dict[str, Any]:
     return {
         "/v1/route/explain": {"post": _op(
             "How the router would route a request, layer by layer (candidates, capabilities, policy, health, "
-            "scoring), without calling a provider: the same code path real routing runs", "user", _EXPLAIN,
+            "scoring), without calling a provider: the same code path real routing runs", "any", _EXPLAIN,
             body={"type": "object", "required": ["model"], "description": "A chat / messages / responses body",
                   "properties": {"model": _S, "profile": {**_S, "description": "a routing profile name"},
                                  "endpoint": {"enum": ["chat", "messages", "responses"],
                                               "description": "default: guessed from the body"}}})},
-        "/v1/profiles": {"get": _op("Routing profiles ([[routing.profiles]]) and the calling key's own", "user",
+        "/v1/profiles": {"get": _op("Routing profiles ([[routing.profiles]]) and the calling key's own", "any",
                                     _list({"type": "object"}, key_profile={"type": ["string", "null"]}))},
         "/v1/catalog": {"get": _op("Every routable model: provider, capabilities, context window, prices per "
-                                   "million tokens, observed latency, TTFT, error rate and quality score", "user",
+                                   "million tokens, observed latency, TTFT, error rate and quality score", "any",
                                    _list(_CATALOG_ENTRY))},
         "/v1/health/deployments": {"get": _op("Each deployment's breaker state, latency and TTFT EWMAs and calls "
                                               "in flight; credentials cooling down", "viewer",
@@ -84,7 +86,7 @@ def routing_paths() -> dict[str, Any]:
                                                     shared={"type": "boolean"}))},
         "/v1/signals": {
             "post": _op("Quality feedback on a call (its x-tollway-trace-id): score 0..1 or thumbs up/down, and "
-                        "a label; the quality policy and the catalog use it", "user",
+                        "a label; the quality policy and the catalog use it", "any",
                         {"type": "object"}, ok="201",
                         body={"type": "object", "required": ["trace_id"], "properties": {
                             "trace_id": _S, "score": {"type": "number", "minimum": 0, "maximum": 1},

@@ -1,13 +1,13 @@
 """The router's own routes (registered on an `AdminApi` table: same roles and error shapes):
 
-- `POST /v1/route/explain` (user): a chat / messages / responses body (+ optional `profile`,
+- `POST /v1/route/explain` (any key): a chat / messages / responses body (+ optional `profile`,
   `endpoint`): per layer what was kept, removed and why, the scores and the plan. It runs
   `Router.plan` itself, the code real routing runs, without calling a provider.
-- `GET /v1/profiles` (user): the routing profiles.
-- `GET /v1/catalog` (user): every routable model with provider, capabilities, context window,
+- `GET /v1/profiles` (any key): the routing profiles.
+- `GET /v1/catalog` (any key): every routable model with provider, capabilities, context window,
   prices, observed latency, TTFT, error rate and quality score.
 - `GET /v1/health/deployments` (viewer): each deployment's breaker, EWMAs and in-flight calls.
-- `POST /v1/signals` (user): quality feedback on a call; `GET /v1/signals` (viewer): per model.
+- `POST /v1/signals` (any key): quality feedback on a call; `GET /v1/signals` (viewer): per model.
 """
 
 from __future__ import annotations
@@ -180,9 +180,9 @@ def register_routing(api: AdminApi, state: "AppState") -> None:
         return 200, {"object": "list", "data": await quality_by_model(state.engine),
                      "unmatched": await pending_count(state.engine)}
 
-    api.add("POST", "/v1/route/explain", "user", explain)
-    api.add("GET", "/v1/profiles", "user", profiles)
-    api.add("GET", "/v1/catalog", "user", get_catalog)
+    api.add("POST", "/v1/route/explain", "any", explain)
+    api.add("GET", "/v1/profiles", "any", profiles)
+    api.add("GET", "/v1/catalog", "any", get_catalog)
     api.add("GET", "/v1/health/deployments", "viewer", health)
-    api.add("POST", "/v1/signals", "user", add_signal)
+    api.add("POST", "/v1/signals", "any", add_signal)
     api.add("GET", "/v1/signals", "viewer", list_signals)

@@ -31,6 +31,9 @@ _ATTRIBUTION = [
                             "answer). Anything else is a 400."),
     _hdr("Cache-Control", "no-store = skip, no-cache = refresh, max-age=N: accept only a cached answer at most N "
                           "seconds old (x-tollway-cache wins when both are sent)."),
+    _hdr("x-tollway-profile", "Routing profile ([[routing.profiles]] name) for this call; an unknown one is a 400."),
+    _hdr("x-tollway-session", "Session id: calls of one session stick to the deployment that served the previous "
+                              "one while it is healthy (else the body's prompt_cache_key, else user)."),
 ]
 _TRACE = {"x-tollway-trace-id": {"description": "UUIDv7 of this call; the key of its usage record.",
                                  "schema": {"type": "string", "format": "uuid"}},

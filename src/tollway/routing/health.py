@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tollway.routing.settings import BreakerSettings
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+_MAX_TRACKED = 10_000  # deployments with stats; beyond, idle closed ones are forgotten
 
 
 class Breaker:
@@ -106,6 +107,8 @@ class MemoryHealth:
         name = dep.name
         st = self.stats.get(name)
         if st is None:
+            if len(self.stats) >= _MAX_TRACKED:
+                self._prune()
             st = self.stats[name] = DeploymentStats()
         st.inflight += 1
         if self.open_count:
@@ -196,6 +199,14 @@ class MemoryHealth:
             self.changed[key] = 0.0
             if self.sync is not None:
                 self.sync.poke()
+
+    def _prune(self) -> None:
+        """Bound memory when clients make up names (a glob routes any): forget idle, closed ones."""
+        for name in [n for n, st in self.stats.items() if st.inflight == 0]:
+            b = self.breakers.get(name)
+            if b is None or b.state is CLOSED:
+                del self.stats[name]
+                self.breakers.pop(name, None)
 
     def cooling(self, provider_id: str, credential: str) -> bool:
         key = credential_key(provider_id, credential)

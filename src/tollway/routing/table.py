@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tollway")
 
 PRIMARY, MODEL_FALLBACK, GLOBAL_FALLBACK = 0, 1, 2
+_INFO_MAX = 10_000
 _NOT_CHAT = ("embed", "moderation", "whisper", "tts", "dall-e", "transcribe")
 
 
@@ -111,6 +112,7 @@ class RouteTable:
             policy = routing.policy if routing.policy != "priority" else "auto"
             self.auto = self._facts(ModelRoute("auto", policy, tuple(pool), tuple(PRIMARY for _ in pool), len(pool),
                                                auto=True))
+        self._configured_count = len(self.info)  # what the config names; names clients make up come after
 
     # -- building ------------------------------------------------------------------------------
     def _target(self, target: str, priority: int = 0) -> Deployment | None:
@@ -142,6 +144,10 @@ class RouteTable:
     def _remember(self, dep: Deployment) -> None:
         if dep.name in self.info:
             return
+        if len(self.info) >= _INFO_MAX and getattr(self, "_configured_count", None) is not None:
+            # names clients made up (a glob routes any of them): forget those, keep the configured
+            for name in list(self.info)[self._configured_count:]:
+                del self.info[name]
         kind = dep.provider.kind
         price = self._prices.price_of(kind, dep.model)
         window = self._prices.context_window(kind, dep.model) if kind != "demo" else None

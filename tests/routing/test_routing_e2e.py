@@ -20,6 +20,7 @@ from tests.fakes.provider import FakeProvider
 from tests.harness import MASTER_KEY, TEAM_KEY, Tollway, anthropic_client, openai_client, standard_config
 
 VIEWER_KEY = "tw-viewer-only-key"
+MINI_KEY = "tw-mini-only-key"
 HELLO = [{"role": "user", "content": "hello"}]
 TWO = [{"target": "openai:gpt-4o"}, {"target": "openai:gpt-4o-mini"}]
 
@@ -33,11 +34,12 @@ def config(fake_url: str, **extra: Any) -> dict[str, Any]:
         {"name": "q", "policy": "quality", "deployments": TWO},
         {"name": "small", "deployments": [{"target": "openai:gpt-4o", "context_window": 600},
                                           {"target": "openai:gpt-4o-mini", "capabilities": ["json"]}]},
-    ], routing={"quality_refresh_secs": 0.2, "profiles": [
+    ], routing={"auto": True, "quality_refresh_secs": 0.2, "profiles": [
         {"name": "pricey", "weights": {"cost": 0.0, "latency": 0.0, "quality": 0.0}, "prefer": ["openai:gpt-4o"]},
         {"name": "frugal", "weights": {"cost": 1.0, "latency": 0.0, "quality": 0.0}}]}, **extra)
     cfg["keys"][0]["routing_profile"] = "frugal"
     cfg["keys"].append({"id": "portal", "key": VIEWER_KEY, "roles": ["viewer"]})
+    cfg["keys"].append({"id": "minis", "key": MINI_KEY, "models": ["gpt-4o-mini*"]})
     return cfg
 
 
@@ -226,3 +228,14 @@ def test_two_instances_share_open_breakers_through_redis(fake: FakeProvider, tmp
     finally:
         for tw in tws:
             tw.stop()
+
+
+def test_auto_with_a_key_allow_list_routes_only_where_the_key_may_go(tw: Tollway, fake: FakeProvider) -> None:
+    status, explained = post(tw, "/v1/route/explain", {"model": "auto", "messages": HELLO}, key=MINI_KEY)
+    assert status == 200 and explained["plan"] == ["openai:gpt-4o-mini"]
+    policy = next(layer for layer in explained["layers"] if layer["name"] == "policy")
+    assert {"deployment": "openai:gpt-4o", "reason": "key 'minis' may not use gpt-4o"} in policy["removed"]
+    openai_client(tw, MINI_KEY).chat.completions.create(model="auto", messages=HELLO)  # type: ignore[arg-type]
+    assert served_model(fake) == "gpt-4o-mini"
+    with pytest.raises(openai.PermissionDeniedError):  # a name whose deployments it may not use
+        openai_client(tw, MINI_KEY).chat.completions.create(model="smart", messages=HELLO)  # type: ignore[arg-type]

@@ -176,8 +176,9 @@ def policy(router: "Router", ctx: "RequestContext", route: "ModelRoute", cands: 
             kept = priced
     _note(trace, "policy", kept, removed)
     if not kept and removed:
-        raise ProxyError("permission", f"Key '{key.id}' may use none of the deployments of '{ctx.model}'.",  # type: ignore[union-attr]
-                         param="model", code="model_not_allowed")
+        allowed = ", ".join(kp.models.patterns) if kp.models is not None else ""
+        raise ProxyError("permission", f"Key '{key.id}' may not use model '{ctx.model}' (nor any of its "  # type: ignore[union-attr]
+                         f"deployments). Allowed models: {allowed or 'none'}.", param="model", code="model_not_allowed")
     return kept
 
 

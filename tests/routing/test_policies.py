@@ -182,3 +182,15 @@ def test_affinity_puts_the_sessions_deployment_first_while_healthy() -> None:
         assert plan(r, "m", body={"user": "abc"})  # another session kind: no stickiness asserted
     fail(r, served.name)
     assert plan(r, "m", headers={b"x-tollway-session": b"abc"})[0] != served.name
+
+
+def test_max_rpm_skips_a_deployment_for_the_rest_of_the_minute() -> None:
+    r = make_router(models=[model("priority", [{"target": "openai:gpt-4o", "max_rpm": 2},
+                                               {"target": "openai:gpt-4o-mini"}])])
+    dep = r.table.models["m"].deployments[0]
+    for _ in range(2):
+        assert plan(r, "m")[0] == "openai:gpt-4o"
+        r.health.started(dep, None)
+    trace: list = []  # type: ignore[type-arg]
+    assert [d.name for d in r.plan(request("m"), trace)] == ["openai:gpt-4o-mini"]
+    assert trace[3]["removed"] == [{"deployment": "openai:gpt-4o", "reason": "at max_rpm (2 calls this minute)"}]

@@ -59,7 +59,7 @@ class Breaker:
 
 
 class DeploymentStats:
-    __slots__ = ("latency_s", "ttft_s", "inflight", "requests", "failures")
+    __slots__ = ("latency_s", "ttft_s", "inflight", "requests", "failures", "minute", "minute_calls")
 
     def __init__(self) -> None:
         self.latency_s: float | None = None
@@ -67,6 +67,8 @@ class DeploymentStats:
         self.inflight = 0
         self.requests = 0
         self.failures = 0
+        self.minute = 0  # the current clock minute, and the calls started in it (max_rpm)
+        self.minute_calls = 0
 
     def error_rate(self) -> float | None:
         return self.failures / self.requests if self.requests else None
@@ -111,6 +113,11 @@ class MemoryHealth:
                 self._prune()
             st = self.stats[name] = DeploymentStats()
         st.inflight += 1
+        if dep.max_rpm is not None:
+            minute = int(time.time() // 60)
+            if st.minute != minute:
+                st.minute, st.minute_calls = minute, 0
+            st.minute_calls += 1
         if self.open_count:
             now = time.time()
             for key in (name, credential_key(dep.provider.id, credential) if credential else None):
@@ -244,6 +251,10 @@ class MemoryHealth:
     def inflight(self, name: str) -> int:
         st = self.stats.get(name)
         return st.inflight if st is not None else 0
+
+    def calls_this_minute(self, name: str) -> int:
+        st = self.stats.get(name)
+        return st.minute_calls if st is not None and st.minute == int(time.time() // 60) else 0
 
     def latency(self, name: str) -> float | None:
         st = self.stats.get(name)

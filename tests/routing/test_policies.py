@@ -194,3 +194,14 @@ def test_max_rpm_skips_a_deployment_for_the_rest_of_the_minute() -> None:
     trace: list = []  # type: ignore[type-arg]
     assert [d.name for d in r.plan(request("m"), trace)] == ["openai:gpt-4o-mini"]
     assert trace[3]["removed"] == [{"deployment": "openai:gpt-4o", "reason": "at max_rpm (2 calls this minute)"}]
+
+
+def test_a_model_whose_providers_are_all_disabled_is_a_404() -> None:
+    from tests.routing.helpers import PROVIDERS
+
+    r = make_router(providers=[*PROVIDERS, {"id": "off", "kind": "openai", "enabled": False,
+                                            "base_url": "http://127.0.0.1:9/v1", "models": ["x"]}],
+                    models=[{"name": "m", "fallback_order": ["off:x"]}])
+    with pytest.raises(ProxyError) as e:
+        plan(r, "m")
+    assert e.value.status == 404 and "no deployment whose provider is configured" in e.value.message

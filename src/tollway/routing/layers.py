@@ -88,6 +88,9 @@ def _note(trace: Trace | None, name: str, kept: list["Deployment"], removed: lis
 def candidates(route: "ModelRoute", trace: Trace | None) -> list["Deployment"]:
     kept = list(route.deployments)
     _note(trace, "candidates", kept, [])
+    if not kept:  # every target names a provider that is not configured (disabled)
+        raise ProxyError("model_not_found", f"The model '{route.name}' has no deployment whose provider is "
+                         "configured (disabled?).", param="model")
     return kept
 
 

@@ -90,6 +90,9 @@ def test_explain_plans_first_the_deployment_that_serves(tw: Tollway, fake: FakeP
     status, explained = post(tw, "/v1/route/explain", {"model": "smart", "max_tokens": 10, "messages": HELLO},
                              headers={"anthropic-version": "2023-06-01"})
     assert explained["plan"] == ["openai:gpt-4o", "anthropic:claude-haiku-4-5"]
+    answer = anthropic_client(tw).messages.create(model="smart", max_tokens=10, messages=HELLO)  # type: ignore[arg-type]
+    assert answer.content and fake.requests[-1].path == "/v1/chat/completions"  # translated to the first deployment
+    assert served_model(fake) == "gpt-4o"
 
 
 def test_profiles_per_request_and_per_key(tw: Tollway, fake: FakeProvider) -> None:

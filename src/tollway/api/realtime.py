@@ -155,13 +155,13 @@ class RealtimeRoute:
         if not model:
             raise ProxyError("invalid_request", "Name the model: ?model= (or Azure's ?deployment=).", param="model")
         ctx.model = model
-        key = ctx.key
-        if key is not None and key.policy is not None and key.policy.models is not None \
-                and not key.policy.models.permits(model):
-            raise ProxyError("permission", f"Key '{key.id}' may not use model '{model}'. Allowed models: "
-                                           f"{', '.join(key.policy.models.patterns) or 'none'}.", param="model",
-                             code="model_not_allowed")
         dep = state.catalog.resolve(model)
+        key = ctx.key
+        allowed = key.policy.models if key is not None and key.policy is not None else None
+        if allowed is not None and not allowed.permits(model) and (dep is None or not allowed.permits(dep.model)):
+            raise ProxyError("permission", f"Key '{key.id}' may not use model '{model}'. Allowed models: "  # type: ignore[union-attr]
+                                           f"{', '.join(allowed.patterns) or 'none'}.", param="model",
+                             code="model_not_allowed")
         if dep is None:
             raise ProxyError("model_not_found", f"The model '{model}' is not routable by this Tollway.", param="model")
         if dep.provider.kind not in _KINDS:

@@ -23,7 +23,8 @@ def check_request(ctx: "RequestContext", key: "KeyInfo", kp: "KeyPolicy") -> Non
                                        f"{', '.join(kp.models.patterns) or 'none'}), and this call names none "
                                        "(its stored prompt does): name the model in the request.", param="model",
                          code="model_not_allowed")
-    if kp.models is not None and ctx.model is not None and not kp.models.permits(ctx.model):
+    if kp.models is not None and ctx.model is not None and not kp.models.permits(ctx.model) \
+            and not _plan_permitted(ctx, kp):
         raise ProxyError("permission", f"Key '{key.id}' may not use model '{ctx.model}'. Allowed models: "
                                        f"{', '.join(kp.models.patterns) or 'none'}.", param="model",
                          code="model_not_allowed")
@@ -124,3 +125,11 @@ def check_passthrough(ctx: "RequestContext", key: "KeyInfo", kp: "KeyPolicy", su
         if asked is not None and asked > kp.max_tokens:
             raise ProxyError("invalid_request", f"max_tokens {asked} is over the limit of key '{key.id}' "
                                                 f"({kp.max_tokens}).", param="max_tokens")
+
+
+def _plan_permitted(ctx: "RequestContext", kp: "KeyPolicy") -> bool:
+    """A name the list does not match (`auto`, an alias) is allowed when every deployment the
+    router planned is: the router leaves out those the key may not use (routing.layers.policy)."""
+    models = kp.models
+    return bool(ctx.plan) and models is not None and all(
+        models.permits(d.model) or models.permits(d.name) for d in ctx.plan)

@@ -19,8 +19,9 @@ instances too: an exporter reading `seq > N` never skips a row that commits late
 
 In the transaction that stores a batch, the rollups (`rollup.py`, read by the stats) are
 updated with the rows it really added. An optional `outbox` (billing events, see
-`tollway.billing.outbox`) writes its rows in the same transaction as each batch, so an event
-exists exactly when its record was stored.
+`tollway.billing.outbox`) writes its rows in the same transaction as each batch, for the
+records that batch really added (a replay skips the already stored), so an event exists
+exactly when its record was stored, once.
 
 Everything here runs on the event loop thread; `put()` must be called from that thread.
 """
@@ -118,6 +119,17 @@ async def _not_stored_yet(conn: AsyncConnection, rows: list[dict[str, Any]]) -> 
         if r["trace_id"] not in stored:
             fresh.setdefault(r["trace_id"], r)  # a record spooled twice is stored once
     return list(fresh.values())
+
+
+def _records_of(records: Sequence[UsageRecord], rows: list[dict[str, Any]]) -> list[UsageRecord]:
+    """The records whose rows are `rows`, each trace once."""
+    keep = {r["trace_id"] for r in rows}
+    out = []
+    for record in records:
+        if record.trace_id in keep:
+            keep.discard(record.trace_id)
+            out.append(record)
+    return out
 
 
 class LedgerWriter:
@@ -385,8 +397,8 @@ class LedgerWriter:
                         sql, keys = driver
                         await conn.exec_driver_sql(sql, [tuple(row[k] for k in keys) for row in rows])
                     await self._rollups.add(conn, fresh)  # rows a replay found already stored count once
-                    if self._outbox is not None:
-                        await self._outbox.write(conn, records)
+                    if self._outbox is not None:  # the events of the records really added, once each
+                        await self._outbox.write(conn, records if fresh is rows else _records_of(records, fresh))
             finally:
                 self._write_started = None
         self.last_write = time.time()

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, select, text, update
+from sqlalchemy import Float, Integer, and_, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -97,7 +97,9 @@ class Outbox:
         self._insert_sql = str(compiled)
         lock = " FOR UPDATE SKIP LOCKED" if engine.dialect.name == "postgresql" else ""
         self._claim = text(_CLAIM.format(lock=lock))
-        self._failed = text(_FAILED)
+        # typed, so that Postgres does not take a bare parameter in a CASE for text
+        self._failed = text(_FAILED).bindparams(bindparam("now", type_=Float), bindparam("next", type_=Float),
+                                                bindparam("max", type_=Integer))
         self._delivered = text("DELETE FROM billing_outbox WHERE claim = :claim AND state = 'pending'")
         self._plans = [SinkPlan(s) for s in sinks]
         self._sizes = [s.batch_size for s in sinks]

@@ -1,6 +1,6 @@
 """GET /metrics: auth, the request families against the ledger, opt-in and bounded labels,
-ledger gauges, streams in flight, and prometheus-client's multiprocess mode across two
-Tollway processes sharing one directory."""
+ledger gauges, streams in flight, and prometheus-client's multiprocess mode: across two
+Tollway processes sharing one directory, and across the workers of `serve --workers 2`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from tests.fakes.provider import FakeProvider
+from tests.services import REDIS_URL, redis_prefix  # noqa: F401  (fixture)
 from tests.harness import TEAM_KEY, Tollway, anthropic_client, openai_client, standard_config
 from tests.telemetry.promtext import family_names, samples, scrape, value
 
@@ -143,3 +144,21 @@ def test_multiprocess_mode_sums_processes_sharing_a_directory(fake: FakeProvider
     finally:
         a.stop()
         b.stop()
+
+
+def test_workers_each_count_and_any_worker_scrapes_them_all(
+        fake: FakeProvider, tmp_path: Path, redis_prefix: str) -> None:  # noqa: F811
+    cfg = standard_config(fake.url, redis={"url": REDIS_URL, "prefix": redis_prefix})
+    tw = Tollway(tmp_path, cfg, extra_args=["--workers", "2"])
+    try:
+        for i in range(12):  # a new connection each: the kernel spreads them over the workers
+            with openai.OpenAI(base_url=tw.url + "/v1", api_key=TEAM_KEY, max_retries=0) as oai:
+                oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"hi {i}"}])
+        for _ in range(6):  # whichever worker answers the scrape (each on a new connection)
+            text = scrape(tw)[1]
+            assert value(text, "tollway_requests_total", route="openai.chat", status_class="2xx") == 12
+            assert value(text, "tollway_request_duration_seconds_count") == 12
+        pids = {f.stem.rsplit("_", 1)[-1] for f in (tmp_path / ".tollway" / "prometheus").glob("*.db")}
+        assert len(pids) >= 2, pids  # both workers write their own files
+    finally:
+        tw.stop()

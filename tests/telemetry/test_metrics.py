@@ -162,3 +162,22 @@ def test_workers_each_count_and_any_worker_scrapes_them_all(
         assert len(pids) >= 2, pids  # both workers write their own files
     finally:
         tw.stop()
+
+
+def test_guardrail_findings_are_counted_by_type_and_action(fake: FakeProvider, tmp_path: Path) -> None:
+    aws, email = "AKIA" + "ZT3XGQWM7N4RB2VC", "jane.doe@example.com"  # FAKE, in AWS's format
+    cfg = standard_config(fake.url)
+    cfg["sanitization"] = {"enabled": True, "redact_pii": True}
+    cfg["keys"] = [{"id": "gate", "key": "tw-gate-key", "sanitization": {"compliance_gate": True}}]
+    tw = Tollway(tmp_path, cfg)
+    try:
+        prompt = [{"role": "user", "content": f"Why does {aws} fail? Mail {email} or {email}."}]
+        openai_client(tw).chat.completions.create(model="gpt-4o-mini", messages=prompt)
+        with pytest.raises(openai.PermissionDeniedError):
+            openai_client(tw, "tw-gate-key").chat.completions.create(model="gpt-4o-mini", messages=prompt)
+        got = {(ls["scanner"], ls["action"]): v for n, ls, v in samples(scrape(tw)[1])
+               if n == "tollway_guardrail_findings_total"}
+        assert got == {("AWS_ACCESS_KEY", "redacted"): 1, ("EMAIL_ADDRESS", "redacted"): 2,
+                       ("AWS_ACCESS_KEY", "refused"): 1, ("EMAIL_ADDRESS", "refused"): 2}
+    finally:
+        tw.stop()

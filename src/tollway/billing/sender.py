@@ -154,9 +154,12 @@ class BillingSender:
             return False
         error = await self._post(sink, batch)
         if error is None:
-            self._done[sink.id] = batch
             self._count(sink.id, "delivered", batch.count)
-            return batch.count >= sink.batch_size
+            if batch.count >= sink.batch_size:  # more are due: deleted with the next claim, just after
+                self._done[sink.id] = batch
+                return True
+            await self._outbox.delivered(batch)
+            return False
         retrying, parked = await self._outbox.failed(batch, error, sink.max_attempts, self.delay_for)
         self._count(sink.id, "failed", batch.count)
         if parked:

@@ -173,7 +173,7 @@ async def test_failed_events_back_off_then_park_and_retry_brings_back_those_aske
     assert await outbox.retry([parked[1]["event_id"], "nope:a"]) == 1
     back = await outbox.claim("a", 10, lease_secs=30)
     assert back.event_ids() == [parked[1]["event_id"]] and back.attempts == 0
-    assert back.payload.encode() == orjson.dumps(parked[1]["event"])
+    assert back.payload == orjson.dumps(parked[1]["event"])
     assert [p["event_id"] for p in await outbox.parked("a")] == [parked[0]["event_id"], parked[2]["event_id"]]
     assert await outbox.retry(sink="a") == 2
     assert await outbox.parked() == []

@@ -172,7 +172,7 @@ class BillingSender:
 
     async def _post(self, sink: BillingSinkSettings, batch: Batch) -> str | None:
         """Send one batch; None when delivered, else why not."""
-        body = ('{"events":[' + batch.payload + "]}").encode()
+        body = b'{"events":[' + batch.payload + b"]}"
         headers = {
             "content-type": "application/json",
             "user-agent": f"tollway/{__version__}",

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -111,11 +112,12 @@ Index("ix_responses_created_at", responses.c.created_at)
 # Billing events waiting for delivery to a webhook sink (see tollway/billing/). One row is a
 # batch: the events of one sink from one ledger batch (at most the sink's batch_size), written
 # in the same transaction as their usage records. `payload` is the events' JSON, comma-joined
-# (the inside of the array a sender posts), `event_ids` their ids ("<trace_id>:<sink>")
-# comma-joined, `events` how many; `event_id` names the row (its first event's id; rows
-# written before 0010 hold one event and no event_ids).
+# (the inside of the array a sender posts) and zlib-compressed, `event_ids` their ids
+# ("<trace_id>:<sink>") comma-joined, `events` how many; `event_id` names the row (its first
+# event's id; rows written before 0010 hold one event, its plain JSON and no event_ids).
 # state: pending (due at next_attempt_at; a sender holding it pushed next_attempt_at forward
-# as a lease under its `claim`, else outbox.NO_CLAIM), parked (failed max_attempts times; see /admin/billing/failed).
+# as a lease under its `claim`, else outbox.NO_CLAIM), parked (failed max_attempts times; see
+# /admin/billing/failed).
 # A delivered row is deleted.
 billing_outbox = Table(
     "billing_outbox",
@@ -131,7 +133,8 @@ billing_outbox = Table(
     Column("trace_id", String(36), nullable=False),
     Column("last_error", String),
     Column("event_ids", Text),
-    Column("payload", Text, nullable=False),  # last: SQLite reads the columns before it without its pages
+    # zlib-compressed; last: SQLite reads the columns before it without reading its pages
+    Column("payload", LargeBinary, nullable=False),
 )
 
 # what a sender's claim reads, whole (rows are not visited until claimed)

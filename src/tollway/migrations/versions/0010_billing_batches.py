@@ -4,7 +4,8 @@ event_id, as in rows written before this revision) and events (how many); an ind
 sender's claim; delivered rows are deleted instead of kept.
 
 The table is rebuilt so that the small columns a sender scans come before the large ones
-(SQLite walks a row's overflow pages to reach a column stored after a large value).
+(SQLite walks a row's overflow pages to reach a column stored after a large value), and
+payload becomes binary: a batch's events, zlib-compressed.
 
 Revision ID: 0010_billing_batches
 Revises: 0007_portal
@@ -14,6 +15,7 @@ Create Date: 2026-11-29
 from __future__ import annotations
 
 import json
+import zlib
 
 import sqlalchemy as sa
 from alembic import op
@@ -40,11 +42,12 @@ def upgrade() -> None:
         sa.Column("trace_id", sa.String(36), nullable=False),
         sa.Column("last_error", sa.String(), nullable=True),
         sa.Column("event_ids", sa.Text(), nullable=True),
-        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),  # zlib-compressed (old rows: plain JSON)
         sa.PrimaryKeyConstraint("event_id", name="pk_billing_outbox_new"),
     )
-    cols = ", ".join((*_SMALL, "created_at", "trace_id", "last_error", "payload"))
-    op.execute(f"INSERT INTO billing_outbox_new ({cols}) SELECT {cols} FROM billing_outbox "
+    cols = ", ".join((*_SMALL, "created_at", "trace_id", "last_error"))
+    blob = "convert_to(payload, 'UTF8')" if op.get_bind().dialect.name == "postgresql" else "CAST(payload AS BLOB)"
+    op.execute(f"INSERT INTO billing_outbox_new ({cols}, payload) SELECT {cols}, {blob} FROM billing_outbox "
                "WHERE state <> 'delivered'")
     op.drop_table("billing_outbox")
     op.rename_table("billing_outbox_new", "billing_outbox")
@@ -79,7 +82,8 @@ def downgrade() -> None:
     out = []
     for r in rows:
         ids = (r.event_ids or r.event_id).split(",")
-        events = json.loads("[" + r.payload + "]")
+        raw = bytes(r.payload)
+        events = json.loads(b"[" + (raw if raw[:1] == b"{" else zlib.decompress(raw)) + b"]")
         cut = len(r.sink) + 1
         for eid, event in zip(ids, events, strict=True):
             out.append({"event_id": eid, "sink": r.sink, "trace_id": eid[:-cut], "created_at": r.created_at,

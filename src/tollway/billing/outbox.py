@@ -3,10 +3,11 @@
 `write()` runs inside the ledger's transaction (see `storage.ledger`), so an event exists if
 and only if its usage record was stored. It adds one row per sink and batch of records (at
 most the sink's `batch_size` events a row), whose payload is the events' JSON already joined
-as the sender posts it, zlib-compressed (level 1: ~12x smaller for ~0.6 µs an event, less than
-the store spends on the bytes it saves, and a sink outage's backlog stays small): a row costs its events a share of one INSERT, and the sender handles
-rows, never events. A record replayed from the spool after it had in fact been stored is not
-given to `write()` again (the ledger passes only records it really added).
+as the sender posts it, zlib-compressed (level 1: ~12x smaller for ~0.6 µs of CPU an event,
+so that the backlog of a long sink outage stays small): a row costs its events a share of one
+INSERT, and the sender handles rows, never events. A record replayed from the spool after it
+had in fact been stored is not given to `write()` again (the ledger passes only the records
+it really added).
 
 A sender works a batch in two statements, on a connection of its own in autocommit mode (each
 statement is atomic by itself):
@@ -16,8 +17,8 @@ statement is atomic by itself):
   them with a claim token. On Postgres the rows are picked FOR UPDATE SKIP LOCKED, so
   concurrent senders (workers, instances) take disjoint batches without waiting.
 - `delivered()` deletes the claimed rows, or `failed()` counts the attempt and parks rows that
-  reached `max_attempts`, both by claim token, one statement each. The sender passes a
-  delivered batch to its next `claim()`, which deletes it first.
+  reached `max_attempts`, both by claim token, one statement each. While batches come full,
+  the sender passes a delivered one to its next `claim()`, which deletes it first.
 A crash between the POST and `delivered()` leaves the rows to be sent again when the lease
 runs out: delivery is at least once, and receivers count each event id once.
 

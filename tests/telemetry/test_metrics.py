@@ -11,6 +11,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.provider import FakeProvider
 from tests.services import REDIS_URL, redis_prefix  # noqa: F401  (fixture)
@@ -45,6 +46,32 @@ def test_metrics_need_the_master_key_unless_public(tollway: Tollway, fake: FakeP
 def test_every_family_is_exposed(tollway: Tollway) -> None:
     names = family_names(scrape(tollway)[1])
     assert [f for f in FAMILIES if f not in names] == []
+
+
+TYPES = {
+    "counter": ("tollway_requests", "tollway_tokens", "tollway_spend_usd", "tollway_ledger_records",
+                "tollway_ledger_write_errors", "tollway_billing_events", "tollway_otel_spans", "tollway_rate_limited",
+                "tollway_budget_rejected", "tollway_retries", "tollway_fallbacks", "tollway_cache_lookups",
+                "tollway_guardrail_findings"),
+    "histogram": ("tollway_request_duration_seconds", "tollway_overhead_seconds", "tollway_upstream_duration_seconds",
+                  "tollway_time_to_first_token_seconds"),
+    "gauge": ("tollway_streams_in_flight", "tollway_ledger_queue_depth", "tollway_ledger_spool_bytes",
+              "tollway_billing_outbox_pending", "tollway_budget_remaining_usd", "tollway_deployment_healthy",
+              "tollway_build_info"),
+}
+
+
+def test_families_have_their_types_and_labels(tollway: Tollway) -> None:
+    openai_client(tollway).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    text = scrape(tollway)[1]
+    got = {fam.name: fam.type for fam in text_string_to_metric_families(text)}
+    assert {name: got.get(name) for kind, names in TYPES.items() for name in names} == {
+        name: kind for kind, names in TYPES.items() for name in names}
+    labels = {n: set(ls) - {"le"} for n, ls, _ in samples(text)}
+    assert labels["tollway_requests_total"] == {"route", "model", "provider", "status_class"}
+    assert labels["tollway_tokens_total"] == {"route", "model", "provider", "type"}
+    assert labels["tollway_request_duration_seconds_bucket"] == {"route", "model", "provider"}
+    assert labels["tollway_upstream_duration_seconds_bucket"] == {"provider", "model", "outcome"}
 
 
 def test_request_families_agree_with_the_ledger(fake: FakeProvider, tmp_path: Path) -> None:

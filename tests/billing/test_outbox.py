@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tollway.billing.outbox import Outbox
 from tollway.config import BillingSinkSettings
 from tollway.storage.ledger import LedgerWriter
+from tollway.storage.rows import row_from_record
 from tollway.storage.schema import billing_outbox
 from tollway.storage.spool import Spool
 from tollway.usage import Usage, UsageRecord
@@ -60,6 +61,13 @@ async def test_events_are_written_with_their_records_only_for_billable_customers
         sizes = sorted((await conn.execute(select(billing_outbox.c.sink, billing_outbox.c.events))).all())
     # one row a batch of at most the sink's batch_size events
     assert sizes == [("a", 6), ("a", 7), ("a", 7), ("b", 20)]
+
+
+async def test_rows_reuse_the_ledgers_cost_and_come_out_the_same(
+        outbox: Outbox, make_record: Callable[..., UsageRecord]) -> None:
+    records = [make_record(i) for i in range(10)] + [make_record(10, customer=None)]
+    rows = outbox.rows_for(records)
+    assert outbox.rows_for(records, [row_from_record(r) for r in records]) == rows and len(rows) == 3
 
 
 async def test_replayed_records_enqueue_their_events_exactly_once(

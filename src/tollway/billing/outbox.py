@@ -113,23 +113,29 @@ class Outbox:
         self._per_row: dict[str, int] = {}  # per sink: events a row, at the last claim
 
     # -- in the ledger's transaction --------------------------------------------------------------
-    def rows_for(self, records: Sequence[UsageRecord]) -> list[tuple[Any, ...]]:
-        """The outbox rows of `records` (batches, one sink each), as tuples in `COLUMNS` order."""
-        plans, clock = self._plans, self._clock
+    def rows_for(self, records: Sequence[UsageRecord],
+                 stored: Sequence[dict[str, Any]] | None = None) -> list[tuple[Any, ...]]:
+        """The outbox rows of `records` (batches, one sink each), as tuples in `COLUMNS` order.
+        `stored`: their usage_records rows, in the same order, whose cost_nanousd is reused."""
+        plans, clock, sizes = self._plans, self._clock, self._sizes
         ids: list[list[str]] = [[] for _ in plans]
         bodies: list[list[bytes]] = [[] for _ in plans]
         firsts: list[list[UsageRecord]] = [[] for _ in plans]
-        for r in records:
+        for n, r in enumerate(records):
             if not r.customer:  # the common case, decided without a call
                 continue
-            bill, cost = billed_cost(r)
+            if stored is None:
+                bill, cost = billed_cost(r)
+            else:
+                cost = stored[n]["cost_nanousd"]
+                bill = bool(r.usage.total_tokens) or (cost is not None and cost > 0)
             if not bill:
                 continue
             for i, plan in enumerate(plans):
                 eid = r.trace_id + plan.suffix
                 body = event_json(r, plan, eid, cost, clock)
                 if body is not None:
-                    if len(ids[i]) % self._sizes[i] == 0:
+                    if len(ids[i]) % sizes[i] == 0:
                         firsts[i].append(r)
                     ids[i].append(eid)
                     bodies[i].append(body)
@@ -145,8 +151,9 @@ class Outbox:
                              first.trace_id, None, ",".join(chunk), zlib.compress(b",".join(bodies[i][part]), 1)))
         return rows
 
-    async def write(self, conn: AsyncConnection, records: Sequence[UsageRecord]) -> int:
-        rows = self.rows_for(records)
+    async def write(self, conn: AsyncConnection, records: Sequence[UsageRecord],
+                    stored: Sequence[dict[str, Any]] | None = None) -> int:
+        rows = self.rows_for(records, stored)
         if rows:
             await conn.exec_driver_sql(self._insert_sql, rows)
         return sum(r[6] for r in rows)

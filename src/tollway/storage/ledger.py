@@ -62,7 +62,10 @@ _SQLITE_NEXT_SEQ = literal_column("(SELECT COALESCE(MAX(seq), 0) + 1 FROM usage_
 class CompanionRows(Protocol):
     """Rows written in the same transaction as a batch of records (the billing outbox)."""
 
-    async def write(self, conn: Any, records: Sequence[UsageRecord]) -> int: ...
+    async def write(self, conn: Any, records: Sequence[UsageRecord],
+                    stored: Sequence[dict[str, Any]] | None = None) -> int:
+        """`stored`: the records' usage_records rows, in the same order."""
+        ...
 
 
 def _is_row_error(exc: BaseException) -> bool:
@@ -122,7 +125,8 @@ async def _not_stored_yet(conn: AsyncConnection, rows: list[dict[str, Any]]) -> 
 
 
 def _records_of(records: Sequence[UsageRecord], rows: list[dict[str, Any]]) -> list[UsageRecord]:
-    """The records whose rows are `rows`, each trace once."""
+    """The records whose rows are `rows`, each trace once, in the same order (as
+    `_not_stored_yet`, the first of a trace's copies)."""
     keep = {r["trace_id"] for r in rows}
     out = []
     for record in records:
@@ -398,7 +402,10 @@ class LedgerWriter:
                         await conn.exec_driver_sql(sql, [tuple(row[k] for k in keys) for row in rows])
                     await self._rollups.add(conn, fresh)  # rows a replay found already stored count once
                     if self._outbox is not None:  # the events of the records really added, once each
-                        await self._outbox.write(conn, records if fresh is rows else _records_of(records, fresh))
+                        if fresh is rows:
+                            await self._outbox.write(conn, records, rows)
+                        else:
+                            await self._outbox.write(conn, _records_of(records, fresh), fresh)
             finally:
                 self._write_started = None
         self.last_write = time.time()

@@ -308,7 +308,7 @@ def _driver(engine: AsyncEngine, stmt: Any) -> tuple[str, tuple[str, ...]]:
 
 def events_json(payload: bytes | str) -> bytes:
     """A row's payload as the events' JSON, comma-joined: zlib-compressed, or (rows from before
-    migration 0010) the JSON itself."""
+    migration 0011) the JSON itself."""
     if isinstance(payload, str):
         return payload.encode()
     payload = bytes(payload)

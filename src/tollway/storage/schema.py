@@ -114,7 +114,7 @@ Index("ix_responses_created_at", responses.c.created_at)
 # in the same transaction as their usage records. `payload` is the events' JSON, comma-joined
 # (the inside of the array a sender posts) and zlib-compressed, `event_ids` their ids
 # ("<trace_id>:<sink>") comma-joined, `events` how many; `event_id` names the row (its first
-# event's id; rows written before 0010 hold one event, its plain JSON and no event_ids).
+# event's id; rows written before 0011 hold one event, its plain JSON and no event_ids).
 # state: pending (due at next_attempt_at; a sender holding it pushed next_attempt_at forward
 # as a lease under its `claim`, else outbox.NO_CLAIM), parked (failed max_attempts times; see
 # /admin/billing/failed).

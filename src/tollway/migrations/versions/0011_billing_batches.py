@@ -7,8 +7,8 @@ The table is rebuilt so that the small columns a sender scans come before the la
 (SQLite walks a row's overflow pages to reach a column stored after a large value), and
 payload becomes binary: a batch's events, zlib-compressed.
 
-Revision ID: 0010_billing_batches
-Revises: 0007_portal
+Revision ID: 0011_billing_batches
+Revises: 0010_signals
 Create Date: 2026-11-29
 """
 
@@ -20,8 +20,8 @@ import zlib
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_billing_batches"
-down_revision = "0007_portal"
+revision = "0011_billing_batches"
+down_revision = "0010_signals"
 branch_labels = None
 depends_on = None
 

@@ -613,7 +613,9 @@ class BillingSettings(_Strict):
     retry_base_secs: Float = Field(1.0, gt=0)  # first retry delay; doubles per attempt (with jitter)
     retry_max_secs: Float = Field(300.0, gt=0)
     poll_interval_secs: Float = Field(1.0, gt=0)  # how often the sender looks for due events
-    keep_delivered_days: Float = Field(7.0, gt=0)  # delivered events are kept this long (replay guard)
+    # no longer used (a delivered batch is deleted; a spool replay cannot enqueue an event
+    # twice without it): accepted so that older configs load
+    keep_delivered_days: Float = Field(7.0, gt=0)
 
     @field_validator("sinks")
     @classmethod

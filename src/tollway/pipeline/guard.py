@@ -24,6 +24,7 @@ log = logging.getLogger("tollway.guard")
 
 # endpoints whose answers carry model text the output check reads (on the canonical path)
 CONTENT_ENDPOINTS = frozenset({"chat", "responses", "messages", "generate_content"})
+OUTPUT_ACTIONS = {"log": "logged", "redact": "redacted", "block": "blocked"}  # as in guard_findings
 
 
 class ComplianceRefusal(ProxyError):
@@ -69,12 +70,20 @@ class GuardStage:
         pol = call.policy
         call.request_action = "refused" if pol.compliance_gate else ("redacted" if report.redacted else "forwarded")
         ctx.guard_findings = call.findings_json()
+        self._count(report.found, call.request_action)
         log.warning("guard: trace %s: request holds %s (%s)", ctx.trace_id, describe(report.found),
                     call.request_action)
         if pol.compliance_gate:
             raise ComplianceRefusal(report.found)
         if report.redacted:
             ctx.body = orjson.dumps(ctx.json)
+
+    def _count(self, found, action: str) -> None:
+        """tollway_guardrail_findings_total{scanner=<finding type>, action}."""
+        metrics = self._state.metrics
+        if metrics is not None:
+            for finding_type, n in found.items():
+                metrics.guardrail_finding(finding_type, action, n)
 
     def inspect_passthrough(self, ctx: RequestContext) -> None:
         """A pass-through JSON body: every string in it is scanned (no output check there)."""
@@ -89,6 +98,7 @@ class GuardStage:
         if call.output is not None and call.output.found:
             log.warning("guard: trace %s: answer holds %s (%s)", ctx.trace_id, describe(call.output.found),
                         call.output.mode)
+            self._count(call.output.found, OUTPUT_ACTIONS[call.output.mode])
         ctx.guard_findings = call.findings_json()
         if ctx.bodies is not None and self._state.bodies is not None:
             self._state.bodies.put(ctx.trace_id, ctx.started, ctx.body, ctx.bodies)

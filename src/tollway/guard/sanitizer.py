@@ -24,6 +24,7 @@ log = logging.getLogger("tollway.guard")
 class RequestReport:
     found: Counter = field(default_factory=Counter)  # type -> count
     redacted: bool = False  # something was replaced before forwarding
+    kept: bool = False  # something found was left in place (its kind is not redacted by the policy)
 
 
 class Guard:
@@ -69,6 +70,8 @@ class Guard:
             if pol.compliance_gate:
                 continue  # refused as a whole: nothing to rewrite
             chosen = [f for f in findings if f.kind in redact_kinds]
+            if len(chosen) < len(findings):
+                report.kept = True
             if chosen:
                 container[key] = Scanner.redact(text, chosen)
                 report.redacted = True

@@ -2,7 +2,8 @@
 
 A slot is `(container, key)` with `container[key]` a str the client wrote: messages, system
 prompts, tool results, tool-call arguments, Responses input items, Anthropic content blocks.
-Images, audio, files and documents are not text and are skipped, and so are Anthropic
+Images, audio and files are not text and are skipped (an Anthropic document is scanned when
+its source is text the client pasted), and so are Anthropic
 thinking blocks (their signature covers the text: rewriting it would make the provider refuse
 the conversation). Adding a format is one function in `WALKERS`.
 """
@@ -73,6 +74,9 @@ def openai_chat(body: dict[str, Any], out: list[Slot]) -> None:
                 fn = c.get("function") if isinstance(c, dict) else None
                 if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
                     _str(fn, "arguments", out)
+        fc = m.get("function_call")  # the legacy single call
+        if isinstance(fc, dict) and isinstance(fc.get("arguments"), str):
+            _str(fc, "arguments", out)
 
 
 def openai_completions(body: dict[str, Any], out: list[Slot]) -> None:
@@ -133,6 +137,17 @@ def _anthropic_blocks(container: Any, key: Any, out: list[Slot]) -> None:
             _anthropic_blocks(b, "content", out)
         elif kind in ("tool_use", "server_tool_use") and isinstance(b.get("input"), (dict, list)):
             _leaves(b["input"], out)
+        elif kind == "document":  # text the client pasted: a plain-text source, or content blocks
+            src = b.get("source")
+            if isinstance(src, dict) and src.get("type") == "text" and isinstance(src.get("data"), str):
+                _str(src, "data", out)
+            elif isinstance(src, dict) and src.get("type") == "content":
+                _anthropic_blocks(src, "content", out)
+            for k in ("title", "context"):
+                if isinstance(b.get(k), str):
+                    _str(b, k, out)
+        elif kind == "search_result":
+            _anthropic_blocks(b, "content", out)
 
 
 def anthropic_messages(body: dict[str, Any], out: list[Slot]) -> None:
@@ -153,7 +168,7 @@ def _gemini_content(c: Any, out: list[Slot]) -> None:
             continue
         if isinstance(p.get("text"), str):
             _str(p, "text", out)
-        for k in ("functionCall", "functionResponse"):
+        for k in ("functionCall", "functionResponse", "executableCode", "codeExecutionResult"):
             if isinstance(p.get(k), dict):
                 _leaves(p[k], out, skip=frozenset({"name", "id"}))
 

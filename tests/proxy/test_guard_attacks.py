@@ -1,0 +1,129 @@
+"""Sanitization and the cache attacked the way a careless or hostile client would: secrets
+spelt with JSON escapes, forwarded by policy, pasted as documents; answers that leak, cached
+and replayed to a caller whose policy checks answers. What is asserted is what a user sees
+(the SDK's answer, the stored record and body) and what the provider received."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from tests.fakes.provider import FakeProvider
+from tests.fakes.scenario import LEAKED_KEY
+from tests.harness import MASTER_KEY, Tollway, anthropic_client, openai_client, standard_config
+
+AWS = "AKIA" + "ZT3XGQWM7N4RB2VC"  # FAKE, in AWS's format
+ESCAPED = "\\u0041KIA" + "ZT3XGQWM7N4RB2VC"  # the same key as a client's JSON may spell it
+KEYS = {
+    # refuses, and keeps bodies: the stored body of a refused request must not hold the secret
+    "gate": {"sanitization": {"compliance_gate": True}, "log_bodies": True},
+    # scans but forwards credentials as they are (redact_credentials = false), keeps bodies
+    "fwd": {"sanitization": {"redact_credentials": False}, "log_bodies": True},
+    # two keys of one project sharing the cache: one checks no answers, the other blocks leaks
+    "lax": {"sanitization": {"output": "off"}, "project": "shared"},
+    "strict": {"sanitization": {"output": "block"}, "project": "shared"},
+}
+
+
+@pytest.fixture(scope="module")
+def tw(fake: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tollway]:
+    cfg = standard_config(fake.url)
+    cfg["sanitization"] = {"enabled": True, "output": "redact"}
+    cfg["cache"] = {"mode": "exact", "scope": "project"}
+    cfg["keys"] = [{"id": name, "key": f"tw-{name}-key", **over} for name, over in KEYS.items()]
+    t = Tollway(tmp_path_factory.mktemp("guard-attacks"), cfg)
+    yield t
+    t.stop()
+
+
+def post_raw(tw: Tollway, key: str, raw: bytes) -> tuple[int, dict, str]:
+    req = urllib.request.Request(tw.url + "/v1/chat/completions", method="POST", data=raw,
+                                 headers={"Authorization": f"Bearer {key}", "content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read()), r.headers["x-tollway-trace-id"]
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read()), e.headers["x-tollway-trace-id"]
+
+
+def chat_bytes(text_json: str, model: str = "gpt-4o-mini") -> bytes:
+    """A chat body whose user content is `text_json` verbatim (JSON escapes kept as written)."""
+    return ('{"model": "%s", "messages": [{"role": "user", "content": "%s"}]}' % (model, text_json)).encode()
+
+
+def test_a_refused_prompt_leaves_no_secret_in_the_stored_body_even_json_escaped(tw: Tollway, fake: FakeProvider) -> None:
+    n = len(fake.requests)
+    status, body, trace = post_raw(tw, "tw-gate-key", chat_bytes(f"why does {ESCAPED} fail?"))
+    assert status == 403 and "AWS_ACCESS_KEY" in body["error"]["message"]
+    assert len(fake.requests) == n
+    rec = tw.record(trace)
+    stored = rec["bodies"]["request"]
+    assert "[REDACTED:AWS_ACCESS_KEY]" in stored
+    assert "ZT3XGQWM7N4RB2VC" not in stored and AWS not in json.dumps(rec)
+
+
+def test_a_forwarded_secret_reaches_the_provider_but_not_the_store_nor_the_cache(tw: Tollway,
+                                                                                 fake: FakeProvider) -> None:
+    raw = chat_bytes(f"rotate {ESCAPED} please")
+    for attempt in range(2):
+        n = len(fake.requests)
+        status, _, trace = post_raw(tw, "tw-fwd-key", raw)
+        assert status == 200
+        assert AWS in fake.wait_for_requests(n + 1)[n].text  # the policy forwards credentials
+        rec = tw.record(trace)
+        assert rec["guard_findings"] == {"request": {"AWS_ACCESS_KEY": 1}, "request_action": "forwarded"}
+        assert rec["cache"] == "miss", attempt  # never stored: the answer could echo the secret
+        stored = rec["bodies"]["request"]
+        assert "[REDACTED:AWS_ACCESS_KEY]" in stored and "ZT3XGQWM7N4RB2VC" not in stored
+    assert "ZT3XGQWM7N4RB2VC" not in tw.log()
+
+
+def test_an_anthropic_text_document_is_scanned(tw: Tollway, fake: FakeProvider) -> None:
+    n = len(fake.requests)
+    anthropic_client(tw).messages.create(
+        model="claude-3-5-haiku-latest", max_tokens=20,
+        messages=[{"role": "user", "content": [
+            {"type": "document", "title": "notes", "source": {"type": "text", "media_type": "text/plain",
+                                                              "data": f"deploy key {AWS}"}},
+            {"type": "text", "text": "summarise the document"}]}])
+    sent = fake.wait_for_requests(n + 1)[n].text
+    assert "[REDACTED:AWS_ACCESS_KEY]" in sent and AWS not in sent
+
+
+def test_an_answer_the_output_check_redacted_is_never_cached(tw: Tollway) -> None:
+    for _ in range(2):
+        raw = openai_client(tw).chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "[[leak]] cache me?"}])
+        assert raw.parse().choices[0].message.content == "Your key is [REDACTED:AWS_ACCESS_KEY] keep it safe."
+        assert raw.headers["x-tollway-cache"] == "miss"
+    again = openai_client(tw).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "a clean question, cache me"}])
+    again = openai_client(tw).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "a clean question, cache me"}])
+    assert again.headers["x-tollway-cache"] == "hit"  # the cache itself is on
+
+
+def test_a_leak_cached_unchecked_is_not_replayed_to_a_key_whose_policy_blocks_it(tw: Tollway,
+                                                                                 fake: FakeProvider) -> None:
+    msgs = [{"role": "user", "content": "[[leak]] shared project question"}]
+    for _ in range(2):  # the lax key stores the answer (no output check), then hits it
+        raw = openai_client(tw, "tw-lax-key").chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=msgs)
+        assert LEAKED_KEY in raw.parse().choices[0].message.content
+    assert raw.headers["x-tollway-cache"] == "hit"
+    import openai
+
+    n = len(fake.requests)
+    with pytest.raises(openai.PermissionDeniedError) as ei:
+        openai_client(tw, "tw-strict-key").chat.completions.create(model="gpt-4o-mini", messages=msgs)
+    assert LEAKED_KEY not in str(ei.value) and "AWS_ACCESS_KEY" in str(ei.value)
+    assert len(fake.requests) == n + 1  # asked the provider, checked, blocked: not served from the cache
+
+
+def test_the_master_key_still_works(tw: Tollway) -> None:
+    assert openai_client(tw, MASTER_KEY).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]).choices[0].message.content

@@ -91,9 +91,12 @@ def test_only_the_unfinished_token_is_held_back() -> None:
     check = OutputCheck(SCANNER, "redact")
     assert released(check.feed([TextDelta(0, "Hello there, the key is AKIA")])) == "Hello there, the key is "
     assert released(check.feed([TextDelta(0, AWS[4:] + " and more")])) == "[REDACTED:AWS_ACCESS_KEY] and "
-    # other deltas first flush what was held, in order
+    # usage is not content: it passes and the unfinished token stays held
     out = check.feed([UsageDelta(Usage(input_tokens=1, output_tokens=2))])
-    assert [type(d).__name__ for d in out] == ["TextDelta", "UsageDelta"] and out[0].text == "more"
+    assert [type(d).__name__ for d in out] == ["UsageDelta"]
+    # the block's end first flushes what was held, in order
+    out = check.feed([BlockStop(0)])
+    assert [type(d).__name__ for d in out] == ["TextDelta", "BlockStop"] and out[0].text == "more"
 
 
 def test_whole_answers() -> None:
@@ -107,3 +110,15 @@ def test_whole_answers() -> None:
     with pytest.raises(ContentBlocked):
         OutputCheck(Scanner(credentials=True), "block").whole(
             CanonicalResponse(id="r", model="m", content=[Text(f"key {AWS}")]))
+
+
+def test_usage_between_chunks_releases_nothing_held_back() -> None:
+    """Gemini puts usageMetadata in every chunk: a usage delta between two halves of a key is
+    not the end of the text, so nothing of the key may pass before the check has seen all of it."""
+    check = OutputCheck(Scanner(credentials=True), "block")
+    sent = ""
+    with pytest.raises(ContentBlocked):
+        for piece in ("Your key is ", AWS[:6], AWS[6:14], AWS[14:] + " keep it safe."):
+            sent += released(check.feed([TextDelta(0, piece), UsageDelta(Usage(10, 1))]))
+        check.feed([BlockStop(0), Finish("end_turn")])
+    assert sent == "Your key is "

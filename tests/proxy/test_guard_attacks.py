@@ -32,6 +32,8 @@ KEYS = {
 @pytest.fixture(scope="module")
 def tw(fake: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tollway]:
     cfg = standard_config(fake.url)
+    cfg["providers"].append({"id": "gemini", "kind": "gemini", "base_url": fake.url, "api_key": "fake-gemini-key",
+                             "models": ["gemini-*"]})
     cfg["sanitization"] = {"enabled": True, "output": "redact"}
     cfg["cache"] = {"mode": "exact", "scope": "project"}
     cfg["keys"] = [{"id": name, "key": f"tw-{name}-key", **over} for name, over in KEYS.items()]
@@ -122,6 +124,23 @@ def test_a_leak_cached_unchecked_is_not_replayed_to_a_key_whose_policy_blocks_it
         openai_client(tw, "tw-strict-key").chat.completions.create(model="gpt-4o-mini", messages=msgs)
     assert LEAKED_KEY not in str(ei.value) and "AWS_ACCESS_KEY" in str(ei.value)
     assert len(fake.requests) == n + 1  # asked the provider, checked, blocked: not served from the cache
+
+
+@pytest.mark.parametrize("model", ["gemini-2.0-flash", "gpt-4o-mini", "claude-3-5-haiku-latest"])
+def test_a_blocked_stream_lets_no_part_of_the_key_out_whatever_the_provider(tw: Tollway, model: str) -> None:
+    """Gemini repeats its usage in every chunk; that must not release a held-back half key."""
+    import openai
+
+    text = ""
+    with pytest.raises(openai.APIError):
+        with openai_client(tw, "tw-strict-key").chat.completions.with_streaming_response.create(
+                model=model, stream=True, messages=[{"role": "user", "content": f"[[leak]] {model} stream"}]) as raw:
+            for chunk in raw.parse():
+                if chunk.choices and chunk.choices[0].delta.content:
+                    text += chunk.choices[0].delta.content
+    assert text == "Your key is "
+    rec = tw.records(key_id="strict", limit=1)[0]
+    assert rec["error_type"] == "output_blocked"
 
 
 def test_the_master_key_still_works(tw: Tollway) -> None:

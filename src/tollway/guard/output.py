@@ -13,7 +13,9 @@ still extend, and releases the rest at once:
 Released text is scanned together with the last CONTEXT characters before it, so patterns
 that need context (`password = ...`) still see it; a finding counts once, in the batch where
 it ends. Everything held back is released at the end of its block, before any other kind of
-delta, and at close(). Thinking is not checked: its signature covers the text.
+content delta, and at close(); usage and message-start deltas pass without releasing it
+(Gemini repeats its usage in every chunk: releasing there let a key split across chunks out).
+Thinking is not checked: its signature covers the text.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections import Counter
 from typing import Any
 
 from tollway.formats.canonical import CanonicalResponse
-from tollway.formats.stream import TextDelta, ToolCallArgsDelta
+from tollway.formats.stream import MessageStart, TextDelta, ToolCallArgsDelta, UsageDelta
 from tollway.guard.scanner import Finding, Scanner
 from tollway.pipeline.content import ContentBlocked
 
@@ -103,6 +105,9 @@ class OutputCheck:
                 key, text = ("text", d.index), d.text
             elif isinstance(d, ToolCallArgsDelta):
                 key, text = ("args", d.index), d.fragment
+            elif isinstance(d, (UsageDelta, MessageStart)):
+                out.append(d)  # not content: Gemini repeats its usage in every chunk, mid-token
+                continue
             else:
                 self._flush(out)
                 out.append(d)

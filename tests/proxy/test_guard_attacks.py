@@ -143,6 +143,32 @@ def test_a_blocked_stream_lets_no_part_of_the_key_out_whatever_the_provider(tw: 
     assert rec["error_type"] == "output_blocked"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_legacy_completions_answers_are_checked_too(tw: Tollway, stream: bool) -> None:
+    """/v1/completions has no canonical form: the check reads the relayed bytes."""
+    import openai
+
+    c = openai_client(tw)
+    if stream:
+        chunks = list(c.completions.create(model="gpt-4o-mini", prompt=f"[[leak]] legacy {stream}", stream=True))
+        text = "".join(ch.choices[0].text for ch in chunks if ch.choices)
+    else:
+        text = c.completions.create(model="gpt-4o-mini", prompt=f"[[leak]] legacy {stream}").choices[0].text
+    assert text == "Your key is [REDACTED:AWS_ACCESS_KEY] keep it safe."
+    rec = tw.records(limit=1)[0]
+    assert rec["guard_findings"] == {"response": {"AWS_ACCESS_KEY": 1}, "response_action": "redacted"}
+    strict = openai_client(tw, "tw-strict-key")
+    sent = ""
+    with pytest.raises(openai.APIError) as ei:
+        if stream:
+            for ch in strict.completions.create(model="gpt-4o-mini", prompt=f"[[leak]] strict {stream}", stream=True):
+                sent += "".join(c.text for c in ch.choices)
+        else:
+            strict.completions.create(model="gpt-4o-mini", prompt=f"[[leak]] strict {stream}")
+    assert "AWS_ACCESS_KEY" in str(ei.value) and LEAKED_KEY[:6] not in sent
+    assert tw.records(key_id="strict", limit=1)[0]["error_type"] == "output_blocked"
+
+
 def test_the_master_key_still_works(tw: Tollway) -> None:
     assert openai_client(tw, MASTER_KEY).chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]).choices[0].message.content

@@ -126,16 +126,21 @@ class OutputCheck:
         self._flush(out)
         return out
 
+    def sibling(self) -> "OutputCheck":
+        """A fresh check with the same scanner and mode (one per choice of a legacy stream)."""
+        return OutputCheck(self._scanner, self.mode)
+
     # -- whole answers ----------------------------------------------------------------------------
     def whole(self, resp: CanonicalResponse) -> CanonicalResponse:
         for part in resp.content:
             if part.kind == "text":
-                part.text = self._whole_text(part.text)
+                part.text = self.check_text(part.text)
             elif part.kind == "tool_call":
-                part.arguments_json = self._whole_text(part.arguments_json)
+                part.arguments_json = self.check_text(part.arguments_json)
         return resp
 
-    def _whole_text(self, text: str) -> str:
+    def check_text(self, text: str) -> str:
+        """One whole text: counted, and redacted (redact) or refused (block, ContentBlocked)."""
         b = text.encode("utf-8", "surrogatepass")
         found = self._scanner.scan_bytes(b)
         if not found:

@@ -59,6 +59,8 @@ class GuardStage:
             if ctx.content_filters is None:
                 ctx.content_filters = []
             ctx.content_filters.append(call.output)
+        elif pol.output != "off" and ctx.endpoint == "completions":
+            call.output = self._guard.output_check(pol)  # read from the relayed bytes (guard.legacy)
 
     async def inspect(self, ctx: RequestContext, call: GuardCall, kind: str) -> None:
         """Scan ctx.json as client format `kind`; redact (ctx.json and ctx.body) or refuse.

@@ -26,6 +26,9 @@ KEYS = {
     # two keys of one project sharing the cache: one checks no answers, the other blocks leaks
     "lax": {"sanitization": {"output": "off"}, "project": "shared"},
     "strict": {"sanitization": {"output": "block"}, "project": "shared"},
+    # answers pass unchecked (fast path: the provider's events as they are), bodies are kept: the
+    # stored answer must still lose a key split across events
+    "logged": {"sanitization": {"output": "off"}, "log_bodies": True},
 }
 
 
@@ -167,6 +170,27 @@ def test_legacy_completions_answers_are_checked_too(tw: Tollway, stream: bool) -
             strict.completions.create(model="gpt-4o-mini", prompt=f"[[leak]] strict {stream}")
     assert "AWS_ACCESS_KEY" in str(ei.value) and LEAKED_KEY[:6] not in sent
     assert tw.records(key_id="strict", limit=1)[0]["error_type"] == "output_blocked"
+
+
+@pytest.mark.parametrize("fmt", ["openai", "anthropic"])
+def test_a_leak_split_across_stream_events_is_not_kept_in_the_stored_body(tw: Tollway, fmt: str) -> None:
+    if fmt == "openai":
+        with openai_client(tw, "tw-logged-key").chat.completions.with_streaming_response.create(
+                model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "[[leak]] kept body"}]) as raw:
+            trace = raw.headers["x-tollway-trace-id"]
+            text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    else:
+        with anthropic_client(tw, "tw-logged-key").messages.with_streaming_response.create(
+                model="claude-3-5-haiku-latest", max_tokens=50, stream=True,
+                messages=[{"role": "user", "content": "[[leak]] kept body"}]) as raw:
+            trace = raw.headers["x-tollway-trace-id"]
+            text = "".join(e.delta.text for e in raw.parse()
+                           if e.type == "content_block_delta" and e.delta.type == "text_delta")
+    assert LEAKED_KEY in text  # output = off: the client gets the answer as it is
+    stored = tw.record(trace)["bodies"]["response"]
+    assert "[REDACTED:AWS_ACCESS_KEY]" in stored
+    for piece in (LEAKED_KEY[:6], LEAKED_KEY[6:14], LEAKED_KEY[14:]):
+        assert piece not in stored
 
 
 def test_the_master_key_still_works(tw: Tollway) -> None:

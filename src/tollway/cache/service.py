@@ -142,6 +142,9 @@ class ResponseCache:
             self._headers(ctx, call, reason=reason or "request")
             return call
         call.scope = scope_of(ctx, s.scope)
+        beta = ctx.headers.get(b"anthropic-beta")
+        if beta:  # beta features change answers (longer outputs, other tool behaviour): never shared across
+            call.scope += "|beta:" + ",".join(sorted(v.strip() for v in beta.decode("latin-1").split(",")))
         guard = ctx.guard
         if guard is not None and guard.policy.output != "off":
             # an answer stored unchecked (or under a milder check) must not reach a caller whose

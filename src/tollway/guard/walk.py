@@ -61,6 +61,9 @@ def _parts(container: Any, key: Any, out: list[Slot]) -> None:
 
 
 def openai_chat(body: dict[str, Any], out: list[Slot]) -> None:
+    prediction = body.get("prediction")  # predicted output: text the client sends the model
+    if isinstance(prediction, dict):
+        _parts(prediction, "content", out)
     messages = body.get("messages")
     if not isinstance(messages, list):
         return
@@ -114,6 +117,11 @@ def responses(body: dict[str, Any], out: list[Slot]) -> None:
             _parts(item, "content", out)
         elif kind in ("function_call_output", "custom_tool_call_output"):
             _parts(item, "output", out)
+        elif kind.endswith("_output") and "output" in item:  # shell, MCP, computer ... results
+            if isinstance(item["output"], str):
+                _str(item, "output", out)
+            else:
+                _leaves(item["output"], out, skip=_NOT_PROSE)
         elif kind == "function_call" and isinstance(item.get("arguments"), str):
             _str(item, "arguments", out)
         elif kind == "custom_tool_call" and isinstance(item.get("input"), str):

@@ -122,3 +122,18 @@ def test_usage_between_chunks_releases_nothing_held_back() -> None:
             sent += released(check.feed([TextDelta(0, piece), UsageDelta(Usage(10, 1))]))
         check.feed([BlockStop(0), Finish("end_turn")])
     assert sent == "Your key is "
+
+
+@pytest.mark.parametrize("offset", range(0, 32, 3))
+def test_a_key_inside_minified_json_longer_than_a_token_is_never_cut_in_two(offset: int) -> None:
+    """A run of non-space text longer than MAX_TOKEN is released before it ends; where it is
+    cut must not be inside a key, or the key's first half goes out before the check sees it."""
+    blob = json.dumps({**{f"k{i}": f"v{i}x" for i in range(150 + offset)}, "aws": AWS, "z": "q" * 3000},
+                      separators=(",", ":"))
+    check = OutputCheck(Scanner(credentials=True), "block")
+    sent = ""
+    with pytest.raises(ContentBlocked):
+        for i in range(0, len(blob), 16):
+            sent += released(check.feed([TextDelta(0, blob[i:i + 16])]))
+        check.close()
+    assert AWS[:4] not in sent and blob.startswith(sent) and len(sent) > 1000

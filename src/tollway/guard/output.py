@@ -6,8 +6,9 @@ block (and per tool call's arguments) the filter holds back only the tail that a
 still extend, and releases the rest at once:
 
 - the trailing run of printable non-space ASCII (every credential token is such a run, so a
-  token is released only once something that is not part of it follows), capped at
-  MAX_TOKEN characters;
+  token is released only once something that is not part of it follows); a run longer than
+  MAX_TOKEN characters (minified JSON) is released up to its last delimiter (a quote, comma,
+  bracket ...) that no secret contains;
 - from an unterminated `-----BEGIN` marker (a PEM private key spans lines), capped at MAX_PEM.
 
 Released text is scanned together with the last CONTEXT characters before it, so patterns
@@ -32,6 +33,7 @@ MAX_TOKEN = 1024
 MAX_PEM = 16 * 1024
 CONTEXT = 128
 MODES = ("log", "redact", "block")
+_DELIMITERS = "\"',;{}()[]<>|`"
 
 
 def _hold_from(text: str) -> int:
@@ -40,7 +42,15 @@ def _hold_from(text: str) -> int:
     i = n
     while i > 0 and "!" <= text[i - 1] <= "~":
         i -= 1
-    cut = max(i, n - MAX_TOKEN)
+    cut = i
+    if i < n - MAX_TOKEN:
+        # a run longer than any token (minified JSON, a URL list): release it up to its last
+        # delimiter no secret contains, not at an arbitrary point that could cut a key in two
+        # (its first half would go out before the scan could see the whole key)
+        floor = n - MAX_TOKEN
+        cut = max(text.rfind(c, floor, n) for c in _DELIMITERS) + 1
+        if cut <= floor:  # no structure at all (one base64 blob): no \b-bounded key inside it either
+            cut = floor
     begin = text.rfind("-----BEGIN")
     if begin >= 0 and n - begin <= MAX_PEM:
         end = text.find("-----END", begin)

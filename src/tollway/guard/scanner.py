@@ -101,17 +101,19 @@ class Scanner:
             return []
         found: list[Finding] = []
         if self._rules:
-            chosen = set(self._always)
             hits = self._keywords.Match(b.lower()) if self._keywords is not None else None
-            for i in hits or ():
-                chosen.update(self._by_keyword[i])
-            if self._common_set is not None and not chosen.isdisjoint(self._is_common):
-                # one pass for the rules nearly every prompt admits; only those that match run again
-                matched = {self._common[i] for i in self._common_set.Match(b) or ()}
-                chosen = {i for i in chosen if i not in self._is_common or i in matched}
-            for i in sorted(chosen):
-                rule = self._rules[i]
-                self._credentials(rule, rule.regex, b, found)
+            if hits or self._always:
+                chosen = set(self._always)
+                for i in hits or ():
+                    chosen.update(self._by_keyword[i])
+                if self._common_set is not None and not chosen.isdisjoint(self._is_common):
+                    # one pass for the rules nearly every prompt admits; only those that match run again
+                    common = self._common_set.Match(b)
+                    matched = {self._common[i] for i in common} if common else set()
+                    chosen = (chosen - self._is_common) | (chosen & matched)
+                for i in sorted(chosen):
+                    rule = self._rules[i]
+                    self._credentials(rule, rule.regex, b, found)
         if self._pii_set is not None:
             try:
                 hits = self._pii_set.Match(b)

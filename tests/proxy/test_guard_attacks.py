@@ -193,6 +193,21 @@ def test_a_leak_split_across_stream_events_is_not_kept_in_the_stored_body(tw: To
         assert piece not in stored
 
 
+def test_embedding_inputs_are_scanned_in_openai_and_gemini_shapes(tw: Tollway, fake: FakeProvider) -> None:
+    n = len(fake.requests)
+    openai_client(tw).embeddings.create(model="text-embedding-3-small", input=["fine", f"key {AWS} here"])
+    sent = fake.wait_for_requests(n + 1)[n].text
+    assert "[REDACTED:AWS_ACCESS_KEY]" in sent and AWS not in sent
+    n = len(fake.requests)
+    req = urllib.request.Request(tw.url + "/v1beta/models/gemini-2.0-flash:embedContent", method="POST",
+                                 data=json.dumps({"content": {"parts": [{"text": f"key {AWS}"}]}}).encode(),
+                                 headers={"x-goog-api-key": MASTER_KEY, "content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 200
+    sent = fake.wait_for_requests(n + 1)[n].text
+    assert "[REDACTED:AWS_ACCESS_KEY]" in sent and AWS not in sent
+
+
 def test_the_master_key_still_works(tw: Tollway) -> None:
     assert openai_client(tw, MASTER_KEY).chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]).choices[0].message.content

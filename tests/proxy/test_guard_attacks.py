@@ -6,6 +6,9 @@ and replayed to a caller whose policy checks answers. What is asserted is what a
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -32,17 +35,68 @@ KEYS = {
 }
 
 
+class FragmentingProxy:
+    """TCP in front of the fake provider that hands its answers back a few bytes per segment
+    (TCP_NODELAY, a pause between sends): every SSE event, and every key in one, arrives cut."""
+
+    def __init__(self, target: tuple[str, int], piece: int = 5) -> None:
+        self.target, self.piece = target, piece
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self._pump, args=(client, upstream, 65536), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, self.piece), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket, piece: int) -> None:
+        try:
+            while data := src.recv(65536):
+                for i in range(0, len(data), piece):
+                    dst.sendall(data[i:i + piece])
+                    if piece < 65536:
+                        time.sleep(0.0002)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._listener.close()
+
+
 @pytest.fixture(scope="module")
 def tw(fake: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tollway]:
+    host, port = fake.url.removeprefix("http://").split(":")
+    frag = FragmentingProxy((host, int(port)))
+    frag_url = f"http://127.0.0.1:{frag.port}"
     cfg = standard_config(fake.url)
     cfg["providers"].append({"id": "gemini", "kind": "gemini", "base_url": fake.url, "api_key": "fake-gemini-key",
                              "models": ["gemini-*"]})
+    cfg["providers"] += [
+        {"id": "frag-openai", "kind": "openai", "base_url": frag_url + "/v1", "api_key": "sk-f", "models": ["frag-gpt"]},
+        {"id": "frag-anthropic", "kind": "anthropic", "base_url": frag_url, "api_key": "sk-ant-f",
+         "models": ["frag-claude"]},
+        {"id": "frag-gemini", "kind": "gemini", "base_url": frag_url, "api_key": "g", "models": ["frag-gemini"]}]
     cfg["sanitization"] = {"enabled": True, "output": "redact"}
     cfg["cache"] = {"mode": "exact", "scope": "project"}
     cfg["keys"] = [{"id": name, "key": f"tw-{name}-key", **over} for name, over in KEYS.items()]
     t = Tollway(tmp_path_factory.mktemp("guard-attacks"), cfg)
     yield t
     t.stop()
+    frag.close()
 
 
 def post_raw(tw: Tollway, key: str, raw: bytes) -> tuple[int, dict, str]:
@@ -206,6 +260,26 @@ def test_embedding_inputs_are_scanned_in_openai_and_gemini_shapes(tw: Tollway, f
         assert r.status == 200
     sent = fake.wait_for_requests(n + 1)[n].text
     assert "[REDACTED:AWS_ACCESS_KEY]" in sent and AWS not in sent
+
+
+@pytest.mark.parametrize("model", ["frag-gpt", "frag-claude", "frag-gemini"])
+@pytest.mark.parametrize("client", ["chat", "anthropic", "responses"])
+def test_a_key_cut_across_tcp_segments_and_events_is_redacted(tw: Tollway, model: str, client: str) -> None:
+    """The provider's stream arrives five bytes at a time: events, JSON and the key all cut."""
+    prompt = f"[[leak]] tcp {model} {client}"
+    if client == "chat":
+        chunks = list(openai_client(tw).chat.completions.create(
+            model=model, stream=True, messages=[{"role": "user", "content": prompt}]))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    elif client == "anthropic":
+        with anthropic_client(tw).messages.stream(model=model, max_tokens=50,
+                                                  messages=[{"role": "user", "content": prompt}]) as st:
+            text = "".join(st.text_stream)
+    else:
+        events = list(openai_client(tw).responses.create(model=model, input=prompt, stream=True))
+        assert events[-1].type == "response.completed"
+        text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == "Your key is [REDACTED:AWS_ACCESS_KEY] keep it safe."
 
 
 def test_the_master_key_still_works(tw: Tollway) -> None:

@@ -137,3 +137,15 @@ def test_a_key_inside_minified_json_longer_than_a_token_is_never_cut_in_two(offs
             sent += released(check.feed([TextDelta(0, blob[i:i + 16])]))
         check.close()
     assert AWS[:4] not in sent and blob.startswith(sent) and len(sent) > 1000
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=10_000), max_size=30))
+def test_numbers_written_in_groups_are_redacted_whole_however_split(cuts: list[int]) -> None:
+    """Cards, phone numbers and IBANs have spaces between their groups: no group of one may go
+    out before the whole number has been seen."""
+    text = "Card 4111 1111 1111 1111, call +1 (415) 555-0132 or wire to DE89 3704 0044 0532 0130 00 today."
+    check = OutputCheck(SCANNER, "redact")
+    out = released(run(check, split(text, cuts)))
+    assert out == ("Card [REDACTED:CREDIT_CARD], call [REDACTED:PHONE_NUMBER] or wire to [REDACTED:IBAN_CODE] "
+                   "today.")

@@ -9,6 +9,8 @@ still extend, and releases the rest at once:
   token is released only once something that is not part of it follows); a run longer than
   MAX_TOKEN characters (minified JSON) is released up to its last delimiter (a quote, comma,
   bracket ...) that no secret contains;
+- when PII is scanned, a trailing run of digit groups (`4111 1111 1111`, `+1 (415) 555`),
+  capped at MAX_NUMBER characters: such numbers are written with spaces between their groups;
 - from an unterminated `-----BEGIN` marker (a PEM private key spans lines), capped at MAX_PEM.
 
 Released text is scanned together with the last CONTEXT characters before it, so patterns
@@ -34,10 +36,24 @@ MAX_PEM = 16 * 1024
 CONTEXT = 128
 MODES = ("log", "redact", "block")
 _DELIMITERS = "\"',;{}()[]<>|`"
+MAX_NUMBER = 48  # characters of digit groups held back (a card is 19 digits and a few spaces)
+_NUMBER_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ .()+-/")
 
 
-def _hold_from(text: str) -> int:
-    """Where the part of `text` that a match could still extend begins."""
+def _numeric_tail(text: str) -> int:
+    """Where a trailing run of digit groups begins (`4111 1111 1111`, `+1 (415) 555`, `DE89 3704`),
+    or len(text) when the tail has no digit: card, phone and IBAN numbers are written in groups
+    with spaces, and no group may leave before the whole number has been seen."""
+    n = len(text)
+    k = n
+    while k > 0 and n - k < MAX_NUMBER and text[k - 1] in _NUMBER_CHARS:
+        k -= 1
+    return k if any(c.isdigit() for c in text[k:]) else n
+
+
+def _hold_from(text: str, numbers: bool = False) -> int:
+    """Where the part of `text` that a match could still extend begins (`numbers`: PII is
+    scanned, so a trailing group of digits is held too)."""
     n = len(text)
     i = n
     while i > 0 and "!" <= text[i - 1] <= "~":
@@ -51,6 +67,8 @@ def _hold_from(text: str) -> int:
         cut = max(text.rfind(c, floor, n) for c in _DELIMITERS) + 1
         if cut <= floor:  # no structure at all (one base64 blob): no \b-bounded key inside it either
             cut = floor
+    if numbers:
+        cut = min(cut, _numeric_tail(text[:cut]) if cut < n else _numeric_tail(text))
     begin = text.rfind("-----BEGIN")
     if begin >= 0 and n - begin <= MAX_PEM:
         end = text.find("-----END", begin)
@@ -68,6 +86,7 @@ class OutputCheck:
     def __init__(self, scanner: Scanner, mode: str) -> None:
         assert mode in MODES
         self._scanner = scanner
+        self._numbers = scanner.pii  # PII is scanned: hold digit groups back too
         self.mode = mode
         self.found: Counter[str] = Counter()
         self._pending: dict[tuple[str, int], str] = {}  # (kind, index) -> text held back
@@ -124,7 +143,7 @@ class OutputCheck:
                 continue
             self._flush(out, keep=key)
             pending = self._pending.get(key, "") + text
-            cut = _hold_from(pending)
+            cut = _hold_from(pending, self._numbers)
             self._pending[key] = pending[cut:]
             released = self._check(key, pending[:cut])
             if released:

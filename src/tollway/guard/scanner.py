@@ -89,6 +89,7 @@ class Scanner:
         self._pii = [(r, re2.compile(r.pattern.encode())) for r in recognizers]
         self._pii_set = _set([r.pattern for r in recognizers]) if recognizers else None
         self.empty = not rules and not recognizers
+        self.pii = bool(recognizers)
 
     # -- finding --------------------------------------------------------------------------------
     def scan(self, text: str) -> list[Finding]:

@@ -92,3 +92,14 @@ def test_text_in_less_common_places_is_found() -> None:
     assert texts("gemini", {"contents": [{"parts": [{"executableCode": {"language": "PYTHON", "code": "x=1"}},
                                                     {"codeExecutionResult": {"outcome": "OK", "output": "1"}}]}]}) \
         == ["PYTHON", "x=1", "OK", "1"]
+
+
+def test_nesting_hides_no_string() -> None:
+    deep: dict = {"secret": "found me"}
+    for i in range(200):
+        deep = {"level": i, "more": [deep]} if i % 2 else {"more": deep}
+    body = {"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t",
+                                                       "content": "ok"}]},
+                         {"role": "assistant", "content": [{"type": "tool_use", "id": "u", "name": "f",
+                                                            "input": {"a": "first", "deep": deep, "z": "last"}}]}]}
+    assert texts("messages", body) == ["ok", "first", "found me", "last"]

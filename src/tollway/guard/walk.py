@@ -16,7 +16,6 @@ from typing import Any
 Slot = tuple[Any, Any]
 Walker = Callable[[dict[str, Any], list[Slot]], None]
 
-_MAX_DEPTH = 32
 _TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
 # generic JSON (pass-through bodies): keys whose strings are not prose
 _NOT_PROSE = frozenset({"model", "id", "type", "role", "object", "url", "image_url", "file_id", "file_data", "data",
@@ -29,24 +28,29 @@ def _str(container: Any, key: Any, out: list[Slot]) -> None:
         out.append((container, key))
 
 
-def _leaves(obj: Any, out: list[Slot], depth: int = 0, skip: frozenset[str] = frozenset()) -> None:
-    """Every string in a JSON value (tool arguments, function responses, pass-through bodies)."""
-    if depth > _MAX_DEPTH:
+def _items(node: Any) -> Any:
+    return iter(node.items()) if isinstance(node, dict) else enumerate(node)
+
+
+def _leaves(obj: Any, out: list[Slot], skip: frozenset[str] = frozenset()) -> None:
+    """Every string in a JSON value (tool arguments, function responses, pass-through bodies),
+    in document order and at any depth: walked with a stack of iterators, not recursion, so
+    nesting cannot hide a string (a secret 33 levels down in a tool input went out unscanned
+    when the walk stopped at a depth)."""
+    if not isinstance(obj, (dict, list)):
         return
-    if isinstance(obj, dict):
-        for k, v in obj.items():
+    stack = [(obj, _items(obj))]
+    while stack:
+        node, it = stack[-1]
+        for k, v in it:
             if isinstance(v, str):
                 if v and k not in skip:
-                    out.append((obj, k))
+                    out.append((node, k))
             elif isinstance(v, (dict, list)) and k not in skip:
-                _leaves(v, out, depth + 1, skip)
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            if isinstance(v, str):
-                if v:
-                    out.append((obj, i))
-            elif isinstance(v, (dict, list)):
-                _leaves(v, out, depth + 1, skip)
+                stack.append((v, _items(v)))
+                break
+        else:
+            stack.pop()
 
 
 def _parts(container: Any, key: Any, out: list[Slot]) -> None:

@@ -133,7 +133,7 @@ class PassthroughRoute:
         if ctx.stream and state.metrics is not None:
             state.metrics.stream_opened(ctx)
         if state.guard_stage is not None and ctx.json is not None:
-            state.guard_stage.inspect_passthrough(ctx)  # may redact ctx.body, or refuse (403)
+            await state.guard_stage.inspect_passthrough(ctx)  # may redact ctx.body, or refuse (403)
         headers = upstream_headers(scope["headers"], provider, self.byok)
         if not self.byok and ctx.key is not None and ctx.key.credentials:
             headers = with_key_credentials(ctx.key, provider, headers)

@@ -8,6 +8,8 @@
 # traces and the webhook on 127.0.0.1:14318, on CPU 1, and prints what it got at the end).
 # With FALLBACK=1 also against bench/tollway-fallback.toml (a second deployment behind each model,
 # a retry and per-call deadlines configured; nothing fails).
+# With ROUTING=1 also against bench/tollway-routing.toml (the benchmark models behind [[models]]
+# with two deployments each, weighted policy, breakers on, a fallback configured).
 # Needs: apt-get install -y wrk nginx-light (and redis-server for LIMITS=1); a venv with tollway
 # installed at .venv (or TOLLWAY_BIN).
 set -euo pipefail
@@ -28,6 +30,10 @@ if [[ "${FALLBACK:-0}" == "1" ]]; then
   # two deployments behind each model, a retry and deadlines: the attempt loop when nothing fails
   rm -rf /tmp/tollway-bench-fallback
   targets+=(--target "fallback=$BIN serve --config $PWD/bench/tollway-fallback.toml --port 8946|http://127.0.0.1:8946/health|http://127.0.0.1:8946/v1|bench-master-key|gpt-4o-mini|gpt-4o-mini-stream")
+fi
+if [[ "${ROUTING:-0}" == "1" ]]; then
+  rm -rf /tmp/tollway-bench-routing
+  targets+=(--target "routing=$BIN serve --config $PWD/bench/tollway-routing.toml --port 8945|http://127.0.0.1:8945/health|http://127.0.0.1:8945/v1|bench-master-key|gpt-4o-mini|gpt-4o-mini-stream")
 fi
 if [[ "${TELEMETRY:-0}" == "1" ]]; then
   rm -rf /tmp/tollway-bench-telemetry /tmp/tollway-bench-telemetry-off

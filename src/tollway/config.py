@@ -23,8 +23,9 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, 
 from tollway.config_checks import cross_checks, validation_problems
 from tollway.config_compat import translate as translate_llm_gateway
 from tollway.config_env import EnvStr, interpolate
+from tollway.routing.settings import ModelSettings, RoutingSettings, check_references
 from tollway.slugs import SLUG_RULE, is_slug
-from tollway.pipeline.attempt_settings import CredentialProfile, RetrySettings, AttemptTimeoutSettings
+from tollway.pipeline.attempt_settings import CredentialProfile
 
 ProviderKind = Literal["openai", "anthropic", "azure_openai", "gemini", "openai_compatible", "demo"]
 PROVIDER_KINDS: tuple[str, ...] = ("openai", "anthropic", "azure_openai", "gemini", "openai_compatible", "demo")
@@ -444,12 +445,12 @@ class KeySettings(LimitFields):
     id: str = Field(min_length=1)
     key: SecretStr
     name: str | None = None  # shown in listings (the seed's key_map `label`)
-    project: str | None = None  # default project for requests made with this key
+    project: str | None = None  # the project of this key's requests (a header or path naming another: 403)
     # user: calls models; viewer: reads records, stats and admin data; admin: also changes things.
     # A management key (viewer/admin) calls models only if it also has "user".
     roles: list[Role] = Field(default_factory=lambda: ["user"], min_length=1)
     team: str | None = None  # a [[teams]] id: the team's limits and budgets apply too
-    customer: str | None = None  # the customer every call of this key is billed to (wins over the header)
+    customer: str | None = None  # the customer every call of this key is billed to (another in the header: 403)
     max_concurrency: Int | None = Field(None, ge=1)  # requests in flight at once
     queue_timeout_ms: Int = Field(0, ge=0, le=600_000)  # over max_concurrency: wait this long for a slot (FIFO)
     models: list[str] | None = None  # allow-list of model names / globs; absent = every model
@@ -465,6 +466,7 @@ class KeySettings(LimitFields):
     log_bodies: Bool | None = None  # this key's own [store] log_bodies
     cache: CacheOverride | None = None  # this key's own [cache] values
     trace: Bool = False  # its streams start with a routing trace event (as with x-tollway-trace: true)
+    routing_profile: str | None = None  # a [[routing.profiles]] name used when the request names none
 
     @field_validator("key")
     @classmethod
@@ -627,7 +629,9 @@ class BillingSettings(_Strict):
     retry_base_secs: Float = Field(1.0, gt=0)  # first retry delay; doubles per attempt (with jitter)
     retry_max_secs: Float = Field(300.0, gt=0)
     poll_interval_secs: Float = Field(1.0, gt=0)  # how often the sender looks for due events
-    keep_delivered_days: Float = Field(7.0, gt=0)  # delivered events are kept this long (replay guard)
+    # no longer used (a delivered batch is deleted; a spool replay cannot enqueue an event
+    # twice without it): accepted so that older configs load
+    keep_delivered_days: Float = Field(7.0, gt=0)
 
     @field_validator("sinks")
     @classmethod
@@ -675,15 +679,6 @@ class AskSettings(_Strict):
     max_rows: Int = Field(1000, ge=1, le=10_000)
 
 
-class RoutingSettings(_Strict):
-    """[routing]: how a plan is executed (the attempt loop: retries, timeouts)."""
-
-    retry: RetrySettings = RetrySettings()
-    timeouts: AttemptTimeoutSettings = AttemptTimeoutSettings()
-    # the global last resort: "provider:model" (or any routable name) tried in order after the model's own
-    fallback_order: list[str] = Field(default_factory=list)
-
-
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     store: StoreSettings = StoreSettings()
@@ -696,6 +691,8 @@ class Settings(_Strict):
     ask: AskSettings = AskSettings()
     providers: list[ProviderSettings] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)  # alias -> "provider_id:model" or "model"
+    models: list[ModelSettings] = Field(default_factory=list)  # [[models]]: deployments, fallbacks, policy
+    routing: RoutingSettings = RoutingSettings()
     keys: list[KeySettings] = Field(default_factory=list)
     teams: list[GroupSettings] = Field(default_factory=list)
     projects: list[ProjectSettings] = Field(default_factory=list)
@@ -706,7 +703,6 @@ class Settings(_Strict):
     redis: RedisSettings = RedisSettings()
     key_store: KeysRefreshSettings = KeysRefreshSettings()
     prices: list[PriceSettings] = Field(default_factory=list)
-    routing: RoutingSettings = RoutingSettings()
     demo: Bool = False
 
     @model_validator(mode="before")
@@ -736,6 +732,10 @@ class Settings(_Strict):
         for i, k in enumerate(self.keys):
             if k.team is not None and k.team not in teams:
                 raise ValueError(f"keys[{i}].team: unknown team {k.team!r} (add a [[teams]] entry with that id)")
+        routing = check_references(self.models, self.routing, {p.id for p in self.providers},
+                                   [(i, k.routing_profile) for i, k in enumerate(self.keys)])
+        if routing:
+            raise ValueError("; ".join(routing))
         return self
 
     @model_validator(mode="after")

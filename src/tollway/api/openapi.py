@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tollway import __version__
+from tollway.api.openapi_routing import routing_paths
 from tollway.api.openapi_admin import OPERATOR_SECURITY, admin_paths, admin_schemas
 from tollway.api.passthrough import PASSTHROUGH_METHODS
 from tollway.slugs import SLUG_RULE
@@ -32,6 +33,9 @@ _ATTRIBUTION = [
                             "model, provider, policy, scores, cost_estimate}) before the provider's events."),
     _hdr("Cache-Control", "no-store = skip, no-cache = refresh, max-age=N: accept only a cached answer at most N "
                           "seconds old (x-tollway-cache wins when both are sent)."),
+    _hdr("x-tollway-profile", "Routing profile ([[routing.profiles]] name) for this call; an unknown one is a 400."),
+    _hdr("x-tollway-session", "Session id: calls of one session stick to the deployment that served the previous "
+                              "one while it is healthy (else the body's prompt_cache_key, else user)."),
 ]
 _TRACE = {"x-tollway-trace-id": {"description": "UUIDv7 of this call; the key of its usage record.",
                                  "schema": {"type": "string", "format": "uuid"}},
@@ -85,8 +89,9 @@ def _errors(fmt: str) -> dict[str, Any]:
     out = {}
     for code, desc in (("400", "Invalid JSON, no model, or a project slug that breaks the rule."), ("401", "Missing or invalid Tollway key."),
                        ("404", "Unknown model (the message names the routable models) or route."),
-                       ("403", "Management key, or a model outside the key's allow-list (the message names "
-                               "the allowed models)."),
+                       ("403", "Management key, a model outside the key's allow-list (the message names "
+                               "the allowed models), or a project or customer other than the one the key is "
+                               "bound to (code project_not_allowed / customer_not_allowed)."),
                        ("413", "Body over server.max_body_bytes or the key's max_body_bytes."),
                        ("429", "A rate, token, concurrency or budget limit (error type budget_exceeded, code "
                                "<scope>_budget_exceeded, naming the budget); the call never reached a provider."),
@@ -529,6 +534,7 @@ def openapi_document() -> dict[str, Any]:
 
     paths.update(surface_paths(_proxy_op, paths["/v1/models"]["get"]))
     paths.update(admin_paths())
+    paths.update(routing_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "Tollway", "version": __version__,

@@ -85,6 +85,9 @@ class RequestContext:
     stream: bool = False
     plan: "list[Deployment]" = field(default_factory=list)  # route stage: deployments to try, in order
     deployment: "Deployment | None" = None  # the one being tried (or that served)
+    # the routing decision (route stage): {"policy", "profile", "scores": {deployment: float},
+    # "cost_estimate": USD as a string or None}; the stream's trace event carries it
+    route_trace: dict[str, Any] | None = None
     provider: "Provider | None" = None
     # Headers every answer to this request carries, Tollway's errors included: the trace id,
     # and whatever stages add (rate-limit state, cache status, the route taken, ...).
@@ -126,7 +129,6 @@ class RequestContext:
     attempt_count: int = 0  # provider calls the loop made (x-tollway-attempts)
     mitigated: bool = False  # served after at least one failed attempt
     attempt_errors: list[str] = field(default_factory=list)  # "deployment: status reason", per failed attempt
-    route_trace: dict | None = None  # the router's account of its choice (policy, profile, scores, cost)
     conversation: Any = None  # Responses: the stored conversation, loaded once for every attempt
     stream_trace: bool = False  # x-tollway-trace: true (or the key's trace): a stream starts with a trace event
     # telemetry

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 from tollway.errors import ProxyError
 from tollway.pipeline.context import RequestContext
-from tollway.providers.base import Endpoint
 from tollway.routing.catalog import Deployment
 
 if TYPE_CHECKING:
@@ -29,25 +28,12 @@ class RouteStage:
             # byok routes exist only where the client's format is the provider kind's own
             dep = state.byok_deployment(ctx.wire_format, ctx.model)
         else:
-            dep = state.catalog.require(ctx.model, Endpoint(ctx.endpoint))
+            plan = state.router.plan(ctx)
+            ctx.plan = plan
+            ctx.deployment = plan[0]
+            return
         ctx.plan = [dep]
         ctx.deployment = dep
-        fallbacks = state.settings.routing.fallback_order
-        if fallbacks and not ctx.byok and ctx.model is not None:
-            self._fallbacks(ctx, fallbacks)
-
-    def _fallbacks(self, ctx: RequestContext, names: list[str]) -> None:
-        """`[routing] fallback_order`: deployments tried after the model's own, in order."""
-        from tollway.pipeline.translate import can_translate
-
-        endpoint = Endpoint(ctx.endpoint)
-        seen = {d.name for d in ctx.plan}
-        for name in names:
-            dep = self._state.catalog.resolve(name)
-            if dep is None or dep.name in seen or not can_translate(endpoint, dep.provider):
-                continue
-            seen.add(dep.name)
-            ctx.plan.append(dep)
 
     def _openai_without_model(self, ctx: RequestContext) -> Deployment:
         """Only OpenAI can resolve a stored prompt's model: its provider, with model "" (the body
@@ -61,4 +47,5 @@ class RouteStage:
         return Deployment(found[0], found[1], "")
 
     async def after(self, ctx: RequestContext) -> None:
-        return None
+        if len(ctx.plan) > 1 and not ctx.byok:
+            self._state.router.served(ctx)

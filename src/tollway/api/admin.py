@@ -32,7 +32,7 @@ _TEXT_FILTERS = frozenset({"project", "source", "customer", "model", "key_id", "
 RECORD_FILTERS = ("project", "source", "customer", "model", "status", "since", "until", "key_id", "team",
                   "provider", "limit", "cursor", "after_seq")
 STATS_FILTERS = ("project", "source", "customer", "model", "status", "since", "until", "key_id", "provider",
-                 "group_by")
+                 "team", "group_by")
 _RELATIVE = re.compile(r"^(\d{1,9}(?:\.\d{1,6})?)\s*(s|m|min|h|d|w)$")
 _UNIT_SECS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 

@@ -188,7 +188,7 @@ _GROUP = {"type": "object", "properties": {
 _TIME_PARAM = ("Unix seconds, ISO 8601, 'now', or a time ago: 30m, 24h, 7d, 2w")
 _STATS_PARAMS = [
     *({"name": n, "in": "query", "required": False, "schema": {"type": "string"}} for n in
-      ("project", "source", "customer", "model", "key_id", "provider")),
+      ("project", "source", "customer", "model", "key_id", "provider", "team")),
     {"name": "status", "in": "query", "required": False, "schema": {"type": "string"},
      "description": "An HTTP status code, 'ok' or 'error'"},
     {"name": "since", "in": "query", "required": False, "schema": {"type": "string"},
@@ -196,7 +196,8 @@ _STATS_PARAMS = [
     {"name": "until", "in": "query", "required": False, "schema": {"type": "string"},
      "description": "Exclusive. " + _TIME_PARAM},
     {"name": "group_by", "in": "query", "required": False, "schema": {"enum": [
-        "model", "project", "source", "customer", "key", "provider", "hour", "day", "week", "month", "status"]},
+        "model", "project", "source", "customer", "key", "provider", "team", "hour", "day", "week", "month",
+        "status"]},
      "description": "One breakdown in `groups` (by cost, most first; time groups in time order, UTC). Without "
                     "it: by_model, by_project and by_source."},
 ]

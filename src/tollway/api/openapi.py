@@ -400,6 +400,16 @@ def openapi_document() -> dict[str, Any]:
                          "chart": {"type": ["object", "null"]}, "trace_id": {"type": ["string", "null"]}}}),
                                    "400": _json(_ERR, "No [ask] model configured, or no question"),
                                    "502": _json(_ERR, "The Ask model failed")}}},
+        "/v1/guard": {"get": {
+            "summary": "What the guard found, per UTC day: finding types and counts in requests and answers, and "
+                       "what was done (blocked, redacted); from the stored records (never a value)",
+            "security": _ADMIN_SECURITY,
+            "parameters": [{"name": n, "in": "query", "required": False, "schema": {"type": "string"},
+                            **({"description": _TIME_PARAM} if n in ("since", "until") else {})}
+                           for n in ("since", "until", "project", "source", "customer", "key_id", "team")],
+            "responses": {"200": _json({"type": "object", "properties": {
+                "totals": {"type": "object"}, "days": {"type": "array", "items": {"type": "object"}}}}),
+                          "400": _json(_ERR, "A bad filter")}}},
         "/": {"get": {"summary": "The portal (a single-page app; its assets are under /assets/)", "security": [],
                       "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}}}},
         "/v1/records/{trace_id}": {"get": {

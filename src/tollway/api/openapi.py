@@ -200,6 +200,8 @@ _STATS_PARAMS = [
         "status"]},
      "description": "One breakdown in `groups` (by cost, most first; time groups in time order, UTC). Without "
                     "it: by_model, by_project and by_source."},
+    {"name": "percentiles", "in": "query", "required": False, "schema": {"type": "boolean", "default": True},
+     "description": "false: leave out the latency and TTFT percentiles (cheaper, e.g. for a list of top spenders)"},
 ]
 
 _PROVIDER = {"type": "object", "properties": {

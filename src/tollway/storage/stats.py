@@ -400,7 +400,7 @@ class Aggregate:
     def cost_nanousd(self) -> int:
         return int(self.sums["cost_nanousd"])
 
-    def entry(self) -> dict[str, Any]:
+    def entry(self, percentiles: bool = True) -> dict[str, Any]:
         s = self.sums
         out: dict[str, Any] = {
             "requests": self.requests, "errors": self.errors,
@@ -413,10 +413,11 @@ class Aggregate:
             "cache_hits": int(s["cache_hits"]),
             "cost_saved_usd": format_usd(decimal_from_nanousd(int(s["cost_saved_nanousd"]))),
         }
-        for p in PERCENTILES:
-            out[f"latency_ms_p{p}"] = percentile(self.lat, p, self.lmin, self.lmax)
-        for p in PERCENTILES:
-            out[f"ttft_ms_p{p}"] = percentile(self.ttft, p, self.tmin, self.tmax)
+        if percentiles:
+            for p in PERCENTILES:
+                out[f"latency_ms_p{p}"] = percentile(self.lat, p, self.lmin, self.lmax)
+            for p in PERCENTILES:
+                out[f"ttft_ms_p{p}"] = percentile(self.ttft, p, self.tmin, self.tmax)
         out["latency_ms_avg"] = round(s["latency_sum"] / s["latency_n"], 3) if s["latency_n"] else None
         out["last_seen"] = iso_utc(self.last) if self.last else None
         return out
@@ -446,7 +447,7 @@ def _group_key(group: str | None, k: Any) -> Any:
 
 
 async def _grouped(conn: AsyncConnection, f: Filters, group: str | None, since: float | None, until: float | None,
-                   raw_from: float | None) -> list[tuple[Any, Aggregate]]:
+                   raw_from: float | None, percentiles: bool = True) -> list[tuple[Any, Aggregate]]:
     question = Question(conn.dialect.name, f, group, since, until, raw_from)
     q = question.measures()
     if q is None:
@@ -461,7 +462,7 @@ async def _grouped(conn: AsyncConnection, f: Filters, group: str | None, since: 
             out[k].merge(agg)
         else:
             out[k] = agg
-    h = question.histograms()
+    h = question.histograms() if percentiles else None
     if h is not None and out:
         for k, metric, b, n in (await conn.execute(h)).all():
             agg = out.get(_group_key(group, k))
@@ -470,19 +471,20 @@ async def _grouped(conn: AsyncConnection, f: Filters, group: str | None, since: 
     return list(out.items())
 
 
-def _entries(name: str, groups: Sequence[tuple[Any, Aggregate]]) -> list[dict[str, Any]]:
+def _entries(name: str, groups: Sequence[tuple[Any, Aggregate]], percentiles: bool = True) -> list[dict[str, Any]]:
     if name in TIME_GROUPS:
-        return [{"time": iso_utc(k), "ts": int(k), **a.entry()} for k, a in sorted(groups, key=lambda g: g[0])]
+        return [{"time": iso_utc(k), "ts": int(k), **a.entry(percentiles)}
+                for k, a in sorted(groups, key=lambda g: g[0])]
     ordered = sorted(groups, key=lambda g: (-g[1].cost_nanousd, -g[1].requests, g[0] is None,
                                             "" if g[0] is None else str(g[0])))
-    return [{name: k, **a.entry()} for k, a in ordered]
+    return [{name: k, **a.entry(percentiles)} for k, a in ordered]
 
 
-def _totals(groups: Sequence[tuple[Any, Aggregate]]) -> dict[str, Any]:
+def _totals(groups: Sequence[tuple[Any, Aggregate]], percentiles: bool = True) -> dict[str, Any]:
     total = Aggregate()
     for _, a in groups:
         total.merge(a)
-    return total.entry()
+    return total.entry(percentiles)
 
 
 async def stats(
@@ -500,6 +502,7 @@ async def stats(
     until: float | None = None,
     group_by: str | None = None,
     raw_from: float | None = None,
+    percentiles: bool = True,
 ) -> dict[str, Any]:
     """Totals, and either one breakdown (`group_by`) or the classic three (by model, project
     and source). Entries: requests, errors (status >= 400 or an error_type), input / output /
@@ -507,7 +510,9 @@ async def stats(
     of the known costs), unpriced (calls without a cost), latency and TTFT p50/p95 (ms, from
     histograms), latency_ms_avg, last_seen. Groups by a dimension are sorted by cost, most
     first (then requests); a null key is its own group. Time groups (UTC hour, day, week
-    starting Monday, month) are in time order and carry `time` (ISO) and `ts`."""
+    starting Monday, month) are in time order and carry `time` (ISO) and `ts`. `percentiles=False`
+    leaves the latency and TTFT percentiles out (and their histograms unread: what a list of top
+    spenders needs is cheaper without them)."""
     if group_by is not None and group_by not in GROUPS:
         raise InvalidStatsQuery(f"group_by must be one of {', '.join(GROUPS)}, not {group_by!r}")
     if since is not None and not math.isfinite(since) or until is not None and not math.isfinite(until):
@@ -519,8 +524,9 @@ async def stats(
         if conn.dialect.name == "postgresql":  # one snapshot for every query of the answer
             await conn.execution_options(isolation_level="REPEATABLE READ")
         if group_by is not None:
-            groups = await _grouped(conn, f, group_by, since, until, raw_from)
-            return {**window, "group_by": group_by, "totals": _totals(groups), "groups": _entries(group_by, groups)}
+            groups = await _grouped(conn, f, group_by, since, until, raw_from, percentiles)
+            return {**window, "group_by": group_by, "totals": _totals(groups, percentiles),
+                    "groups": _entries(group_by, groups, percentiles)}
         by_model = await _grouped(conn, f, "model", since, until, raw_from)
         return {
             **window,

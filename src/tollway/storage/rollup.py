@@ -190,10 +190,10 @@ def aggregate(rows: Iterable[Mapping[str, Any]]) -> RollupBatch:
             add(("h", facet, hour, value, status, err), acc, idx is None)
             add(("d", facet, day, value, status, err), acc, True)
             add(("m", facet, month, value, status, err), acc, True)
-        for pair, (ia, ib) in PAIRS.items():
+        for pair, (ia, ib) in PAIRS.items():  # sums only (their percentiles come from the records)
             value = pair_value(dims[ia], dims[ib])
-            add(("d", pair, day, value, status, err), acc, True)
-            add(("m", pair, month, value, status, err), acc, True)
+            add(("d", pair, day, value, status, err), acc, False)
+            add(("m", pair, month, value, status, err), acc, False)
     latency: list[tuple[Any, ...]] = []
     out_facets: list[tuple[Any, ...]] = []
     for fkey in sorted(facets):

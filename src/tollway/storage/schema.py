@@ -163,7 +163,8 @@ Index("ix_audit_log_target", audit_log.c.target, audit_log.c.id)
 # usage_daily: per UTC day and every attribute at once: answers filtered questions.
 # usage_latency: the latency ("l") and time-to-first-token ("t") histograms of usage_facets
 #   (see histogram.py), one row per non-empty bin: per hour, day and month for "total", per day
-#   and month for the attribute and pair facets (their partial days come from the records).
+#   and month for the attribute facets (their partial days come from the records; pair facets
+#   have none: their percentiles come from the records).
 ROLLUP_DIMS = ("model", "model_requested", "project", "source", "customer", "key_id", "provider", "team")
 ROLLUP_SUMS = ("requests", "input_tokens", "output_tokens", "cached_tokens", "cache_creation_tokens",
                "reasoning_tokens", "total_tokens", "cost_nanousd", "priced", "latency_n", "latency_sum",

@@ -12,8 +12,9 @@ for whole days and the raw records for the rest.
 
 Latency and TTFT percentiles come from histograms (see histogram.py), within ~12 % of the exact
 nearest-rank value: those of `usage_latency` (hours, days and months for the totals, days and
-months for the attribute and pair facets) with the raw records' bins for the rest, and only the raw records' bins for
-questions with several filters (so those percentiles cover the retained records only). Before
+months for the attribute facets) with the raw records' bins for the rest, and only the raw
+records' bins for pair questions and questions with several filters (so those percentiles
+cover the retained records only; `percentiles=False` skips them). Before
 the retention horizon (`raw_from`) the records are gone, so partial units there count whole.
 """
 
@@ -326,11 +327,11 @@ class Question:
     def histograms(self) -> Select[Any] | None:
         """(k, metric, bin, n) for the percentiles."""
         parts = []
-        if self.facet is not None:
+        if self.facet is not None and self.pair is None:
             # "total" has hourly histograms; the attribute facets daily ones only
             grains = self._grains() if self.facet == "total" else tuple(g for g in self._grains() if g != "h")
             pieces = plan(self.since, self.until, grains, self.raw_from)
-        else:  # the daily table has no histograms: the retained records have them
+        else:  # the daily table and the pair facets have no histograms: the retained records have them
             lo = self.since if self.raw_from is None or self.since is None else max(self.since, self.raw_from)
             lo = self.raw_from if lo is None else lo
             pieces = [("raw", lo, self.until)]

@@ -3,9 +3,8 @@ as a rollup attribute (a facet, and a column of usage_daily), pair facets (a pro
 one other attribute, per day and month), and a partial index on the records with guard findings.
 
 Existing rollups are extended from what they hold: month rows are the sums of their day rows;
-pairs come from usage_daily (sums exact);
-the pairs' histograms are those of the records still stored (retention may have deleted older
-ones); usage rolled up before this version has no team (it counts as "no team"). A store whose
+pairs come from usage_daily (sums exact; pairs keep no histograms: their percentiles come from
+the records); usage rolled up before this version has no team (it counts as "no team"). A store whose
 records were never rolled up (upgraded from before 0007 in the same run) is rolled up whole.
 
 Revision ID: 0010_rollups
@@ -92,7 +91,6 @@ def upgrade() -> None:
             op.execute(f"INSERT INTO usage_facets ({_FACET_COLS}) SELECT 'd', '{_FACET[scope]}.{fname}', day, "
                        f"{_pair(dialect, scope, other)}, status, error, {_AGG} FROM usage_daily "
                        f"GROUP BY day, {scope}, {other}, status, error")
-    _pair_histograms(bind)
     # months, from the days
     month = _month(dialect, "bucket")
     op.execute(f"INSERT INTO usage_facets ({_FACET_COLS}) SELECT 'm', facet, {month}, value, status, error, {_AGG} "
@@ -141,7 +139,7 @@ def _roll_up_records(bind: sa.Connection) -> None:
 
     tables = (("facets", usage_facets), ("daily", usage_daily), ("latency", usage_latency))
     stmts = {name: upsert_statement(table, bind.dialect) for name, table in tables}
-    for rows in _record_chunks(bind, keep_team=True):
+    for rows in _record_chunks(bind):
         batch = aggregate(rows)
         for name, table in tables:
             got = getattr(batch, name)
@@ -149,20 +147,7 @@ def _roll_up_records(bind: sa.Connection) -> None:
                 bind.execute(stmts[name], [dict(zip(COLUMNS[table.name], r, strict=True)) for r in got])
 
 
-def _pair_histograms(bind: sa.Connection) -> None:
-    """The pair facets' day histograms, from the records still stored."""
-    from tollway.storage.rollup import COLUMNS, aggregate, upsert_statement
-    from tollway.storage.schema import usage_latency
-
-    stmt = upsert_statement(usage_latency, bind.dialect)
-    for rows in _record_chunks(bind):
-        # (the records count as team-less here, so that the histograms agree with the pairs' sums)
-        got = [r for r in aggregate(rows).latency if r[0] == "d" and "." in r[1]]
-        if got:
-            bind.execute(stmt, [dict(zip(COLUMNS["usage_latency"], r, strict=True)) for r in got])
-
-
-def _record_chunks(bind: sa.Connection, keep_team: bool = False):  # type: ignore[no-untyped-def]
+def _record_chunks(bind: sa.Connection):  # type: ignore[no-untyped-def]
     """The stored records, 20,000 at a time (keyset order: ts, trace_id)."""
     from tollway.storage.schema import usage_records as t
 
@@ -173,9 +158,6 @@ def _record_chunks(bind: sa.Connection, keep_team: bool = False):  # type: ignor
         if after is not None:
             q = q.where(sa.or_(t.c.ts > after[0], sa.and_(t.c.ts == after[0], t.c.trace_id > after[1])))
         rows = [dict(zip(cols, r, strict=True)) for r in bind.execute(q)]
-        if not keep_team:
-            for r in rows:
-                r["team"] = None
         if not rows:
             return
         yield rows

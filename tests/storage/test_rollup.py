@@ -112,6 +112,9 @@ def key_of(r: UsageRecord, group: str) -> Any:
         return int(r.ts // DAY) * DAY
     if group == "hour":
         return int(r.ts // 3600) * 3600
+    if group == "week":
+        day = int(r.ts // DAY)
+        return (day - (day + 3) % 7) * DAY
     return getattr(r, group)
 
 
@@ -135,6 +138,10 @@ def test_the_plan_cuts_ragged_edges() -> None:
         ("h", feb, feb + h), ("raw", feb + h, feb + h + 9)]
     assert plan(dec - d, jan + d, ("d", "m")) == [("d", dec - d, dec), ("m", dec, jan), ("d", jan, jan + d)]
     assert plan(None, None, ("h", "d", "m")) == [("m", None, None)]
+    mon = 1699833600  # 2023-11-13, a Monday
+    assert plan(mon - d + 5, mon + 14 * d + h, ("h", "d", "w")) == [
+        ("raw", mon - d + 5, mon - d + h), ("h", mon - d + h, mon), ("w", mon, mon + 14 * d),
+        ("h", mon + 14 * d, mon + 14 * d + h)]
 
 
 WINDOWS = [(None, None), (T0 + 1234.5, None), (None, T0 + 3 * DAY + 7 * 3600 + 99), (T0 + 3599.9, T0 + 2 * DAY + 1),
@@ -182,7 +189,7 @@ async def check_groups(store: Store, records: list[UsageRecord], f: dict[str, An
     by: dict[Any, list[UsageRecord]] = defaultdict(list)
     for r in chosen:
         by[key_of(r, group)].append(r)
-    name = "ts" if group in ("day", "hour", "month") else group
+    name = "ts" if group in ("day", "hour", "week") else group
     assert {e[name] for e in got["groups"]} == set(by)
     for entry in got["groups"]:
         check(entry, by[entry[name]])
@@ -209,7 +216,7 @@ async def test_long_ranges_read_months_and_stay_exact(
             for group in ("month", "week", "customer", "team", "model"):
                 got = await stats(store.engine, since=since, until=until, group_by=group, **f)
                 check(got["totals"], [r for r in records if matches(r, f, since, until)])
-            for group in ("customer", "team", "model"):
+            for group in ("customer", "team", "model", "week"):
                 await check_groups(store, records, f, since, until, group)
 
 
@@ -248,11 +255,11 @@ async def test_rollup_rows_are_few_for_repetitive_traffic(
     # every record alike within the hour: one row per facet and grain, one daily row, and the
     # non-empty latency and TTFT bins of the total's hour and day and of each attribute's day
     facets, daily, bins = counts
-    # 8 facets (total and 7 attributes) x hour, day, month; 12 pairs (project or team and another) x day, month
-    assert (facets, daily) == (8 * 3 + 12 * 2, 1)
+    # 8 facets (total and 7 attributes) x hour, day, week, month; 12 pairs (project or team and another) x day, month
+    assert (facets, daily) == (8 * 4 + 12 * 2, 1)
     per_row = len({bin_of(r.latency_ms) for r in records}) + len({bin_of(r.ttft_ms) for r in records})
-    # histograms: the total per hour, day and month; the attributes per day and month (pairs: none)
-    assert bins == (3 + 7 * 2) * per_row
+    # histograms: the total per hour, day, week and month; the attributes per day, week and month (pairs: none)
+    assert bins == (4 + 7 * 3) * per_row
 
 
 async def test_retention_deletes_old_records_and_keeps_totals(

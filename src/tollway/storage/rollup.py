@@ -2,7 +2,7 @@
 
 For a batch of stored rows, `aggregate()` first sums the rows that agree on the hour and every
 attribute (identical traffic collapses to a handful of sums here: one dict update per record),
-then spreads those sums over their facet rows (hour, day and month; total and one per attribute;
+then spreads those sums over their facet rows (hour, day, week and month; total and one per attribute;
 pairs of a project or team and another attribute, days and months), the all-attribute day rows,
 and the facets' histogram bins (schema.py). `RollupWriter.add()` upserts
 them with `ON CONFLICT DO UPDATE SET x = x + excluded.x` (SQLite and Postgres alike), in key
@@ -50,6 +50,12 @@ def month_of(ts: float) -> int:
     """Unix seconds of the start of the UTC month holding `ts`."""
     d = datetime.fromtimestamp(ts, UTC)
     return int(datetime(d.year, d.month, 1, tzinfo=UTC).timestamp())
+
+
+def week_of(ts: float) -> int:
+    """Unix seconds of the start of the week (Monday, UTC) holding `ts` (1970-01-01 was a Thursday)."""
+    day = int(ts // DAY)
+    return (day - (day + 3) % 7) * DAY
 
 
 def next_month(month: int) -> int:
@@ -160,7 +166,7 @@ def aggregate(rows: Iterable[Mapping[str, Any]]) -> RollupBatch:
     source (C-level list and dict copies) and merges only from the second on."""
     facets: dict[tuple[Any, ...], list[Any]] = {}  # key -> [values, latency bins | None, ttft bins | None]
     daily: dict[tuple[Any, ...], list[Any]] = {}
-    months: dict[int, int] = {}
+    months: dict[int, tuple[int, int]] = {}  # day -> (its month, its week)
 
     def add(fkey: tuple[Any, ...], acc: _Acc, hist: bool) -> None:
         target = facets.get(fkey)
@@ -175,9 +181,10 @@ def aggregate(rows: Iterable[Mapping[str, Any]]) -> RollupBatch:
     for (hour, *rest), acc in _by_hour(rows).items():
         dims, status, err = rest[:-2], rest[-2], rest[-1]
         day = hour - hour % DAY
-        month = months.get(day)
-        if month is None:
-            month = months[day] = month_of(day)
+        got_month = months.get(day)
+        if got_month is None:
+            got_month = months[day] = (month_of(day), week_of(day))
+        month, week = got_month
         dkey = (day, *dims, status, err)
         got = daily.get(dkey)
         if got is None:
@@ -186,9 +193,10 @@ def aggregate(rows: Iterable[Mapping[str, Any]]) -> RollupBatch:
             _merge_values(got, acc.v)
         for facet, idx in FACETS.items():
             value = "" if idx is None else dims[idx]
-            # histograms: per day and month, and per hour for the total
+            # histograms: per day, week and month, and per hour for the total
             add(("h", facet, hour, value, status, err), acc, idx is None)
             add(("d", facet, day, value, status, err), acc, True)
+            add(("w", facet, week, value, status, err), acc, True)
             add(("m", facet, month, value, status, err), acc, True)
         for pair, (ia, ib) in PAIRS.items():  # sums only (their percentiles come from the records)
             value = pair_value(dims[ia], dims[ib])

@@ -154,16 +154,16 @@ Index("ix_audit_log_target", audit_log.c.target, audit_log.c.id)
 # (storage/rollup.py), read by /v1/stats, the portal and `tollway usage` (storage/stats.py). They
 # outlive the raw records (retention). An attribute that was NULL on the record is "" here.
 #
-# usage_facets: per hour ("h"), UTC day ("d") and UTC month ("m"), per facet ("total", or one
+# usage_facets: per hour ("h"), UTC day ("d"), week from Monday ("w") and month ("m"), per facet ("total", or one
 #   attribute: model, project, source, customer, key, provider, team) and its value, per status:
 #   the sums. Small and fast: what unfiltered questions and single-attribute breakdowns read.
 #   Pair facets ("project.model", "team.customer", ...: a project or team and one other
-#   attribute; days and months only) answer "project = X, by customer" the same way; their value
+#   attribute; days and months only, no histograms) answer "project = X, by customer" the same way; their value
 #   is `pair_value(a, b)`.
 # usage_daily: per UTC day and every attribute at once: answers filtered questions.
 # usage_latency: the latency ("l") and time-to-first-token ("t") histograms of usage_facets
-#   (see histogram.py), one row per non-empty bin: per hour, day and month for "total", per day
-#   and month for the attribute facets (their partial days come from the records; pair facets
+#   (see histogram.py), one row per non-empty bin: per hour, day, week and month for "total", per
+#   day, week and month for the attribute facets (their partial days come from the records; pair facets
 #   have none: their percentiles come from the records).
 ROLLUP_DIMS = ("model", "model_requested", "project", "source", "customer", "key_id", "provider", "team")
 ROLLUP_SUMS = ("requests", "input_tokens", "output_tokens", "cached_tokens", "cache_creation_tokens",

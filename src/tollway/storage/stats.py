@@ -1,7 +1,7 @@
 """`/v1/stats`, the portal and `tollway usage`: totals and groups read from the rollups.
 
 A time range [since, until) is cut into pieces, each read from the cheapest exact source: whole
-UTC months, days and hours from the rollups, and the partial units at either end from the raw
+UTC months (or weeks, for a weekly series), days and hours from the rollups, and the partial units at either end from the raw
 records (indexed by ts), so a year is ~12 month rows per value plus its edges, never a scan of
 the records. All pieces share one column shape and are summed in one `UNION ALL` query, so a
 total is exact to the request and the nano-dollar. A question about at most one attribute (the
@@ -11,8 +11,8 @@ facet (days and months); anything else (several filters, a model filter) reads `
 for whole days and the raw records for the rest.
 
 Latency and TTFT percentiles come from histograms (see histogram.py), within ~12 % of the exact
-nearest-rank value: those of `usage_latency` (hours, days and months for the totals, days and
-months for the attribute facets) with the raw records' bins for the rest, and only the raw
+nearest-rank value: those of `usage_latency` (hours, days, weeks and months for the totals;
+days, weeks and months for the attribute facets) with the raw records' bins for the rest, and only the raw
 records' bins for pair questions and questions with several filters (so those percentiles
 cover the retained records only; `percentiles=False` skips them). Before
 the retention horizon (`raw_from`) the records are gone, so partial units there count whole.
@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tollway.storage.histogram import EDGES, NBINS, percentile
 from tollway.storage.money import decimal_from_nanousd, format_usd
-from tollway.storage.rollup import FACET_OF_DIM, FACETS, PAIR_SCOPES, month_of, next_month
+from tollway.storage.rollup import FACET_OF_DIM, FACETS, PAIR_SCOPES, month_of, next_month, week_of
 from tollway.storage.rows import iso_utc
 from tollway.storage.schema import (
     MEASURES,
@@ -51,7 +51,7 @@ DIMENSION_GROUPS = {"model": "model", "project": "project", "source": "source", 
 TIME_GROUPS = ("hour", "day", "week", "month")
 GROUPS = (*DIMENSION_GROUPS, *TIME_GROUPS, "status")
 PERCENTILES = (50, 95)
-_ORDER = {"h": 0, "d": 1, "m": 2}
+_ORDER = {"h": 0, "d": 1, "w": 2, "m": 2}  # a plan holds weeks or months, never both
 
 
 class InvalidStatsQuery(ValueError):
@@ -64,6 +64,8 @@ class InvalidStatsQuery(ValueError):
 def _floor(x: float, grain: str) -> int:
     if grain == "m":
         return month_of(x)
+    if grain == "w":
+        return week_of(x)
     unit = HOUR if grain == "h" else DAY
     return int(x // unit) * unit
 
@@ -72,6 +74,9 @@ def _ceil(x: float, grain: str) -> int:
     if grain == "m":
         m = month_of(x)
         return m if m == x else next_month(m)
+    if grain == "w":
+        w = week_of(x)
+        return w if w == x else w + 7 * DAY
     unit = HOUR if grain == "h" else DAY
     return -int(-x // unit) * unit
 
@@ -265,14 +270,16 @@ class Question:
     def _grains(self) -> tuple[str, ...]:
         if self.group == "hour":
             grains: tuple[str, ...] = ("h",)
-        elif self.group in ("day", "week"):
+        elif self.group == "day":
             grains = ("h", "d")
+        elif self.group == "week":
+            grains = ("h", "d", "w")
         else:
             grains = ("h", "d", "m")
         if self.facet is None:  # the daily table
             return tuple(g for g in grains if g == "d")
         if self.pair is not None:  # pair facets: days and months
-            return tuple(g for g in grains if g != "h")
+            return tuple(g for g in grains if g in ("d", "m"))
         return grains
 
     def _value(self, table: Any) -> ColumnElement[Any]:

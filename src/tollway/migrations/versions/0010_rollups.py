@@ -1,8 +1,8 @@
-"""Rollups for long ranges and teams: month rows ("m") in usage_facets / usage_latency, `team`
+"""Rollups for long ranges and teams: week ("w") and month ("m") rows in usage_facets / usage_latency, `team`
 as a rollup attribute (a facet, and a column of usage_daily), pair facets (a project or team and
 one other attribute, per day and month), and a partial index on the records with guard findings.
 
-Existing rollups are extended from what they hold: month rows are the sums of their day rows;
+Existing rollups are extended from what they hold: week and month rows are the sums of their day rows;
 pairs come from usage_daily (sums exact; pairs keep no histograms: their percentiles come from
 the records); usage rolled up before this version has no team (it counts as "no team"). A store whose
 records were never rolled up (upgraded from before 0007 in the same run) is rolled up whole.
@@ -91,7 +91,14 @@ def upgrade() -> None:
             op.execute(f"INSERT INTO usage_facets ({_FACET_COLS}) SELECT 'd', '{_FACET[scope]}.{fname}', day, "
                        f"{_pair(dialect, scope, other)}, status, error, {_AGG} FROM usage_daily "
                        f"GROUP BY day, {scope}, {other}, status, error")
-    # months, from the days
+    # weeks (from Monday; not for pairs) and months, from the days
+    week = "(bucket - ((bucket / 86400 + 3) % 7) * 86400)"
+    op.execute(f"INSERT INTO usage_facets ({_FACET_COLS}) SELECT 'w', facet, {week}, value, status, error, {_AGG} "
+               f"FROM usage_facets WHERE grain = 'd' AND facet NOT LIKE '%.%' "
+               f"GROUP BY facet, {week}, value, status, error")
+    op.execute(f"INSERT INTO usage_latency ({_LAT_COLS}) SELECT 'w', facet, {week}, value, status, error, metric, "
+               f"bin, SUM(n) FROM usage_latency WHERE grain = 'd' "
+               f"GROUP BY facet, {week}, value, status, error, metric, bin")
     month = _month(dialect, "bucket")
     op.execute(f"INSERT INTO usage_facets ({_FACET_COLS}) SELECT 'm', facet, {month}, value, status, error, {_AGG} "
                f"FROM usage_facets WHERE grain = 'd' GROUP BY facet, {month}, value, status, error")
@@ -168,8 +175,8 @@ def downgrade() -> None:
     bind = op.get_bind()
     dialect = bind.dialect.name
     op.drop_index("ix_usage_records_guard", "usage_records")
-    op.execute("DELETE FROM usage_latency WHERE grain = 'm' OR facet = 'team' OR facet LIKE '%.%'")
-    op.execute("DELETE FROM usage_facets WHERE grain = 'm' OR facet = 'team' OR facet LIKE '%.%'")
+    op.execute("DELETE FROM usage_latency WHERE grain IN ('w', 'm') OR facet = 'team' OR facet LIKE '%.%'")
+    op.execute("DELETE FROM usage_facets WHERE grain IN ('w', 'm') OR facet = 'team' OR facet LIKE '%.%'")
     op.execute("DROP VIEW IF EXISTS ask_usage_daily")
     op.create_table(
         "usage_daily_old",

@@ -6,6 +6,8 @@
 # With TELEMETRY=1 also against bench/tollway-telemetry-off.toml and bench/tollway-telemetry.toml
 # (metrics, OTel export and a billing sink all off / all on; bench/null_receiver.py takes the
 # traces and the webhook on 127.0.0.1:14318, on CPU 1, and prints what it got at the end).
+# With ROUTING=1 also against bench/tollway-routing.toml (the benchmark models behind [[models]]
+# with two deployments each, weighted policy, breakers on, a fallback configured).
 # Needs: apt-get install -y wrk nginx-light (and redis-server for LIMITS=1); a venv with tollway
 # installed at .venv (or TOLLWAY_BIN).
 set -euo pipefail
@@ -21,6 +23,10 @@ if [[ "${LIMITS:-0}" == "1" ]]; then
   fi
   targets+=(--target "limits=$BIN serve --config $PWD/bench/tollway-limits.toml --port 8941|http://127.0.0.1:8941/health|http://127.0.0.1:8941/v1|bench-limited-key|gpt-4o-mini|gpt-4o-mini-stream")
   targets+=(--target "limits-redis=$BIN serve --config $PWD/bench/tollway-limits-redis.toml --port 8942|http://127.0.0.1:8942/health|http://127.0.0.1:8942/v1|bench-limited-key|gpt-4o-mini|gpt-4o-mini-stream")
+fi
+if [[ "${ROUTING:-0}" == "1" ]]; then
+  rm -rf /tmp/tollway-bench-routing
+  targets+=(--target "routing=$BIN serve --config $PWD/bench/tollway-routing.toml --port 8945|http://127.0.0.1:8945/health|http://127.0.0.1:8945/v1|bench-master-key|gpt-4o-mini|gpt-4o-mini-stream")
 fi
 if [[ "${TELEMETRY:-0}" == "1" ]]; then
   rm -rf /tmp/tollway-bench-telemetry /tmp/tollway-bench-telemetry-off

@@ -32,6 +32,7 @@ from tollway.api.portal import PortalRoute
 from tollway.api.probes import ProbeRoutes
 from tollway.api.realtime import PATHS as REALTIME_PATHS
 from tollway.api.realtime import RealtimeRoute
+from tollway.api.routing import ROUTING_PATHS, register_routing
 from tollway.api.responses_state import ResponsesStateRoute
 from tollway.api.unified import UnifiedRoute
 from tollway.ask.service import AskService
@@ -99,6 +100,7 @@ class Router:
             for kind in ("openai", "anthropic")}
         self.operator_api = AdminApi(state)
         register_operator_routes(self.operator_api, state, AskService(state, self.unified["/v1/chat/completions"]))
+        register_routing(self.operator_api, state)
         self.portal = PortalRoute()
         self.passthrough = {kind: PassthroughRoute(state, kind, byok=True) for kind in ("openai", "anthropic")}
         # by whose client sent it (passthrough.family): Tollway's own credentials for that provider
@@ -217,7 +219,7 @@ class Router:
             return await self.admin_api(scope, receive, send)
         if path.startswith("/v1/records/") and method in ("GET", "HEAD"):
             return await self.admin.record(scope, receive, send, trace_id=path[12:])
-        if path in OPERATOR_PATHS or path.startswith("/v1/providers/"):
+        if path in OPERATOR_PATHS or path in ROUTING_PATHS or path.startswith("/v1/providers/"):
             return await self.operator_api(scope, receive, send)
         if path.startswith("/v1/projects/") and method in ("GET", "HEAD"):
             slug, _, rest = path[13:].partition("/")

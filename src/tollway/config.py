@@ -23,6 +23,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, 
 from tollway.config_checks import cross_checks, validation_problems
 from tollway.config_compat import translate as translate_llm_gateway
 from tollway.config_env import EnvStr, interpolate
+from tollway.routing.settings import ModelSettings, RoutingSettings, check_references
 from tollway.slugs import SLUG_RULE, is_slug
 
 ProviderKind = Literal["openai", "anthropic", "azure_openai", "gemini", "openai_compatible", "demo"]
@@ -449,6 +450,7 @@ class KeySettings(LimitFields):
     sanitization: SanitizationOverride | None = None  # this key's own [sanitization] values
     log_bodies: Bool | None = None  # this key's own [store] log_bodies
     cache: CacheOverride | None = None  # this key's own [cache] values
+    routing_profile: str | None = None  # a [[routing.profiles]] name used when the request names none
 
     @field_validator("key")
     @classmethod
@@ -671,6 +673,8 @@ class Settings(_Strict):
     ask: AskSettings = AskSettings()
     providers: list[ProviderSettings] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)  # alias -> "provider_id:model" or "model"
+    models: list[ModelSettings] = Field(default_factory=list)  # [[models]]: deployments, fallbacks, policy
+    routing: RoutingSettings = RoutingSettings()
     keys: list[KeySettings] = Field(default_factory=list)
     teams: list[GroupSettings] = Field(default_factory=list)
     projects: list[ProjectSettings] = Field(default_factory=list)
@@ -710,6 +714,10 @@ class Settings(_Strict):
         for i, k in enumerate(self.keys):
             if k.team is not None and k.team not in teams:
                 raise ValueError(f"keys[{i}].team: unknown team {k.team!r} (add a [[teams]] entry with that id)")
+        routing = check_references(self.models, self.routing, {p.id for p in self.providers},
+                                   [(i, k.routing_profile) for i, k in enumerate(self.keys)])
+        if routing:
+            raise ValueError("; ".join(routing))
         return self
 
     @model_validator(mode="after")

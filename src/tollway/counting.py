@@ -39,6 +39,22 @@ def approx_tokens(text: str) -> int:
     return (len(text.encode("utf-8", "replace")) + 3) // 4
 
 
+class _SSEBlock:
+    """Raw SSE events held by a tally (see `OutputTally.add_sse`)."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+
+    def payloads(self) -> list[bytes]:
+        from tollway.sse import SSEDecoder
+
+        dec = SSEDecoder()
+        events = dec.feed(self.raw) + dec.flush()
+        return [ev.data for ev in events if ev.data and ev.data != b"[DONE]"]
+
+
 class OutputTally:
     """A running count of the output tokens of one stream. See the module docstring."""
 
@@ -49,7 +65,7 @@ class OutputTally:
                  exact_chars: int = EXACT_CHARS) -> None:
         self._count = count or approx_tokens
         self._extract: Extract | None = None
-        self._pending: list[bytes | str] = []
+        self._pending: list[bytes | str | _SSEBlock] = []
         self._pending_bytes = 0
         self._carry = ""  # the tail of the last piece, after its last space: counted with the next
         self._tokens = 0
@@ -73,6 +89,15 @@ class OutputTally:
         if self._pending_bytes >= self.chunk_bytes:
             self._drain(final=False)
 
+    def add_sse(self, block: bytes) -> None:
+        """Whole SSE events as received (a relay's run of content events): their `data:`
+        payloads are framed out only if they are ever counted."""
+        self._pending.append(_SSEBlock(block))
+        self._pending_bytes += len(block)
+        self.size += len(block)
+        if self._pending_bytes >= self.chunk_bytes:
+            self._drain(final=False)
+
     def add_text(self, text: str) -> None:
         if text:
             self._pending.append(text)
@@ -92,9 +117,11 @@ class OutputTally:
         for item in self._pending:
             if isinstance(item, str):
                 parts.append(item)
-            elif extract is not None:
+            elif extract is None:
+                continue
+            for payload in item.payloads() if isinstance(item, _SSEBlock) else (item,):
                 try:
-                    obj = orjson.loads(item)
+                    obj = orjson.loads(payload)
                 except orjson.JSONDecodeError:
                     continue
                 try:

@@ -155,6 +155,11 @@ class SSEDecoder:
         return []
 
     @property
+    def holding(self) -> bool:
+        """Part of an unfinished event is held."""
+        return bool(self._parts)
+
+    @property
     def pending(self) -> bytes:
         return b"".join(self._parts)
 

@@ -48,7 +48,9 @@ from tollway.providers.registry import build_provider
 from tollway.providers.transport import HttpTransport, Transport
 from tollway.readiness import Readiness, store_probe
 from tollway.routing.catalog import Catalog, Deployment
+from tollway.routing.health import MemoryHealth
 from tollway.routing.outcome import HealthBoard, NoHealth
+from tollway.routing.router import Router
 from tollway.server.limits import ConnectionTracker
 from tollway.secrets import SecretBox
 from tollway.storage.audit import AuditLog
@@ -138,6 +140,7 @@ class AppState:
     # breakers, latency EWMAs, in-flight counts, credential cool-downs (routing.health); the attempt
     # loop reports every provider call to it (routing.outcome)
     health: HealthBoard = field(default_factory=NoHealth)
+    router: Router = field(init=False)  # plans each call's deployments (routing.router)
     # checks behind GET /health/ready: features add one per shared service they open
     readiness: Readiness = field(default_factory=Readiness)
     responses: ResponseStore = field(init=False)
@@ -172,6 +175,9 @@ class AppState:
     _tasks: set[asyncio.Task[object]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
+        if isinstance(self.health, NoHealth):
+            self.health = MemoryHealth(self.settings.routing.breaker, self.settings.routing.ewma_alpha)
+        self.router = Router(self)
         self.forwarder = Forwarder(self)
         self.responses = ResponseStore(self.engine, self.settings.responses)
         self.audit = AuditLog(self.engine)
@@ -260,6 +266,12 @@ class AppState:
             from tollway.cache.embed import RoutedEmbedder
 
             cache.embedder = RoutedEmbedder(state, settings.cache.embedding_model)
+        if redis is not None:
+            from tollway.routing.health_sync import RedisHealthSync
+
+            RedisHealthSync(state.health, redis, settings.redis.prefix,  # type: ignore[arg-type]
+                            affinity=state.router.affinity).start()
+        state.router.quality.start(settings.routing.quality_refresh_secs)
         state.access_log.start()
         state.responses.start()  # deletes expired stored responses in the background
         state.readiness.add("store", store_probe(engine, spool_dir))
@@ -317,6 +329,10 @@ class AppState:
         if self.catalog.discovery is not None:
             await self.catalog.discovery.stop()
         await self.refresher.stop()
+        await self.router.quality.stop()
+        sync = getattr(self.health, "sync", None)
+        if sync is not None:
+            await sync.stop()
         await self.counters.close()
         if self.catalog.listing is not None:
             await self.catalog.listing.stop()

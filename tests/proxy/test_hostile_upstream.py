@@ -57,7 +57,8 @@ def tw(upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 class Liveness:
-    """Polls /health from another thread while an attack runs: each answer must come in 2 s."""
+    """Polls /health from another thread while an attack runs: each answer must come within 10 s
+    (a stalled event loop never answers; a busy shared test machine can take a few seconds)."""
 
     def __init__(self, tw: Tollway) -> None:
         self.url = tw.url + "/health"
@@ -70,7 +71,7 @@ class Liveness:
         while not self._stop.is_set():
             t0 = time.monotonic()
             try:
-                urllib.request.urlopen(self.url, timeout=2).read()
+                urllib.request.urlopen(self.url, timeout=10).read()
                 self.answers += 1
             except Exception as e:  # a timeout or a refused connection: the server stalled
                 self.failures.append(f"{type(e).__name__}: {e} after {time.monotonic() - t0:.1f}s")

@@ -40,9 +40,9 @@ def caller(state: "AppState", scope: Scope) -> KeyInfo | None:
 
 
 def authorize(state: "AppState", scope: Scope, role: str) -> KeyInfo | None:
-    """The caller, if it holds `role` ("viewer" or "admin"); else 401/403."""
+    """The caller, if it holds `role` ("viewer", "admin", "user", or "any": every valid key); else 401/403."""
     info = caller(state, scope)
-    if info is not None and not info.has(role):
+    if info is not None and role != "any" and not info.has(role):
         raise ProxyError("permission", f"Key '{info.id}' lacks the {role} role needed here "
                                        f"(it has: {', '.join(sorted(info.roles))}).")
     return info

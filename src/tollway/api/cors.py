@@ -19,7 +19,8 @@ from tollway.api.asgi import Receive, Scope, Send
 
 ALLOWED_METHODS = b"GET, POST, PUT, PATCH, DELETE, OPTIONS"
 DEFAULT_HEADERS = (b"authorization, content-type, x-api-key, api-key, x-goog-api-key, anthropic-version, "
-                   b"anthropic-beta, x-tollway-key, x-tollway-project, x-tollway-source, x-tollway-customer")
+                   b"anthropic-beta, x-tollway-key, x-tollway-project, x-tollway-source, x-tollway-customer, "
+                   b"x-tollway-profile, x-tollway-session")
 EXPOSED = (b"x-tollway-trace-id, x-tollway-cost-usd, x-tollway-overhead-ms, x-tollway-dropped-params, "
            b"x-tollway-tokens-estimated, "
            b"x-request-id, request-id, retry-after, openai-processing-ms, x-ratelimit-remaining-requests, "

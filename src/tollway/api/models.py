@@ -51,7 +51,16 @@ class ModelRoutes:
         self._gemini = gemini
 
     def _listed(self) -> list[tuple[str, str]]:
-        return self._state.catalog.listed_models()
+        listed = self._state.catalog.listed_models()
+        table = self._state.router.table
+        if not table.models and table.auto is None:
+            return listed
+        names = {m for m, _ in listed}
+        extra = [(name, r.deployments[0].provider.id) for name, r in table.models.items()
+                 if name not in names and r.deployments]
+        if table.auto is not None and "auto" not in names and table.auto.deployments:
+            extra.append(("auto", table.auto.deployments[0].provider.id))
+        return extra + listed
 
     def _created(self) -> int:
         return int(self._state.started_at)
@@ -131,16 +140,35 @@ class ModelRoutes:
             return await self._gemini.get(send, name.removeprefix("models/"))
         found = self.find(name)
         if found is not None:
-            obj = self._anthropic(name, found) if shape == "anthropic" else self._openai(name, found)
-            return await send_json(send, 200, obj)
+            if shape == "anthropic":
+                return await send_json(send, 200, self._anthropic(name, found))
+            return await send_json(send, 200, self._with_catalog(self._openai(name, found), name))
         err = ProxyError("model_not_found", f"The model '{name}' is not routable by this Tollway.", param="model")
         status, body = render(err, "anthropic" if shape == "anthropic" else "openai")
         await send_bytes(send, status, body, JSON_HEADERS)
+
+    def _with_catalog(self, item: dict[str, Any], name: str) -> dict[str, Any]:
+        """The OpenAI shape plus Tollway's catalog entry (`GET /v1/catalog`) under `tollway`."""
+        from tollway.api.routing import catalog_entry
+
+        router = self._state.router
+        route = router.table.models.get(name)
+        if route is None and name == "auto":
+            route = router.table.auto
+        if route is None:
+            dep = self._state.catalog.resolve(name)
+            route = router.table.for_plain(dep) if dep is not None else None
+        if route is not None:
+            item["tollway"] = catalog_entry(self._state, name, route)
+        return item
 
     def find(self, name: str) -> str | None:
         """The provider id serving `name`, when it is listed or routable."""
         for mid, pid in self._listed():
             if mid == name:
                 return pid
+        route = self._state.router.table.models.get(name)
+        if route is not None and route.deployments:
+            return route.deployments[0].provider.id
         dep = self._state.catalog.resolve(name)
         return dep.provider.id if dep is not None else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tollway import __version__
+from tollway.api.openapi_routing import routing_paths
 from tollway.api.openapi_admin import OPERATOR_SECURITY, admin_paths, admin_schemas
 from tollway.api.passthrough import PASSTHROUGH_METHODS
 from tollway.slugs import SLUG_RULE
@@ -30,6 +31,9 @@ _ATTRIBUTION = [
                             "answer). Anything else is a 400."),
     _hdr("Cache-Control", "no-store = skip, no-cache = refresh, max-age=N: accept only a cached answer at most N "
                           "seconds old (x-tollway-cache wins when both are sent)."),
+    _hdr("x-tollway-profile", "Routing profile ([[routing.profiles]] name) for this call; an unknown one is a 400."),
+    _hdr("x-tollway-session", "Session id: calls of one session stick to the deployment that served the previous "
+                              "one while it is healthy (else the body's prompt_cache_key, else user)."),
 ]
 _TRACE = {"x-tollway-trace-id": {"description": "UUIDv7 of this call; the key of its usage record.",
                                  "schema": {"type": "string", "format": "uuid"}},
@@ -523,6 +527,7 @@ def openapi_document() -> dict[str, Any]:
 
     paths.update(surface_paths(_proxy_op, paths["/v1/models"]["get"]))
     paths.update(admin_paths())
+    paths.update(routing_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "Tollway", "version": __version__,

@@ -81,6 +81,9 @@ class RequestContext:
     stream: bool = False
     plan: "list[Deployment]" = field(default_factory=list)  # route stage: deployments to try, in order
     deployment: "Deployment | None" = None  # the one being tried (or that served)
+    # the routing decision (route stage): {"policy", "profile", "scores": {deployment: float},
+    # "cost_estimate": USD as a string or None}; the stream's trace event carries it
+    route_trace: dict[str, Any] | None = None
     provider: "Provider | None" = None
     # Headers every answer to this request carries, Tollway's errors included: the trace id,
     # and whatever stages add (rate-limit state, cache status, the route taken, ...).

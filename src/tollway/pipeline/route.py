@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 from tollway.errors import ProxyError
 from tollway.pipeline.context import RequestContext
-from tollway.providers.base import Endpoint
 from tollway.routing.catalog import Deployment
 
 if TYPE_CHECKING:
@@ -29,7 +28,10 @@ class RouteStage:
             # byok routes exist only where the client's format is the provider kind's own
             dep = state.byok_deployment(ctx.wire_format, ctx.model)
         else:
-            dep = state.catalog.require(ctx.model, Endpoint(ctx.endpoint))
+            plan = state.router.plan(ctx)
+            ctx.plan = plan
+            ctx.deployment = plan[0]
+            return
         ctx.plan = [dep]
         ctx.deployment = dep
 
@@ -45,4 +47,5 @@ class RouteStage:
         return Deployment(found[0], found[1], "")
 
     async def after(self, ctx: RequestContext) -> None:
-        return None
+        if len(ctx.plan) > 1 and not ctx.byok:
+            self._state.router.served(ctx)

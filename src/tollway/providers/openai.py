@@ -24,6 +24,7 @@ _USAGE_NULL = b',"usage":null'  # what include_usage adds to every chunk (compac
 _USAGE_KEY = b'"usage"'
 _USAGE_NULL_KEY = b'"usage":null'
 _ERROR_KEY = b'"error"'
+_DONE = b"\ndata: [DONE]"  # the final event, after an event's end (JSON text cannot hold a raw LF)
 
 
 def usage_from_openai(u: dict[str, Any] | None) -> Usage | None:
@@ -124,6 +125,35 @@ class ChatStreamWatcher:
                 raw = raw.replace(_USAGE_NULL, b"")
             out.append(raw)
         return out[0] if len(out) == 1 else b"".join(out)
+
+    def plain_until(self, buf: bytes, pos: int, end: int) -> int:
+        """Where the run of plain content chunks starting at `pos` ends (an event start, at most
+        `end`): the first chunk is looked at, and so is every chunk whose bytes hold a usage
+        other than null, an error or the final [DONE] (see the class docstring)."""
+        if not self.first_token or buf.startswith(_DONE[1:], pos):
+            return pos
+        stop = end
+        for marker in (_ERROR_KEY, _DONE):
+            i = buf.find(marker, pos, stop)
+            if i >= 0:
+                stop = i
+        if buf.count(_USAGE_KEY, pos, stop) != buf.count(_USAGE_NULL_KEY, pos, stop):
+            i = buf.find(_USAGE_KEY, pos, stop)
+            while i >= 0 and buf.startswith(_USAGE_NULL_KEY, i):
+                i = buf.find(_USAGE_KEY, i + len(_USAGE_KEY), stop)
+            if i >= 0:
+                stop = i
+        if stop == end:
+            return end
+        start = buf.rfind(b"\n\n", pos, stop)  # back to the start of the event holding the marker
+        return start + 2 if start >= 0 else pos
+
+    def relay_plain(self, block: bytes) -> bytes:
+        """Whole content chunks (see `plain_until`), relayed as one block."""
+        self.tally.add_sse(block)
+        if self._strip:
+            return block.replace(_USAGE_NULL, b"")
+        return block
 
     def _decoded(self, ev: SSEEvent) -> bytes | None:
         """A chunk that may be more than content, decoded: the bytes to relay when it is not a

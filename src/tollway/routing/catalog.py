@@ -9,7 +9,7 @@ discovered models change. A config reload builds a new Catalog.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
@@ -55,11 +55,12 @@ class Deployment:
     max_concurrency: int | None = None
     max_rpm: int | None = None
     max_tpm: int | None = None
+    # `provider_id:model`: how records, headers, breakers and explain name this deployment
+    # (computed once: the router reads it several times per request)
+    name: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def name(self) -> str:
-        """`provider_id:model`: how records, headers, breakers and explain name this deployment."""
-        return f"{self.provider.id}:{self.model}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", f"{self.provider.id}:{self.model}")
 
 
 class Catalog:

@@ -333,3 +333,19 @@ record_bodies = Table(
     Column("response_truncated", Boolean, nullable=False),
 )
 Index("ix_record_bodies_ts", record_bodies.c.ts)
+
+# Quality feedback on a call (POST /v1/signals): a score 0..1 (thumbs up = 1, down = 0) and a
+# label. Summarised per model by joining the call's record (routing.quality).
+signals = Table(
+    "signals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("trace_id", String(36), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("label", String),
+    Column("key_id", String),
+)
+
+Index("ix_signals_trace_id", signals.c.trace_id)
+Index("ix_signals_ts", signals.c.ts)

@@ -9,7 +9,8 @@ import { overview } from "./overview";
 import { projects } from "./projects";
 import { providers } from "./providers";
 import { requests } from "./requests";
+import { routing } from "./routing";
 import { sources } from "./sources";
 import type { Page } from "./types";
 
-export const PAGES: Page[] = [overview, requests, projects, sources, errors, models, keys, guard, ask, providers];
+export const PAGES: Page[] = [overview, requests, projects, sources, errors, models, keys, guard, routing, ask, providers];

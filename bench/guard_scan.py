@@ -76,6 +76,18 @@ def main() -> None:
     for name, fn in rows:
         best, med = measure(fn, batches=10 if name.startswith("output") else 40)
         print(f"{name:52s} {best:9.1f} {med:10.1f}")
+    # hostile 1 MB prompts: linear, but large bodies are scanned off the event loop (pipeline.guard)
+    import base64
+    import os
+
+    big = [("1 MB base64 noise", base64.b64encode(os.urandom(750_000)).decode()),
+           ("1 MB prose", prompt(1_000_000)),
+           ("1 MB one line of 30,000 `token=...` pairs", "api_token=Zx9a1B2c3D4e5F6g7H8 " * 30_000)]
+    print(f"{'1 MB prompts (credentials + PII)':52s} {'ms CPU':>9s}")
+    for name, text in big:
+        t0 = time.process_time_ns()
+        both.scan(text)
+        print(f"{name:52s} {(time.process_time_ns() - t0) / 1e6:9.1f}")
 
 
 if __name__ == "__main__":

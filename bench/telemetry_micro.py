@@ -20,7 +20,8 @@ queued). Scenarios:
 
 Reported: each scenario's CPU per request minus (a)'s, the median of `--repeat` runs.
 `--store` adds a line for the outbox INSERT into a real SQLite store (the writer's
-transaction), the rest of billing's background cost per event.
+transaction, itself included). bench/billing_micro.py measures billing's whole cost per event:
+the rows in the ledger's transaction (that transaction's own cost subtracted) and the sender.
 """
 
 from __future__ import annotations

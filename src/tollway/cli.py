@@ -128,7 +128,8 @@ def serve(
 
 def _serve_workers(settings: Settings, config: Optional[Path], demo: bool, workers: int) -> None:
     """N processes on one socket (uvicorn's supervisor); each loads the same settings again
-    (`app.app_from_env`). The store is migrated once here, before any of them starts."""
+    (`app.app_from_env`). The store is migrated once here, before any of them starts, and
+    prometheus-client's multiprocess directory (`<data_dir>/prometheus`, emptied) is set up."""
     import json
     import os
 
@@ -137,6 +138,11 @@ def _serve_workers(settings: Settings, config: Optional[Path], demo: bool, worke
     from tollway.storage.engine import migrate
 
     asyncio.run(migrate(settings.store_url))
+    if settings.metrics.enabled and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # every worker writes its samples there, and a scrape of any worker reads them all
+        from tollway.telemetry.metrics import prepare_multiprocess_dir
+
+        prepare_multiprocess_dir(settings.server.data_dir)
     os.environ["TOLLWAY_SERVE_ARGS"] = json.dumps({
         "config": str(config.resolve()) if config else None, "demo": demo, "host": settings.server.host,
         "port": settings.server.port, "log_level": settings.logging.level, "log_format": settings.logging.format})

@@ -430,12 +430,12 @@ class KeySettings(LimitFields):
     id: str = Field(min_length=1)
     key: SecretStr
     name: str | None = None  # shown in listings (the seed's key_map `label`)
-    project: str | None = None  # default project for requests made with this key
+    project: str | None = None  # the project of this key's requests (a header or path naming another: 403)
     # user: calls models; viewer: reads records, stats and admin data; admin: also changes things.
     # A management key (viewer/admin) calls models only if it also has "user".
     roles: list[Role] = Field(default_factory=lambda: ["user"], min_length=1)
     team: str | None = None  # a [[teams]] id: the team's limits and budgets apply too
-    customer: str | None = None  # the customer every call of this key is billed to (wins over the header)
+    customer: str | None = None  # the customer every call of this key is billed to (another in the header: 403)
     max_concurrency: Int | None = Field(None, ge=1)  # requests in flight at once
     queue_timeout_ms: Int = Field(0, ge=0, le=600_000)  # over max_concurrency: wait this long for a slot (FIFO)
     models: list[str] | None = None  # allow-list of model names / globs; absent = every model
@@ -613,7 +613,9 @@ class BillingSettings(_Strict):
     retry_base_secs: Float = Field(1.0, gt=0)  # first retry delay; doubles per attempt (with jitter)
     retry_max_secs: Float = Field(300.0, gt=0)
     poll_interval_secs: Float = Field(1.0, gt=0)  # how often the sender looks for due events
-    keep_delivered_days: Float = Field(7.0, gt=0)  # delivered events are kept this long (replay guard)
+    # no longer used (a delivered batch is deleted; a spool replay cannot enqueue an event
+    # twice without it): accepted so that older configs load
+    keep_delivered_days: Float = Field(7.0, gt=0)
 
     @field_validator("sinks")
     @classmethod

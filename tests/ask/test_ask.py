@@ -29,7 +29,7 @@ def tw(fake: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     cfg = standard_config(fake.url, ask={"model": ASK_MODEL, "timeout_secs": 1.0, "max_rows": 50})
     cfg["keys"] = [*cfg["keys"], {"id": "viewer", "key": VIEWER, "roles": ["viewer"]}]
     t = Tollway(tmp_path_factory.mktemp("ask"), cfg)
-    client = openai_client(t, TEAM_KEY)
+    client = openai_client(t)  # (team-alpha's key is bound to project alpha: it cannot name beta)
     for project, n in (("alpha", 3), ("beta", 2)):
         for _ in range(n):
             client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],

@@ -1,10 +1,12 @@
 """Billing events end to end: Tollway in front of the fake provider, a fake webhook receiver
 that verifies signatures and counts each event id once; failures, timeouts, parking,
-operator retry, and SIGTERM / SIGKILL of Tollway while a batch is in flight."""
+operator retry, SIGTERM / SIGKILL of Tollway while a batch is in flight, and on Postgres a
+sink outage, a crash and two instances sending from one outbox."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 import signal
 import time
 import urllib.request
@@ -17,6 +19,7 @@ import pytest
 from tests.fakes.provider import FakeProvider
 from tests.fakes.webhook import WebhookReceiver
 from tests.harness import MASTER_KEY, Tollway, openai_client, standard_config
+from tests.services import pg_store_url  # noqa: F401  (fixture)
 
 SECRET = "whsec-test-secret"
 
@@ -184,3 +187,36 @@ def test_tollway_killed_mid_delivery_delivers_everything_after_restart(
         assert receiver.bad_signatures == 0
     finally:
         tw2.stop()
+
+
+def test_on_postgres_events_survive_a_sink_outage_and_a_crash_and_two_instances_share_the_work(
+        fake: FakeProvider, receiver: WebhookReceiver, tmp_path: Path, pg_store_url: str) -> None:  # noqa: F811
+    cfg = billing_config(fake, receiver)
+    cfg["store"] = {"url": pg_store_url, "flush_interval_secs": 0.05}
+    receiver.set_mode("fail")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    tw = Tollway(tmp_path / "a", cfg)
+    try:
+        traces = [call(tw, f"cust-{i % 2}", f"m{i}") for i in range(6)]
+        for t in traces:
+            tw.record(t)  # stored, so its events are in the outbox
+        eventually(lambda: receiver.posts >= 2, what="failed posts")
+        tw.signal(signal.SIGKILL)
+        tw.proc.wait(20)
+    finally:
+        tw.stop()
+    assert receiver.unique_ids == set()
+    receiver.set_mode("ok")
+    a, b = Tollway(tmp_path / "a", cfg), Tollway(tmp_path / "b", cfg)
+    try:
+        more = [call(tw2, "acme", f"after {i}") for i in range(10) for tw2 in (a, b)]
+        ids = receiver.wait_for(26, timeout=30)
+        assert ids == {f"{t}:meter" for t in traces + more}
+        assert receiver.bad_signatures == 0
+        time.sleep(1)  # nothing more comes: two senders never took the same batch
+        delivered = Counter(e["id"] for e in receiver.delivered())
+        assert len(delivered) == 26 and max(delivered.values()) == 1
+    finally:
+        a.stop()
+        b.stop()

@@ -144,3 +144,12 @@ def test_gemini_json_array_streams_are_replayed_as_json_arrays(cached: Tollway, 
         text = "".join(p.get("text", "") for c in chunks for p in c["candidates"][0]["content"].get("parts", []))
         assert text == REPLY and chunks[-1]["candidates"][0]["finishReason"] == "STOP"
     assert seen == ["miss", "hit"] and upstream_count(fake, prompt) == 1
+
+
+def test_an_anthropic_beta_header_keeps_its_own_entries(cached: Tollway) -> None:
+    """anthropic-beta switches features on (longer outputs, other tool behaviour): an answer
+    made with one set of betas is not replayed to a request with another, or with none."""
+    prompt = unique("beta question")
+    seen = [ask(cached, "anthropic", prompt, headers=h).cache for h in
+            (None, {"anthropic-beta": "output-128k-2025-02-19"}, {"anthropic-beta": "output-128k-2025-02-19"}, None)]
+    assert seen == ["miss", "miss", "hit", "hit"]

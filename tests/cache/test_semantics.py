@@ -108,8 +108,10 @@ def scoped(fake: FakeProvider, tmp_path_factory: pytest.TempPathFactory):
 def test_project_scope_shares_within_the_keys_project_only(scoped: Tollway, fake: FakeProvider) -> None:
     prompt = unique()
     assert ask(scoped, "openai_chat", prompt, key=OTHER_KEY).cache == "miss"
-    # team-alpha's key belongs to project alpha: a header naming gamma does not open gamma's answers
-    assert ask(scoped, "openai_chat", prompt, key=TEAM_KEY, headers={"x-tollway-project": "gamma"}).cache == "miss"
+    # team-alpha's key belongs to project alpha: a header naming gamma is refused, never gamma's answers
+    with pytest.raises(openai.PermissionDeniedError):
+        ask(scoped, "openai_chat", prompt, key=TEAM_KEY, headers={"x-tollway-project": "gamma"})
+    assert ask(scoped, "openai_chat", prompt, key=TEAM_KEY).cache == "miss"
     # a key of the same project with its own override (scope = key) keeps to itself
     assert ask(scoped, "openai_chat", prompt, key=PROJECT_KEY).cache == "miss"
     assert ask(scoped, "openai_chat", prompt, key=OTHER_KEY).cache == "hit"
@@ -150,12 +152,17 @@ def guarded(fake: FakeProvider, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_with_output_redaction_the_cache_stores_and_replays_the_redacted_answer(guarded: Tollway, stream: bool) -> None:
+def test_with_output_redaction_an_answer_that_leaked_is_never_stored(guarded: Tollway, stream: bool) -> None:
+    """A redacted answer is not replayed: every repeat reaches the model and the output check
+    again, so each leak is found, recorded and redacted where it happens (a hit would carry no
+    finding). Clean answers are cached as usual under the same policy."""
     from tests.fakes.scenario import LEAKED_KEY
 
     prompt = unique("[[leak]]")
     answers = [ask(guarded, "openai_chat", prompt, stream=s) for s in (stream, not stream)]
-    assert [a.cache for a in answers] == ["miss", "hit"]
+    assert [a.cache for a in answers] == ["miss", "miss"]
     for a in answers:
         assert LEAKED_KEY not in a.text and "[REDACTED:" in a.text
-    assert answers[0].text == answers[1].text
+        assert guarded.record(a.trace)["guard_findings"]["response_action"] == "redacted"
+    clean = unique("plain question")
+    assert [ask(guarded, "openai_chat", clean, stream=s).cache for s in (stream, not stream)] == ["miss", "hit"]

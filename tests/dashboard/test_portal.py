@@ -36,7 +36,10 @@ def tw(fake: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     for i in range(9):
         h = {"x-tollway-project": ["alpha", "beta", "gamma"][i % 3], "x-tollway-source": ["web", "batch", "cron"][i % 3],
              "x-tollway-customer": f"cust-{i % 4}"}
-        (team if i % 2 else oai).chat.completions.create(model="gpt-4o-mini", messages=HELLO, extra_headers=h)
+        if i % 2:  # team-alpha's key is bound to project alpha: it names no other
+            team.chat.completions.create(model="gpt-4o-mini", messages=HELLO, extra_headers=own_project(h))
+        else:
+            oai.chat.completions.create(model="gpt-4o-mini", messages=HELLO, extra_headers=h)
         if i % 3 == 0:
             claude.messages.create(model="claude-3-5-haiku-latest", max_tokens=20, messages=HELLO, extra_headers=h)
         if i % 4 == 0:
@@ -317,3 +320,8 @@ def test_money_is_exact_on_the_page(tw: Tollway) -> None:
     totals = tw.get("/v1/stats")[1]["totals"]
     assert Decimal(totals["cost_usd"]) == sum((Decimal(r["cost_usd"]) for r in tw.records(limit=1000)
                                                if r["cost_usd"] is not None), Decimal(0))
+
+
+def own_project(h: dict[str, str]) -> dict[str, str]:
+    """The attribution headers a key bound to project alpha may send: another project is a 403."""
+    return {k: v for k, v in h.items() if k != "x-tollway-project" or v == "alpha"}

@@ -91,9 +91,12 @@ def test_only_the_unfinished_token_is_held_back() -> None:
     check = OutputCheck(SCANNER, "redact")
     assert released(check.feed([TextDelta(0, "Hello there, the key is AKIA")])) == "Hello there, the key is "
     assert released(check.feed([TextDelta(0, AWS[4:] + " and more")])) == "[REDACTED:AWS_ACCESS_KEY] and "
-    # other deltas first flush what was held, in order
+    # usage is not content: it passes and the unfinished token stays held
     out = check.feed([UsageDelta(Usage(input_tokens=1, output_tokens=2))])
-    assert [type(d).__name__ for d in out] == ["TextDelta", "UsageDelta"] and out[0].text == "more"
+    assert [type(d).__name__ for d in out] == ["UsageDelta"]
+    # the block's end first flushes what was held, in order
+    out = check.feed([BlockStop(0)])
+    assert [type(d).__name__ for d in out] == ["TextDelta", "BlockStop"] and out[0].text == "more"
 
 
 def test_whole_answers() -> None:
@@ -107,3 +110,42 @@ def test_whole_answers() -> None:
     with pytest.raises(ContentBlocked):
         OutputCheck(Scanner(credentials=True), "block").whole(
             CanonicalResponse(id="r", model="m", content=[Text(f"key {AWS}")]))
+
+
+def test_usage_between_chunks_releases_nothing_held_back() -> None:
+    """Gemini puts usageMetadata in every chunk: a usage delta between two halves of a key is
+    not the end of the text, so nothing of the key may pass before the check has seen all of it."""
+    check = OutputCheck(Scanner(credentials=True), "block")
+    sent = ""
+    with pytest.raises(ContentBlocked):
+        for piece in ("Your key is ", AWS[:6], AWS[6:14], AWS[14:] + " keep it safe."):
+            sent += released(check.feed([TextDelta(0, piece), UsageDelta(Usage(10, 1))]))
+        check.feed([BlockStop(0), Finish("end_turn")])
+    assert sent == "Your key is "
+
+
+@pytest.mark.parametrize("offset", range(0, 32, 3))
+def test_a_key_inside_minified_json_longer_than_a_token_is_never_cut_in_two(offset: int) -> None:
+    """A run of non-space text longer than MAX_TOKEN is released before it ends; where it is
+    cut must not be inside a key, or the key's first half goes out before the check sees it."""
+    blob = json.dumps({**{f"k{i}": f"v{i}x" for i in range(150 + offset)}, "aws": AWS, "z": "q" * 3000},
+                      separators=(",", ":"))
+    check = OutputCheck(Scanner(credentials=True), "block")
+    sent = ""
+    with pytest.raises(ContentBlocked):
+        for i in range(0, len(blob), 16):
+            sent += released(check.feed([TextDelta(0, blob[i:i + 16])]))
+        check.close()
+    assert AWS[:4] not in sent and blob.startswith(sent) and len(sent) > 1000
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=10_000), max_size=30))
+def test_numbers_written_in_groups_are_redacted_whole_however_split(cuts: list[int]) -> None:
+    """Cards, phone numbers and IBANs have spaces between their groups: no group of one may go
+    out before the whole number has been seen."""
+    text = "Card 4111 1111 1111 1111, call +1 (415) 555-0132 or wire to DE89 3704 0044 0532 0130 00 today."
+    check = OutputCheck(SCANNER, "redact")
+    out = released(run(check, split(text, cuts)))
+    assert out == ("Card [REDACTED:CREDIT_CARD], call [REDACTED:PHONE_NUMBER] or wire to [REDACTED:IBAN_CODE] "
+                   "today.")

@@ -70,3 +70,21 @@ def test_overlapping_findings_keep_the_credential() -> None:
     text = "postgres://app:s3cretPassw0rd@db.example.com/app"
     found = FULL.scan(text)
     assert [f.type for f in found] == ["CONNECTION_STRING_PASSWORD"]
+
+
+def test_a_key_inside_base64_noise_and_a_megabyte_line_is_still_found() -> None:
+    """High-entropy text (the case the keyword pre-filter exists for) hides nothing, and a line
+    allowlist still sees the line around a match when the line is a megabyte long."""
+    import base64
+    import random
+
+    rnd = random.Random(12)
+    noise = base64.b64encode(bytes(rnd.getrandbits(8) for _ in range(30_000))).decode()
+    aws = CORPUS["secrets"]["AWS_ACCESS_KEY"]
+    found = FULL.scan(f"{noise[:20_000]} {aws} {noise[20_000:]}")
+    assert [f.type for f in found] == ["AWS_ACCESS_KEY"]
+    creds = Scanner(credentials=True)
+    match = "token=Zx9a1B2c3D4e5F6g7H8qW"
+    assert [f.type for f in creds.scan(match)] == ["GENERIC_API_KEY"]
+    line = "x " * 400_000 + "RUN --mount=type=secret,id=npm " + match + " y" * 400_000
+    assert creds.scan(line) == []  # excused by gitleaks' line allowlist (a Dockerfile secret mount)

@@ -75,3 +75,31 @@ def test_redaction_through_slots_rewrites_the_body() -> None:
     for c, k in text_slots("chat", body):
         c[k] = c[k].upper()
     assert body["messages"][0]["content"][0]["text"] == "A"
+
+
+def test_text_in_less_common_places_is_found() -> None:
+    """Anthropic text documents, legacy function_call arguments, predicted outputs, Responses
+    tool outputs of every kind, Gemini code parts: all text the client sends the model."""
+    assert texts("messages", {"messages": [{"role": "user", "content": [
+        {"type": "document", "title": "t", "source": {"type": "text", "media_type": "text/plain", "data": "doc"}},
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"}},
+        {"type": "document", "source": {"type": "content", "content": [{"type": "text", "text": "inner"}]}}]}]}) \
+        == ["doc", "t", "inner"]
+    assert texts("chat", {"prediction": {"type": "content", "content": "pred"}, "messages": [
+        {"role": "assistant", "function_call": {"name": "f", "arguments": "{\"a\": 1}"}}]}) == ["pred", "{\"a\": 1}"]
+    assert texts("responses", {"input": [{"type": "local_shell_call_output", "call_id": "c", "output": "sh"},
+                                         {"type": "mcp_call_output", "output": {"text": "mcp"}}]}) == ["sh", "mcp"]
+    assert texts("gemini", {"contents": [{"parts": [{"executableCode": {"language": "PYTHON", "code": "x=1"}},
+                                                    {"codeExecutionResult": {"outcome": "OK", "output": "1"}}]}]}) \
+        == ["PYTHON", "x=1", "OK", "1"]
+
+
+def test_nesting_hides_no_string() -> None:
+    deep: dict = {"secret": "found me"}
+    for i in range(200):
+        deep = {"level": i, "more": [deep]} if i % 2 else {"more": deep}
+    body = {"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t",
+                                                       "content": "ok"}]},
+                         {"role": "assistant", "content": [{"type": "tool_use", "id": "u", "name": "f",
+                                                            "input": {"a": "first", "deep": deep, "z": "last"}}]}]}
+    assert texts("messages", body) == ["ok", "first", "found me", "last"]

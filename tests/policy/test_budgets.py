@@ -194,6 +194,7 @@ def test_team_project_and_customer_budgets_each_apply(fake: FakeProvider, tmp_pa
                           projects=[{"id": "beta", "budget": "0.00003/month"}],
                           customers=[{"id": "acme", "budget": "0.00003/day"}])
     cfg["keys"].append({"id": "member", "key": "tw-member-key-1", "team": "alpha-team"})
+    cfg["keys"].append({"id": "roamer", "key": "tw-roamer-key-1"})  # bound to no project: may name any
     tw = Tollway(tmp_path, cfg)
     try:
         member = openai_client(tw, "tw-member-key-1")
@@ -201,7 +202,7 @@ def test_team_project_and_customer_budgets_each_apply(fake: FakeProvider, tmp_pa
         with pytest.raises(openai.RateLimitError) as e:  # 18 spent + 8 + 30 reserved > 50
             member.chat.completions.create(model="gpt-4o-mini", messages=HELLO, max_tokens=30)
         assert e.value.body["code"] == "team_budget_exceeded" and "alpha-team" in e.value.message
-        team = openai_client(tw, TEAM_KEY)
+        team = openai_client(tw, "tw-roamer-key-1")
         team.chat.completions.create(model="gpt-4o-mini", messages=HELLO, max_tokens=5,
                                      extra_headers={"x-tollway-project": "beta"})
         with pytest.raises(openai.RateLimitError) as e:
@@ -232,3 +233,35 @@ def test_no_limits_no_stage(fake: FakeProvider, tollway: Tollway) -> None:
     assert r.headers.get("x-ratelimit-limit-requests") == fake_ratelimit_header()
     status, _ = admin(tollway, "GET", "/admin/budgets")
     assert status == 200
+
+
+def test_a_budget_set_mid_window_counts_the_windows_spend_and_the_change_is_audited(fake: FakeProvider,
+                                                                                   tmp_path: Path) -> None:
+    tw = Tollway(tmp_path, standard_config(fake.url, prices=[EASY_PRICE]))
+    try:
+        status, k = admin(tw, "POST", "/admin/keys", {"name": "late-budget"})
+        client = openai_client(tw, k["key"])
+        for _ in range(3):  # 18 µUSD each
+            client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+        eventually(lambda: len(tw.records(key_id=k["id"])) == 3)
+        # a PATCH that sets budgets answers (it used to wait on SQLite's lock inside its own
+        # transaction for 5 s, then fail with a 500)
+        status, body = admin(tw, "PATCH", f"/admin/keys/{k['id']}", {"budgets": ["0.00005/month"], "rpm": 100})
+        assert status == 200, body
+        # this month's spend, made before the budget existed, counts
+        eventually(lambda: budget_of(tw, "key", k["id"])["spent_usd"] == "0.000054000")
+        eventually(lambda: _refused(client))
+        audit = admin(tw, "GET", "/admin/audit?limit=10")[1]["data"]
+        change = next(e for e in audit if e["action"] == "key.update")
+        assert change["after"]["budgets"] == ["0.00005/month"] and change["after"]["limits"]["rpm"] == 100
+        assert change["before"]["budgets"] == [] and change["before"]["limits"]["rpm"] is None
+    finally:
+        tw.stop()
+
+
+def _refused(client: openai.OpenAI) -> bool:
+    try:
+        client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+        return False
+    except openai.RateLimitError as e:
+        return e.body["code"] == "key_budget_exceeded"

@@ -81,7 +81,12 @@ def test_validation_names_the_field_and_changes_nothing(tw: Tollway) -> None:
                         ({"name": "x", "rpm": -5}, "rpm"),
                         ({"name": "x", "team": "no-such-team"}, "team"),
                         ({"name": "x", "colour": "blue"}, "colour"),
-                        ({"rpm": 5}, "name")):
+                        ({"rpm": 5}, "name"),
+                        # JSON true is not 1 and "10" is not 10; a key's project is a slug like any other
+                        ({"name": "x", "rpm": True}, "rpm"),
+                        ({"name": "x", "max_concurrency": "10"}, "max_concurrency"),
+                        ({"name": "x", "expires_at": True}, "expires_at"),
+                        ({"name": "x", "project": "../etc"}, "project")):
         status, err = admin(tw, "POST", "/admin/keys", body)
         assert status == 422, (body, err)
         assert err["error"]["param"] == param and err["error"]["code"] == "validation_error"

@@ -27,7 +27,10 @@ def tw(fake: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     for i in range(6):
         h = {"x-tollway-project": ["alpha", "beta", "gamma"][i % 3], "x-tollway-source": ["web", "batch"][i % 2],
              "x-tollway-customer": f"cust-{i % 2}"}
-        (team if i % 2 else oai).chat.completions.create(model="gpt-4o-mini", messages=HELLO, extra_headers=h)
+        if i % 2:  # team-alpha's key is bound to project alpha: it names no other
+            team.chat.completions.create(model="gpt-4o-mini", messages=HELLO, extra_headers=own_project(h))
+        else:
+            oai.chat.completions.create(model="gpt-4o-mini", messages=HELLO, extra_headers=h)
         claude.messages.create(model="claude-3-5-haiku-latest", max_tokens=20, messages=HELLO, extra_headers=h)
     with pytest.raises(openai.InternalServerError):
         oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x [[fault:500]]"}],
@@ -133,3 +136,8 @@ def test_stats_survive_a_restart(fake: FakeProvider, tmp_path: Path) -> None:
         assert t.get("/v1/stats?group_by=model")[1]["totals"] == before["totals"]
     finally:
         t.stop()
+
+
+def own_project(h: dict[str, str]) -> dict[str, str]:
+    """The attribution headers a key bound to project alpha may send: another project is a 403."""
+    return {k: v for k, v in h.items() if k != "x-tollway-project" or v == "alpha"}

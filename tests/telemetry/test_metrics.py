@@ -1,6 +1,6 @@
 """GET /metrics: auth, the request families against the ledger, opt-in and bounded labels,
-ledger gauges, streams in flight, and prometheus-client's multiprocess mode across two
-Tollway processes sharing one directory."""
+ledger gauges, streams in flight, and prometheus-client's multiprocess mode: across two
+Tollway processes sharing one directory, and across the workers of `serve --workers 2`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from pathlib import Path
 
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.provider import FakeProvider
+from tests.services import REDIS_URL, redis_prefix  # noqa: F401  (fixture)
 from tests.harness import TEAM_KEY, Tollway, anthropic_client, openai_client, standard_config
 from tests.telemetry.promtext import family_names, samples, scrape, value
 
@@ -44,6 +46,32 @@ def test_metrics_need_the_master_key_unless_public(tollway: Tollway, fake: FakeP
 def test_every_family_is_exposed(tollway: Tollway) -> None:
     names = family_names(scrape(tollway)[1])
     assert [f for f in FAMILIES if f not in names] == []
+
+
+TYPES = {
+    "counter": ("tollway_requests", "tollway_tokens", "tollway_spend_usd", "tollway_ledger_records",
+                "tollway_ledger_write_errors", "tollway_billing_events", "tollway_otel_spans", "tollway_rate_limited",
+                "tollway_budget_rejected", "tollway_retries", "tollway_fallbacks", "tollway_cache_lookups",
+                "tollway_guardrail_findings"),
+    "histogram": ("tollway_request_duration_seconds", "tollway_overhead_seconds", "tollway_upstream_duration_seconds",
+                  "tollway_time_to_first_token_seconds"),
+    "gauge": ("tollway_streams_in_flight", "tollway_ledger_queue_depth", "tollway_ledger_spool_bytes",
+              "tollway_billing_outbox_pending", "tollway_budget_remaining_usd", "tollway_deployment_healthy",
+              "tollway_build_info"),
+}
+
+
+def test_families_have_their_types_and_labels(tollway: Tollway) -> None:
+    openai_client(tollway).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    text = scrape(tollway)[1]
+    got = {fam.name: fam.type for fam in text_string_to_metric_families(text)}
+    assert {name: got.get(name) for kind, names in TYPES.items() for name in names} == {
+        name: kind for kind, names in TYPES.items() for name in names}
+    labels = {n: set(ls) - {"le"} for n, ls, _ in samples(text)}
+    assert labels["tollway_requests_total"] == {"route", "model", "provider", "status_class"}
+    assert labels["tollway_tokens_total"] == {"route", "model", "provider", "type"}
+    assert labels["tollway_request_duration_seconds_bucket"] == {"route", "model", "provider"}
+    assert labels["tollway_upstream_duration_seconds_bucket"] == {"provider", "model", "outcome"}
 
 
 def test_request_families_agree_with_the_ledger(fake: FakeProvider, tmp_path: Path) -> None:
@@ -143,3 +171,40 @@ def test_multiprocess_mode_sums_processes_sharing_a_directory(fake: FakeProvider
     finally:
         a.stop()
         b.stop()
+
+
+def test_workers_each_count_and_any_worker_scrapes_them_all(
+        fake: FakeProvider, tmp_path: Path, redis_prefix: str) -> None:  # noqa: F811
+    cfg = standard_config(fake.url, redis={"url": REDIS_URL, "prefix": redis_prefix})
+    tw = Tollway(tmp_path, cfg, extra_args=["--workers", "2"])
+    try:
+        for i in range(12):  # a new connection each: the kernel spreads them over the workers
+            with openai.OpenAI(base_url=tw.url + "/v1", api_key=TEAM_KEY, max_retries=0) as oai:
+                oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"hi {i}"}])
+        for _ in range(6):  # whichever worker answers the scrape (each on a new connection)
+            text = scrape(tw)[1]
+            assert value(text, "tollway_requests_total", route="openai.chat", status_class="2xx") == 12
+            assert value(text, "tollway_request_duration_seconds_count") == 12
+        pids = {f.stem.rsplit("_", 1)[-1] for f in (tmp_path / ".tollway" / "prometheus").glob("*.db")}
+        assert len(pids) >= 2, pids  # both workers write their own files
+    finally:
+        tw.stop()
+
+
+def test_guardrail_findings_are_counted_by_type_and_action(fake: FakeProvider, tmp_path: Path) -> None:
+    aws, email = "AKIA" + "ZT3XGQWM7N4RB2VC", "jane.doe@example.com"  # FAKE, in AWS's format
+    cfg = standard_config(fake.url)
+    cfg["sanitization"] = {"enabled": True, "redact_pii": True}
+    cfg["keys"] = [{"id": "gate", "key": "tw-gate-key", "sanitization": {"compliance_gate": True}}]
+    tw = Tollway(tmp_path, cfg)
+    try:
+        prompt = [{"role": "user", "content": f"Why does {aws} fail? Mail {email} or {email}."}]
+        openai_client(tw).chat.completions.create(model="gpt-4o-mini", messages=prompt)
+        with pytest.raises(openai.PermissionDeniedError):
+            openai_client(tw, "tw-gate-key").chat.completions.create(model="gpt-4o-mini", messages=prompt)
+        got = {(ls["scanner"], ls["action"]): v for n, ls, v in samples(scrape(tw)[1])
+               if n == "tollway_guardrail_findings_total"}
+        assert got == {("AWS_ACCESS_KEY", "redacted"): 1, ("EMAIL_ADDRESS", "redacted"): 2,
+                       ("AWS_ACCESS_KEY", "refused"): 1, ("EMAIL_ADDRESS", "refused"): 2}
+    finally:
+        tw.stop()

@@ -127,6 +127,47 @@ def test_content_only_when_asked(fake: FakeProvider, otlp: OtlpReceiver, tmp_pat
         tw.stop()
 
 
+def test_captured_content_never_holds_what_the_guard_found(fake: FakeProvider, otlp: OtlpReceiver,
+                                                           tmp_path: Path) -> None:
+    """A refused prompt, a prompt forwarded by policy, and an answer the output check redacted
+    or blocked: the spans' captured messages hold none of the secrets."""
+    from tests.fakes.scenario import LEAKED_KEY
+
+    aws = "AKIA" + "ZT3XGQWM7N4RB2VC"  # FAKE
+    cfg = standard_config(fake.url, otel={"endpoint": otlp.url, "capture_content": True})
+    cfg["sanitization"] = {"enabled": True, "output": "redact"}
+    cfg["keys"] = [{"id": "gate", "key": "tw-gate-key", "sanitization": {"compliance_gate": True}},
+                   {"id": "fwd", "key": "tw-fwd-key", "sanitization": {"redact_credentials": False}},
+                   {"id": "block", "key": "tw-block-key", "sanitization": {"output": "block"}}]
+    tw = Tollway(tmp_path, cfg, env=FAST_EXPORT)
+    try:
+        traces = []
+        with pytest.raises(openai.PermissionDeniedError) as ei:
+            openai_client(tw, "tw-gate-key").chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": f"why {aws}"}])
+        traces.append(ei.value.response.headers["x-tollway-trace-id"])
+        raw = openai_client(tw, "tw-fwd-key").chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": f"rotate {aws}"}])
+        traces.append(raw.headers["x-tollway-trace-id"])
+        raw = openai_client(tw).chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "[[leak]]"}])
+        assert LEAKED_KEY not in raw.parse().choices[0].message.content
+        traces.append(raw.headers["x-tollway-trace-id"])
+        with pytest.raises(openai.PermissionDeniedError) as ei:
+            openai_client(tw, "tw-block-key").chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "[[leak]]"}])
+        traces.append(ei.value.response.headers["x-tollway-trace-id"])
+        for trace in traces:
+            attrs = otlp.find(**{"tollway.trace_id": trace}).attributes
+            dumped = str(attrs)
+            assert "gen_ai.input.messages" in attrs, trace
+            assert aws not in dumped and LEAKED_KEY not in dumped, trace
+        assert "[REDACTED:AWS_ACCESS_KEY]" in otlp.find(**{"tollway.trace_id": traces[2]}).attributes[
+            "gen_ai.output.messages"]
+    finally:
+        tw.stop()
+
+
 def test_without_otel_the_client_trace_context_goes_upstream_as_it_came(
         tollway: Tollway, fake: FakeProvider) -> None:
     fake.clear()

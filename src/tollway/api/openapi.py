@@ -83,8 +83,9 @@ def _errors(fmt: str) -> dict[str, Any]:
     out = {}
     for code, desc in (("400", "Invalid JSON, no model, or a project slug that breaks the rule."), ("401", "Missing or invalid Tollway key."),
                        ("404", "Unknown model (the message names the routable models) or route."),
-                       ("403", "Management key, or a model outside the key's allow-list (the message names "
-                               "the allowed models)."),
+                       ("403", "Management key, a model outside the key's allow-list (the message names "
+                               "the allowed models), or a project or customer other than the one the key is "
+                               "bound to (code project_not_allowed / customer_not_allowed)."),
                        ("413", "Body over server.max_body_bytes or the key's max_body_bytes."),
                        ("429", "A rate, token, concurrency or budget limit (error type budget_exceeded, code "
                                "<scope>_budget_exceeded, naming the budget); the call never reached a provider."),

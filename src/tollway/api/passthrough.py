@@ -24,6 +24,7 @@ from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.stage import run_stages
+from tollway.policy.checks import check_passthrough, check_passthrough_price, may_spend
 from tollway.policy.credentials import with_key_credentials
 from tollway.passthrough.headers import upstream_headers
 from tollway.passthrough.links import own_results_url
@@ -123,10 +124,16 @@ class PassthroughRoute:
         rule = metered(provider.wire_format, ctx.method, subpath)
         ctx.body = await read_body(receive, ctx.headers, state.settings.server.max_body_bytes)
         self._note_request(ctx, rule, provider, transport)
+        key = ctx.key
+        if key is not None and key.policy is not None:
+            check_passthrough(ctx, key, key.policy, subpath)  # the model allow-list, body and max_tokens caps
+        if ctx.admission is not None and ctx.admission.budgets and may_spend(ctx.method, subpath):
+            priced = ctx.model is not None and state.prices.price_of(provider.kind, ctx.model) is not None
+            check_passthrough_price(ctx, rule is not None, priced, state.settings.budgets.unpriced)
         if ctx.stream and state.metrics is not None:
             state.metrics.stream_opened(ctx)
         if state.guard_stage is not None and ctx.json is not None:
-            state.guard_stage.inspect_passthrough(ctx)  # may redact ctx.body, or refuse (403)
+            await state.guard_stage.inspect_passthrough(ctx)  # may redact ctx.body, or refuse (403)
         headers = upstream_headers(scope["headers"], provider, self.byok)
         if not self.byok and ctx.key is not None and ctx.key.credentials:
             headers = with_key_credentials(ctx.key, provider, headers)

@@ -46,6 +46,7 @@ from tollway.pipeline.attribution import AttributionStage
 from tollway.pipeline.auth import AuthStage
 from tollway.pipeline.client_headers import TOLLWAY_AGENT
 from tollway.pipeline.context import RequestContext
+from tollway.policy.sessions import SessionGate
 from tollway.providers.credentials import scrub
 from tollway.usage import CountReader, Usage
 
@@ -155,6 +156,12 @@ class RealtimeRoute:
             raise ProxyError("invalid_request", "Name the model: ?model= (or Azure's ?deployment=).", param="model")
         ctx.model = model
         dep = state.catalog.resolve(model)
+        key = ctx.key
+        allowed = key.policy.models if key is not None and key.policy is not None else None
+        if allowed is not None and not allowed.permits(model) and (dep is None or not allowed.permits(dep.model)):
+            raise ProxyError("permission", f"Key '{key.id}' may not use model '{model}'. Allowed models: "  # type: ignore[union-attr]
+                                           f"{', '.join(allowed.patterns) or 'none'}.", param="model",
+                             code="model_not_allowed")
         if dep is None:
             raise ProxyError("model_not_found", f"The model '{model}' is not routable by this Tollway.", param="model")
         if dep.provider.kind not in _KINDS:
@@ -221,6 +228,8 @@ class Session:
         self._open: dict[str, RequestContext] = {}  # response id -> its record, until response.done
         self._model_served: str | None = None
         self._pending: list[asyncio.Task[None]] = []
+        self._gate = SessionGate(state, ctx)
+        self._created: str | None = None  # a response just created, to admit (policy.sessions)
 
     async def run(self, receive: Receive, send: Send) -> None:
         down = asyncio.create_task(self._downstream(send), name=f"realtime-down:{self.ctx.trace_id}")
@@ -270,6 +279,11 @@ class Session:
                 if isinstance(message, str):
                     self._watch(message)
                     await send({"type": "websocket.send", "text": message})
+                    if self._created is not None:
+                        rid, self._created = self._created, None
+                        if not await self._admit(rid, send):
+                            code, reason = 1008, "key revoked or expired"
+                            break
                 else:
                     await send({"type": "websocket.send", "bytes": message})
         except ConnectionClosed as e:
@@ -314,12 +328,14 @@ class Session:
             return
         rid = str(resp.get("id") or "")
         if etype == "response.created":
+            self._created = rid
             if len(self._open) < MAX_OPEN_RESPONSES:  # beyond (a provider that never says done): untimed
                 self._open[rid] = self._new_context()
         elif etype == "response.done":
             rctx = self._open.pop(rid, None) or self._new_context()
             status = resp.get("status")
-            rctx.status = 200
+            if rctx.error is None:  # (a response Tollway refused keeps its 429)
+                rctx.status = 200
             if status == "failed":
                 rctx.error_type = "response_failed"
             elif status == "cancelled":
@@ -332,12 +348,36 @@ class Session:
         s = self.ctx
         rctx = RequestContext(s.route, s.wire_format, s.endpoint, s.method, s.path, s.headers)
         rctx.key_id, rctx.project, rctx.source, rctx.customer = s.key_id, s.project, s.source, s.customer
+        rctx.key, rctx.team = s.key, s.team
         rctx.model, rctx.deployment, rctx.stream = s.model, s.deployment, True
         rctx.model_served = self._model_served
         return rctx
 
+    async def _admit(self, rid: str, send: Send) -> bool:
+        """Limits and budgets for a response the provider just created: refused, it is cancelled
+        upstream and the client gets an `error` event. False when the session must end."""
+        rctx = self._open.get(rid)
+        for task in self._pending:  # the responses before it are settled first: their spend counts
+            if not task.done():
+                await task
+        err = await self._gate.admit(rctx if rctx is not None else self._new_context())
+        if err is None:
+            return True
+        if rctx is not None:
+            rctx.status, rctx.error_type, rctx.error = err.status, err.error_type, err
+        try:
+            await self._up.send(orjson.dumps({"type": "response.cancel", "response_id": rid}).decode())
+        except ConnectionClosed:
+            pass
+        event = {"type": "error", "event_id": "event_" + uuid7().replace("-", "")[:20],
+                 "error": {"type": "invalid_request_error" if err.status < 500 else "server_error",
+                           "code": err.code or err.kind, "message": err.message, "param": None, "event_id": None}}
+        await send({"type": "websocket.send", "text": orjson.dumps(event).decode()})
+        return err.kind != "authentication"
+
     async def _record(self, rctx: RequestContext, audio: bool = False) -> None:
         await meter(self._state, rctx)
+        await self._gate.settle(rctx)  # the real cost against the budgets that admitted it
         if audio and rctx.cost is not None:
             rctx.cost, rctx.cost_note = None, "audio tokens have no price in the price data"
         await self._accounting.after(rctx)

@@ -115,52 +115,48 @@ def _stripe_value(record: UsageRecord, plan: SinkPlan, cost: int | None) -> int:
     return u.total_tokens or 0
 
 
-def billable(record: UsageRecord) -> bool:
-    """A customer and something to bill: tokens, or a cost above zero."""
+def billed_cost(record: UsageRecord) -> tuple[bool, int | None]:
+    """(does the record make events, its cost in nano-USD): a customer and something to bill."""
     if not record.customer:
-        return False
-    if record.usage.total_tokens:
-        return True
+        return False, None
     cost = _cost_nanousd(record)
-    return cost is not None and cost > 0
+    return bool(record.usage.total_tokens) or (cost is not None and cost > 0), cost
+
+
+def event_json(record: UsageRecord, plan: SinkPlan, eid: str, cost: int | None, clock: Clock) -> bytes | None:
+    """One event of a billable record for one sink, as JSON; None when a Stripe meter's value is 0."""
+    u = record.usage
+    if plan.stripe:
+        value = _stripe_value(record, plan, cost)
+        if value <= 0:
+            return None
+        return orjson.dumps({"event_name": plan.event_name, "identifier": eid, "timestamp": int(record.ts),
+                             "payload": {"stripe_customer_id": plan.customer_map.get(record.customer, record.customer),
+                                         "value": str(value)}})
+    return orjson.dumps({
+        "id": eid, "type": "usage", "metric": plan.event_name, "customer": record.customer,
+        "key_id": record.key_id, "project": record.project, "source": record.source,
+        "model": record.model_served or record.model_requested, "provider": record.provider,
+        "input_tokens": u.input_tokens or 0, "output_tokens": u.output_tokens or 0,
+        "cached_tokens": u.cached_tokens, "cache_creation_tokens": u.cache_creation_tokens,
+        "reasoning_tokens": u.reasoning_tokens, "total_tokens": u.total_tokens or 0, "tokens_estimated": u.estimated,
+        "cost_usd": usd_from_nanos(cost),  # nine decimals, as in GET /v1/records
+        "trace_id": record.trace_id, "time": clock.iso(record.ts), "ts": record.ts,
+    })
 
 
 def payloads(record: UsageRecord, plans: Sequence[SinkPlan], clock: Clock) -> list[tuple[SinkPlan, str, bytes]]:
     """(sink, event id, JSON) of each event a record makes; none without a customer or
     anything to bill."""
-    customer = record.customer
-    if not customer or not plans:
-        return []
-    u = record.usage
-    total = u.total_tokens
-    cost = _cost_nanousd(record)
-    if not total and not (cost is not None and cost > 0):
+    bill, cost = billed_cost(record)
+    if not bill:
         return []
     out: list[tuple[SinkPlan, str, bytes]] = []
-    when: str | None = None
     for plan in plans:
         eid = record.trace_id + plan.suffix
-        if plan.stripe:
-            value = _stripe_value(record, plan, cost)
-            if value <= 0:
-                continue
-            payload = {"event_name": plan.event_name, "identifier": eid, "timestamp": int(record.ts),
-                       "payload": {"stripe_customer_id": plan.customer_map.get(customer, customer),
-                                   "value": str(value)}}
-        else:
-            if when is None:
-                when = clock.iso(record.ts)
-            payload = {
-                "id": eid, "type": "usage", "metric": plan.event_name, "customer": customer,
-                "key_id": record.key_id, "project": record.project, "source": record.source,
-                "model": record.model_served or record.model_requested, "provider": record.provider,
-                "input_tokens": u.input_tokens or 0, "output_tokens": u.output_tokens or 0,
-                "cached_tokens": u.cached_tokens, "cache_creation_tokens": u.cache_creation_tokens,
-                "reasoning_tokens": u.reasoning_tokens, "total_tokens": total or 0, "tokens_estimated": u.estimated,
-                "cost_usd": usd_from_nanos(cost),  # nine decimals, as in GET /v1/records
-                "trace_id": record.trace_id, "time": when, "ts": record.ts,
-            }
-        out.append((plan, eid, orjson.dumps(payload)))
+        body = event_json(record, plan, eid, cost, clock)
+        if body is not None:
+            out.append((plan, eid, body))
     return out
 
 

@@ -4,7 +4,8 @@ records the outcome (delivered; or retried later with exponential backoff; or pa
 A batch is `POST <url>` with body `{"events": [...]}` and the headers
 - `x-tollway-signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body, keyed by the
   sink's secret>` (the receiver recomputes it and may reject old `t` to stop replays),
-- `idempotency-key`: the event id for a single event, else `batch-` + SHA-256 of the ids,
+- `idempotency-key`: the event id for a single event, else `batch-` + SHA-256 of the
+  comma-separated ids,
 - `x-tollway-event-ids`: the ids in the batch, comma-separated.
 Any 2xx delivers the whole batch; anything else (or no answer within `timeout_secs`) fails
 it. Each event carries its own id: receivers must count an id once (delivery is at least
@@ -12,6 +13,10 @@ once: a batch whose 2xx was lost to a crash is sent again).
 
 Hand-written on the project's own HTTP client (`providers.http_client`): a webhook POST is
 one request; no webhook library adds what this needs (the outbox, leases, parking).
+
+The loop takes batches back to back while they come full, and otherwise waits for the poll
+interval (or a wake-up): at any load, a POST and its two statements carry as many events as
+arrived meanwhile, up to `batch_size`, so their cost is shared (bench/billing_micro.py).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import time
 from typing import TYPE_CHECKING
 
 from tollway import __version__
-from tollway.billing.outbox import LeasedEvent, Outbox
+from tollway.billing.outbox import Batch, Outbox
 from tollway.config import BillingSettings, BillingSinkSettings
 from tollway.errors import ProxyError
 from tollway.providers.http_client import HttpClient
@@ -42,10 +47,11 @@ def signature(secret: bytes, body: bytes, ts: int) -> str:
     return f"t={ts},v1={mac}"
 
 
-def idempotency_key(event_ids: list[str]) -> str:
-    if len(event_ids) == 1:
-        return event_ids[0]
-    return "batch-" + hashlib.sha256("\n".join(event_ids).encode()).hexdigest()
+def idempotency_key(ids: str, count: int) -> str:
+    """`ids`: the batch's event ids, comma-separated."""
+    if count == 1:
+        return ids
+    return "batch-" + hashlib.sha256(ids.encode()).hexdigest()
 
 
 class BillingSender:
@@ -57,7 +63,8 @@ class BillingSender:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
-        self._last_prune = 0.0
+        self._last_count = 0.0
+        self._done: dict[str, Batch] = {}  # per sink: the batch delivered last, not yet deleted
 
     def delay_for(self, attempts: int) -> float:
         """Backoff before attempt `attempts + 1`: base * 2^(attempts-1), capped, jittered 50-100%."""
@@ -88,6 +95,8 @@ class BillingSender:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._task
             self._task = None
+        await self._forget_delivered()
+        await self._outbox.close()
         for client in self._clients.values():
             await client.close()
         self._clients.clear()
@@ -109,32 +118,50 @@ class BillingSender:
                     async with asyncio.timeout(self._settings.poll_interval_secs):
                         await self._wake.wait()
 
+    async def _forget_delivered(self) -> None:
+        """Delete the batches delivered last (else they would be sent again after a restart)."""
+        for sink_id, batch in list(self._done.items()):
+            try:
+                await self._outbox.delivered(batch)
+                del self._done[sink_id]
+            except Exception:
+                log.exception("billing: marking a delivered batch for sink %s failed", sink_id)
+
     async def _housekeeping(self) -> None:
+        """The pending gauge, once a minute."""
         now = time.time()
-        if now - self._last_prune < 60:
+        if self._metrics is None or now - self._last_count < 60:
             return
-        self._last_prune = now
+        self._last_count = now
         try:
-            await self._outbox.prune(now - self._settings.keep_delivered_days * 86400)
-            if self._metrics is not None:
-                counts = await self._outbox.pending_count()
-                for sink in self._settings.sinks:
-                    self._metrics.billing_pending(sink.id, counts.get(sink.id, 0))
+            counts = await self._outbox.pending_count()
+            for sink in self._settings.sinks:
+                self._metrics.billing_pending(sink.id, counts.get(sink.id, 0))
         except Exception:
-            log.exception("billing: outbox housekeeping failed")
+            log.exception("billing: counting the outbox failed")
 
     async def _deliver_due(self, sink: BillingSinkSettings) -> bool:
-        """One batch for one sink; True when there was one (there may be more)."""
-        events = await self._outbox.lease(sink.id, sink.batch_size, lease_secs=2 * sink.timeout_secs + 5)
-        if not events:
+        """One batch for one sink; True when it was full (there may be more due now)."""
+        done = self._done.pop(sink.id, None)  # delivered, deleted with the next claim
+        try:
+            batch = await self._outbox.claim(sink.id, sink.batch_size, lease_secs=2 * sink.timeout_secs + 5,
+                                             done=done)
+        except BaseException:
+            if done is not None:
+                self._done[sink.id] = done
+            raise
+        if batch is None:
             return False
-        error = await self._post(sink, events)
+        error = await self._post(sink, batch)
         if error is None:
-            await self._outbox.delivered([e.event_id for e in events])
-            self._count(sink.id, "delivered", len(events))
-            return True
-        retrying, parked = await self._outbox.failed(events, error, sink.max_attempts, self.delay_for)
-        self._count(sink.id, "failed", len(events))
+            self._count(sink.id, "delivered", batch.count)
+            if batch.count >= sink.batch_size:  # more are due: deleted with the next claim, just after
+                self._done[sink.id] = batch
+                return True
+            await self._outbox.delivered(batch)
+            return False
+        retrying, parked = await self._outbox.failed(batch, error, sink.max_attempts, self.delay_for)
+        self._count(sink.id, "failed", batch.count)
         if parked:
             self._count(sink.id, "parked", parked)
             log.error("billing: parked %d event(s) for sink %s after %d attempts: %s", parked, sink.id,
@@ -143,16 +170,15 @@ class BillingSender:
             log.warning("billing: %d event(s) for sink %s will be retried: %s", retrying, sink.id, error)
         return False  # back off: do not spin on a failing sink
 
-    async def _post(self, sink: BillingSinkSettings, events: list[LeasedEvent]) -> str | None:
+    async def _post(self, sink: BillingSinkSettings, batch: Batch) -> str | None:
         """Send one batch; None when delivered, else why not."""
-        body = ('{"events":[' + ",".join(e.payload for e in events) + "]}").encode()
-        ids = [e.event_id for e in events]
+        body = b'{"events":[' + batch.payload + b"]}"
         headers = {
             "content-type": "application/json",
             "user-agent": f"tollway/{__version__}",
             "x-tollway-signature": signature(sink.secret.get_secret_value().encode(), body, int(time.time())),
-            "idempotency-key": idempotency_key(ids),
-            "x-tollway-event-ids": ",".join(ids),
+            "idempotency-key": idempotency_key(batch.ids, batch.count),
+            "x-tollway-event-ids": batch.ids,
         }
         client = self._clients[sink.id]
         try:

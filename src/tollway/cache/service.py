@@ -142,6 +142,14 @@ class ResponseCache:
             self._headers(ctx, call, reason=reason or "request")
             return call
         call.scope = scope_of(ctx, s.scope)
+        beta = ctx.headers.get(b"anthropic-beta")
+        if beta:  # beta features change answers (longer outputs, other tool behaviour): never shared across
+            call.scope += "|beta:" + ",".join(sorted(v.strip() for v in beta.decode("latin-1").split(",")))
+        guard = ctx.guard
+        if guard is not None and guard.policy.output != "off":
+            # an answer stored unchecked (or under a milder check) must not reach a caller whose
+            # policy checks answers: a hit skips the output check, so the check is part of the key
+            call.scope += "|out:" + guard.policy.output
         call.key = exact_key(call.scope, ctx.endpoint, ctx.model or "", ctx.json)
         call.recorder = Recorder(client_fmt, self.base.max_entry_bytes)
         call.status = "refresh" if mode == "refresh" else "miss"
@@ -256,6 +264,10 @@ class ResponseCache:
         if answer is None or (not call.settings.cache_tool_calls and any(p.kind == "tool_call" for p in answer.content)):
             return
         if answer.stop_reason in ("error", "content_filter"):
+            return
+        guard = ctx.guard
+        if guard is not None and (guard.request_leaks or (guard.output is not None and guard.output.found)):
+            # the answer held (or may echo) something the guard found: it stays out of the store
             return
         if ctx.usage is not None and ctx.usage.known:
             answer.usage = ctx.usage  # the fast path's watcher may know more than the client's bytes

@@ -18,6 +18,12 @@ class GuardCall:
     request_action: str | None = None  # "redacted" | "forwarded" | "refused"
     output: OutputCheck | None = None
     output_blocked: bool = False
+    scrub_kind: str | None = None  # the request went on holding findings (policy): scrub it for storage
+
+    @property
+    def request_leaks(self) -> bool:
+        """The request reached the provider with findings still in it (redaction off for them)."""
+        return self.scrub_kind is not None
 
     def findings_json(self) -> str | None:
         """The record's `guard_findings`: types and counts, never values; None when nothing was found.

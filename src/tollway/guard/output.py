@@ -6,14 +6,19 @@ block (and per tool call's arguments) the filter holds back only the tail that a
 still extend, and releases the rest at once:
 
 - the trailing run of printable non-space ASCII (every credential token is such a run, so a
-  token is released only once something that is not part of it follows), capped at
-  MAX_TOKEN characters;
+  token is released only once something that is not part of it follows); a run longer than
+  MAX_TOKEN characters (minified JSON) is released up to its last delimiter (a quote, comma,
+  bracket ...) that no secret contains;
+- when PII is scanned, a trailing run of digit groups (`4111 1111 1111`, `+1 (415) 555`),
+  capped at MAX_NUMBER characters: such numbers are written with spaces between their groups;
 - from an unterminated `-----BEGIN` marker (a PEM private key spans lines), capped at MAX_PEM.
 
 Released text is scanned together with the last CONTEXT characters before it, so patterns
 that need context (`password = ...`) still see it; a finding counts once, in the batch where
 it ends. Everything held back is released at the end of its block, before any other kind of
-delta, and at close(). Thinking is not checked: its signature covers the text.
+content delta, and at close(); usage and message-start deltas pass without releasing it
+(Gemini repeats its usage in every chunk: releasing there let a key split across chunks out).
+Thinking is not checked: its signature covers the text.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections import Counter
 from typing import Any
 
 from tollway.formats.canonical import CanonicalResponse
-from tollway.formats.stream import TextDelta, ToolCallArgsDelta
+from tollway.formats.stream import MessageStart, TextDelta, ToolCallArgsDelta, UsageDelta
 from tollway.guard.scanner import Finding, Scanner
 from tollway.pipeline.content import ContentBlocked
 
@@ -30,15 +35,40 @@ MAX_TOKEN = 1024
 MAX_PEM = 16 * 1024
 CONTEXT = 128
 MODES = ("log", "redact", "block")
+_DELIMITERS = "\"',;{}()[]<>|`"
+MAX_NUMBER = 48  # characters of digit groups held back (a card is 19 digits and a few spaces)
+_NUMBER_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ .()+-/")
 
 
-def _hold_from(text: str) -> int:
-    """Where the part of `text` that a match could still extend begins."""
+def _numeric_tail(text: str) -> int:
+    """Where a trailing run of digit groups begins (`4111 1111 1111`, `+1 (415) 555`, `DE89 3704`),
+    or len(text) when the tail has no digit: card, phone and IBAN numbers are written in groups
+    with spaces, and no group may leave before the whole number has been seen."""
+    n = len(text)
+    k = n
+    while k > 0 and n - k < MAX_NUMBER and text[k - 1] in _NUMBER_CHARS:
+        k -= 1
+    return k if any(c.isdigit() for c in text[k:]) else n
+
+
+def _hold_from(text: str, numbers: bool = False) -> int:
+    """Where the part of `text` that a match could still extend begins (`numbers`: PII is
+    scanned, so a trailing group of digits is held too)."""
     n = len(text)
     i = n
     while i > 0 and "!" <= text[i - 1] <= "~":
         i -= 1
-    cut = max(i, n - MAX_TOKEN)
+    cut = i
+    if i < n - MAX_TOKEN:
+        # a run longer than any token (minified JSON, a URL list): release it up to its last
+        # delimiter no secret contains, not at an arbitrary point that could cut a key in two
+        # (its first half would go out before the scan could see the whole key)
+        floor = n - MAX_TOKEN
+        cut = max(text.rfind(c, floor, n) for c in _DELIMITERS) + 1
+        if cut <= floor:  # no structure at all (one base64 blob): no \b-bounded key inside it either
+            cut = floor
+    if numbers:
+        cut = min(cut, _numeric_tail(text[:cut]) if cut < n else _numeric_tail(text))
     begin = text.rfind("-----BEGIN")
     if begin >= 0 and n - begin <= MAX_PEM:
         end = text.find("-----END", begin)
@@ -56,6 +86,7 @@ class OutputCheck:
     def __init__(self, scanner: Scanner, mode: str) -> None:
         assert mode in MODES
         self._scanner = scanner
+        self._numbers = scanner.pii  # PII is scanned: hold digit groups back too
         self.mode = mode
         self.found: Counter[str] = Counter()
         self._pending: dict[tuple[str, int], str] = {}  # (kind, index) -> text held back
@@ -103,13 +134,16 @@ class OutputCheck:
                 key, text = ("text", d.index), d.text
             elif isinstance(d, ToolCallArgsDelta):
                 key, text = ("args", d.index), d.fragment
+            elif isinstance(d, (UsageDelta, MessageStart)):
+                out.append(d)  # not content: Gemini repeats its usage in every chunk, mid-token
+                continue
             else:
                 self._flush(out)
                 out.append(d)
                 continue
             self._flush(out, keep=key)
             pending = self._pending.get(key, "") + text
-            cut = _hold_from(pending)
+            cut = _hold_from(pending, self._numbers)
             self._pending[key] = pending[cut:]
             released = self._check(key, pending[:cut])
             if released:
@@ -121,16 +155,21 @@ class OutputCheck:
         self._flush(out)
         return out
 
+    def sibling(self) -> "OutputCheck":
+        """A fresh check with the same scanner and mode (one per choice of a legacy stream)."""
+        return OutputCheck(self._scanner, self.mode)
+
     # -- whole answers ----------------------------------------------------------------------------
     def whole(self, resp: CanonicalResponse) -> CanonicalResponse:
         for part in resp.content:
             if part.kind == "text":
-                part.text = self._whole_text(part.text)
+                part.text = self.check_text(part.text)
             elif part.kind == "tool_call":
-                part.arguments_json = self._whole_text(part.arguments_json)
+                part.arguments_json = self.check_text(part.arguments_json)
         return resp
 
-    def _whole_text(self, text: str) -> str:
+    def check_text(self, text: str) -> str:
+        """One whole text: counted, and redacted (redact) or refused (block, ContentBlocked)."""
         b = text.encode("utf-8", "surrogatepass")
         found = self._scanner.scan_bytes(b)
         if not found:

@@ -15,6 +15,7 @@ from tollway.guard.output import OutputCheck
 from tollway.guard.pii import recognizers
 from tollway.guard.policy import GuardPolicy, Policies
 from tollway.guard.scanner import CREDENTIAL, PII, Scanner
+from tollway.guard.stored import redact_stored
 from tollway.guard.walk import text_slots
 
 log = logging.getLogger("tollway.guard")
@@ -24,6 +25,7 @@ log = logging.getLogger("tollway.guard")
 class RequestReport:
     found: Counter = field(default_factory=Counter)  # type -> count
     redacted: bool = False  # something was replaced before forwarding
+    kept: bool = False  # something found was left in place (its kind is not redacted by the policy)
 
 
 class Guard:
@@ -69,6 +71,8 @@ class Guard:
             if pol.compliance_gate:
                 continue  # refused as a whole: nothing to rewrite
             chosen = [f for f in findings if f.kind in redact_kinds]
+            if len(chosen) < len(findings):
+                report.kept = True
             if chosen:
                 container[key] = Scanner.redact(text, chosen)
                 report.redacted = True
@@ -82,9 +86,7 @@ class Guard:
     # -- stored bodies ----------------------------------------------------------------------------
     def redact_for_storage(self, data: bytes, pii: bool) -> bytes:
         """Credentials (and PII, when the call's policy redacts it) out of bytes about to be stored."""
-        scanner = self.scanner(True, pii)
-        findings = scanner.scan_bytes(data)
-        return Scanner.redact_bytes(data, findings) if findings else data
+        return redact_stored(self.scanner(True, pii), data)
 
 
 def describe(found: Counter) -> str:

@@ -2,7 +2,8 @@
 
 A slot is `(container, key)` with `container[key]` a str the client wrote: messages, system
 prompts, tool results, tool-call arguments, Responses input items, Anthropic content blocks.
-Images, audio, files and documents are not text and are skipped, and so are Anthropic
+Images, audio and files are not text and are skipped (an Anthropic document is scanned when
+its source is text the client pasted), and so are Anthropic
 thinking blocks (their signature covers the text: rewriting it would make the provider refuse
 the conversation). Adding a format is one function in `WALKERS`.
 """
@@ -15,7 +16,6 @@ from typing import Any
 Slot = tuple[Any, Any]
 Walker = Callable[[dict[str, Any], list[Slot]], None]
 
-_MAX_DEPTH = 32
 _TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
 # generic JSON (pass-through bodies): keys whose strings are not prose
 _NOT_PROSE = frozenset({"model", "id", "type", "role", "object", "url", "image_url", "file_id", "file_data", "data",
@@ -28,24 +28,29 @@ def _str(container: Any, key: Any, out: list[Slot]) -> None:
         out.append((container, key))
 
 
-def _leaves(obj: Any, out: list[Slot], depth: int = 0, skip: frozenset[str] = frozenset()) -> None:
-    """Every string in a JSON value (tool arguments, function responses, pass-through bodies)."""
-    if depth > _MAX_DEPTH:
+def _items(node: Any) -> Any:
+    return iter(node.items()) if isinstance(node, dict) else enumerate(node)
+
+
+def _leaves(obj: Any, out: list[Slot], skip: frozenset[str] = frozenset()) -> None:
+    """Every string in a JSON value (tool arguments, function responses, pass-through bodies),
+    in document order and at any depth: walked with a stack of iterators, not recursion, so
+    nesting cannot hide a string (a secret 33 levels down in a tool input went out unscanned
+    when the walk stopped at a depth)."""
+    if not isinstance(obj, (dict, list)):
         return
-    if isinstance(obj, dict):
-        for k, v in obj.items():
+    stack = [(obj, _items(obj))]
+    while stack:
+        node, it = stack[-1]
+        for k, v in it:
             if isinstance(v, str):
                 if v and k not in skip:
-                    out.append((obj, k))
+                    out.append((node, k))
             elif isinstance(v, (dict, list)) and k not in skip:
-                _leaves(v, out, depth + 1, skip)
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            if isinstance(v, str):
-                if v:
-                    out.append((obj, i))
-            elif isinstance(v, (dict, list)):
-                _leaves(v, out, depth + 1, skip)
+                stack.append((v, _items(v)))
+                break
+        else:
+            stack.pop()
 
 
 def _parts(container: Any, key: Any, out: list[Slot]) -> None:
@@ -60,6 +65,9 @@ def _parts(container: Any, key: Any, out: list[Slot]) -> None:
 
 
 def openai_chat(body: dict[str, Any], out: list[Slot]) -> None:
+    prediction = body.get("prediction")  # predicted output: text the client sends the model
+    if isinstance(prediction, dict):
+        _parts(prediction, "content", out)
     messages = body.get("messages")
     if not isinstance(messages, list):
         return
@@ -73,6 +81,9 @@ def openai_chat(body: dict[str, Any], out: list[Slot]) -> None:
                 fn = c.get("function") if isinstance(c, dict) else None
                 if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
                     _str(fn, "arguments", out)
+        fc = m.get("function_call")  # the legacy single call
+        if isinstance(fc, dict) and isinstance(fc.get("arguments"), str):
+            _str(fc, "arguments", out)
 
 
 def openai_completions(body: dict[str, Any], out: list[Slot]) -> None:
@@ -110,6 +121,11 @@ def responses(body: dict[str, Any], out: list[Slot]) -> None:
             _parts(item, "content", out)
         elif kind in ("function_call_output", "custom_tool_call_output"):
             _parts(item, "output", out)
+        elif kind.endswith("_output") and "output" in item:  # shell, MCP, computer ... results
+            if isinstance(item["output"], str):
+                _str(item, "output", out)
+            else:
+                _leaves(item["output"], out, skip=_NOT_PROSE)
         elif kind == "function_call" and isinstance(item.get("arguments"), str):
             _str(item, "arguments", out)
         elif kind == "custom_tool_call" and isinstance(item.get("input"), str):
@@ -133,6 +149,17 @@ def _anthropic_blocks(container: Any, key: Any, out: list[Slot]) -> None:
             _anthropic_blocks(b, "content", out)
         elif kind in ("tool_use", "server_tool_use") and isinstance(b.get("input"), (dict, list)):
             _leaves(b["input"], out)
+        elif kind == "document":  # text the client pasted: a plain-text source, or content blocks
+            src = b.get("source")
+            if isinstance(src, dict) and src.get("type") == "text" and isinstance(src.get("data"), str):
+                _str(src, "data", out)
+            elif isinstance(src, dict) and src.get("type") == "content":
+                _anthropic_blocks(src, "content", out)
+            for k in ("title", "context"):
+                if isinstance(b.get(k), str):
+                    _str(b, k, out)
+        elif kind == "search_result":
+            _anthropic_blocks(b, "content", out)
 
 
 def anthropic_messages(body: dict[str, Any], out: list[Slot]) -> None:
@@ -153,7 +180,7 @@ def _gemini_content(c: Any, out: list[Slot]) -> None:
             continue
         if isinstance(p.get("text"), str):
             _str(p, "text", out)
-        for k in ("functionCall", "functionResponse"):
+        for k in ("functionCall", "functionResponse", "executableCode", "codeExecutionResult"):
             if isinstance(p.get(k), dict):
                 _leaves(p[k], out, skip=frozenset({"name", "id"}))
 

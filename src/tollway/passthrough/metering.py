@@ -12,6 +12,7 @@ and the usage is taken from the events that carry it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,3 +143,46 @@ def multipart_field(body: bytes, content_type: bytes, name: str, limit: int = 25
             return value.decode("utf-8", "replace") if len(value) <= limit else None
         pos = nxt
     return None
+
+
+_DISPOSITION_NAME = re.compile(rb'(?<![\w*-])name\s*=\s*(?:"([^"]*)"|([^;\s]+))', re.IGNORECASE)
+
+
+def multipart_values(body: bytes, content_type: bytes, name: str, limit: int = 256) -> list[str] | None:
+    """Every value of the form field `name` in a multipart/form-data body, read strictly: a part
+    is named only by its Content-Disposition `name` (never a `filename` that merely contains it).
+    None when the form cannot be read unambiguously (no or two boundaries, an RFC 5987 `name*=`,
+    a value over `limit` bytes): a caller checking a rule then refuses rather than guesses."""
+    low = content_type.lower()
+    if low.count(b"boundary=") != 1:
+        return None
+    at = low.index(b"boundary=") + 9
+    boundary = content_type[at:].split(b";", 1)[0].strip().strip(b'"')
+    if not boundary:
+        return None
+    delimiter = b"--" + boundary
+    want = name.encode()
+    out: list[str] = []
+    parts = body.split(delimiter)
+    for part in parts[1:]:
+        if part.startswith(b"--"):
+            break  # the closing delimiter
+        head, sep, value = part.partition(b"\r\n\r\n")
+        if not sep:
+            return None
+        for line in head.split(b"\r\n"):
+            low = line.lower()
+            if not low.startswith(b"content-disposition:"):
+                continue
+            if b"name*" in low:
+                return None
+            found = _DISPOSITION_NAME.search(line)
+            if found is None:
+                return None
+            field_name = found.group(1) if found.group(1) is not None else found.group(2)
+            if field_name.lower() == want:
+                value = value.removesuffix(b"\r\n")
+                if len(value) > limit:
+                    return None
+                out.append(value.decode("utf-8", "replace"))
+    return out

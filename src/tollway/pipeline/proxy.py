@@ -21,16 +21,19 @@ import orjson
 from tollway.api.asgi import DisconnectWatch, Receive, Send, relay_headers, send_bytes, with_own_headers
 from tollway.counting import OutputTally
 from tollway.errors import ProxyError, render, shutdown_error
+from tollway.formats.errors import openai_error_body
 from tollway.formats.errors import stream_error_event as format_stream_error
+from tollway.guard import legacy as legacy_guard
 from tollway.pipeline import upstream
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.client_headers import with_client_headers
+from tollway.pipeline.content import ContentBlocked
 from tollway.pipeline.context import RequestContext
 from tollway.pipeline.translate import can_force_canonical, forward_translated, needs_translation
 from tollway.policy.credentials import with_key_credentials
 from tollway.providers.base import Endpoint, StreamRelay
 from tollway.providers.credentials import scrub
-from tollway.sse import EventTooLarge
+from tollway.sse import EventTooLarge, encode_event
 
 if TYPE_CHECKING:
     from tollway.state import AppState
@@ -122,6 +125,13 @@ class Forwarder:
             except orjson.JSONDecodeError:
                 ctx.error_type = "invalid_provider_body"
             text = None
+            check = ctx.guard.output if ctx.guard is not None and endpoint is Endpoint.COMPLETIONS else None
+            if check is not None and isinstance(parsed, dict):
+                try:
+                    if legacy_guard.check_whole(check, parsed):
+                        body = orjson.dumps(parsed)
+                except ContentBlocked as e:
+                    return await self._blocked_whole(ctx, send, e)
             if isinstance(parsed, dict):
                 if ctx.trace is not None:
                     ctx.trace.response_body(parsed)
@@ -144,6 +154,15 @@ class Forwarder:
             resp.release()
             upstream.finish(ctx)
 
+    async def _blocked_whole(self, ctx: RequestContext, send: Send, e: ContentBlocked) -> None:
+        """The output check refused a whole answer (legacy completions): 403, OpenAI's shape."""
+        ctx.error_type = e.error_type
+        ctx.status = 403
+        ctx.response_started = True
+        body = orjson.dumps(openai_error_body("permission_error", e.message))
+        await send_bytes(send, 403, body, [*ctx.response_headers, ctx.overhead_header(),
+                                           (b"content-type", b"application/json")])
+
     async def _relay_stream(self, ctx: RequestContext, endpoint: Endpoint, injected: bool, resp,
                             receive: Receive, send: Send) -> None:
         """Relay a same-format stream event by event: one linear SSE framing pass, a watcher
@@ -165,9 +184,14 @@ class Forwarder:
         error: ProxyError | None = None
         trace = ctx.trace
         tap = ctx.byte_tap
+        check = ctx.guard.output if ctx.guard is not None and endpoint is Endpoint.COMPLETIONS else None
+        legacy = legacy_guard.CompletionStreamCheck(check) if check is not None else None
+        blocked: ContentBlocked | None = None
         try:
             async for chunk in resp.iter_chunks():
                 out = relay.feed(chunk)
+                if legacy is not None:
+                    out = legacy.rewrite(out)
                 if ctx.ttft_ms is None and watcher.first_token:
                     ctx.ttft_ms = (time.perf_counter() - t0) * 1000.0
                 if trace is not None:
@@ -177,6 +201,8 @@ class Forwarder:
                         tap.chunk(out)
                     await send({"type": "http.response.body", "body": out, "more_body": True})
             out = relay.close()
+            if legacy is not None:
+                out = legacy.rewrite(out) + legacy.close()
             if out:
                 if tap is not None:
                     tap.chunk(out)
@@ -198,10 +224,15 @@ class Forwarder:
             error = e
             ctx.incomplete = True
             ctx.error_type = e.error_type
+        except ContentBlocked as e:  # the rest is withheld: an in-band error and no [DONE]
+            blocked = e
+            ctx.incomplete = True
         finally:
             watch.stop()
         if watcher.error_type and not ctx.error_type:
             ctx.error_type = watcher.error_type
+        if blocked is not None:
+            ctx.error_type = blocked.error_type
         ctx.usage = watcher.usage
         if watcher.model_served:
             ctx.model_served = watcher.model_served
@@ -210,6 +241,9 @@ class Forwarder:
         await meter(state, ctx, None if complete_usage else tally)
         if watch.fired:
             return
+        if blocked is not None:
+            await send({"type": "http.response.body", "more_body": True,
+                        "body": encode_event(orjson.dumps(openai_error_body("permission_error", blocked.message)))})
         if error is not None:  # sent with the watch stopped: a hang-up now cannot cancel the recording
             await send({"type": "http.response.body", "body": stream_error_event(endpoint, ctx.wire_format, error),
                         "more_body": True})

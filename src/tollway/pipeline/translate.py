@@ -186,8 +186,8 @@ class Translated:
         raw = await upstream.read(ctx, resp, self._state.settings.server.max_response_bytes)
         try:
             parsed = orjson.loads(raw)
-            if ctx.trace is not None and isinstance(parsed, dict):
-                ctx.trace.response_body(parsed)
+            if ctx.trace is not None and isinstance(parsed, dict) and self.filters is None:
+                ctx.trace.response_body(parsed)  # with filters: the filtered answer, below (never a withheld one)
             canon: CanonicalResponse = self.wire_mod.response_to_canonical(parsed)
             if self.json_unwrapper is not None:
                 canon = self.json_unwrapper.response(canon)
@@ -208,6 +208,8 @@ class Translated:
         ctx.model_served = canon.model or ctx.model_served
         ctx.usage = canon.usage if canon.usage.known else None
         out = self._client_response(canon)
+        if self.filters is not None and ctx.trace is not None:
+            ctx.trace.response_body(out)  # a span's captured answer is the filtered one, as the client got it
         await meter(self._state, ctx, None if ctx.usage and ctx.usage.note is None else _canonical_text(canon))
         hdrs = [*extra, (b"content-type", b"application/json")]
         if ctx.cost is not None:

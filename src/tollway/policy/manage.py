@@ -202,7 +202,11 @@ class PolicyAdmin:
             await self.store.update_key(conn, kid, values)
             if "budgets" in given:
                 await self._set_budgets(conn, "key", kid, body.budgets or [])
-            after = await self._key_out({**row, **{k: v for k, v in values.items()}})
+            # no read on another connection while this transaction writes (a new SQLite
+            # connection would wait for its lock, then fail): the after view is built from what is known
+            after = key_view({**row, **values}, before["budgets"])
+            if "budgets" in given:
+                after["budgets"] = list(body.budgets or [])
             await self.audit.record(actor, "key.update", f"key:{kid}", before, after, conn=conn)
         return await self.get_key(kid)
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
 
 from tollway.config import MAX_BUDGET_USD, ProviderKind, parse_budget
 from tollway.policy.keys import parse_duration
+from tollway.slugs import SLUG_RULE, is_slug
 
 Role = Literal["user", "viewer", "admin"]
 Scope = Literal["key", "team", "project", "customer"]
@@ -33,8 +34,8 @@ BudgetSpec = Annotated[str, AfterValidator(_budget)]
 
 
 class _Limits(_In):
-    rpm: int | None = Field(None, ge=1, le=2**31 - 1, description="Requests per minute.")
-    tpm: int | None = Field(None, ge=1, le=2**53, description="Tokens (input + output) per minute.")
+    rpm: StrictInt | None = Field(None, ge=1, le=2**31 - 1, description="Requests per minute.")
+    tpm: StrictInt | None = Field(None, ge=1, le=2**53, description="Tokens (input + output) per minute.")
     budgets: list[BudgetSpec] | None = Field(None, description='USD budgets, e.g. ["5/day", "50/month"] (windows: day, '
                                                          'week, month, total; calendar UTC). On update: replaces all.')
 
@@ -46,14 +47,14 @@ class KeyFields(_Limits):
     team: str | None = Field(None, max_length=200, description="An existing team's id.")
     project: str | None = Field(None, max_length=200, description="Default project of the key's calls.")
     customer: str | None = Field(None, max_length=200, description="Bill every call of the key to this customer.")
-    max_concurrency: int | None = Field(None, ge=1, le=100_000)
-    queue_timeout_ms: int | None = Field(None, ge=0, le=600_000, description="Over max_concurrency, wait this long "
+    max_concurrency: StrictInt | None = Field(None, ge=1, le=100_000)
+    queue_timeout_ms: StrictInt | None = Field(None, ge=0, le=600_000, description="Over max_concurrency, wait this long "
                                                                              "for a slot (first come, first served).")
     models: list[str] | None = Field(None, description="Allowed models (globs, e.g. gpt-4o*). Absent: every model.")
-    max_tokens: int | None = Field(None, ge=1, le=10_000_000, description="Largest max_tokens a call may ask for.")
-    max_body_bytes: int | None = Field(None, ge=1, le=2**40)
+    max_tokens: StrictInt | None = Field(None, ge=1, le=10_000_000, description="Largest max_tokens a call may ask for.")
+    max_body_bytes: StrictInt | None = Field(None, ge=1, le=2**40)
     expires_in: str | None = Field(None, description="e.g. 30d, 24h; the key stops working then.")
-    expires_at: float | None = Field(None, ge=0, description="Unix seconds; alternative to expires_in.")
+    expires_at: StrictFloat | None = Field(None, ge=0, description="Unix seconds; alternative to expires_in.")
     credentials: dict[ProviderKind, str | None] | None = Field(
         None, description="Provider credentials used for this key's calls instead of the provider's api_key, by "
                           "provider kind (null removes one). Sealed with TOLLWAY_SECRET_KEY; never returned.")
@@ -63,6 +64,13 @@ class KeyFields(_Limits):
     def _duration(cls, v: str | None) -> str | None:
         if v is not None:
             parse_duration(v)
+        return v
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, v: str | None) -> str | None:
+        if v is not None and not is_slug(v):
+            raise ValueError(f"a project slug is {SLUG_RULE}")
         return v
 
     @field_validator("models")

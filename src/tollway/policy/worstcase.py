@@ -30,13 +30,14 @@ _OUTPUT_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 
 
 def requested_output(body: dict[str, Any] | None) -> int | None:
-    """The output limit the request asks for, if any (the smallest, when it names several)."""
+    """The output limit the request asks for, if any: the largest, when it names several (which
+    one a provider obeys is its business; the reservation and the key's cap take the worst)."""
     if not body:
         return None
     found = None
     for name in _OUTPUT_FIELDS:
         v = body.get(name)
-        if isinstance(v, int) and not isinstance(v, bool) and v >= 0 and (found is None or v < found):
+        if isinstance(v, int) and not isinstance(v, bool) and v >= 0 and (found is None or v > found):
             found = v
     if found is None:  # Gemini: generationConfig.maxOutputTokens (google-genai may send snake_case)
         gen = body.get("generationConfig") or body.get("generation_config")

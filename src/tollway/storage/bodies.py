@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DELETE_BATCH = 500
+OFF_LOOP_BYTES = 64 * 1024  # bodies larger than this are redacted in a worker thread (body_max_bytes goes to 16 MB)
 
 
 @dataclass(slots=True)
@@ -117,9 +118,12 @@ class BodyStore:
             while self._queue:
                 batch = [self._queue.popleft() for _ in range(min(200, len(self._queue)))]
                 rows = []
-                for p in batch:  # scanning is CPU work: let requests run between bodies
-                    rows.append(self._row(p))
-                    await asyncio.sleep(0)
+                for p in batch:  # scanning is CPU work: let requests run between bodies, large ones off the loop
+                    if len(p.request) + len(p.response) > OFF_LOOP_BYTES:
+                        rows.append(await asyncio.to_thread(self._row, p))
+                    else:
+                        rows.append(self._row(p))
+                        await asyncio.sleep(0)
                 try:
                     async with self._engine.begin() as conn:
                         await conn.execute(insert(record_bodies), rows)

@@ -19,8 +19,9 @@ instances too: an exporter reading `seq > N` never skips a row that commits late
 
 In the transaction that stores a batch, the rollups (`rollup.py`, read by the stats) are
 updated with the rows it really added. An optional `outbox` (billing events, see
-`tollway.billing.outbox`) writes its rows in the same transaction as each batch, so an event
-exists exactly when its record was stored.
+`tollway.billing.outbox`) writes its rows in the same transaction as each batch, for the
+records that batch really added (a replay skips the already stored), so an event exists
+exactly when its record was stored, once.
 
 Everything here runs on the event loop thread; `put()` must be called from that thread.
 """
@@ -61,7 +62,10 @@ _SQLITE_NEXT_SEQ = literal_column("(SELECT COALESCE(MAX(seq), 0) + 1 FROM usage_
 class CompanionRows(Protocol):
     """Rows written in the same transaction as a batch of records (the billing outbox)."""
 
-    async def write(self, conn: Any, records: Sequence[UsageRecord]) -> int: ...
+    async def write(self, conn: Any, records: Sequence[UsageRecord],
+                    stored: Sequence[dict[str, Any]] | None = None) -> int:
+        """`stored`: the records' usage_records rows, in the same order."""
+        ...
 
 
 def _is_row_error(exc: BaseException) -> bool:
@@ -118,6 +122,18 @@ async def _not_stored_yet(conn: AsyncConnection, rows: list[dict[str, Any]]) -> 
         if r["trace_id"] not in stored:
             fresh.setdefault(r["trace_id"], r)  # a record spooled twice is stored once
     return list(fresh.values())
+
+
+def _records_of(records: Sequence[UsageRecord], rows: list[dict[str, Any]]) -> list[UsageRecord]:
+    """The records whose rows are `rows`, each trace once, in the same order (as
+    `_not_stored_yet`, the first of a trace's copies)."""
+    keep = {r["trace_id"] for r in rows}
+    out = []
+    for record in records:
+        if record.trace_id in keep:
+            keep.discard(record.trace_id)
+            out.append(record)
+    return out
 
 
 class LedgerWriter:
@@ -385,8 +401,11 @@ class LedgerWriter:
                         sql, keys = driver
                         await conn.exec_driver_sql(sql, [tuple(row[k] for k in keys) for row in rows])
                     await self._rollups.add(conn, fresh)  # rows a replay found already stored count once
-                    if self._outbox is not None:
-                        await self._outbox.write(conn, records)
+                    if self._outbox is not None:  # the events of the records really added, once each
+                        if fresh is rows:
+                            await self._outbox.write(conn, records, rows)
+                        else:
+                            await self._outbox.write(conn, _records_of(records, fresh), fresh)
             finally:
                 self._write_started = None
         self.last_write = time.time()

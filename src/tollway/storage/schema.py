@@ -19,6 +19,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -111,29 +112,38 @@ responses = Table(
 
 Index("ix_responses_created_at", responses.c.created_at)
 
-# Billing events waiting for (or done with) delivery to a webhook sink (see tollway/billing/).
-# Rows are written in the same transaction as their usage record. `event_id` is
-# "<trace_id>:<sink>", so a record replayed from the spool cannot enqueue its events twice:
-# delivered rows stay as tombstones for `[billing] keep_delivered_days`.
+# Billing events waiting for delivery to a webhook sink (see tollway/billing/). One row is a
+# batch: the events of one sink from one ledger batch (at most the sink's batch_size), written
+# in the same transaction as their usage records. `payload` is the events' JSON, comma-joined
+# (the inside of the array a sender posts) and zlib-compressed, `event_ids` their ids
+# ("<trace_id>:<sink>") comma-joined, `events` how many; `event_id` names the row (its first
+# event's id; rows written before 0011 hold one event, its plain JSON and no event_ids).
 # state: pending (due at next_attempt_at; a sender holding it pushed next_attempt_at forward
-# as a lease), parked (failed max_attempts times; see /admin/billing/failed), delivered
-# (next_attempt_at = delivery time, so one index serves claiming and pruning).
+# as a lease under its `claim`, else outbox.NO_CLAIM), parked (failed max_attempts times; see
+# /admin/billing/failed).
+# A delivered row is deleted.
 billing_outbox = Table(
     "billing_outbox",
     metadata,
     Column("event_id", String(120), primary_key=True),
     Column("sink", String(40), nullable=False),
-    Column("trace_id", String(36), nullable=False),
-    Column("created_at", Float, nullable=False),
     Column("state", String(10), nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", Float, nullable=False),
     Column("claim", String(40)),
+    Column("events", Integer, nullable=False, server_default="1"),
+    Column("created_at", Float, nullable=False),
+    Column("trace_id", String(36), nullable=False),
     Column("last_error", String),
-    Column("payload", Text, nullable=False),
+    Column("event_ids", Text),
+    # zlib-compressed; last: SQLite reads the columns before it without reading its pages
+    Column("payload", LargeBinary, nullable=False),
 )
 
-Index("ix_billing_outbox_state", billing_outbox.c.state, billing_outbox.c.next_attempt_at)
+# what a sender's claim reads, whole (rows are not visited until claimed)
+Index("ix_billing_outbox_due", billing_outbox.c.sink, billing_outbox.c.state, billing_outbox.c.next_attempt_at,
+      billing_outbox.c.events, billing_outbox.c.event_id)
+Index("ix_billing_outbox_claim", billing_outbox.c.claim)
 
 # Every change made through the admin API or CLI (storage/audit.py). Never holds a secret.
 audit_log = Table(

@@ -91,7 +91,8 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.extra_labels: tuple[str, ...] = tuple(settings.labels)
         self._max_values = settings.max_label_values
-        self._seen: dict[str, set[str]] = {"model": set(), "project": set(), "source": set(), "customer": set()}
+        self._seen: dict[str, set[str]] = {"model": set(), "project": set(), "source": set(), "customer": set(),
+                                           "scanner": set()}
         self._series: dict[tuple, RequestSeries] = {}
         self._latency: dict[tuple[str, str, str], LatencySeries] = {}
         self._upstream: dict[tuple[str, str, str], Hist] = {}
@@ -328,9 +329,12 @@ class Metrics:
     def cache_miss(self, cache: str) -> None:
         self.cache.labels(cache, "miss").inc()
 
-    def guardrail_finding(self, scanner: str, action: str) -> None:
-        """scanner e.g. "credentials", "pii"; action e.g. "redacted", "blocked", "logged"."""
-        self.guardrail.labels(scanner, action).inc()
+    def guardrail_finding(self, scanner: str, action: str, n: int = 1) -> None:
+        """scanner: the finding type (a credential rule or PII entity, e.g. "AWS_ACCESS_KEY",
+        "EMAIL_ADDRESS": as many as the rules, bounded like model); action: what was done with
+        the request ("refused", "redacted", "forwarded") or the answer ("logged", "redacted",
+        "blocked")."""
+        self.guardrail.labels(self._bound("scanner", scanner), action).inc(n)
 
     def billing_events(self, sink: str, outcome: str, n: int = 1) -> None:
         self.billing.labels(sink, outcome).inc(n)

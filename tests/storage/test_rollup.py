@@ -304,7 +304,7 @@ async def test_the_migration_rolls_up_records_stored_before_it(tmp_path: Path, m
     await engine.dispose()
 
 
-async def test_the_rollups_of_0007_are_extended_by_0011(tmp_path: Path, make_record: MakeRecord) -> None:
+async def test_the_rollups_of_0007_are_extended_by_0012(tmp_path: Path, make_record: MakeRecord) -> None:
     """A store rolled up by 0007 (no team, no months, no pairs) gets them from its rollups: down to
     0007 and up again, the numbers stay (usage rolled up before counts as no team)."""
     import asyncio

@@ -1,5 +1,5 @@
 """Portal: usage rollups (facets, daily, latency histograms; the records already stored are rolled
-up by 0011_rollups, in the rollups' current shape), runtime providers, change markers, and the
+up by 0012_rollups, in the rollups' current shape), runtime providers, change markers, and the
 read-only views that Ask may query.
 
 Revision ID: 0007_portal
@@ -21,7 +21,7 @@ depends_on = None
 
 _FLOATS = {"latency_sum", "ttft_sum", "latency_min", "ttft_min", "latency_max", "ttft_max", "last_ts"}
 _NULLABLE = {"latency_min", "ttft_min", "latency_max", "ttft_max"}
-# the rollup attributes of this version (0011 adds team)
+# the rollup attributes of this version (0012 adds team)
 ROLLUP_DIMS = ("model", "model_requested", "project", "source", "customer", "key_id", "provider")
 
 # What Ask may read (documented in ask/schema.py): the records, and the daily rollups,

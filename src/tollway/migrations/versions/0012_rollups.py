@@ -7,8 +7,8 @@ pairs come from usage_daily (sums exact; pairs keep no histograms: their percent
 the records); usage rolled up before this version has no team (it counts as "no team"). A store whose
 records were never rolled up (upgraded from before 0007 in the same run) is rolled up whole.
 
-Revision ID: 0011_rollups
-Revises: 0010_signals
+Revision ID: 0012_rollups
+Revises: 0011_billing_batches
 Create Date: 2026-12-03
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011_rollups"
-down_revision = "0010_signals"
+revision = "0012_rollups"
+down_revision = "0011_billing_batches"
 branch_labels = None
 depends_on = None
 

@@ -32,7 +32,7 @@ _TEXT_FILTERS = frozenset({"project", "source", "customer", "model", "key_id", "
 RECORD_FILTERS = ("project", "source", "customer", "model", "status", "since", "until", "key_id", "team",
                   "provider", "limit", "cursor", "after_seq")
 STATS_FILTERS = ("project", "source", "customer", "model", "status", "since", "until", "key_id", "provider",
-                 "group_by")
+                 "team", "group_by", "percentiles")
 _RELATIVE = re.compile(r"^(\d{1,9}(?:\.\d{1,6})?)\s*(s|m|min|h|d|w)$")
 _UNIT_SECS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -109,6 +109,10 @@ class AdminRoutes:
                     out[k] = v.strip().lower()
                 else:
                     raise _bad(k, "status must be an HTTP status code (up to 3 digits), 'ok' or 'error'.")
+            elif k == "percentiles":
+                if v.strip().lower() not in ("true", "false", "1", "0"):
+                    raise _bad(k, "percentiles must be true or false.")
+                out[k] = v.strip().lower() in ("true", "1")
             elif k == "after_seq":
                 seq = _digits(v, 18)
                 if seq is None or seq >= 2**63:

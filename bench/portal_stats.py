@@ -4,10 +4,12 @@
    through the real LedgerWriter (so the rollups are built exactly as in production, batch by
    batch, and the writer's throughput with rollups is measured too). Distributions are skewed
    like real traffic: Zipf-distributed models, projects, sources and customers; keys tied to
-   projects; ~3 % errors; lognormal latencies; some unpriced calls.
-2. Starts `tollway serve` on that store and times what the Overview page loads: five /v1/stats
-   calls fired together (series + top models, projects, sources, customers), as the browser does,
-   for several time ranges and a filtered view. Reports the median and worst of `--rounds` runs.
+   projects and teams; ~3 % errors; lognormal latencies; some unpriced calls.
+2. Starts `tollway serve` on that store and times what the Overview page loads: six /v1/stats
+   calls fired together (series + top models, projects, teams, sources, customers), as the
+   browser does, for every range (24h, 7d, 30d, year, all time), for all projects and for one
+   project, and a team and a customer filter. Reports the median and worst of `--rounds` runs,
+   and the load average (the machine may be shared: read the numbers with it).
 
     python bench/portal_stats.py                       # 1M records in bench/.portal-store/
     python bench/portal_stats.py --records 200000 --reuse
@@ -65,11 +67,11 @@ def generate(n: int, seed: int = 1) -> list[UsageRecord]:
     rng = random.Random(seed)
     now = time.time()
     customers = [f"cust-{i:04d}" for i in range(300)]
-    keys = [(f"key-{i:02d}", PROJECTS[i % len(PROJECTS)]) for i in range(20)]
+    keys = [(f"key-{i:02d}", PROJECTS[i % len(PROJECTS)], f"team-{i % 5}") for i in range(20)]
     out = []
     for i in range(n):
         model, provider, pin, pout = zipf_choice(rng, MODELS)
-        key, project = zipf_choice(rng, keys, 0.8)
+        key, project, team = zipf_choice(rng, keys, 0.8)
         status = rng.choices([200, 429, 500, 400, 502], [970, 15, 8, 5, 2])[0]
         inp, outp = int(rng.lognormvariate(6, 1)), int(rng.lognormvariate(5, 1))
         ok = status < 400
@@ -85,7 +87,7 @@ def generate(n: int, seed: int = 1) -> list[UsageRecord]:
                                        cached_tokens=rng.choice([0, 0, 0, inp // 2])),
             cost_usd=cost, cost_note=None if cost is not None else ("unknown model price" if ok else None),
             latency_ms=round(latency, 3), ttft_ms=round(latency * rng.uniform(0.1, 0.4), 3) if stream else None,
-            status=status, error_type=None if ok else "provider:error", key_id=key, project=project,
+            status=status, error_type=None if ok else "provider:error", key_id=key, project=project, team=team,
             source=zipf_choice(rng, SOURCES), customer=zipf_choice(rng, customers) if rng.random() < 0.8 else None))
     out.sort(key=lambda r: r.ts)  # records reach the writer in time order, as they do in production
     return out
@@ -130,18 +132,21 @@ def get(url: str) -> dict:
         return json.loads(r.read())
 
 
-SCENARIOS = [("7d (default), per hour", {"since": "7d"}, "hour"),
-             ("24h, per hour", {"since": "24h"}, "hour"),
-             ("30d, per day", {"since": "30d"}, "day"),
-             ("365d, per week", {"since": "365d"}, "week"),
-             ("all time, per month", {}, "month"),
-             ("30d, project filter", {"since": "30d", "project": "search"}, "day"),
-             ("30d, customer filter", {"since": "30d", "customer": "cust-0003"}, "day")]
+RANGES = [("24h", {"since": "24h"}, "hour"), ("7d", {"since": "7d"}, "hour"), ("30d", {"since": "30d"}, "day"),
+          ("year", {"since": "365d"}, "week"), ("all time", {}, "month")]
+SCENARIOS = [*((f"{name}, all projects", f, b) for name, f, b in RANGES),
+             *((f"{name}, project=search", {**f, "project": "search"}, b) for name, f, b in RANGES),
+             ("30d, team=team-1", {"since": "30d", "team": "team-1"}, "day"),
+             ("year, team=team-1", {"since": "365d", "team": "team-1"}, "week"),
+             ("30d, customer=cust-0003", {"since": "30d", "customer": "cust-0003"}, "day")]
+TOPS = ("model", "project", "team", "source", "customer")
 
 
-def overview(base: str, filters: dict[str, str], bucket: str, pool: ThreadPoolExecutor) -> tuple[float, int]:
+def overview(base: str, filters: dict[str, str], bucket: str, pool: ThreadPoolExecutor,
+             tops: tuple[str, ...] = TOPS, old: bool = False) -> tuple[float, int]:
     qs = "&".join(f"{k}={v}" for k, v in filters.items())
-    urls = [f"{base}/v1/stats?{qs}&group_by={g}" for g in (bucket, "model", "project", "source", "customer")]
+    urls = [f"{base}/v1/stats?{qs}&group_by={bucket}",  # as the page asks: the top lists without percentiles
+            *(f"{base}/v1/stats?{qs}&group_by={g}{'' if old else '&percentiles=false'}" for g in tops)]
     t0 = time.perf_counter()
     results = list(pool.map(get, urls))
     return (time.perf_counter() - t0) * 1000, results[0]["totals"]["requests"]
@@ -151,7 +156,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--reuse", action="store_true", help="keep an existing generated store")
+    ap.add_argument("--reuse", action="store_true", help="keep an existing generated store (migrated first)")
+    ap.add_argument("--without-team", action="store_true",
+                    help="the Overview of builds before team was a dimension and percentiles=false (five calls "
+                         "with percentiles; no team views)")
     args = ap.parse_args()
     data = HERE / ".portal-store"
     db = data / "tollway.db"
@@ -160,7 +168,12 @@ def main() -> None:
         data.mkdir(parents=True)
         print(f"generating {args.records:,} records over a year into {db} ...")
         asyncio.run(build_store(f"sqlite+aiosqlite:///{db}", args.records))
+    t0 = time.perf_counter()
+    asyncio.run(migrate(f"sqlite+aiosqlite:///{db}"))  # a reused store of an older version: timed here
+    print(f"migrations: {time.perf_counter() - t0:.1f} s")
     print(f"store file: {sum(f.stat().st_size for f in data.glob('tollway.db*')) / 2**20:,.0f} MB")
+    tops = tuple(g for g in TOPS if g != "team") if args.without_team else TOPS
+    scenarios = [sc for sc in SCENARIOS if not (args.without_team and "team" in sc[1])]
     port = free_port()
     cfg = data / "bench.toml"
     cfg.write_text(f'[server]\ndata_dir = "{data}"\n[logging]\nlevel = "warning"\n')
@@ -174,16 +187,18 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.2)
-        with ThreadPoolExecutor(5) as pool:
-            overview(base, {}, "month", pool)  # warm the page cache once
-            print(f"\nOverview data (5 concurrent /v1/stats calls), {args.rounds} rounds, ms:")
+        with ThreadPoolExecutor(len(tops) + 1) as pool:
+            overview(base, {}, "month", pool, tops, args.without_team)  # warm the page cache once
+            print(f"\nOverview data ({len(tops) + 1} concurrent /v1/stats calls), {args.rounds} rounds, ms; "
+                  f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
             print(f"{'view':<26} {'median':>8} {'worst':>8} {'requests in view':>18}")
-            for name, filters, bucket in SCENARIOS:
+            for name, filters, bucket in scenarios:
                 times = []
                 for _ in range(args.rounds):
-                    ms, n = overview(base, filters, bucket, pool)
+                    ms, n = overview(base, filters, bucket, pool, tops, args.without_team)
                     times.append(ms)
                 print(f"{name:<26} {statistics.median(times):>8.1f} {max(times):>8.1f} {n:>18,}")
+            print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)

@@ -71,6 +71,8 @@ export interface Entry {
   total_tokens: number;
   cost_usd: string;
   unpriced: number;
+  cache_hits: number;
+  cost_saved_usd: string;
   latency_ms_p50: number | null;
   latency_ms_p95: number | null;
   ttft_ms_p50: number | null;

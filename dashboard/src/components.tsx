@@ -135,7 +135,7 @@ export function TimeChart({ xs, series, height = 180, testid, unit = "" }: {
 // Known values for the filter inputs (from /v1/stats grouped by each dimension, last 90 days).
 function useChoices(): Record<string, string[]> {
   const loaded = useLoad(async () => {
-    const dims: [string, string][] = [["project", "project"], ["source", "source"], ["customer", "customer"],
+    const dims: [string, string][] = [["project", "project"], ["team", "team"], ["source", "source"], ["customer", "customer"],
       ["key_id", "key"], ["model", "model"], ["provider", "provider"]];
     const out: Record<string, string[]> = {};
     await Promise.all(dims.map(async ([field, group]) => {
@@ -148,7 +148,7 @@ function useChoices(): Record<string, string[]> {
 }
 
 const FILTER_LABELS: Record<string, string> = {
-  project: "Project", source: "Source", customer: "Customer", key_id: "Key", model: "Model", provider: "Provider",
+  project: "Project", team: "Team", source: "Source", customer: "Customer", key_id: "Key", model: "Model", provider: "Provider",
   status: "Status",
 };
 

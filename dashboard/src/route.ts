@@ -34,7 +34,7 @@ export function useRoute(): Route {
 }
 
 // Filters every page understands, and how they map onto /v1/stats and /v1/records.
-export const FILTERS = ["project", "source", "customer", "key_id", "model", "provider", "status"] as const;
+export const FILTERS = ["project", "team", "source", "customer", "key_id", "model", "provider", "status"] as const;
 export const RANGES: [string, string][] = [
   ["1h", "last hour"], ["24h", "last 24 hours"], ["7d", "last 7 days"], ["30d", "last 30 days"],
   ["90d", "last 90 days"], ["365d", "last year"], ["all", "all time"],

@@ -31,7 +31,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from fnmatch import fnmatchcase
 from types import MappingProxyType
 from typing import Any
@@ -126,7 +126,7 @@ class _Rates:
 class _Entry:
     """A cached lookup result: rates (or why there are none) and when to look again."""
 
-    __slots__ = ("rates", "tiers", "per_request", "expires", "price", "note", "source")
+    __slots__ = ("rates", "tiers", "per_request", "expires", "price", "note", "source", "ceiling")
 
     def __init__(
         self,
@@ -146,6 +146,7 @@ class _Entry:
         self.price = price
         self.note = note
         self.source = source
+        self.ceiling: Any = None  # integer rates per tier, see PriceBook.ceiling_nanos
 
 
 class PriceBook:
@@ -208,6 +209,31 @@ class PriceBook:
         if entry.per_request is not None:
             total += entry.per_request
         return total, None
+
+    def ceiling_nanos(self, provider_kind: str, model: str, input_tokens: int) -> tuple[int, int, int] | None:
+        """(nano-USD per input token, per output token, per request) for a call with this many
+        input tokens (its price tier), each rounded up: integers whose sum bounds `cost()` of
+        plain input and output tokens from above, for pricing a worst case on the request path
+        without Decimal arithmetic. None: unpriced."""
+        entry = self._cache.get((provider_kind, model))
+        if entry is None or (entry.expires != _INF and time.time() >= entry.expires):
+            entry = self._resolve(provider_kind, model)
+        if entry.rates is None:
+            return None
+        ceiling = entry.ceiling
+        if ceiling is None:
+            def up(usd: Decimal) -> int:
+                return max(0, int(usd.scaleb(9).to_integral_value(rounding=ROUND_CEILING)))
+
+            per_req = up(entry.per_request or Decimal(0))
+            tiers = tuple((start, (up(r.input / _MILLION), up(r.output / _MILLION), per_req)) for start, r in entry.tiers)
+            base = (up(entry.rates.input / _MILLION), up(entry.rates.output / _MILLION), per_req)
+            ceiling = entry.ceiling = (tiers, base)
+        tiers, base = ceiling
+        for start, rates in tiers:
+            if input_tokens > start:
+                return rates
+        return base
 
     def known_models(self, provider_kind: str) -> list[str]:
         """Current model ids the price data knows for a provider kind (for GET /v1/models,

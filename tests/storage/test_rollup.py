@@ -49,7 +49,7 @@ def random_records(make_record: MakeRecord, n: int, span: float, seed: int = 7) 
             model_served=rng.choice(["gpt-4o-2024", "claude-x", None]),
             project=rng.choice(["alpha", "beta", None]), source=rng.choice(["sdk", "cli", None]),
             customer=rng.choice(["acme", "globex", None]), key_id=rng.choice(["k1", "k2", None]),
-            provider=rng.choice(["openai", "anthropic", None]),
+            provider=rng.choice(["openai", "anthropic", None]), team=rng.choice(["red", "blue", None]),
             usage=Usage(input_tokens=rng.choice([None, rng.randint(1, 999)]), output_tokens=rng.randint(0, 99),
                         cached_tokens=rng.randint(0, 5), reasoning_tokens=rng.randint(0, 3)),
             cost_usd=None if rng.random() < 0.15 else Decimal(rng.randint(0, 10**6)).scaleb(-9),
@@ -63,7 +63,7 @@ def random_records(make_record: MakeRecord, n: int, span: float, seed: int = 7) 
 def matches(r: UsageRecord, f: dict[str, Any], since: float | None, until: float | None) -> bool:
     if since is not None and r.ts < since or until is not None and r.ts >= until:
         return False
-    for k in ("project", "source", "customer", "key_id", "provider"):
+    for k in ("project", "source", "customer", "key_id", "provider", "team"):
         if k in f and getattr(r, k) != f[k]:
             return False
     if "model" in f and f["model"] not in (r.model_requested, r.model_served):
@@ -112,6 +112,9 @@ def key_of(r: UsageRecord, group: str) -> Any:
         return int(r.ts // DAY) * DAY
     if group == "hour":
         return int(r.ts // 3600) * 3600
+    if group == "week":
+        day = int(r.ts // DAY)
+        return (day - (day + 3) % 7) * DAY
     return getattr(r, group)
 
 
@@ -129,12 +132,24 @@ def test_the_plan_cuts_ragged_edges() -> None:
     assert plan(T0 + 5, T0 + 9, ()) == [("raw", T0 + 5, T0 + 9)]
     assert plan(T0 + 5, T0 + 2 * h, raw_from=T0 + d) == [("h", T0, T0 + h), ("h", T0 + h, T0 + 2 * h)]
     assert plan(T0 + d, T0) == []
+    nov, dec, jan, feb = 1698796800, 1701388800, 1704067200, 1706745600  # 2023-11-01 .. 2024-02-01, UTC
+    assert plan(nov + 5, feb + h + 9, ("h", "d", "m")) == [
+        ("raw", nov + 5, nov + h), ("h", nov + h, nov + d), ("d", nov + d, dec), ("m", dec, feb),
+        ("h", feb, feb + h), ("raw", feb + h, feb + h + 9)]
+    assert plan(dec - d, jan + d, ("d", "m")) == [("d", dec - d, dec), ("m", dec, jan), ("d", jan, jan + d)]
+    assert plan(None, None, ("h", "d", "m")) == [("m", None, None)]
+    mon = 1699833600  # 2023-11-13, a Monday
+    assert plan(mon - d + 5, mon + 14 * d + h, ("h", "d", "w")) == [
+        ("raw", mon - d + 5, mon - d + h), ("h", mon - d + h, mon), ("w", mon, mon + 14 * d),
+        ("h", mon + 14 * d, mon + 14 * d + h)]
 
 
 WINDOWS = [(None, None), (T0 + 1234.5, None), (None, T0 + 3 * DAY + 7 * 3600 + 99), (T0 + 3599.9, T0 + 2 * DAY + 1),
            (T0 + DAY + 100, T0 + DAY + 200)]
 FILTERS: list[dict[str, Any]] = [{}, {"project": "alpha"}, {"model": "fast"}, {"status": "error"},
-                                 {"customer": "acme", "source": "sdk"}, {"provider": "anthropic"}]
+                                 {"customer": "acme", "source": "sdk"}, {"provider": "anthropic"}, {"team": "red"},
+                                 {"team": "blue", "source": "cli"}, {"project": "beta", "team": "red"}]
+GROUPS = ("model", "source", "customer", "key", "provider", "team", "project")
 
 
 async def test_stats_equal_a_brute_force_count(store: Store, spool_dir: Path, make_record: MakeRecord) -> None:
@@ -149,7 +164,7 @@ async def test_stats_equal_a_brute_force_count(store: Store, spool_dir: Path, ma
                 check(entry, [r for r in chosen if r.project == entry["project"]])
     since, until = WINDOWS[3]
     chosen = [r for r in records if matches(r, {}, since, until)]
-    for group in ("model", "source", "customer", "key", "provider", "day", "hour"):
+    for group in (*GROUPS, "day", "hour"):
         got = await stats(store.engine, since=since, until=until, group_by=group)
         check(got["totals"], chosen)
         by: dict[Any, list[UsageRecord]] = defaultdict(list)
@@ -164,6 +179,45 @@ async def test_stats_equal_a_brute_force_count(store: Store, spool_dir: Path, ma
         else:
             costs = [Decimal(e["cost_usd"]) for e in got["groups"]]
             assert costs == sorted(costs, reverse=True)
+
+
+async def check_groups(store: Store, records: list[UsageRecord], f: dict[str, Any], since: float | None,
+                       until: float | None, group: str) -> None:
+    got = await stats(store.engine, since=since, until=until, group_by=group, **f)
+    chosen = [r for r in records if matches(r, f, since, until)]
+    check(got["totals"], chosen)
+    by: dict[Any, list[UsageRecord]] = defaultdict(list)
+    for r in chosen:
+        by[key_of(r, group)].append(r)
+    name = "ts" if group in ("day", "hour", "week") else group
+    assert {e[name] for e in got["groups"]} == set(by)
+    for entry in got["groups"]:
+        check(entry, by[entry[name]])
+
+
+async def test_a_project_or_team_by_another_attribute_reads_its_pair(
+        store: Store, spool_dir: Path, make_record: MakeRecord) -> None:
+    """"project = X by customer", "team = Y by model" ... (pair facets) over ragged windows."""
+    records = random_records(make_record, 700, 5 * DAY, seed=5)
+    await insert(store, spool_dir, records)
+    for since, until in WINDOWS:
+        for f in ({"project": "alpha"}, {"team": "blue"}, {"project": "beta", "status": "error"}):
+            for group in GROUPS:
+                await check_groups(store, records, f, since, until, group)
+
+
+async def test_long_ranges_read_months_and_stay_exact(
+        store: Store, spool_dir: Path, make_record: MakeRecord) -> None:
+    """Over months (month rows in the middle, days, hours and records at the edges)."""
+    records = random_records(make_record, 600, 130 * DAY, seed=9)
+    await insert(store, spool_dir, records)
+    for since, until in [(None, None), (T0 + 5 * DAY + 777.5, None), (T0 + 20 * DAY + 5, T0 + 110 * DAY + 3601.5)]:
+        for f in ({}, {"project": "alpha"}, {"team": "red"}, {"customer": "acme"}):
+            for group in ("month", "week", "customer", "team", "model"):
+                got = await stats(store.engine, since=since, until=until, group_by=group, **f)
+                check(got["totals"], [r for r in records if matches(r, f, since, until)])
+            for group in ("customer", "team", "model", "week"):
+                await check_groups(store, records, f, since, until, group)
 
 
 async def test_week_and_month_groups_add_up(store: Store, spool_dir: Path, make_record: MakeRecord) -> None:
@@ -201,9 +255,11 @@ async def test_rollup_rows_are_few_for_repetitive_traffic(
     # every record alike within the hour: one row per facet and grain, one daily row, and the
     # non-empty latency and TTFT bins of the total's hour and day and of each attribute's day
     facets, daily, bins = counts
-    assert (facets, daily) == (7 * 2, 1)
+    # 8 facets (total and 7 attributes) x hour, day, week, month; 12 pairs (project or team and another) x day, month
+    assert (facets, daily) == (8 * 4 + 12 * 2, 1)
     per_row = len({bin_of(r.latency_ms) for r in records}) + len({bin_of(r.ttft_ms) for r in records})
-    assert bins == (2 + 6) * per_row
+    # histograms: the total per hour, day, week and month; the attributes per day, week and month (pairs: none)
+    assert bins == (4 + 7 * 3) * per_row
 
 
 async def test_retention_deletes_old_records_and_keeps_totals(
@@ -247,4 +303,42 @@ async def test_the_migration_rolls_up_records_stored_before_it(tmp_path: Path, m
     await migrate(url)
     got = await stats(engine, since=T0 + 777.5, group_by="day")
     check(got["totals"], [r for r in records if r.ts >= T0 + 777.5])
+    await engine.dispose()
+
+
+async def test_the_rollups_of_0007_are_extended_by_0012(tmp_path: Path, make_record: MakeRecord) -> None:
+    """A store rolled up by 0007 (no team, no months, no pairs) gets them from its rollups: down to
+    0007 and up again, the numbers stay (usage rolled up before counts as no team)."""
+    import asyncio
+
+    from alembic import command
+
+    from tollway.storage import default_sqlite_url, make_engine, migrate
+    from tollway.storage.engine import alembic_config
+
+    url = default_sqlite_url(tmp_path / "s")
+    (tmp_path / "s").mkdir()
+    await migrate(url)
+    records = random_records(make_record, 300, 70 * DAY, seed=13)
+    engine = make_engine(url)
+
+    class S:  # the Store fixture's shape, enough for insert() and check_groups()
+        pass
+
+    s: Any = S()
+    s.engine = engine
+    await insert(s, tmp_path / "spool", records)
+    await engine.dispose()
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "0007_portal")
+    await migrate(url)
+    engine = make_engine(url)
+    s.engine = engine
+    for since, until in [(None, None), (T0 + 3 * DAY + 5.5, T0 + 65 * DAY)]:
+        got = await stats(engine, since=since, until=until, group_by="month")
+        check(got["totals"], [r for r in records if matches(r, {}, since, until)])
+        await check_groups(s, records, {"project": "alpha"}, since, until, "customer")
+        got = await stats(engine, since=since, until=until, group_by="team")
+        check(got["totals"], [r for r in records if matches(r, {}, since, until)])
+        if since is None:  # whole months: rolled up before teams were
+            assert [e["team"] for e in got["groups"]] == [None]
     await engine.dispose()

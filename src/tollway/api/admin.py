@@ -34,7 +34,7 @@ RECORD_FILTERS = ("project", "source", "customer", "model", "status", "since", "
                   "provider", "limit", "cursor", "after_seq")
 ERROR_FILTERS = ("kind", "model", "provider", "deployment", "project", "since", "until", "limit", "cursor")
 STATS_FILTERS = ("project", "source", "customer", "model", "status", "since", "until", "key_id", "provider",
-                 "group_by")
+                 "team", "group_by", "percentiles")
 _RELATIVE = re.compile(r"^(\d{1,9}(?:\.\d{1,6})?)\s*(s|m|min|h|d|w)$")
 _UNIT_SECS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -116,6 +116,10 @@ class AdminRoutes:
                     raise _bad(k, "kind must be 'customer' (the client got an error) or 'mitigated' "
                                   "(a fallback or retry served it).")
                 out[k] = v
+            elif k == "percentiles":
+                if v.strip().lower() not in ("true", "false", "1", "0"):
+                    raise _bad(k, "percentiles must be true or false.")
+                out[k] = v.strip().lower() in ("true", "1")
             elif k == "after_seq":
                 seq = _digits(v, 18)
                 if seq is None or seq >= 2**63:

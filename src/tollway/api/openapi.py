@@ -201,7 +201,7 @@ _GROUP = {"type": "object", "properties": {
 _TIME_PARAM = ("Unix seconds, ISO 8601, 'now', or a time ago: 30m, 24h, 7d, 2w")
 _STATS_PARAMS = [
     *({"name": n, "in": "query", "required": False, "schema": {"type": "string"}} for n in
-      ("project", "source", "customer", "model", "key_id", "provider")),
+      ("project", "source", "customer", "model", "key_id", "provider", "team")),
     {"name": "status", "in": "query", "required": False, "schema": {"type": "string"},
      "description": "An HTTP status code, 'ok' or 'error'"},
     {"name": "since", "in": "query", "required": False, "schema": {"type": "string"},
@@ -209,9 +209,12 @@ _STATS_PARAMS = [
     {"name": "until", "in": "query", "required": False, "schema": {"type": "string"},
      "description": "Exclusive. " + _TIME_PARAM},
     {"name": "group_by", "in": "query", "required": False, "schema": {"enum": [
-        "model", "project", "source", "customer", "key", "provider", "hour", "day", "week", "month", "status"]},
+        "model", "project", "source", "customer", "key", "provider", "team", "hour", "day", "week", "month",
+        "status"]},
      "description": "One breakdown in `groups` (by cost, most first; time groups in time order, UTC). Without "
                     "it: by_model, by_project and by_source."},
+    {"name": "percentiles", "in": "query", "required": False, "schema": {"type": "boolean", "default": True},
+     "description": "false: leave out the latency and TTFT percentiles (cheaper, e.g. for a list of top spenders)"},
 ]
 
 _PROVIDER = {"type": "object", "properties": {
@@ -423,6 +426,16 @@ def openapi_document() -> dict[str, Any]:
                          "chart": {"type": ["object", "null"]}, "trace_id": {"type": ["string", "null"]}}}),
                                    "400": _json(_ERR, "No [ask] model configured, or no question"),
                                    "502": _json(_ERR, "The Ask model failed")}}},
+        "/v1/guard": {"get": {
+            "summary": "What the guard found, per UTC day: finding types and counts in requests and answers, and "
+                       "what was done (blocked, redacted); from the stored records (never a value)",
+            "security": _ADMIN_SECURITY,
+            "parameters": [{"name": n, "in": "query", "required": False, "schema": {"type": "string"},
+                            **({"description": _TIME_PARAM} if n in ("since", "until") else {})}
+                           for n in ("since", "until", "project", "source", "customer", "key_id", "team")],
+            "responses": {"200": _json({"type": "object", "properties": {
+                "totals": {"type": "object"}, "days": {"type": "array", "items": {"type": "object"}}}}),
+                          "400": _json(_ERR, "A bad filter")}}},
         "/": {"get": {"summary": "The portal (a single-page app; its assets are under /assets/)", "security": [],
                       "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}}}},
         "/v1/records/{trace_id}": {"get": {

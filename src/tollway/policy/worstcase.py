@@ -5,18 +5,17 @@ Output: the request's own limit (`max_tokens`, `max_completion_tokens`, `max_out
 else what the model can produce at most (its context window minus the input, from the price
 data), else `[budgets] default_output_tokens`. Input: exact for models with a known tokenizer
 (OpenAI's); for others the local count is an estimate and a 25 % margin is added. With several
-deployments in the plan (fallbacks), the most expensive one is reserved.
+deployments in the plan (fallbacks), the most expensive one is reserved. Prices are the price book's integer ceilings
+(nano-USD per token, rounded up): a reservation may be a few nano-dollars high, never low.
 """
 
 from __future__ import annotations
 
 import math
-from decimal import ROUND_CEILING, Decimal
 from typing import TYPE_CHECKING, Any
 
 from tollway.estimate import prompt_tokens
 from tollway.providers.base import Endpoint
-from tollway.usage import Usage
 
 if TYPE_CHECKING:
     from tollway.pipeline.context import RequestContext
@@ -58,10 +57,6 @@ async def input_tokens(state: "AppState", ctx: "RequestContext") -> int:
     return n
 
 
-def ceil_nanos(usd: Decimal) -> int:
-    return int(usd.scaleb(9).to_integral_value(rounding=ROUND_CEILING))
-
-
 def worst_case(state: "AppState", ctx: "RequestContext", n_input: int, out_requested: int | None
                ) -> tuple[int, str | None]:
     """(nano-USD, None), or (what is known, the first unpriced model) for the policy to judge."""
@@ -78,11 +73,11 @@ def worst_case(state: "AppState", ctx: "RequestContext", n_input: int, out_reque
         else:
             window = state.prices.context_window(kind, model)
             out = max(0, window - n_input) if window else state.settings.budgets.default_output_tokens
-        cost, _ = state.prices.cost(kind, model, Usage(input_tokens=n_input, output_tokens=out))
-        if cost is None:
+        rates = state.prices.ceiling_nanos(kind, model, n_input)
+        if rates is None:
             unpriced = unpriced or model
             continue
-        nanos = ceil_nanos(cost)
+        nanos = n_input * rates[0] + out * rates[1] + rates[2]
         if nanos > worst:
             worst = nanos
     return worst, unpriced

@@ -34,6 +34,8 @@ Trace = list[dict[str, Any]]
 _VISION_MARKERS = (b'"image_url"', b'"input_image"', b'"inline_data"', b'"inlineData"', b'"type":"image"',
                    b'"type": "image"')
 _JSON_TYPES = frozenset({"json_object", "json_schema"})
+_COUNTING = frozenset({Endpoint.COUNT_TOKENS.value, Endpoint.GEMINI_COUNT_TOKENS.value})
+_COUNT_INLINE_BYTES = 64 * 1024  # tollway.counting.INLINE_CHARS: larger inputs are not counted on the loop
 _CHAT_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.RESPONSES, Endpoint.MESSAGES, Endpoint.GENERATE_CONTENT,
                              Endpoint.COMPLETIONS})
 
@@ -42,7 +44,7 @@ class Need:
     """What the request asks of a deployment (computed once per request, only when some
     candidate could fail it)."""
 
-    __slots__ = ("tools", "vision", "json", "input_tokens", "output_tokens", "_ctx", "_exact")
+    __slots__ = ("tools", "vision", "json", "input_tokens", "output_tokens", "counting", "_ctx", "_exact")
 
     def __init__(self, ctx: "RequestContext") -> None:
         j = ctx.json or {}
@@ -60,10 +62,17 @@ class Need:
         self.vision = any(m in body for m in _VISION_MARKERS)
         self.input_tokens = len(body) // 4  # cheap: about 4 bytes a token
         self.output_tokens = requested_output(ctx.json) or 0
+        # a token count is asked for: it must answer for any input, the window is no bar
+        self.counting = ctx.endpoint in _COUNTING
 
     def tokens(self, window: int, counter: Any) -> int:
         """Estimated input + requested output; counted properly only when the cheap estimate
-        comes near the window."""
+        comes near the window, and the body is small enough to count on the event loop (the
+        router runs there); a larger one is judged by a low estimate (6 bytes a token), so a
+        guess never refuses a request the model could take: the provider's own error says it."""
+        if not self._exact and len(self._ctx.body) > _COUNT_INLINE_BYTES:
+            self.input_tokens = len(self._ctx.body) // 6
+            self._exact = True
         if not self._exact and self.input_tokens + self.output_tokens > window // 2 and counter is not None:
             from tollway.estimate import prompt_tokens
 
@@ -107,7 +116,8 @@ def capabilities(router: "Router", ctx: "RequestContext", route: "ModelRoute", c
                 can_translate(endpoint, d.provider) for d in route.deployments)
         if offers:
             window = route.min_window
-            if window is None or len(ctx.body) // 4 + (requested_output(ctx.json) or 0) <= window // 2:
+            if (window is None or ctx.endpoint in _COUNTING
+                    or len(ctx.body) // 4 + (requested_output(ctx.json) or 0) <= window // 2):
                 return cands
     table = router.table
     need: Need | None = None
@@ -150,7 +160,7 @@ def _lacks(need: Need, info: Any, requires: Any, min_context: int | None, router
     window = info.context_window
     if min_context is not None and (window is None or window < min_context):
         return f"context window {window or 'unknown'} < {min_context} (profile min_context)"
-    if window is not None:
+    if window is not None and not need.counting:
         n = need.tokens(window, router.tokens)
         if n > window:
             return f"context window {window} tokens < estimated input + max output ({n})"

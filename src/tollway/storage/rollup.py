@@ -2,8 +2,9 @@
 
 For a batch of stored rows, `aggregate()` first sums the rows that agree on the hour and every
 attribute (identical traffic collapses to a handful of sums here: one dict update per record),
-then spreads those sums over their facet rows (hour and day; total and one per attribute), the
-all-attribute day rows, and the facets' histogram bins (schema.py). `RollupWriter.add()` upserts
+then spreads those sums over their facet rows (hour, day, week and month; total and one per attribute;
+pairs of a project or team and another attribute, days and months), the all-attribute day rows,
+and the facets' histogram bins (schema.py). `RollupWriter.add()` upserts
 them with `ON CONFLICT DO UPDATE SET x = x + excluded.x` (SQLite and Postgres alike), in key
 order so that two instances on one Postgres cannot deadlock. Only rows really stored in this
 transaction are counted (the writer leaves out replayed rows that were already there).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, func
@@ -30,14 +32,36 @@ from tollway.storage.schema import (
     usage_daily,
     usage_facets,
     usage_latency,
+    pair_value,
 )
 
 HOUR, DAY = 3600, 86400
-GRAINS: tuple[tuple[str, int], ...] = (("h", HOUR), ("d", DAY))
 # facet -> index in ROLLUP_DIMS of the attribute it keeps (None: "total", no attribute)
 FACETS: dict[str, int | None] = {"total": None, "model": 0, "project": 2, "source": 3, "customer": 4, "key": 5,
-                                 "provider": 6}
+                                 "provider": 6, "team": 7}
 FACET_OF_DIM: dict[str, str] = {ROLLUP_DIMS[i]: f for f, i in FACETS.items() if i is not None}
+# pair facets: "<scope>.<other>" -> (index of the scope's attribute, index of the other's)
+PAIR_SCOPES = ("project", "team")
+PAIRS: dict[str, tuple[int, int]] = {f"{a}.{b}": (FACETS[a], FACETS[b])  # type: ignore[misc]
+                                     for a in PAIR_SCOPES for b in FACETS if b not in ("total", a)}
+
+
+def month_of(ts: float) -> int:
+    """Unix seconds of the start of the UTC month holding `ts`."""
+    d = datetime.fromtimestamp(ts, UTC)
+    return int(datetime(d.year, d.month, 1, tzinfo=UTC).timestamp())
+
+
+def week_of(ts: float) -> int:
+    """Unix seconds of the start of the week (Monday, UTC) holding `ts` (1970-01-01 was a Thursday)."""
+    day = int(ts // DAY)
+    return (day - (day + 3) % 7) * DAY
+
+
+def next_month(month: int) -> int:
+    d = datetime.fromtimestamp(month, UTC)
+    y, m = (d.year + 1, 1) if d.month == 12 else (d.year, d.month + 1)
+    return int(datetime(y, m, 1, tzinfo=UTC).timestamp())
 _NS = len(ROLLUP_SUMS)
 # positions in a row's values: the sums (ROLLUP_SUMS order), then min/max and the last time
 _LMIN, _TMIN, _LMAX, _TMAX, _LAST = _NS, _NS + 1, _NS + 2, _NS + 3, _NS + 4
@@ -68,7 +92,7 @@ def _by_hour(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[Any, ...], _Acc]:
         status = r["status"]
         key = (int(ts // HOUR) * HOUR, r["model_served"] or r["model_requested"] or "", r["model_requested"] or "",
                r["project"] or "", r["source"] or "", r["customer"] or "", r["key_id"] or "", r["provider"] or "",
-               status, is_error(status, r["error_type"]))
+               r.get("team") or "", status, is_error(status, r["error_type"]))
         acc = out.get(key)
         if acc is None:
             acc = out[key] = _Acc()
@@ -142,9 +166,25 @@ def aggregate(rows: Iterable[Mapping[str, Any]]) -> RollupBatch:
     source (C-level list and dict copies) and merges only from the second on."""
     facets: dict[tuple[Any, ...], list[Any]] = {}  # key -> [values, latency bins | None, ttft bins | None]
     daily: dict[tuple[Any, ...], list[Any]] = {}
+    months: dict[int, tuple[int, int]] = {}  # day -> (its month, its week)
+
+    def add(fkey: tuple[Any, ...], acc: _Acc, hist: bool) -> None:
+        target = facets.get(fkey)
+        if target is None:
+            facets[fkey] = [acc.v.copy(), dict(acc.lat) if hist else None, dict(acc.ttft) if hist else None]
+            return
+        _merge_values(target[0], acc.v)
+        if hist:
+            _merge_hist(target[1], acc.lat)
+            _merge_hist(target[2], acc.ttft)
+
     for (hour, *rest), acc in _by_hour(rows).items():
         dims, status, err = rest[:-2], rest[-2], rest[-1]
         day = hour - hour % DAY
+        got_month = months.get(day)
+        if got_month is None:
+            got_month = months[day] = (month_of(day), week_of(day))
+        month, week = got_month
         dkey = (day, *dims, status, err)
         got = daily.get(dkey)
         if got is None:
@@ -153,17 +193,15 @@ def aggregate(rows: Iterable[Mapping[str, Any]]) -> RollupBatch:
             _merge_values(got, acc.v)
         for facet, idx in FACETS.items():
             value = "" if idx is None else dims[idx]
-            for grain, bucket in (("h", hour), ("d", day)):
-                fkey = (grain, facet, bucket, value, status, err)
-                hist = grain == "d" or idx is None  # histograms: per day, and per hour for the total
-                target = facets.get(fkey)
-                if target is None:
-                    facets[fkey] = [acc.v.copy(), dict(acc.lat) if hist else None, dict(acc.ttft) if hist else None]
-                    continue
-                _merge_values(target[0], acc.v)
-                if hist:
-                    _merge_hist(target[1], acc.lat)
-                    _merge_hist(target[2], acc.ttft)
+            # histograms: per day, week and month, and per hour for the total
+            add(("h", facet, hour, value, status, err), acc, idx is None)
+            add(("d", facet, day, value, status, err), acc, True)
+            add(("w", facet, week, value, status, err), acc, True)
+            add(("m", facet, month, value, status, err), acc, True)
+        for pair, (ia, ib) in PAIRS.items():  # sums only (their percentiles come from the records)
+            value = pair_value(dims[ia], dims[ib])
+            add(("d", pair, day, value, status, err), acc, False)
+            add(("m", pair, month, value, status, err), acc, False)
     latency: list[tuple[Any, ...]] = []
     out_facets: list[tuple[Any, ...]] = []
     for fkey in sorted(facets):

@@ -92,6 +92,9 @@ Index("ix_usage_records_key_id", usage_records.c.key_id, usage_records.c.ts)
 Index("ix_usage_records_team", usage_records.c.team, usage_records.c.ts)
 Index("ix_usage_records_seq", usage_records.c.seq, unique=True)
 Index("ix_usage_records_failure", usage_records.c.failure, usage_records.c.ts)
+# the guard page reads only the calls with findings (few): a partial index keeps that off the rest
+Index("ix_usage_records_guard", usage_records.c.ts, sqlite_where=usage_records.c.guard_findings.is_not(None),
+      postgresql_where=usage_records.c.guard_findings.is_not(None))
 
 # Responses kept for the Responses API on providers that have no state of their own
 # (see storage/responses.py). `conversation` is the response's own items (input, then output;
@@ -167,14 +170,18 @@ Index("ix_audit_log_target", audit_log.c.target, audit_log.c.id)
 # (storage/rollup.py), read by /v1/stats, the portal and `tollway usage` (storage/stats.py). They
 # outlive the raw records (retention). An attribute that was NULL on the record is "" here.
 #
-# usage_facets: per hour ("h") and UTC day ("d"), per facet ("total", or one attribute: model,
-#   project, source, customer, key, provider) and its value, per status: the sums. Small and
-#   fast: what unfiltered questions and single-attribute breakdowns read.
+# usage_facets: per hour ("h"), UTC day ("d"), week from Monday ("w") and month ("m"), per facet ("total", or one
+#   attribute: model, project, source, customer, key, provider, team) and its value, per status:
+#   the sums. Small and fast: what unfiltered questions and single-attribute breakdowns read.
+#   Pair facets ("project.model", "team.customer", ...: a project or team and one other
+#   attribute; days and months only, no histograms) answer "project = X, by customer" the same way; their value
+#   is `pair_value(a, b)`.
 # usage_daily: per UTC day and every attribute at once: answers filtered questions.
 # usage_latency: the latency ("l") and time-to-first-token ("t") histograms of usage_facets
-#   (see histogram.py), one row per non-empty bin: per hour and day for "total", per day for
-#   the attribute facets (their partial days come from the records).
-ROLLUP_DIMS = ("model", "model_requested", "project", "source", "customer", "key_id", "provider")
+#   (see histogram.py), one row per non-empty bin: per hour, day, week and month for "total", per
+#   day, week and month for the attribute facets (their partial days come from the records; pair facets
+#   have none: their percentiles come from the records).
+ROLLUP_DIMS = ("model", "model_requested", "project", "source", "customer", "key_id", "provider", "team")
 ROLLUP_SUMS = ("requests", "input_tokens", "output_tokens", "cached_tokens", "cache_creation_tokens",
                "reasoning_tokens", "total_tokens", "cost_nanousd", "priced", "latency_n", "latency_sum",
                "ttft_n", "ttft_sum", "cache_hits", "cost_saved_nanousd")
@@ -184,6 +191,16 @@ MEASURES = (*ROLLUP_SUMS, *ROLLUP_MINS, *ROLLUP_MAXES)
 _FLOAT_MEASURES = frozenset({"latency_sum", "ttft_sum", "latency_min", "ttft_min", "latency_max", "ttft_max",
                              "last_ts"})
 _NULLABLE_MEASURES = frozenset({"latency_min", "ttft_min", "latency_max", "ttft_max"})
+
+
+def pair_value(a: str, b: str) -> str:
+    """A pair facet's value: `a` (a project or team) and `b`, unambiguous whatever they hold
+    ("6:searchgpt-4o"); rows of one `a` share the prefix `pair_prefix(a)`."""
+    return f"{len(a)}:{a}{b}"
+
+
+def pair_prefix(a: str) -> str:
+    return f"{len(a)}:{a}"
 
 
 def measure_columns() -> list[Column]:

@@ -1,17 +1,20 @@
 """`/v1/stats`, the portal and `tollway usage`: totals and groups read from the rollups.
 
 A time range [since, until) is cut into pieces, each read from the cheapest exact source: whole
-UTC days and hours from the rollups, and the partial units at either end from the raw records
-(indexed by ts). All pieces share one column shape and are summed in one `UNION ALL` query, so
-a total is exact to the request and the nano-dollar. A question about at most one attribute
-(the totals, "by project", "source = web by source") reads `usage_facets` (hours and days);
-anything else (several filters, a model filter) reads `usage_daily` for whole days and the raw
-records for the rest.
+UTC months (or weeks, for a weekly series), days and hours from the rollups, and the partial units at either end from the raw
+records (indexed by ts), so a year is ~12 month rows per value plus its edges, never a scan of
+the records. All pieces share one column shape and are summed in one `UNION ALL` query, so a
+total is exact to the request and the nano-dollar. A question about at most one attribute (the
+totals, "by project", "source = web by source") reads `usage_facets` (hours, days, months); one
+about a project or team and one other attribute ("project = X by customer") reads its pair
+facet (days and months); anything else (several filters, a model filter) reads `usage_daily`
+for whole days and the raw records for the rest.
 
 Latency and TTFT percentiles come from histograms (see histogram.py), within ~12 % of the exact
-nearest-rank value: those of `usage_latency` (hours and days for the totals, days for the
-attribute facets) with the raw records' bins for the rest, and only the raw records' bins for
-questions with several filters (so those percentiles cover the retained records only). Before
+nearest-rank value: those of `usage_latency` (hours, days, weeks and months for the totals;
+days, weeks and months for the attribute facets) with the raw records' bins for the rest, and only the raw
+records' bins for pair questions and questions with several filters (so those percentiles
+cover the retained records only; `percentiles=False` skips them). Before
 the retention horizon (`raw_from`) the records are gone, so partial units there count whole.
 """
 
@@ -28,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tollway.storage.histogram import EDGES, NBINS, percentile
 from tollway.storage.money import decimal_from_nanousd, format_usd
-from tollway.storage.rollup import FACET_OF_DIM, FACETS
+from tollway.storage.rollup import FACET_OF_DIM, FACETS, PAIR_SCOPES, month_of, next_month, week_of
 from tollway.storage.rows import iso_utc
 from tollway.storage.schema import (
     MEASURES,
@@ -38,15 +41,17 @@ from tollway.storage.schema import (
     usage_facets as fct,
     usage_latency as lat,
     usage_records as t,
+    pair_prefix,
+    pair_value,
 )
 
 HOUR, DAY = 3600, 86400
 DIMENSION_GROUPS = {"model": "model", "project": "project", "source": "source", "customer": "customer",
-                    "key": "key_id", "provider": "provider"}
+                    "key": "key_id", "provider": "provider", "team": "team"}
 TIME_GROUPS = ("hour", "day", "week", "month")
 GROUPS = (*DIMENSION_GROUPS, *TIME_GROUPS, "status")
 PERCENTILES = (50, 95)
-_UNITS = {"h": HOUR, "d": DAY}
+_ORDER = {"h": 0, "d": 1, "w": 2, "m": 2}  # a plan holds weeks or months, never both
 
 
 class InvalidStatsQuery(ValueError):
@@ -56,11 +61,23 @@ class InvalidStatsQuery(ValueError):
 # -- the time plan ---------------------------------------------------------------------------
 
 
-def _floor(x: float, unit: int) -> int:
+def _floor(x: float, grain: str) -> int:
+    if grain == "m":
+        return month_of(x)
+    if grain == "w":
+        return week_of(x)
+    unit = HOUR if grain == "h" else DAY
     return int(x // unit) * unit
 
 
-def _ceil(x: float, unit: int) -> int:
+def _ceil(x: float, grain: str) -> int:
+    if grain == "m":
+        m = month_of(x)
+        return m if m == x else next_month(m)
+    if grain == "w":
+        w = week_of(x)
+        return w if w == x else w + 7 * DAY
+    unit = HOUR if grain == "h" else DAY
     return -int(-x // unit) * unit
 
 
@@ -72,7 +89,7 @@ def plan(since: float | None, until: float | None, grains: Sequence[str] = ("h",
     """[(source, lo, hi)]: "raw" (records with lo <= ts < hi) or a grain of `grains` (rollup
     buckets lo <= bucket < hi); None is unbounded. Coarsest whole units first, finer ones at the
     edges, raw records for what is left."""
-    units = sorted(grains, key=lambda g: _UNITS[g])
+    units = sorted(grains, key=lambda g: _ORDER[g])
 
     def cut(lo: float | None, hi: float | None, level: int) -> list[Part]:
         if lo is not None and hi is not None and lo >= hi:
@@ -80,9 +97,8 @@ def plan(since: float | None, until: float | None, grains: Sequence[str] = ("h",
         if level < 0:
             return [("raw", lo, hi)]
         g = units[level]
-        u = _UNITS[g]
-        a = None if lo is None else _ceil(lo, u)
-        b = None if hi is None else _floor(hi, u)
+        a = None if lo is None else _ceil(lo, g)
+        b = None if hi is None else _floor(hi, g)
         if a is not None and b is not None and a >= b:
             return cut(lo, hi, level - 1)
         out: list[Part] = []
@@ -96,8 +112,8 @@ def plan(since: float | None, until: float | None, grains: Sequence[str] = ("h",
     parts = cut(since, until, len(units) - 1)
     if raw_from is None or not units:
         return parts
-    finest, u = units[0], _UNITS[units[0]]
-    return [(finest, _floor(lo, u) if lo is not None else None, _ceil(hi, u) if hi is not None else None)
+    finest = units[0]
+    return [(finest, _floor(lo, finest) if lo is not None else None, _ceil(hi, finest) if hi is not None else None)
             if src == "raw" and (lo is None or lo < raw_from) else (src, lo, hi) for src, lo, hi in parts]
 
 
@@ -148,9 +164,10 @@ class Filters:
 
     def __init__(self, *, project: str | None = None, source: str | None = None, customer: str | None = None,
                  model: str | None = None, key_id: str | None = None, provider: str | None = None,
-                 status: int | str | None = None) -> None:
+                 team: str | None = None, status: int | str | None = None) -> None:
         self.equal = {d: v for d, v in (("project", project), ("source", source), ("customer", customer),
-                                         ("key_id", key_id), ("provider", provider)) if v is not None}
+                                         ("key_id", key_id), ("provider", provider), ("team", team))
+                      if v is not None}
         self.model = model
         self.status: int | str | None = None
         if status is not None:
@@ -187,9 +204,16 @@ class Filters:
             return [*conds, or_(t.c.status >= 400, t.c.error_type.is_not(None))]
         return conds + self._status(t.c.status, None)
 
-    def facet(self, table: Any) -> list[ColumnElement[bool]]:
-        """On usage_facets / usage_latency: the facet's own value filter (at most one)."""
-        conds = [table.c.value == v for v in self.equal.values()]
+    def facet(self, table: Any, pair: tuple[str, str] | None = None) -> list[ColumnElement[bool]]:
+        """On usage_facets / usage_latency: the facet's own value filter (at most one; for a
+        pair facet (scope dim, other dim), the scope's value and the other's when filtered)."""
+        if pair is None:
+            conds = [table.c.value == v for v in self.equal.values()]
+        elif pair[1] in self.equal:
+            conds = [table.c.value == pair_value(self.equal[pair[0]], self.equal[pair[1]])]
+        else:
+            prefix = pair_prefix(self.equal[pair[0]])
+            conds = [func.substr(table.c.value, 1, len(prefix)) == prefix]
         return conds + self._status(table.c.status, table.c.error)
 
     def daily(self) -> list[ColumnElement[bool]]:
@@ -218,10 +242,18 @@ class Question:
         gdim = DIMENSION_GROUPS.get(group or "")
         needed = f.dims() | ({gdim} if gdim else set())
         self.facet: str | None = None
+        self.pair: tuple[str, str] | None = None  # (scope dim, other dim) of a pair facet
         if not needed:
             self.facet = "total"
         elif len(needed) == 1 and next(iter(needed)) in FACET_OF_DIM:
             self.facet = FACET_OF_DIM[next(iter(needed))]
+        elif len(needed) == 2:
+            for scope in PAIR_SCOPES:
+                other = next(iter(needed - {scope}))
+                # the group's attribute is the pair's second (the one read back from the value)
+                if scope in f.equal and other != scope and other in FACET_OF_DIM and gdim in (None, other):
+                    self.facet, self.pair = f"{FACET_OF_DIM[scope]}.{FACET_OF_DIM[other]}", (scope, other)
+                    break
         self.gdim = gdim
 
     def _key(self, u: Any) -> ColumnElement[Any] | None:
@@ -236,9 +268,25 @@ class Question:
         return None
 
     def _grains(self) -> tuple[str, ...]:
-        if self.facet is not None:
-            return ("h",) if self.group == "hour" else ("h", "d")
-        return () if self.group == "hour" else ("d",)
+        if self.group == "hour":
+            grains: tuple[str, ...] = ("h",)
+        elif self.group == "day":
+            grains = ("h", "d")
+        elif self.group == "week":
+            grains = ("h", "d", "w")
+        else:
+            grains = ("h", "d", "m")
+        if self.facet is None:  # the daily table
+            return tuple(g for g in grains if g == "d")
+        if self.pair is not None:  # pair facets: days and months
+            return tuple(g for g in grains if g in ("d", "m"))
+        return grains
+
+    def _value(self, table: Any) -> ColumnElement[Any]:
+        """A facet row's value as the group key: a pair facet's other attribute."""
+        if self.pair is None:
+            return table.c.value
+        return func.substr(table.c.value, len(pair_prefix(self.f.equal[self.pair[0]])) + 1).label("value")
 
     def measures(self) -> Select[Any] | None:
         parts = []
@@ -246,9 +294,9 @@ class Question:
             if src == "raw":
                 parts.append(self._raw_measures(lo, hi))
             elif self.facet is not None:
-                parts.append(select(fct.c.bucket, fct.c.value, fct.c.status, fct.c.error,
+                parts.append(select(fct.c.bucket, self._value(fct), fct.c.status, fct.c.error,
                                     *(fct.c[m] for m in MEASURES))
-                             .where(fct.c.grain == src, fct.c.facet == self.facet, *self.f.facet(fct),
+                             .where(fct.c.grain == src, fct.c.facet == self.facet, *self.f.facet(fct, self.pair),
                                     *_between(fct.c.bucket, lo, hi)))
             else:
                 parts.append(select(dly.c.day.label("bucket"), *(dly.c[d] for d in ROLLUP_DIMS), dly.c.status,
@@ -272,7 +320,10 @@ class Question:
 
     def _raw_measures(self, lo: float | None, hi: float | None) -> Select[Any]:
         if self.facet is not None:
-            attr = "" if self.facet == "total" else ROLLUP_DIMS[FACETS[self.facet]]  # type: ignore[index]
+            if self.pair is not None:
+                attr = self.pair[1]
+            else:
+                attr = "" if self.facet == "total" else ROLLUP_DIMS[FACETS[self.facet]]  # type: ignore[index]
             dims = [(literal_column("''") if not attr else _raw_attr(attr)).label("value")]
         else:
             dims = [_raw_attr(d).label(d) for d in ROLLUP_DIMS]
@@ -283,19 +334,19 @@ class Question:
     def histograms(self) -> Select[Any] | None:
         """(k, metric, bin, n) for the percentiles."""
         parts = []
-        if self.facet is not None:
+        if self.facet is not None and self.pair is None:
             # "total" has hourly histograms; the attribute facets daily ones only
-            grains = self._grains() if self.facet == "total" else tuple(g for g in self._grains() if g == "d")
+            grains = self._grains() if self.facet == "total" else tuple(g for g in self._grains() if g != "h")
             pieces = plan(self.since, self.until, grains, self.raw_from)
-        else:  # the daily table has no histograms: the retained records have them
+        else:  # the daily table and the pair facets have no histograms: the retained records have them
             lo = self.since if self.raw_from is None or self.since is None else max(self.since, self.raw_from)
             lo = self.raw_from if lo is None else lo
             pieces = [("raw", lo, self.until)]
         for src, lo, hi in pieces:
             if src != "raw":
-                parts.append(select(lat.c.bucket, lat.c.value, lat.c.status, lat.c.error, lat.c.metric, lat.c.bin,
+                parts.append(select(lat.c.bucket, self._value(lat), lat.c.status, lat.c.error, lat.c.metric, lat.c.bin,
                                     lat.c.n)
-                             .where(lat.c.grain == src, lat.c.facet == self.facet, *self.f.facet(lat),
+                             .where(lat.c.grain == src, lat.c.facet == self.facet, *self.f.facet(lat, self.pair),
                                     *_between(lat.c.bucket, lo, hi)))
                 continue
             raw = self._raw_measures(lo, hi).subquery()
@@ -357,7 +408,7 @@ class Aggregate:
     def cost_nanousd(self) -> int:
         return int(self.sums["cost_nanousd"])
 
-    def entry(self) -> dict[str, Any]:
+    def entry(self, percentiles: bool = True) -> dict[str, Any]:
         s = self.sums
         out: dict[str, Any] = {
             "requests": self.requests, "errors": self.errors,
@@ -370,10 +421,11 @@ class Aggregate:
             "cache_hits": int(s["cache_hits"]),
             "cost_saved_usd": format_usd(decimal_from_nanousd(int(s["cost_saved_nanousd"]))),
         }
-        for p in PERCENTILES:
-            out[f"latency_ms_p{p}"] = percentile(self.lat, p, self.lmin, self.lmax)
-        for p in PERCENTILES:
-            out[f"ttft_ms_p{p}"] = percentile(self.ttft, p, self.tmin, self.tmax)
+        if percentiles:
+            for p in PERCENTILES:
+                out[f"latency_ms_p{p}"] = percentile(self.lat, p, self.lmin, self.lmax)
+            for p in PERCENTILES:
+                out[f"ttft_ms_p{p}"] = percentile(self.ttft, p, self.tmin, self.tmax)
         out["latency_ms_avg"] = round(s["latency_sum"] / s["latency_n"], 3) if s["latency_n"] else None
         out["last_seen"] = iso_utc(self.last) if self.last else None
         return out
@@ -403,7 +455,7 @@ def _group_key(group: str | None, k: Any) -> Any:
 
 
 async def _grouped(conn: AsyncConnection, f: Filters, group: str | None, since: float | None, until: float | None,
-                   raw_from: float | None) -> list[tuple[Any, Aggregate]]:
+                   raw_from: float | None, percentiles: bool = True) -> list[tuple[Any, Aggregate]]:
     question = Question(conn.dialect.name, f, group, since, until, raw_from)
     q = question.measures()
     if q is None:
@@ -418,7 +470,7 @@ async def _grouped(conn: AsyncConnection, f: Filters, group: str | None, since: 
             out[k].merge(agg)
         else:
             out[k] = agg
-    h = question.histograms()
+    h = question.histograms() if percentiles else None
     if h is not None and out:
         for k, metric, b, n in (await conn.execute(h)).all():
             agg = out.get(_group_key(group, k))
@@ -427,19 +479,20 @@ async def _grouped(conn: AsyncConnection, f: Filters, group: str | None, since: 
     return list(out.items())
 
 
-def _entries(name: str, groups: Sequence[tuple[Any, Aggregate]]) -> list[dict[str, Any]]:
+def _entries(name: str, groups: Sequence[tuple[Any, Aggregate]], percentiles: bool = True) -> list[dict[str, Any]]:
     if name in TIME_GROUPS:
-        return [{"time": iso_utc(k), "ts": int(k), **a.entry()} for k, a in sorted(groups, key=lambda g: g[0])]
+        return [{"time": iso_utc(k), "ts": int(k), **a.entry(percentiles)}
+                for k, a in sorted(groups, key=lambda g: g[0])]
     ordered = sorted(groups, key=lambda g: (-g[1].cost_nanousd, -g[1].requests, g[0] is None,
                                             "" if g[0] is None else str(g[0])))
-    return [{name: k, **a.entry()} for k, a in ordered]
+    return [{name: k, **a.entry(percentiles)} for k, a in ordered]
 
 
-def _totals(groups: Sequence[tuple[Any, Aggregate]]) -> dict[str, Any]:
+def _totals(groups: Sequence[tuple[Any, Aggregate]], percentiles: bool = True) -> dict[str, Any]:
     total = Aggregate()
     for _, a in groups:
         total.merge(a)
-    return total.entry()
+    return total.entry(percentiles)
 
 
 async def stats(
@@ -451,11 +504,13 @@ async def stats(
     model: str | None = None,
     key_id: str | None = None,
     provider: str | None = None,
+    team: str | None = None,
     status: int | str | None = None,
     since: float | None = None,
     until: float | None = None,
     group_by: str | None = None,
     raw_from: float | None = None,
+    percentiles: bool = True,
 ) -> dict[str, Any]:
     """Totals, and either one breakdown (`group_by`) or the classic three (by model, project
     and source). Entries: requests, errors (status >= 400 or an error_type), input / output /
@@ -463,20 +518,23 @@ async def stats(
     of the known costs), unpriced (calls without a cost), latency and TTFT p50/p95 (ms, from
     histograms), latency_ms_avg, last_seen. Groups by a dimension are sorted by cost, most
     first (then requests); a null key is its own group. Time groups (UTC hour, day, week
-    starting Monday, month) are in time order and carry `time` (ISO) and `ts`."""
+    starting Monday, month) are in time order and carry `time` (ISO) and `ts`. `percentiles=False`
+    leaves the latency and TTFT percentiles out (and their histograms unread: what a list of top
+    spenders needs is cheaper without them)."""
     if group_by is not None and group_by not in GROUPS:
         raise InvalidStatsQuery(f"group_by must be one of {', '.join(GROUPS)}, not {group_by!r}")
     if since is not None and not math.isfinite(since) or until is not None and not math.isfinite(until):
         raise InvalidStatsQuery("since and until must be finite times")
     f = Filters(project=project, source=source, customer=customer, model=model, key_id=key_id, provider=provider,
-                status=status)
+                team=team, status=status)
     window = {"since": since, "until": until}
     async with engine.connect() as conn:
         if conn.dialect.name == "postgresql":  # one snapshot for every query of the answer
             await conn.execution_options(isolation_level="REPEATABLE READ")
         if group_by is not None:
-            groups = await _grouped(conn, f, group_by, since, until, raw_from)
-            return {**window, "group_by": group_by, "totals": _totals(groups), "groups": _entries(group_by, groups)}
+            groups = await _grouped(conn, f, group_by, since, until, raw_from, percentiles)
+            return {**window, "group_by": group_by, "totals": _totals(groups, percentiles),
+                    "groups": _entries(group_by, groups, percentiles)}
         by_model = await _grouped(conn, f, "model", since, until, raw_from)
         return {
             **window,

@@ -1,5 +1,6 @@
-"""Portal: usage rollups (facets, daily, latency histograms; backfilled from the records), runtime providers, change markers, and
-the read-only views that Ask may query.
+"""Portal: usage rollups (facets, daily, latency histograms; the records already stored are rolled
+up by 0012_rollups, in the rollups' current shape), runtime providers, change markers, and the
+read-only views that Ask may query.
 
 Revision ID: 0007_portal
 Revises: 0006_keys
@@ -11,15 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from tollway.storage.rollup import COLUMNS, aggregate, upsert_statement
-from tollway.storage.schema import (
-    MEASURES,
-    ROLLUP_DIMS,
-    usage_daily,
-    usage_facets,
-    usage_latency,
-    usage_records,
-)
+from tollway.storage.schema import MEASURES
 
 revision = "0007_portal"
 down_revision = "0006_keys"
@@ -28,7 +21,8 @@ depends_on = None
 
 _FLOATS = {"latency_sum", "ttft_sum", "latency_min", "ttft_min", "latency_max", "ttft_max", "last_ts"}
 _NULLABLE = {"latency_min", "ttft_min", "latency_max", "ttft_max"}
-_BACKFILL_CHUNK = 20_000
+# the rollup attributes of this version (0012 adds team)
+ROLLUP_DIMS = ("model", "model_requested", "project", "source", "customer", "key_id", "provider")
 
 # What Ask may read (documented in ask/schema.py): the records, and the daily rollups,
 # which outlive the records when a retention is set.
@@ -117,32 +111,6 @@ def upgrade() -> None:
                "FROM usage_records")
     op.execute(f"CREATE VIEW ask_usage_daily AS SELECT {_DAILY_COLUMNS.format(time=_time(dialect, 'day'))} "
                "FROM usage_daily")
-    _backfill(bind)
-
-
-def _backfill(bind: sa.Connection) -> None:
-    """Roll up the records already stored, a chunk at a time (keyset order: ts, trace_id)."""
-    t = usage_records
-    tables = (("facets", usage_facets), ("daily", usage_daily), ("latency", usage_latency))
-    stmts = {name: upsert_statement(table, bind.dialect) for name, table in tables}
-    # the columns this revision's table has (later migrations add more to schema.py's)
-    present = {c["name"] for c in sa.inspect(bind).get_columns("usage_records")}
-    columns = [c for c in t.columns if c.name in present]
-    cols = [c.name for c in columns]
-    after: tuple[float, str] | None = None
-    while True:
-        q = sa.select(*columns).order_by(t.c.ts, t.c.trace_id).limit(_BACKFILL_CHUNK)
-        if after is not None:
-            q = q.where(sa.or_(t.c.ts > after[0], sa.and_(t.c.ts == after[0], t.c.trace_id > after[1])))
-        rows = [dict(zip(cols, r, strict=True)) for r in bind.execute(q)]
-        if not rows:
-            return
-        batch = aggregate(rows)
-        for name, table in tables:
-            got = getattr(batch, name)
-            if got:
-                bind.execute(stmts[name], [dict(zip(COLUMNS[table.name], r, strict=True)) for r in got])
-        after = (rows[-1]["ts"], rows[-1]["trace_id"])
 
 
 def downgrade() -> None:

@@ -1,8 +1,8 @@
 """Attempts: which deployment served a request, how many provider calls it took, and whether a
 failure reached the client ("customer") or was mitigated by a retry or fallback.
 
-Revision ID: 0012_attempts
-Revises: 0011_billing_batches
+Revision ID: 0013_attempts
+Revises: 0012_rollups
 Create Date: 2026-11-29
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012_attempts"
-down_revision = "0011_billing_batches"
+revision = "0013_attempts"
+down_revision = "0012_rollups"
 branch_labels = None
 depends_on = None
 

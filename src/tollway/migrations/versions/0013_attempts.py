@@ -28,8 +28,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_usage_records_failure", table_name="usage_records")
-    with op.batch_alter_table("usage_records") as batch:
-        batch.drop_column("attempt_errors")
-        batch.drop_column("failure")
-        batch.drop_column("attempts")
-        batch.drop_column("deployment")
+    # plain DROP COLUMN (SQLite 3.35+): a batch copy of the table breaks the ask_requests view
+    for name in ("attempt_errors", "failure", "attempts", "deployment"):
+        op.drop_column("usage_records", name)

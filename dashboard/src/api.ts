@@ -109,6 +109,9 @@ export interface UsageRecord {
   project: string | null;
   source: string | null;
   customer: string | null;
-  attempts?: number | unknown[];
+  deployment?: string | null;
+  attempts?: number | null;
+  failure?: "customer" | "mitigated" | null;
+  attempt_errors?: string[];
   [key: string]: unknown;
 }

@@ -149,7 +149,7 @@ function useChoices(): Record<string, string[]> {
 
 const FILTER_LABELS: Record<string, string> = {
   project: "Project", team: "Team", source: "Source", customer: "Customer", key_id: "Key", model: "Model", provider: "Provider",
-  status: "Status",
+  status: "Status", deployment: "Deployment",
 };
 
 export function FilterBar({ route, fields = FILTERS, time = true }: { route: Route; fields?: readonly string[]; time?: boolean }) {

@@ -1,8 +1,9 @@
-// Models: the catalog. Uses GET /v1/catalog when this Tollway has it (routing), else what
-// GET /v1/models lists (with prices from the price data) joined with the usage of each model.
+// Models: the router's catalog (GET /v1/catalog: capabilities, context window, prices, and per
+// deployment the observed latency, TTFT, error rate and quality score), and what GET /v1/models
+// lists (with prices from the price data) joined with the usage of each model.
 import { api, type Stats } from "../api";
 import { ErrorBox, FilterBar, Section, Table, useLoad } from "../components";
-import { ms, num, spend, usd } from "../format";
+import { label, ms, num, spend, usd } from "../format";
 import { apiFilters } from "../route";
 import type { Page, PageProps } from "./types";
 
@@ -12,10 +13,39 @@ interface Pricing {
   cached_input_per_mtok: string | null;
   source: string | null;
 }
+interface Deployment {
+  deployment: string;
+  latency_ms: number | null;
+  ttft_ms: number | null;
+  error_rate: number | null;
+  quality: number | null;
+  breaker: string | null;
+}
+interface CatalogEntry {
+  id: string;
+  policy: string | null;
+  provider: string | null;
+  capabilities: string[] | null;
+  context_window: number | null;
+  pricing: { input_per_mtok: string; output_per_mtok: string } | null;
+  latency_ms: number | null;
+  ttft_ms: number | null;
+  error_rate: number | null;
+  quality: number | null;
+  deployments: Deployment[];
+}
 interface ModelInfo {
   id: string;
   owned_by: string;
   tollway?: { provider_kind: string; endpoints: string[]; pricing: Pricing | null };
+}
+
+export function rate(r: number | null | undefined): string {
+  return r === null || r === undefined ? "–" : `${(100 * r).toFixed(1)} %`;
+}
+
+export function score(q: number | null | undefined): string {
+  return q === null || q === undefined ? "–" : q.toFixed(2);
 }
 
 function View({ route }: PageProps) {
@@ -24,7 +54,7 @@ function View({ route }: PageProps) {
     // GET /v1/catalog exists once routing has landed: ask the OpenAPI document, not the route
     // (an unknown /v1/ path would be passed through to the OpenAI provider, and recorded)
     const doc = await api.get<{ paths: Record<string, unknown> }>("/openapi.json");
-    const catalog = "/v1/catalog" in doc.paths ? await api.get<{ data: Record<string, unknown>[] }>("/v1/catalog") : null;
+    const catalog = "/v1/catalog" in doc.paths ? await api.get<{ data: CatalogEntry[] }>("/v1/catalog") : null;
     const [models, usage] = await Promise.all([
       api.get<{ data: ModelInfo[] }>("/v1/models"),
       api.get<Stats>("/v1/stats", { ...filters, group_by: "model" }),
@@ -37,8 +67,20 @@ function View({ route }: PageProps) {
       <FilterBar route={route} fields={[]} />
       <ErrorBox error={loaded.error} />
       {d?.catalog && (
-        <Section title="Catalog (routing)">
-          <pre class="code" data-testid="catalog">{JSON.stringify(d.catalog.data, null, 2)}</pre>
+        <Section title="Catalog (routing)" aside={<span class="muted">observed latency, TTFT and error rate per deployment; prices per million tokens</span>}>
+          <Table testid="catalog" rows={d.catalog.data} columns={[
+            { title: "Model", key: "id", cell: (m) => m.id },
+            { title: "Policy", key: "policy", cell: (m) => label(m.policy) },
+            { title: "Capabilities", key: "capabilities", cell: (m) => m.capabilities ? m.capabilities.join(", ") || "none" : "unknown" },
+            { title: "Context", key: "context_window", num: true, cell: (m) => num(m.context_window) },
+            { title: "Input", key: "in", num: true, cell: (m) => m.pricing ? usd(m.pricing.input_per_mtok) : "unpriced" },
+            { title: "Output", key: "out", num: true, cell: (m) => m.pricing ? usd(m.pricing.output_per_mtok) : "unpriced" },
+            { title: "Deployments", key: "deployments", cell: (m) => (
+              <ul class="plain">{m.deployments.map((x) => (
+                <li data-deployment={x.deployment}>{x.deployment}: {ms(x.latency_ms)}, TTFT {ms(x.ttft_ms)},
+                  errors {rate(x.error_rate)}, quality {score(x.quality)}{x.breaker && x.breaker !== "closed" ? `, breaker ${x.breaker}` : ""}</li>
+              ))}</ul>) },
+          ]} />
         </Section>
       )}
       {d && (

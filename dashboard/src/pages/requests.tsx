@@ -31,25 +31,47 @@ export function RecordTable({ rows, onOpen, testid = "records" }: { rows: UsageR
   );
 }
 
+// A failed attempt as the record keeps it: "deployment: status reason" (the deployment names hold
+// ":" but never ": ").
+export function parseAttemptError(e: string): { deployment: string; status: string; reason: string } {
+  const i = e.indexOf(": ");
+  if (i < 0) return { deployment: "", status: "", reason: e };
+  const rest = e.slice(i + 2);
+  const j = rest.indexOf(" ");
+  return { deployment: e.slice(0, i), status: j < 0 ? rest : rest.slice(0, j), reason: j < 0 ? "" : rest.slice(j + 1) };
+}
+
 export function RecordDetail({ traceId, onClose }: { traceId: string; onClose: () => void }) {
   const loaded = useLoad(() => api.get<UsageRecord>(`/v1/records/${encodeURIComponent(traceId)}`), [traceId]);
   const r = loaded.data;
-  const attempts = r && Array.isArray(r.attempts) ? r.attempts : null;
+  const failed = (r?.attempt_errors ?? []).map(parseAttemptError);
   return (
     <div class="drawer" data-testid="record-detail">
       <header><h2>Record {traceId}</h2><button class="link" data-testid="record-close" onClick={onClose}>close</button></header>
       <ErrorBox error={loaded.error} />
       {r && (
+        <Section title="Attempts">
+          <p data-testid="record-routing">
+            Served by <b data-testid="record-deployment">{label(r.deployment)}</b> after{" "}
+            <b data-testid="record-attempts">{num(r.attempts ?? null)}</b> attempt{r.attempts === 1 ? "" : "s"}
+            {r.failure && <> · <span class={r.failure === "customer" ? "bad" : "good"} data-testid="record-failure">
+              {r.failure === "customer" ? "customer-impacting" : "mitigated by failover"}</span></>}
+          </p>
+          {failed.length > 0 && (
+            <Table testid="attempt-errors" rows={failed} columns={[
+              { title: "Deployment", key: "deployment", cell: (a) => a.deployment },
+              { title: "Status", key: "status", cell: (a) => a.status },
+              { title: "Reason", key: "reason", cell: (a) => a.reason },
+            ]} />
+          )}
+        </Section>
+      )}
+      {r && (
         <dl class="kv">
-          {Object.entries(r).filter(([k]) => k !== "attempts").map(([k, v]) => (
+          {Object.entries(r).filter(([k]) => k !== "attempt_errors").map(([k, v]) => (
             <><dt>{k}</dt><dd data-field={k}>{k === "cost_usd" ? usd(v as string | null) : v === null ? "null" : String(v)}</dd></>
           ))}
         </dl>
-      )}
-      {attempts && (
-        <Section title={`Attempts (${attempts.length})`}>
-          <pre class="code">{JSON.stringify(attempts, null, 2)}</pre>
-        </Section>
       )}
     </div>
   );

@@ -174,9 +174,17 @@ class AppState:
     _byok: dict[str, tuple[Provider, Transport]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[object]] = field(default_factory=set)
 
+    def _deployment_health(self, key: str, healthy: bool) -> None:
+        """A breaker opened or closed: tollway_deployment_healthy (deployments, not credentials)."""
+        provider, sep, model = key.partition(":")
+        if sep and "|" not in provider and self.metrics is not None:
+            self.metrics.deployment_health(provider, model, healthy)
+
     def __post_init__(self) -> None:
         if isinstance(self.health, NoHealth):
             self.health = MemoryHealth(self.settings.routing.breaker, self.settings.routing.ewma_alpha)
+            if self.metrics is not None:
+                self.health.on_change = self._deployment_health
         self.router = Router(self)
         self.forwarder = Forwarder(self)
         self.responses = ResponseStore(self.engine, self.settings.responses)

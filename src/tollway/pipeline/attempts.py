@@ -171,7 +171,10 @@ class AttemptLoop:
         failures: list[Failed] = []
         n = 0
         last = len(plan) - 1
+        metrics = state.metrics
         for di, dep in enumerate(plan):
+            if di and metrics is not None and failures:
+                metrics.fell_back(plan[di - 1].provider.id, dep.provider.id)
             creds = self.credentials(ctx, dep)
             if not creds:
                 f = Failed(None, "credentials_cooling", "every credential of the provider is cooling down")
@@ -211,6 +214,8 @@ class AttemptLoop:
                 if wait is None:
                     break  # the provider wants a longer pause than we wait: the next deployment
                 retries_left -= 1
+                if metrics is not None:
+                    metrics.retried(dep.provider.id, _retry_reason(failed))
                 if wait > 0:
                     await asyncio.sleep(wait)
             if n >= rs.max_attempts:
@@ -306,6 +311,15 @@ class AttemptLoop:
             if failed is not None and a.error_type is None:
                 a.error_type = failed.error_type
             health.finished(dep, cred, _outcome(ctx, a, failed))
+
+
+def _retry_reason(failed: Failed) -> str:
+    """tollway_retries' reason label: "429", "5xx", or the failure kind (timeout, connect...)."""
+    if failed.status == 429:
+        return "429"
+    if failed.status is not None and failed.status >= 500:
+        return "5xx"
+    return (failed.error_type or "error")[:40]
 
 
 def _outcome(ctx: RequestContext, a: Attempt, failed: Failed | None) -> Outcome:

@@ -15,6 +15,7 @@ credentials between instances in the background; requests never wait for Redis (
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tollway.routing.outcome import Outcome
@@ -103,6 +104,8 @@ class MemoryHealth:
         self.changed: dict[str, float] = {}
         self.cool_changed: dict[str, float] = {}
         self.sync: Any = None
+        # told (breaker key, healthy) when a breaker opens or closes: the deployment-health metric
+        self.on_change: "Callable[[str, bool], None] | None" = None
 
     # -- the attempt loop's side (routing.outcome.HealthBoard) --------------------------------------
     def started(self, dep: "Deployment", credential: str | None) -> None:
@@ -186,6 +189,8 @@ class MemoryHealth:
         if b.state is CLOSED:
             self.open_count += 1
             b.opened_count += 1
+            if self.on_change is not None:
+                self.on_change(key, False)
         b.state = OPEN
         b.probing = False
         b.until = until if until is not None else now + self.settings.cooldown_secs
@@ -197,6 +202,8 @@ class MemoryHealth:
     def _close(self, key: str, b: Breaker, publish: bool = True) -> None:
         if b.state is not CLOSED:
             self.open_count -= 1
+            if self.on_change is not None:
+                self.on_change(key, True)
         b.state = CLOSED
         b.probing = False
         b.consecutive = 0

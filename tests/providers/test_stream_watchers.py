@@ -165,7 +165,7 @@ def test_answer_text_never_changes_usage_errors_or_the_end(case: str, parts: lis
     out = relay(w, upstream, [c % (len(upstream) + 1) for c in cuts])
 
     assert w.done, "the stream's end (or its error) was missed"
-    assert w.first_token
+    assert w.first_token or not "".join(parts)  # a first token is real content (the attempt loop holds back till then)
     assert w.model_served == model
     assert tally.total() == len("".join(parts))
     if error:

@@ -242,3 +242,24 @@ def test_auto_with_a_key_allow_list_routes_only_where_the_key_may_go(tw: Tollway
     assert served_model(fake) == "gpt-4o-mini"
     with pytest.raises(openai.PermissionDeniedError):  # a name whose deployments it may not use
         openai_client(tw, MINI_KEY).chat.completions.create(model="smart", messages=HELLO)  # type: ignore[arg-type]
+
+
+def test_max_tpm_moves_traffic_on_once_a_deployment_used_its_minute(fake: FakeProvider, tmp_path: Path) -> None:
+    """The fake answers 11 input + 7 output tokens: a deployment with max_tpm 30 serves two calls
+    (18, then 36 tokens this minute), and the third goes to the next deployment."""
+    cfg = standard_config(fake.url, models=[{"name": "capped", "deployments": [
+        {"target": "openai:gpt-4o", "max_tpm": 30}, {"target": "openai:gpt-4o-mini"}]}])
+    if time.time() % 60 > 55:  # the clock minute must not turn over mid-test
+        time.sleep(61 - time.time() % 60)
+    t = Tollway(tmp_path, cfg)
+    try:
+        client = openai.OpenAI(base_url=t.url + "/v1", api_key=MASTER_KEY, max_retries=0)
+        routes = [client.chat.completions.with_raw_response.create(model="capped", messages=HELLO)
+                  .headers["x-tollway-route"] for _ in range(3)]
+        assert routes == ["openai:gpt-4o", "openai:gpt-4o", "openai:gpt-4o-mini"]
+        status, explained = post(t, "/v1/route/explain", {"model": "capped", "messages": HELLO})
+        assert status == 200
+        health = next(layer for layer in explained["layers"] if layer["name"] == "health")
+        assert health["removed"] == [{"deployment": "openai:gpt-4o", "reason": "at max_tpm (30 tokens this minute)"}]
+    finally:
+        t.stop()

@@ -49,3 +49,8 @@ class RouteStage:
     async def after(self, ctx: RequestContext) -> None:
         if len(ctx.plan) > 1 and not ctx.byok:
             self._state.router.served(ctx)
+        dep = ctx.deployment
+        if dep is not None and dep.max_tpm is not None and ctx.usage is not None:
+            add = getattr(self._state.health, "add_tokens", None)
+            if add is not None:
+                add(dep.name, ctx.usage.total_tokens or 0)

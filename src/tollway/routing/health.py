@@ -60,7 +60,8 @@ class Breaker:
 
 
 class DeploymentStats:
-    __slots__ = ("latency_s", "ttft_s", "inflight", "requests", "failures", "minute", "minute_calls")
+    __slots__ = ("latency_s", "ttft_s", "inflight", "requests", "failures", "minute", "minute_calls",
+                 "tokens_minute", "minute_tokens")
 
     def __init__(self) -> None:
         self.latency_s: float | None = None
@@ -70,6 +71,8 @@ class DeploymentStats:
         self.failures = 0
         self.minute = 0  # the current clock minute, and the calls started in it (max_rpm)
         self.minute_calls = 0
+        self.tokens_minute = 0  # ... and the tokens answers reported in it (max_tpm)
+        self.minute_tokens = 0
 
     def error_rate(self) -> float | None:
         return self.failures / self.requests if self.requests else None
@@ -258,6 +261,22 @@ class MemoryHealth:
     def inflight(self, name: str) -> int:
         st = self.stats.get(name)
         return st.inflight if st is not None else 0
+
+    def add_tokens(self, name: str, tokens: int) -> None:
+        """An answer of this deployment reported `tokens` (input + output): for max_tpm."""
+        st = self.stats.get(name)
+        if st is None:
+            if len(self.stats) >= _MAX_TRACKED:
+                self._prune()
+            st = self.stats[name] = DeploymentStats()
+        minute = int(time.time() // 60)
+        if st.tokens_minute != minute:
+            st.tokens_minute, st.minute_tokens = minute, 0
+        st.minute_tokens += max(0, tokens)
+
+    def tokens_this_minute(self, name: str) -> int:
+        st = self.stats.get(name)
+        return st.minute_tokens if st is not None and st.tokens_minute == int(time.time() // 60) else 0
 
     def calls_this_minute(self, name: str) -> int:
         st = self.stats.get(name)

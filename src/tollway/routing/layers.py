@@ -4,7 +4,7 @@
 2. capabilities: the endpoint, tools, vision, JSON mode, the context window (estimated input +
    requested output), a profile's requirements;
 3. policy: the key's model allow-list; unpriced deployments under a budget that refuses them;
-4. health: open breakers, every credential cooling, at `max_concurrency` or `max_rpm`;
+4. health: open breakers, every credential cooling, at `max_concurrency`, `max_rpm` or `max_tpm`;
 5. scoring: rank the primary group by the policy or the profile (`routing.scoring`).
 
 Each layer takes the kept list and returns what it keeps. `trace` (explain) collects, per layer,
@@ -215,6 +215,8 @@ def health(router: "Router", ctx: "RequestContext", route: "ModelRoute", cands: 
             removed.append((d, f"at max_concurrency ({d.max_concurrency} in flight)"))
         elif d.max_rpm is not None and board.calls_this_minute(name) >= d.max_rpm:
             removed.append((d, f"at max_rpm ({d.max_rpm} calls this minute)"))
+        elif d.max_tpm is not None and board.tokens_this_minute(name) >= d.max_tpm:
+            removed.append((d, f"at max_tpm ({d.max_tpm} tokens this minute)"))
         elif _all_cooling(board, d):
             removed.append((d, "every credential is cooling down"))
         else:

@@ -73,7 +73,7 @@ class DeploymentSettings(_Strict):
     weight: Float = Field(1.0, gt=0)  # the weighted policy's share among equal priorities
     priority: Int = 0  # lower is tried first
     max_rpm: Int | None = Field(None, ge=1)  # calls per clock minute on this instance; more: skipped
-    max_tpm: Int | None = Field(None, ge=1)  # declared (carried on the Deployment), not enforced here
+    max_tpm: Int | None = Field(None, ge=1)  # tokens answers reported per clock minute on this instance; more: skipped
     max_concurrency: Int | None = Field(None, ge=1)  # in flight on this instance; more: skipped
     timeouts: TimeoutSettings | None = None
     # what it can do, when the price data does not say: absent = assumed capable of everything

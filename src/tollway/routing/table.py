@@ -58,13 +58,14 @@ class ModelRoute:
     # precomputed for the layers' shortcuts (nothing to check: nothing is done per request)
     declared_caps: bool = False  # some deployment declares its capabilities
     min_window: int | None = None  # the smallest known context window
-    has_concurrency: bool = False  # some deployment has max_concurrency or max_rpm
+    has_concurrency: bool = False  # some deployment has max_concurrency, max_rpm or max_tpm
     offers: dict[str, bool] = field(default_factory=dict)  # endpoint -> every deployment offers it
 
     def __post_init__(self) -> None:
         self.single = len(self.deployments) == 1
         self.group_of = dict(zip((d.name for d in self.deployments), self.groups, strict=True))
-        self.has_concurrency = any(d.max_concurrency is not None or d.max_rpm is not None for d in self.deployments)
+        self.has_concurrency = any(d.max_concurrency is not None or d.max_rpm is not None or d.max_tpm is not None
+                                   for d in self.deployments)
 
 
 class RouteTable:

@@ -285,3 +285,13 @@ def test_a_key_cut_across_tcp_segments_and_events_is_redacted(tw: Tollway, model
 def test_the_master_key_still_works(tw: Tollway) -> None:
     assert openai_client(tw, MASTER_KEY).chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]).choices[0].message.content
+
+
+def test_a_forwarded_secret_is_not_kept_in_a_stored_responses_conversation(tw: Tollway, fake: FakeProvider) -> None:
+    client = openai_client(tw, "tw-fwd-key")
+    n = len(fake.requests)
+    resp = client.responses.create(model="claude-3-5-haiku-latest", input=f"rotate {AWS} please")
+    assert AWS in fake.wait_for_requests(n + 1)[n].text  # the policy forwards credentials
+    items = client.responses.input_items.list(resp.id)
+    stored = json.dumps([i.model_dump() for i in items.data])
+    assert "[REDACTED:AWS_ACCESS_KEY]" in stored and AWS not in stored

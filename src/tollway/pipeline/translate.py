@@ -376,6 +376,11 @@ class Translated:
         body = self.ctx.json or {}
         if body.get("store") is False:
             return
+        call, stage = self.ctx.guard, self._state.guard_stage
+        if call is not None and call.scrub_kind is not None and stage is not None:
+            # the policy forwarded what the scan found: the stored conversation loses it all the same
+            await stage.scrub_request(self.ctx, call, call.scrub_kind)
+            body = self.ctx.json or {}
         await self._state.responses.put(
             response["id"], response, f_responses.input_items(body),
             output if output is not None else response.get("output") or [], previous=self._previous,

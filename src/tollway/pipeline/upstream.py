@@ -50,7 +50,7 @@ async def send(ctx: RequestContext, transport: "Transport", req: "UpstreamReques
     attempt = Attempt(provider_id, provider_kind, model, req.url, time.perf_counter(), credential=ctx.credential)
     ctx.attempts.append(attempt)
     lim = ctx.limits
-    if lim is not None:
+    if lim is not None and (lim.connect_s is not None or lim.first_token_s is not None or lim.total_s is not None):
         req.connect_timeout, req.head_timeout = lim.connect_s, lim.first_token_s
         lim.arm(asyncio.get_running_loop().time())
     if ctx.health is not None and ctx.deployment is not None:

@@ -15,14 +15,15 @@ import re
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, Strict, ValidationError,
+from pydantic import (Field, SecretStr, ValidationError,
                       field_serializer, field_validator, model_validator)
 
 from tollway.config_checks import cross_checks, validation_problems
 from tollway.config_compat import translate as translate_llm_gateway
-from tollway.config_env import EnvStr, interpolate
+from tollway.config_env import interpolate
+from tollway.config_types import Bool, Float, Int, StrictModel
 from tollway.routing.settings import ModelSettings, RoutingSettings, check_references
 from tollway.slugs import SLUG_RULE, is_slug
 from tollway.pipeline.attempt_settings import CredentialProfile
@@ -66,35 +67,7 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def env_scalar(kind: type) -> Any:
-    """Text from `${VAR}` may fill a strict number or flag field; literal text may not."""
-
-    def parse(v: Any) -> Any:
-        if not isinstance(v, EnvStr):
-            return v
-        text = v.strip()
-        if kind is bool:
-            low = text.lower()
-            if low in ("true", "1", "yes", "on"):
-                return True
-            if low in ("false", "0", "no", "off"):
-                return False
-            raise ValueError("the environment gave neither true nor false")
-        try:
-            return kind(text)
-        except ValueError:
-            raise ValueError(f"the environment gave no {'integer' if kind is int else 'number'}") from None
-
-    return BeforeValidator(parse)
-
-
-Int = Annotated[int, Strict(), env_scalar(int)]
-Float = Annotated[float, Strict(), env_scalar(float)]
-Bool = Annotated[bool, Strict(), env_scalar(bool)]
+_Strict = StrictModel
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
 _FRAMING_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})

@@ -10,7 +10,7 @@ expand variables (os.path.expandvars, string.Template, python-dotenv) either ign
 or cannot name the key path of a missing variable.
 
 A string made by a reference is returned as `EnvStr`, so that fields with strict types (ports,
-timeouts, flags) may still take their value from the environment: see `config.env_scalar`.
+timeouts, flags) may still take their value from the environment: see `config_types.env_scalar`.
 """
 
 from __future__ import annotations

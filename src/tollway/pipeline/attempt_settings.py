@@ -7,16 +7,12 @@ hangs them under `[routing]` and `[[providers]]`.
 
 from __future__ import annotations
 
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, Strict, model_validator
+from pydantic import Field, SecretStr, model_validator
 
-_Int = Annotated[int, Strict()]
-_Float = Annotated[float, Strict()]
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from tollway.config_types import Float as _Float
+from tollway.config_types import Int as _Int
+from tollway.config_types import StrictModel as _Frozen
 
 
 class RetrySettings(_Frozen):

@@ -8,10 +8,11 @@ with its key path.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from tollway.config_types import Bool, Float, Int, StrictModel
 from tollway.pipeline.attempt_settings import AttemptTimeoutSettings, RetrySettings
 
 POLICIES: tuple[str, ...] = ("priority", "weighted", "cheapest", "fastest", "least_busy", "quality", "auto")
@@ -19,35 +20,7 @@ Policy = Literal["priority", "weighted", "cheapest", "fastest", "least_busy", "q
 CAPABILITIES: tuple[str, ...] = ("tools", "vision", "json")
 
 
-def _env(kind: type) -> Any:
-    """Text from `${VAR}` may fill a strict number or flag field (as in tollway.config)."""
-    from tollway.config_env import EnvStr
-
-    def parse(v: Any) -> Any:
-        if not isinstance(v, EnvStr):
-            return v
-        text = v.strip()
-        if kind is bool:
-            if text.lower() in ("true", "1", "yes", "on"):
-                return True
-            if text.lower() in ("false", "0", "no", "off"):
-                return False
-            raise ValueError("the environment gave neither true nor false")
-        try:
-            return kind(text)
-        except ValueError:
-            raise ValueError(f"the environment gave no {'integer' if kind is int else 'number'}") from None
-
-    return BeforeValidator(parse)
-
-
-Int = Annotated[int, Strict(), _env(int)]
-Float = Annotated[float, Strict(), _env(float)]
-Bool = Annotated[bool, Strict(), _env(bool)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictModel
 
 
 def _target(v: str) -> str:

@@ -21,6 +21,7 @@ from typing import TextIO
 
 import orjson
 
+from tollway.tasks import cancel_and_wait
 from tollway.usage import UsageRecord
 
 MAX_MESSAGE_CHARS = 8192
@@ -165,13 +166,8 @@ class AccessLog:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         self.flush()
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tollway.counters.base import CountersUnavailable
 from tollway.policy import directory as directory_mod
 from tollway.policy.spend import ledger_spend
+from tollway.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from tollway.state import AppState
@@ -74,12 +75,7 @@ class PolicyRefresher:
         self._task = asyncio.create_task(self._run(), name="tollway-policy-refresh")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._task, swallow_errors=True)
 
     async def report_budgets(self) -> None:
         """tollway_budget_remaining_usd for every budget's current window (telemetry's gauge)."""

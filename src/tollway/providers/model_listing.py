@@ -23,6 +23,7 @@ import orjson
 from tollway.errors import ProxyError
 from tollway.providers.anthropic import DEFAULT_VERSION
 from tollway.providers.base import UpstreamRequest
+from tollway.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from tollway.providers.base import Provider
@@ -95,13 +96,8 @@ class UpstreamListing:
             self._task = asyncio.create_task(self._run(), name="upstream-model-listing")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._task = None
+        await cancel_and_wait(self._task, swallow_errors=True)
+        self._task = None
 
     async def refresh(self) -> None:
         """Ask every upstream once, concurrently (each bounded by `timeout`)."""

@@ -12,7 +12,6 @@ for each request. Config-file providers are read-only here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ from tollway.providers.transport import Transport
 from tollway.routing.catalog import Catalog
 from tollway.secrets import SecretBoxError
 from tollway.storage.schema import runtime_providers as rp, store_markers
+from tollway.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from tollway.state import AppState
@@ -67,11 +67,8 @@ class RuntimeProviders:
         self._task = asyncio.create_task(self._poll(), name="tollway-runtime-providers")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _poll(self) -> None:
         while True:

@@ -20,6 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from tollway.redis_client import describe
+from tollway.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from tollway.routing.health import MemoryHealth
@@ -56,11 +57,8 @@ class RedisHealthSync:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="tollway-health-sync")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         with contextlib.suppress(Exception):
             await self.sync_once()  # what changed last
 

@@ -5,9 +5,10 @@ catalog read this cached copy, never the store on a request."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
+
+from tollway.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from tollway.routing.catalog import Deployment
@@ -66,11 +67,8 @@ class QualityScores:
             await asyncio.sleep(interval)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def summary(self) -> list[dict[str, Any]]:
         return [{"provider": p, "model": m, "score": round(s, 4), "count": c}

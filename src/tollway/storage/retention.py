@@ -20,6 +20,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.storage.schema import usage_records as t
+from tollway.tasks import cancel_and_wait
 
 log = logging.getLogger("tollway")
 
@@ -47,11 +48,8 @@ class Retention:
 
     async def stop(self) -> None:
         self._stop.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task, swallow_errors=True)
+        self._task = None
 
     async def run_once(self) -> int:
         """Delete everything before the horizon, batch by batch; returns how many rows went."""

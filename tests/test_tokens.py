@@ -348,3 +348,22 @@ def test_random_bodies_never_raise(counter: TokenCounter, messages, tools, other
         counter.count_embeddings_input("text-embedding-3-small", messages),
     ):
         assert isinstance(result[0], int) and result[0] >= 0
+
+
+def test_remembered_counts_stay_exact(counter: TokenCounter) -> None:
+    """Short strings' counts are remembered per encoding (a dict lookup on the request path):
+    the same answers as the tokenizer, per encoding, and the memory stays bounded."""
+    from tollway import tokens
+
+    for model in ("gpt-4o-mini", "gpt-4", "gpt-4o-mini", "gpt-4"):  # o200k, cl100k, then both again
+        enc, _ = counter.encoding_for(model)
+        for text in ("Hello", "user", "こんにちは世界", "x" * 600, " ".join(["word"] * 100)):
+            assert counter.count_text(model, text)[0] == len(enc.encode_ordinary(text))
+        assert counter.count_openai_chat(model, {"messages": COOKBOOK_MESSAGES})[0] == (
+            124 if model == "gpt-4o-mini" else 129)
+    for memo in counter._memos.values():
+        assert "x" * 600 not in memo  # longer than _MEMO_CHARS: counted every time, never kept
+        assert len(memo) <= tokens._MEMO_MAX
+    for i in range(tokens._MEMO_MAX + 10):
+        counter.count_text("gpt-4o-mini", f"w{i}")
+    assert all(len(m) <= tokens._MEMO_MAX for m in counter._memos.values())

@@ -36,6 +36,7 @@ class RateCharge:
     cost: int  # units charged now
     tokens: bool  # a token limit (corrected at settlement) rather than a request limit
     label: str  # for messages: "key k8f3 requests per minute"
+    limit_b: bytes = b""  # str(limit).encode(), when made once for many requests (headers)
 
 
 @dataclass(slots=True)

@@ -48,7 +48,10 @@ class PolicyStage:
             return
         ctx.admission = adm  # settled in after() once acquired, even if this request is cancelled
         try:
-            refusal = await self._acquire(adm, kp)
+            if adm.slot is None or kp is None or not kp.queue_timeout_ms:
+                refusal = await state.counters.acquire(adm)
+            else:
+                refusal = await self._queued(adm, kp)
         except CountersUnavailable as e:
             if state.settings.redis.on_error == "fail_open":
                 now = time.monotonic()
@@ -68,11 +71,11 @@ class PolicyStage:
             raise err
         ctx.response_headers.extend(admission.headers(adm))
 
-    async def _acquire(self, adm: Admission, kp: "KeyPolicy | None") -> Refusal | None:
+    async def _queued(self, adm: Admission, kp: "KeyPolicy") -> Refusal | None:
+        """Acquire for a key whose requests wait for a concurrency slot (`queue_timeout_ms`)."""
         counters = self._state.counters
         slot = adm.slot
-        if slot is None or kp is None or not kp.queue_timeout_ms:
-            return await counters.acquire(adm)
+        assert slot is not None
         queues = self._state.slot_queues
         if not queues.busy(slot.key):
             refusal = await counters.acquire(adm)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from tollway.counters.base import Admission, BudgetHold, RateCharge, Refusal, SlotHold
 from tollway.errors import ProxyError
-from tollway.policy.worstcase import input_tokens, requested_output, worst_case
+from tollway.policy.worstcase import input_tokens, input_tokens_inline, requested_output, worst_case
 
 if TYPE_CHECKING:
     from tollway.pipeline.context import RequestContext
@@ -65,26 +65,31 @@ async def build(state: "AppState", ctx: "RequestContext", limits: list["Limits"]
                 ) -> Admission | None:
     """The admission for this request, or None when nothing applies. `metered_call` is false on
     pass-through routes: no estimate exists there, so budgets only need to have room left and
-    the real cost is settled afterwards."""
+    the real cost is settled afterwards. (Awaits only to count a large prompt off the loop.)"""
     key = ctx.key
     kp = key.policy if key is not None else None
     slot = SlotHold("c:" + key.id, kp.max_concurrency) if kp is not None and kp.max_concurrency else None  # type: ignore[union-attr]
     if not limits and slot is None:
         return None
     adm = Admission(ctx.trace_id, state.lease_ms, slot=slot)
-    needs_tokens = any(lim.tpm is not None for lim in limits)
-    needs_cost = any(lim.budgets for lim in limits)
+    needs_tokens = needs_cost = False
+    for lim in limits:
+        if lim.tpm is not None:
+            needs_tokens = True
+        if lim.budgets:
+            needs_cost = True
     n_input = out_req = 0
     if metered_call and (needs_tokens or needs_cost):
-        n_input = await input_tokens(state, ctx)
+        n = input_tokens_inline(state, ctx)
+        n_input = await input_tokens(state, ctx) if n is None else n
         out_req = requested_output(ctx.json)
     rates = adm.rates
     for lim in limits:
         if lim.rpm_charge is not None:
             rates.append(lim.rpm_charge)
         if lim.tpm is not None:
-            rates.append(RateCharge(lim.tpm_key, lim.tpm, _MINUTE_MS, n_input + (out_req or 0), True,
-                                    f"{lim.label} tokens per minute"))
+            rates.append(RateCharge(lim.tpm_name, lim.tpm, _MINUTE_MS, n_input + (out_req or 0), True, lim.tpm_label,
+                                    lim.tpm_b))
     if needs_cost:
         worst = 0
         if metered_call and ctx.plan:
@@ -95,9 +100,10 @@ async def build(state: "AppState", ctx: "RequestContext", limits: list["Limits"]
                                                     "(or set [budgets] unpriced = \"allow\").", param="model",
                                  code="model_unpriced")
         holds = adm.budgets
+        started = ctx.started
         for lim in limits:
             for b in lim.budgets:
-                win, counter = b.current(ctx.started)
+                win, counter = b.current(started)
                 holds.append(BudgetHold(counter, b.limit, worst, win.ttl, (b, win)))
     return adm
 
@@ -106,22 +112,26 @@ def headers(adm: Admission, with_budget: bool = True) -> list[tuple[bytes, bytes
     """x-ratelimit-* for the tightest request and token limits, x-tollway-budget-* for the
     budget with the least room (as it was before this request)."""
     out: list[tuple[bytes, bytes]] = []
-    rem = adm.rate_remaining
-    req = tok = -1
-    for i, r in enumerate(adm.rates):
-        if r.tokens:
-            if tok < 0 or rem[i] < rem[tok]:
-                tok = i
-        elif req < 0 or rem[i] < rem[req]:
-            req = i
-    if req >= 0:
-        out += ((b"x-ratelimit-limit-requests", str(adm.rates[req].limit).encode()),
-                (b"x-ratelimit-remaining-requests", str(rem[req]).encode()),
-                (b"x-ratelimit-reset-requests", _duration(adm.rate_reset_ms[req]).encode()))
-    if tok >= 0:
-        out += ((b"x-ratelimit-limit-tokens", str(adm.rates[tok].limit).encode()),
-                (b"x-ratelimit-remaining-tokens", str(rem[tok]).encode()),
-                (b"x-ratelimit-reset-tokens", _duration(adm.rate_reset_ms[tok]).encode()))
+    rates = adm.rates
+    if rates:
+        rem = adm.rate_remaining
+        req = tok = -1
+        for i, r in enumerate(rates):
+            if r.tokens:
+                if tok < 0 or rem[i] < rem[tok]:
+                    tok = i
+            elif req < 0 or rem[i] < rem[req]:
+                req = i
+        if req >= 0:
+            r = rates[req]
+            out += ((b"x-ratelimit-limit-requests", r.limit_b or str(r.limit).encode()),
+                    (b"x-ratelimit-remaining-requests", str(rem[req]).encode()),
+                    (b"x-ratelimit-reset-requests", _duration(adm.rate_reset_ms[req]).encode()))
+        if tok >= 0:
+            r = rates[tok]
+            out += ((b"x-ratelimit-limit-tokens", r.limit_b or str(r.limit).encode()),
+                    (b"x-ratelimit-remaining-tokens", str(rem[tok]).encode()),
+                    (b"x-ratelimit-reset-tokens", _duration(adm.rate_reset_ms[tok]).encode()))
     holds = adm.budgets
     if with_budget and holds and adm.budget_spent:
         j = 0

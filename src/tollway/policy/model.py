@@ -74,12 +74,18 @@ class Limits:
     name: str | None = None
     source: str = "config"
     rpm_charge: Any = None  # the RateCharge of its RPM limit: the same for every request
+    tpm_name: str = ""  # its TPM counter and how messages name that limit (made once, read per request)
+    tpm_label: str = ""
+    tpm_b: bytes = b""
 
     def __post_init__(self) -> None:
         if self.rpm is not None:
             from tollway.counters.base import RateCharge
 
-            self.rpm_charge = RateCharge(self.rpm_key, self.rpm, 60_000, 1, False, f"{self.label} requests per minute")
+            self.rpm_charge = RateCharge(self.rpm_key, self.rpm, 60_000, 1, False, f"{self.label} requests per minute",
+                                         str(self.rpm).encode())
+        self.tpm_name, self.tpm_label = self.tpm_key, f"{self.label} tokens per minute"
+        self.tpm_b = str(self.tpm).encode() if self.tpm is not None else b""
 
     @property
     def rpm_key(self) -> str:

@@ -50,8 +50,23 @@ def requested_output(body: dict[str, Any] | None) -> int | None:
 async def input_tokens(state: "AppState", ctx: "RequestContext") -> int:
     """Prompt tokens counted locally (a large prompt off the event loop), with a margin where the
     count is only an estimate."""
+    n = input_tokens_inline(state, ctx)
+    if n is not None:
+        return n
     model = ctx.plan[0].model if ctx.plan else (ctx.model or "")
     n = await state.counting.run(len(ctx.body), prompt_tokens, state.tokens, ctx.endpoint, model, ctx.json)
+    if not state.tokens.encoding_for(model)[1]:
+        n = math.ceil(n * _ESTIMATE_MARGIN)
+    return n
+
+
+def input_tokens_inline(state: "AppState", ctx: "RequestContext") -> int | None:
+    """`input_tokens` of a prompt small enough to count on the event loop (no await); None
+    for a larger one."""
+    if len(ctx.body) >= state.counting.inline_chars:
+        return None
+    model = ctx.plan[0].model if ctx.plan else (ctx.model or "")
+    n = prompt_tokens(state.tokens, ctx.endpoint, model, ctx.json)
     if not state.tokens.encoding_for(model)[1]:
         n = math.ceil(n * _ESTIMATE_MARGIN)
     return n
@@ -60,20 +75,23 @@ async def input_tokens(state: "AppState", ctx: "RequestContext") -> int:
 def worst_case(state: "AppState", ctx: "RequestContext", n_input: int, out_requested: int | None
                ) -> tuple[int, str | None]:
     """(nano-USD, None), or (what is known, the first unpriced model) for the policy to judge."""
-    if ctx.endpoint in _FREE:
+    endpoint = ctx.endpoint
+    if endpoint in _FREE:
         return 0, None
     worst = 0
     unpriced = None
+    prices = state.prices
+    no_output = endpoint in _NO_OUTPUT
     for dep in ctx.plan:
         kind, model = dep.provider.kind, dep.model
-        if ctx.endpoint in _NO_OUTPUT:
+        if no_output:
             out = 0
         elif out_requested is not None:
             out = out_requested
         else:
-            window = state.prices.context_window(kind, model)
+            window = prices.context_window(kind, model)
             out = max(0, window - n_input) if window else state.settings.budgets.default_output_tokens
-        rates = state.prices.ceiling_nanos(kind, model, n_input)
+        rates = prices.ceiling_nanos(kind, model, n_input)
         if rates is None:
             unpriced = unpriced or model
             continue

@@ -133,10 +133,11 @@ class _Tally:
 
     __slots__ = ("enc", "exact", "o200k", "model", "memo")
 
-    def __init__(self, enc: Any, exact: bool, model: str, memo: dict[str, int] | None = None) -> None:
+    def __init__(self, enc: Any, exact: bool, model: str, memo: dict[str, int] | None = None,
+                 o200k: bool | None = None) -> None:
         self.enc = enc
         self.exact = exact
-        self.o200k = getattr(enc, "name", "") != CL100K
+        self.o200k = getattr(enc, "name", "") != CL100K if o200k is None else o200k
         self.model = model
         self.memo: dict[str, int] = {} if memo is None else memo  # short string -> its count (see _MEMO_CHARS)
 
@@ -173,6 +174,8 @@ class TokenCounter:
         self._encodings: dict[str, Any] = {}
         self._models: dict[str, tuple[str, bool]] = {}
         self._memos: dict[int, dict[str, int]] = {}  # id(encoding) -> short string -> count
+        # model -> (encoding, exact, its memo, o200k): what a count needs, in one lookup
+        self._tallies: dict[str, tuple[Any, bool, dict[str, int], bool]] = {}
         self._lock = threading.Lock()
 
     # ---- encodings ---------------------------------------------------------------------------
@@ -205,11 +208,24 @@ class TokenCounter:
         return enc, exact and not isinstance(enc, _ApproxEncoding)
 
     def _tally(self, model: str) -> _Tally:
-        enc, exact = self.encoding_for(model)
-        memo = self._memos.get(id(enc))
-        if memo is None:
-            memo = self._memos.setdefault(id(enc), {})
-        return _Tally(enc, exact, model if isinstance(model, str) else "", memo)
+        model = model if isinstance(model, str) else ""
+        found = self._tallies.get(model)
+        if found is None:
+            enc, exact = self.encoding_for(model)
+            memo = self._memos.get(id(enc))
+            if memo is None:
+                memo = self._memos.setdefault(id(enc), {})
+            found = (enc, exact, memo, getattr(enc, "name", "") != CL100K)
+            if len(self._tallies) >= _CACHE_MAX:
+                self._tallies.clear()
+            self._tallies[model] = found
+        enc, exact, memo, o200k = found
+        return _Tally(enc, exact, model, memo, o200k)
+
+    def exact_for(self, model: str) -> bool:
+        """Whether counts for this model use its own tokenizer (`encoding_for(model)[1]`)."""
+        found = self._tallies.get(model) if isinstance(model, str) else None
+        return found[1] if found is not None else self.encoding_for(model)[1]
 
     # ---- plain text --------------------------------------------------------------------------
 
@@ -240,7 +256,13 @@ class TokenCounter:
             total = 0
             messages = body.get("messages")
             if isinstance(messages, list):
+                text = tally.text
                 for message in messages:
+                    if type(message) is dict and len(message) == 2:  # the usual {"role": ..., "content": "..."}
+                        role, content = message.get("role"), message.get("content")
+                        if type(role) is str and type(content) is str:
+                            total += 3 + text(role) + text(content)  # what _chat_message counts for it
+                            continue
                     total += _chat_message(tally, message)
             elif messages is not None:
                 total += tally.estimate(messages)

@@ -67,7 +67,7 @@ def input_tokens_inline(state: "AppState", ctx: "RequestContext") -> int | None:
         return None
     model = ctx.plan[0].model if ctx.plan else (ctx.model or "")
     n = prompt_tokens(state.tokens, ctx.endpoint, model, ctx.json)
-    if not state.tokens.encoding_for(model)[1]:
+    if not state.tokens.exact_for(model):
         n = math.ceil(n * _ESTIMATE_MARGIN)
     return n
 

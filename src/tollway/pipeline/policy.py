@@ -40,7 +40,7 @@ class PolicyStage:
         state = self._state
         key = ctx.key
         kp = key.policy if key is not None else None
-        if kp is not None and self._metered:
+        if kp is not None and kp.static_checks and self._metered:
             check_request(ctx, key, kp)  # type: ignore[arg-type]
         limits = admission.applicable(state.directory, ctx)
         adm = await admission.build(state, ctx, limits, self._metered)
@@ -89,17 +89,21 @@ class PolicyStage:
         if adm is None or not adm.acquired:
             return
         state = self._state
-        await meter(state, ctx)  # idempotent: accounting records the very same cost
-        try:
-            cost = nanousd_from_decimal(ctx.cost) or 0 if ctx.cost is not None else 0
-        except ValueError:
-            cost = 0
+        if not ctx.metered:
+            await meter(state, ctx)  # idempotent: accounting records the very same cost
+        cost = 0
+        if ctx.cost is not None:
+            try:
+                cost = nanousd_from_decimal(ctx.cost) or 0
+            except ValueError:
+                cost = 0
         usage = ctx.usage
-        if usage is not None and usage.known:
-            tokens: int | None = usage.total_tokens
+        tokens: int | None
+        if usage is not None and (usage.input_tokens is not None or usage.output_tokens is not None):
+            tokens = (usage.input_tokens or 0) + (usage.output_tokens or 0)  # usage.total_tokens of a known usage
         else:
             tokens = 0 if ctx.status >= 400 or ctx.status == 0 else None
-        state.counters.settle(Settlement(adm, max(cost, 0), tokens))
+        state.counters.settle(Settlement(adm, cost if cost > 0 else 0, tokens))
 
 
 def _count_refusal(state: "AppState", adm: Admission, refusal: Refusal) -> None:

@@ -16,6 +16,8 @@ from tollway.errors import ProxyError
 from tollway.policy.worstcase import input_tokens, input_tokens_inline, requested_output, worst_case
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from tollway.pipeline.context import RequestContext
     from tollway.policy.directory import Directory
     from tollway.policy.model import Limits
@@ -41,27 +43,23 @@ def _duration(ms: int) -> str:
     return f"{int(m)}m" + (f"{rest:.3f}".rstrip("0").rstrip(".") or "0") + "s"
 
 
-def applicable(d: "Directory", ctx: "RequestContext") -> list["Limits"]:
-    out: list[Limits] = []
+def applicable(d: "Directory", ctx: "RequestContext") -> "Sequence[Limits]":
     key = ctx.key
     kp = key.policy if key is not None else None
-    if kp is not None:
-        if kp.own is not None:
-            out.append(kp.own)
-        if kp.team is not None:
-            out.append(kp.team)
-    if d.projects and ctx.project is not None:
-        lim = d.projects.get(ctx.project)
-        if lim is not None:
-            out.append(lim)
-    if d.customers and ctx.customer is not None:
-        lim = d.customers.get(ctx.customer)
-        if lim is not None:
-            out.append(lim)
+    own: tuple[Limits, ...] = kp.limits if kp is not None else ()
+    project = d.projects.get(ctx.project) if d.projects and ctx.project is not None else None
+    customer = d.customers.get(ctx.customer) if d.customers and ctx.customer is not None else None
+    if project is None and customer is None:
+        return own  # the common case: the key's (and its team's) limits, made once
+    out = list(own)
+    if project is not None:
+        out.append(project)
+    if customer is not None:
+        out.append(customer)
     return out
 
 
-async def build(state: "AppState", ctx: "RequestContext", limits: list["Limits"], metered_call: bool
+async def build(state: "AppState", ctx: "RequestContext", limits: "Sequence[Limits]", metered_call: bool
                 ) -> Admission | None:
     """The admission for this request, or None when nothing applies. `metered_call` is false on
     pass-through routes: no estimate exists there, so budgets only need to have room left and
@@ -103,7 +101,11 @@ async def build(state: "AppState", ctx: "RequestContext", limits: list["Limits"]
         started = ctx.started
         for lim in limits:
             for b in lim.budgets:
-                win, counter = b.current(started)
+                win = b._win
+                if win is not None and win.start <= started < win.end:  # Budget.current's cached window
+                    counter = b._key
+                else:
+                    win, counter = b.current(started)
                 holds.append(BudgetHold(counter, b.limit, worst, win.ttl, (b, win)))
     return adm
 

@@ -5,7 +5,7 @@ so the hot-path parts cache what they can (a budget's current window, an allow-l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -115,6 +115,15 @@ class KeyPolicy:
     models: "AllowList | None" = None
     max_tokens: int | None = None
     max_body_bytes: int | None = None
+    # made once, read per request: the key's own and its team's limits, and whether any static
+    # check (allow-list, max_tokens, body size) applies
+    limits: "tuple[Limits, ...]" = field(init=False, compare=False, repr=False, default=())
+    static_checks: bool = field(init=False, compare=False, repr=False, default=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "limits", tuple(lim for lim in (self.own, self.team) if lim is not None))
+        object.__setattr__(self, "static_checks", self.models is not None or self.max_tokens is not None
+                           or self.max_body_bytes is not None)
 
     @property
     def counted(self) -> bool:

@@ -226,7 +226,8 @@ def main() -> None:
                     print(f"{os.path.basename(c):28} {k:18} {statistics.median(vals):7.1f} µs  "
                           f"({' '.join(f'{v:.1f}' for v in vals)})")
             else:
-                print(f"{os.path.basename(c):28} {statistics.median(rs):7.1f} µs/call  ({' '.join(f'{v:.0f}' for v in rs)})")
+                print(f"{os.path.basename(c):28} {statistics.median(rs):7.1f} µs/call median, {min(rs):6.1f} min  "
+                      f"({' '.join(f'{v:.0f}' for v in rs)})")
         print(f"(process CPU per call; load average {os.getloadavg()[0]:.1f})")
     finally:
         if mock is not None:

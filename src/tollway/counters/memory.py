@@ -76,6 +76,10 @@ class MemoryCounters:
         return b
 
     async def acquire(self, adm: Admission) -> Refusal | None:
+        return self.acquire_now(adm)
+
+    def acquire_now(self, adm: Admission) -> Refusal | None:
+        """`acquire` without a coroutine: nothing here ever waits (the policy stage calls this)."""
         now = self._clock() * 1000.0
         if now - self._last_sweep > 60_000:
             self._sweep(now)

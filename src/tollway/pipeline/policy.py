@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from tollway.counters.base import Admission, CountersUnavailable, Refusal, Settlement
+from tollway.counters.memory import MemoryCounters
 from tollway.errors import ProxyError
 from tollway.pipeline.accounting import meter
 from tollway.pipeline.context import RequestContext
@@ -43,15 +44,21 @@ class PolicyStage:
         if kp is not None and kp.static_checks and self._metered:
             check_request(ctx, key, kp)  # type: ignore[arg-type]
         limits = admission.applicable(state.directory, ctx)
-        adm = await admission.build(state, ctx, limits, self._metered)
+        try:
+            adm = admission.build_now(state, ctx, limits, self._metered)
+        except admission.CountFirst:  # a large prompt: counted off the event loop
+            adm = await admission.build(state, ctx, limits, self._metered)
         if adm is None:
             return
         ctx.admission = adm  # settled in after() once acquired, even if this request is cancelled
+        counters = state.counters
         try:
-            if adm.slot is None or kp is None or not kp.queue_timeout_ms:
-                refusal = await state.counters.acquire(adm)
-            else:
+            if adm.slot is not None and kp is not None and kp.queue_timeout_ms:
                 refusal = await self._queued(adm, kp)
+            elif type(counters) is MemoryCounters:  # checks and charges at once, nothing to wait for
+                refusal = counters.acquire_now(adm)
+            else:
+                refusal = await counters.acquire(adm)
         except CountersUnavailable as e:
             if state.settings.redis.on_error == "fail_open":
                 now = time.monotonic()

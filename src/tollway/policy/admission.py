@@ -35,7 +35,7 @@ def _usd(nanos: int) -> str:
 def _duration(ms: int) -> str:
     """OpenAI's reset format: "20ms", "1.5s", "6m0s"."""
     if ms < 1000:
-        return f"{max(ms, 0)}ms"
+        return f"{ms}ms" if ms >= 0 else "0ms"
     s = ms / 1000.0
     if s < 60:
         return f"{s:.3f}".rstrip("0").rstrip(".") + "s"
@@ -59,11 +59,25 @@ def applicable(d: "Directory", ctx: "RequestContext") -> "Sequence[Limits]":
     return out
 
 
+class CountFirst(Exception):
+    """The prompt must be counted off the event loop before the admission can be built."""
+
+
 async def build(state: "AppState", ctx: "RequestContext", limits: "Sequence[Limits]", metered_call: bool
                 ) -> Admission | None:
     """The admission for this request, or None when nothing applies. `metered_call` is false on
     pass-through routes: no estimate exists there, so budgets only need to have room left and
     the real cost is settled afterwards. (Awaits only to count a large prompt off the loop.)"""
+    try:
+        return build_now(state, ctx, limits, metered_call)
+    except CountFirst:
+        return build_now(state, ctx, limits, metered_call, await input_tokens(state, ctx))
+
+
+def build_now(state: "AppState", ctx: "RequestContext", limits: "Sequence[Limits]", metered_call: bool,
+              counted: int | None = None) -> Admission | None:
+    """`build` without awaiting: raises CountFirst when the prompt is too large to count on the
+    event loop (then `counted`, from `input_tokens`, must be given)."""
     key = ctx.key
     kp = key.policy if key is not None else None
     slot = SlotHold("c:" + key.id, kp.max_concurrency) if kp is not None and kp.max_concurrency else None  # type: ignore[union-attr]
@@ -78,8 +92,10 @@ async def build(state: "AppState", ctx: "RequestContext", limits: "Sequence[Limi
             needs_cost = True
     n_input = out_req = 0
     if metered_call and (needs_tokens or needs_cost):
-        n = input_tokens_inline(state, ctx)
-        n_input = await input_tokens(state, ctx) if n is None else n
+        n = input_tokens_inline(state, ctx) if counted is None else counted
+        if n is None:
+            raise CountFirst
+        n_input = n
         out_req = requested_output(ctx.json)
     rates = adm.rates
     for lim in limits:

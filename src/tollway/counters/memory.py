@@ -173,8 +173,9 @@ class MemoryCounters:
         if self._unsettled.pop(adm.trace_id, None) is None:
             return  # settled before (idempotent by trace id)
         now = self._clock() * 1000.0
+        budgets = self._budgets
         for h in adm.budgets:
-            b = self._budget(h.key)
+            b = budgets.get(h.key) or self._budget(h.key)
             lease = b.leases.pop(adm.trace_id, None)
             if lease is not None:
                 b.reserved -= lease[0]

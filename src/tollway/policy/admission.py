@@ -43,6 +43,9 @@ def _duration(ms: int) -> str:
     return f"{int(m)}m" + (f"{rest:.3f}".rstrip("0").rstrip(".") or "0") + "s"
 
 
+_MS: tuple[bytes, ...] = tuple(f"{ms}ms".encode() for ms in range(1000))  # _duration(ms) of the usual short resets
+
+
 def applicable(d: "Directory", ctx: "RequestContext") -> "Sequence[Limits]":
     key = ctx.key
     kp = key.policy if key is not None else None
@@ -140,16 +143,17 @@ def headers(adm: Admission, with_budget: bool = True) -> list[tuple[bytes, bytes
                     tok = i
             elif req < 0 or rem[i] < rem[req]:
                 req = i
+        resets = adm.rate_reset_ms
         if req >= 0:
-            r = rates[req]
+            r, ms = rates[req], resets[req]
             out += ((b"x-ratelimit-limit-requests", r.limit_b or str(r.limit).encode()),
                     (b"x-ratelimit-remaining-requests", str(rem[req]).encode()),
-                    (b"x-ratelimit-reset-requests", _duration(adm.rate_reset_ms[req]).encode()))
+                    (b"x-ratelimit-reset-requests", _MS[ms] if 0 <= ms < 1000 else _duration(ms).encode()))
         if tok >= 0:
-            r = rates[tok]
+            r, ms = rates[tok], resets[tok]
             out += ((b"x-ratelimit-limit-tokens", r.limit_b or str(r.limit).encode()),
                     (b"x-ratelimit-remaining-tokens", str(rem[tok]).encode()),
-                    (b"x-ratelimit-reset-tokens", _duration(adm.rate_reset_ms[tok]).encode()))
+                    (b"x-ratelimit-reset-tokens", _MS[ms] if 0 <= ms < 1000 else _duration(ms).encode()))
     holds = adm.budgets
     if with_budget and holds and adm.budget_spent:
         j = 0

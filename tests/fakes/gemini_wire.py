@@ -68,9 +68,9 @@ def _finish(sc: Scenario) -> str:
     return "MAX_TOKENS" if sc.directives.max_tokens else "STOP"
 
 
-def _thought_part() -> dict:
+def _thought_part(text: str = THINKING_TEXT) -> dict:
     part = fixture(P, "parts", "thought")
-    part["text"] = THINKING_TEXT
+    part["text"] = text
     return part
 
 
@@ -91,7 +91,8 @@ def _text_part(text: str) -> dict:
 
 def generate_content(sc: Scenario) -> dict:
     body = fixture(P, "generate_content")
-    parts = [_thought_part()] if sc.directives.thinking else []
+    parts = [_thought_part(sc.thinking_text)] if sc.directives.leak_thinking else \
+        [_thought_part()] if sc.directives.thinking else []
     parts += _call_parts(sc) if sc.tool_calls else [_text_part(sc.text)]
     cand = body["candidates"][0]
     cand["content"]["parts"] = parts
@@ -109,7 +110,9 @@ def stream(sc: Scenario) -> list[Sse]:
     fx = fixture(P, "stream_chunks")
     rid, model = rand(22), sc.response_model("gemini")
     payloads: list[list[dict]] = []
-    if sc.directives.thinking:
+    if sc.directives.leak_thinking:  # the thought streamed in pieces, split mid-key
+        payloads += [[_thought_part(p)] for p in sc.thinking_pieces]
+    elif sc.directives.thinking:
         payloads.append([_thought_part()])
     if sc.tool_calls:
         payloads.append(_call_parts(sc))  # Gemini sends function calls whole, in one chunk

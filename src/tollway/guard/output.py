@@ -4,8 +4,10 @@
 text, tool-call arguments and the model's reasoning (Anthropic thinking blocks, Gemini thought
 parts, Responses reasoning summaries, Chat `reasoning_content`: all canonical thinking), with
 the same scanners and the same verdict: a finding in reasoning is counted, redacted or blocks
-exactly like one in the answer, whatever the client format. Only redacted thinking (opaque,
-provider-encrypted data) is passed as it is.
+exactly like one in the answer, whatever the client format. The filter runs before the client's
+writer, so reasoning a format does not show (Anthropic thinking asked through Chat Completions)
+is checked all the same: one answer, one verdict and one record, however it is asked for. Only
+redacted thinking (opaque, provider-encrypted data) is passed as it is.
 
 A secret split across two stream chunks must still be caught, without buffering the answer: per
 text block (per thinking block, per tool call's arguments) the filter holds back only the tail
@@ -29,10 +31,13 @@ Signed thinking. An Anthropic thinking block's `signature` covers its text: Anth
 later request that sends the block back with other text ("invalid signature"), and a client
 cannot repair that. So in `redact` mode a thinking block whose text was redacted loses its
 Anthropic signature: the client gets the redacted text unsigned (`"signature": ""`; a Responses
-reasoning item without `encrypted_content`). Sent back through Tollway, unsigned thinking is
-left out of the request to Anthropic (and thinking is turned off for a tool-use turn that then
-lacks it, as for any unsigned history): the model loses that reasoning on the next turn, the
-conversation goes on, and the secret never reaches the client. Keeping the signature would
+reasoning item without `encrypted_content`, which is also what a stored Responses conversation
+keeps). Sent back through Tollway's translated path, unsigned thinking is left out of the
+request to Anthropic (and thinking is turned off for a tool-use turn that then lacks it, as for
+any unsigned history; `translation.strict` refuses that as a dropped parameter): the model loses
+that reasoning on the next turn, the conversation goes on, and the secret never reaches the
+client. (Sent back on the byte fast path, by a key without output checks, Anthropic refuses the
+empty signature, as it would a kept signature over changed text.) Keeping the signature would
 leave the secret redacted too but break the conversation at the next turn; replacing the whole
 block would lose the rest of the reasoning for nothing. A stream's signature is held until its
 block's text has been checked (it rides on the block's last thinking delta). Gemini thought

@@ -229,3 +229,16 @@ def test_block_stops_the_answer_on_a_finding_in_the_reasoning(tw: Tollway, fmt: 
     assert rec["error_type"] == "output_blocked"
     assert rec["guard_findings"] == {"response": FOUND, "response_action": "blocked"}
     assert LEAKED_KEY not in tw.log()
+
+
+def test_reasoning_a_format_does_not_show_is_checked_all_the_same(tw: Tollway) -> None:
+    """Anthropic thinking asked through Chat Completions: the client gets no reasoning field,
+    and the answer gets the same verdict and record as in any other format."""
+    kw = dict(model=CLAUDE, reasoning_effort="low", messages=[{"role": "user", "content": PROMPT}])
+    raw = openai_client(tw, KEYS["log"]).chat.completions.with_raw_response.create(**kw)
+    msg = raw.parse().choices[0].message
+    assert msg.content == REPLY_TEXT and "reasoning_content" not in (msg.model_extra or {})
+    assert tw.record(raw.headers["x-tollway-trace-id"])["guard_findings"] == {"response": FOUND,
+                                                                           "response_action": "logged"}
+    with pytest.raises(openai.PermissionDeniedError):
+        openai_client(tw, KEYS["block"]).chat.completions.create(**kw)

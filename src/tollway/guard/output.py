@@ -41,7 +41,8 @@ empty signature, as it would a kept signature over changed text.) Keeping the si
 leave the secret redacted too but break the conversation at the next turn; replacing the whole
 block would lose the rest of the reasoning for nothing. A stream's signature is held until its
 block's text has been checked (it rides on the block's last thinking delta). Gemini thought
-signatures are kept: Gemini checks them by themselves, not against the thought text.
+signatures are kept: one stands for the model's internal thoughts, not for the thought summary
+text Gemini shows, and Gemini wants it back on later turns.
 """
 
 from __future__ import annotations

@@ -27,7 +27,6 @@ units Tollway does not meter (web searches, audio seconds, ...) are not.
 from __future__ import annotations
 
 import contextlib
-
 import logging
 import time
 from collections.abc import Mapping

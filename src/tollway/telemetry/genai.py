@@ -29,7 +29,12 @@ PROVIDER_NAMES = {
 }
 
 _ID = re.compile(rb'"(?:id|responseId)"\s*:\s*"([^"]{1,200})"')
-_FINISH = re.compile(rb'"(?:finish_reason|stop_reason|finishReason)"\s*:\s*"([^"]{1,60})"')
+# A finish reason: `"finish_reason"`, `"stop_reason"` or `"finishReason"` with a string value.
+# Stream blocks are scanned for the keys' common tail (`eason"`, a literal the regex engine
+# finds fast) and a match is kept when the key before it is one of the three; blocks where
+# every such key is `null` (most chunks of an OpenAI stream) are skipped with two counts.
+_FINISH_TAIL = re.compile(rb'eason"\s*:\s*"([^"]{1,60})"')
+_FINISH_KEYS = (b'"finish_r', b'"stop_r', b'"finishR')
 _RESPONSE_STATUS = re.compile(rb'"type"\s*:\s*"response\.(completed|incomplete|failed)"')
 
 
@@ -95,8 +100,11 @@ class ResponseMeta:
             m = _ID.search(block)
             if m:
                 self.id = m.group(1).decode("utf-8", "replace")
-        if b"reason" in block or b"Reason" in block:
-            self.finish_reasons.extend(m.decode() for m in _FINISH.findall(block))
+        n = block.count(b'eason"')
+        if n and n != block.count(b'eason":null'):
+            for m in _FINISH_TAIL.finditer(block):
+                if block.endswith(_FINISH_KEYS, 0, m.start()):
+                    self.finish_reasons.append(m.group(1).decode())
         if b'"response.' in block:
             self.finish_reasons.extend(m.decode() for m in _RESPONSE_STATUS.findall(block))
         if self.keep_bytes > 0 and block:

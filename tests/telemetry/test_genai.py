@@ -22,7 +22,7 @@ def sse(events: list[dict]) -> list[bytes]:
 def openai_stream() -> list[bytes]:
     base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "gpt-4o-mini"}
     events = [{**base, "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]}
-              for w in ["Hello", " reason", ' "eason" ', "!"]]
+              for w in ["Hello", " reason", ' "eason" ', "!"] * 8]  # over 1 KB as one block
     events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"},
                                        {"index": 1, "delta": {}, "finish_reason": "length"}]})
     return sse(events) + [b"data: [DONE]\n\n"]

@@ -31,8 +31,9 @@ PROVIDER_NAMES = {
 _ID = re.compile(rb'"(?:id|responseId)"\s*:\s*"([^"]{1,200})"')
 # A finish reason: `"finish_reason"`, `"stop_reason"` or `"finishReason"` with a string value.
 # Stream blocks are scanned for the keys' common tail (`eason"`, a literal the regex engine
-# finds fast) and a match is kept when the key before it is one of the three; blocks where
-# every such key is `null` (most chunks of an OpenAI stream) are skipped with two counts.
+# finds fast) and a match is kept when the key before it is one of the three; a small block
+# where every such key is `null` (most chunks of an OpenAI stream, relayed one by one) is
+# skipped with two counts (on a large block they would cost more than the scan).
 _FINISH_TAIL = re.compile(rb'eason"\s*:\s*"([^"]{1,60})"')
 _FINISH_KEYS = (b'"finish_r', b'"stop_r', b'"finishR')
 _RESPONSE_STATUS = re.compile(rb'"type"\s*:\s*"response\.(completed|incomplete|failed)"')
@@ -100,8 +101,7 @@ class ResponseMeta:
             m = _ID.search(block)
             if m:
                 self.id = m.group(1).decode("utf-8", "replace")
-        n = block.count(b'eason"')
-        if n and n != block.count(b'eason":null'):
+        if len(block) > 1024 or ((n := block.count(b'eason"')) and n != block.count(b'eason":null')):
             for m in _FINISH_TAIL.finditer(block):
                 if block.endswith(_FINISH_KEYS, 0, m.start()):
                     self.finish_reasons.append(m.group(1).decode())

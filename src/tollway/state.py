@@ -249,6 +249,7 @@ class AppState:
         for ps in settings.providers:
             providers.append(build_provider(ps, http, tokens, counting))
         prices = PriceBook(price_overrides(settings))
+        await asyncio.to_thread(prices.warm)
         guard = bodies = None
         if Policies.any_configured(settings):
             guard = Guard(settings)

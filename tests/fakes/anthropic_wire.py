@@ -7,7 +7,7 @@ from typing import Any
 
 from .fixtures import fixture
 from .openai_wire import rand
-from .scenario import THINKING_TEXT, Scenario, split_words
+from .scenario import Scenario
 from .sse import Sse, compact
 
 P = "anthropic"
@@ -59,7 +59,7 @@ def _blocks(sc: Scenario) -> list[dict]:
     blocks = []
     if sc.directives.thinking:
         th = fx["thinking"]
-        th["thinking"] = THINKING_TEXT
+        th["thinking"] = sc.thinking_text
         blocks.append(th)
     if sc.tool_calls:
         for name, args in sc.tool_calls:
@@ -128,7 +128,7 @@ def stream(sc: Scenario) -> list[Sse]:
         if index == 0:
             emit("ping", fx["ping"])
         if block["type"] == "thinking":
-            for piece in split_words(block["thinking"]):
+            for piece in sc.thinking_pieces:
                 delta(index, "thinking_delta", thinking=piece)
             delta(index, "signature_delta", signature=block["signature"])
         elif block["type"] == "tool_use":

@@ -68,9 +68,14 @@ def _finish(sc: Scenario) -> str:
     return "MAX_TOKENS" if sc.directives.max_tokens else "STOP"
 
 
-def _thought_part() -> dict:
+THOUGHT_SIGNATURE = "CiQBcsjafDuPhbJvH1EL0mR4uXbY5kHsEBIUKuC0vjlbuB4FOJ8="  # with [[leak_thinking]]
+
+
+def _thought_part(text: str = THINKING_TEXT, signature: str | None = None) -> dict:
     part = fixture(P, "parts", "thought")
-    part["text"] = THINKING_TEXT
+    part["text"] = text
+    if signature:
+        part["thoughtSignature"] = signature
     return part
 
 
@@ -91,7 +96,8 @@ def _text_part(text: str) -> dict:
 
 def generate_content(sc: Scenario) -> dict:
     body = fixture(P, "generate_content")
-    parts = [_thought_part()] if sc.directives.thinking else []
+    parts = [_thought_part(sc.thinking_text, THOUGHT_SIGNATURE)] if sc.directives.leak_thinking else \
+        [_thought_part()] if sc.directives.thinking else []
     parts += _call_parts(sc) if sc.tool_calls else [_text_part(sc.text)]
     cand = body["candidates"][0]
     cand["content"]["parts"] = parts
@@ -109,7 +115,11 @@ def stream(sc: Scenario) -> list[Sse]:
     fx = fixture(P, "stream_chunks")
     rid, model = rand(22), sc.response_model("gemini")
     payloads: list[list[dict]] = []
-    if sc.directives.thinking:
+    if sc.directives.leak_thinking:  # the thought streamed in pieces, split mid-key
+        pieces = sc.thinking_pieces
+        payloads += [[_thought_part(p, THOUGHT_SIGNATURE if i == len(pieces) - 1 else None)]
+                     for i, p in enumerate(pieces)]
+    elif sc.directives.thinking:
         payloads.append([_thought_part()])
     if sc.tool_calls:
         payloads.append(_call_parts(sc))  # Gemini sends function calls whole, in one chunk

@@ -151,6 +151,8 @@ def chat_completion(sc: Scenario, flavour: str) -> dict:
     else:
         body = fixture(P, "chat_completion")
         body["choices"][0]["message"]["content"] = sc.text
+    if sc.directives.leak_thinking and flavour == "local":  # vLLM / DeepSeek style reasoning
+        body["choices"][0]["message"]["reasoning_content"] = sc.thinking_text
     body["choices"][0]["finish_reason"] = _finish_reason(sc)
     body.update(id="chatcmpl-" + rand(29), created=int(time.time()), model=model)
     if sc.directives.no_usage:
@@ -188,6 +190,11 @@ def chat_stream(sc: Scenario, req: dict, flavour: str) -> list[Sse]:
                 chunks.append(c)
     else:
         chunks.append(chunk("role"))
+        if sc.directives.leak_thinking and flavour == "local":  # vLLM / DeepSeek style reasoning deltas
+            for piece in sc.thinking_pieces:
+                c = chunk("content")
+                c["choices"][0]["delta"] = {"reasoning_content": piece}
+                chunks.append(c)
         for piece in sc.pieces:
             c = chunk("content")
             c["choices"][0]["delta"]["content"] = piece

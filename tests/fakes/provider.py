@@ -11,6 +11,7 @@ subprocess. Every answer is built from the recorded-shape fixtures in tests/fixt
 
 Routes (one server serves all of them):
     OpenAI     /v1/chat/completions  /v1/completions  /v1/embeddings  /v1/responses
+               GET / DELETE /v1/responses/{id} (any id of the fake's form, resp_ and 48 hex digits)
                /v1/files (POST multipart, GET)  /v1/files/{id}[/content]  /v1/models[/{id}]
                /v1/audio/transcriptions (multipart; stream=true: SSE)
     Azure      /openai/deployments/{deployment}/chat/completions|completions|embeddings?api-version=
@@ -33,6 +34,7 @@ import asyncio
 import gzip
 import json
 import socket
+import re
 import struct
 import threading
 import time
@@ -239,6 +241,8 @@ class FakeProvider:
             r.add_post(prefix + "/completions", h(family, "completion"))
             r.add_post(prefix + "/embeddings", h(family, "embeddings"))
             r.add_post(prefix + "/responses", h(family, "responses"))
+            r.add_get(prefix + "/responses/{response_id}", h(family, "response_get"))
+            r.add_delete(prefix + "/responses/{response_id}", h(family, "response_get"))
             r.add_post(prefix + "/files", h(family, "file_upload"))
             r.add_get(prefix + "/files", h(family, "file_list"))
             r.add_get(prefix + "/files/{file_id}", h(family, "file_get"))
@@ -342,6 +346,14 @@ class FakeProvider:
             return self._models(request, family, kind)
         if kind.startswith("file_"):
             return self._files_route(request, rr, family, kind)
+        if kind == "response_get":  # a response the fake could have made (resp_ and 48 hex digits)
+            rid = request.match_info["response_id"]
+            if not re.fullmatch(r"resp_[0-9a-f]{48}", rid):
+                return self._not_found(request, family)
+            if request.method == "DELETE":
+                return self._json(family, 200, {"id": rid, "object": "response", "deleted": True})
+            return self._json(family, 200, {"id": rid, "object": "response", "created_at": int(time.time()),
+                                            "status": "completed", "model": "gpt-4o-mini", "output": []})
         if kind.startswith("batch_") or kind == "complete":
             return self._anthropic_extras(request, rr, kind)
         if kind == "transcription":

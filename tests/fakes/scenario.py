@@ -34,6 +34,8 @@ EMBEDDING_DIMENSIONS = 16
 # [[leak]]: the answer leaks a FAKE AWS access key (AWS's format, never issued), streamed split mid-key
 LEAKED_KEY = "AKIA" + "QYLPMN5HHHFPZAM2"
 LEAK_PIECES = ["Your key is AKIAQY", "LPMN5HHH", "FPZAM2 keep", " it safe."]
+# [[leak_thinking]]: the model's reasoning (thinking on) leaks the same key, split mid-key the same way
+THINKING_LEAK_PIECES = ["I could quote AKIAQY", "LPMN5HHH", "FPZAM2 but", " I will not."]
 
 _DIRECTIVE = re.compile(r"\[\[([a-z_]+)(?::([^\]@]*))?(?:@([^\]]*))?\]\]")
 _SCOPABLE = frozenset({"hang", "delay", "reset_after", "chunk_delay", "stream_error"})
@@ -59,6 +61,7 @@ class Directives:
     gzip: bool = False
     reported_input: Any = None  # [[reported_input:JSON]]: the input count the usage reports ("21", -5, 2.5 ...)
     leak: bool = False
+    leak_thinking: bool = False
     # [[hang@MODEL]], [[delay:S@MODEL]], [[reset_after:N@MODEL]], [[chunk_delay:S@MODEL]],
     # [[stream_error@MODEL]]: only requests in that scope (family, model, Azure deployment)
     scoped: dict[str, str] = field(default_factory=dict)
@@ -96,8 +99,9 @@ def parse_directives(text: str) -> Directives:
             elif name == "reported_input":
                 d.reported_input = json.loads(arg)
             elif name in ("malformed", "hang", "no_usage", "max_tokens", "thinking", "echo", "cache", "dated",
-                          "stream_error", "gzip", "leak"):
+                          "stream_error", "gzip", "leak", "leak_thinking"):
                 setattr(d, name, True)
+                d.thinking = d.thinking or name == "leak_thinking"
         except ValueError:  # json.JSONDecodeError included
             continue
     return d
@@ -172,6 +176,15 @@ class Scenario:
     @property
     def text(self) -> str:
         return "".join(self.pieces)
+
+    @property
+    def thinking_pieces(self) -> list[str]:
+        """The reasoning split into stream deltas ([[thinking]]; [[leak_thinking]] leaks a key)."""
+        return list(THINKING_LEAK_PIECES) if self.directives.leak_thinking else split_words(THINKING_TEXT)
+
+    @property
+    def thinking_text(self) -> str:
+        return "".join(self.thinking_pieces)
 
     def response_model(self, family: str) -> str:
         if self.directives.dated and self.model:

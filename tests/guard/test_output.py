@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tollway.formats.canonical import CanonicalResponse, Text, ToolCall
-from tollway.formats.stream import BlockStop, Finish, TextDelta, ToolCallArgsDelta, ToolCallStart, UsageDelta
+from tollway.formats.canonical import GEMINI_SIGNATURE_PREFIX, CanonicalResponse, Text, Thinking, ToolCall
+from tollway.formats.stream import (
+    BlockStop, Finish, TextDelta, ThinkingDelta, ToolCallArgsDelta, ToolCallStart, UsageDelta,
+)
 from tollway.guard.output import OutputCheck
 from tollway.guard.pii import recognizers
 from tollway.guard.scanner import Scanner
@@ -149,3 +151,93 @@ def test_numbers_written_in_groups_are_redacted_whole_however_split(cuts: list[i
     out = released(run(check, split(text, cuts)))
     assert out == ("Card [REDACTED:CREDIT_CARD], call [REDACTED:PHONE_NUMBER] or wire to [REDACTED:IBAN_CODE] "
                    "today.")
+
+
+# -- reasoning ------------------------------------------------------------------------------------
+SIG = "EqQBCkYIBRgCKkDsignature"  # an Anthropic signature (covers the thinking text)
+
+
+def thinking(deltas: list) -> str:
+    return "".join(d.text for d in deltas if isinstance(d, ThinkingDelta))
+
+
+def signatures(deltas: list) -> list:
+    return [d.signature for d in deltas if isinstance(d, ThinkingDelta) and d.signature]
+
+
+def run_thinking(check: OutputCheck, chunks: list[str], signature: str | None = SIG) -> list:
+    """An Anthropic-shaped thinking block (deltas, then the signature), then a text block."""
+    out: list = []
+    for c in chunks:
+        out += check.feed([ThinkingDelta(c, None, 0)])
+    out += check.feed([ThinkingDelta("", signature, 0)] if signature else [])
+    out += check.feed([BlockStop(0), TextDelta(1, "Done."), BlockStop(1), Finish("end_turn")])
+    return out + check.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=10_000), max_size=40))
+def test_thinking_is_redacted_however_split_and_loses_its_anthropic_signature(cuts: list[int]) -> None:
+    check = OutputCheck(SCANNER, "redact")
+    out = run_thinking(check, split(TEXT, cuts))
+    assert thinking(out) == Scanner.redact(TEXT, SCANNER.scan(TEXT))
+    assert AWS not in thinking(out) and released(out) == "Done."
+    assert dict(check.found) == {"AWS_ACCESS_KEY": 1, "EMAIL_ADDRESS": 1, "PRIVATE_KEY": 1}
+    assert signatures(out) == []  # the text it signed is not the text the client got
+    kinds = [type(d).__name__ for d in out]
+    assert kinds[-5:] == ["ThinkingDelta", "BlockStop", "TextDelta", "BlockStop", "Finish"]
+
+
+def test_clean_thinking_keeps_its_signature_after_all_its_text() -> None:
+    check = OutputCheck(SCANNER, "redact")
+    out = run_thinking(check, ["The user wants ", "a greeting."])
+    assert thinking(out) == "The user wants a greeting." and signatures(out) == [SIG]
+    last = max(i for i, d in enumerate(out) if isinstance(d, ThinkingDelta))
+    assert out[last].signature == SIG  # it rides on the block's last thinking delta
+    assert not check.found
+
+
+def test_gemini_thought_signatures_are_kept_when_the_thought_is_redacted() -> None:
+    sig = GEMINI_SIGNATURE_PREFIX + "CiQBwdhQ"
+    check = OutputCheck(Scanner(credentials=True), "redact")
+    out = check.feed([ThinkingDelta(f"I see {AWS[:8]}", sig, 0), UsageDelta(Usage(1, 1))])
+    out += check.feed([ThinkingDelta(AWS[8:] + " in the logs.", None, 0), TextDelta(1, "ok")])
+    assert thinking(out) == "I see [REDACTED:AWS_ACCESS_KEY] in the logs." and signatures(out) == [sig]
+
+
+@pytest.mark.parametrize("mode", ["log", "block"])
+def test_thinking_is_counted_and_blocks_like_the_answer(mode: str) -> None:
+    check = OutputCheck(Scanner(credentials=True), mode)
+    sent: list = []
+    pieces = ["Maybe the key ", AWS[:7], AWS[7:] + " works."]
+    if mode == "block":
+        with pytest.raises(ContentBlocked) as ei:
+            for p in pieces:
+                sent += check.feed([ThinkingDelta(p, None, 0)])
+            check.feed([ThinkingDelta("", SIG, 0), BlockStop(0)])
+        assert ei.value.error_type == "output_blocked" and AWS[:4] not in thinking(sent)
+    else:
+        out = run_thinking(check, pieces)
+        assert thinking(out) == "".join(pieces) and signatures(out) == [SIG]  # log changes nothing
+    assert dict(check.found) == {"AWS_ACCESS_KEY": 1}
+
+
+def test_redacted_thinking_is_opaque_and_passes() -> None:
+    check = OutputCheck(Scanner(credentials=True), "block")
+    out = check.feed([ThinkingDelta("EmwKAhgBEgy" + AWS, None, 0, True), BlockStop(0)])
+    assert out[0].redacted and out[0].text.endswith(AWS) and not check.found
+
+
+def test_whole_thinking() -> None:
+    resp = CanonicalResponse(id="r", model="m", content=[
+        Thinking(f"the key {AWS} leaked", SIG), Thinking("clean", SIG),
+        Thinking(f"also {AWS}", GEMINI_SIGNATURE_PREFIX + "x"), Text("ok")])
+    check = OutputCheck(Scanner(credentials=True), "redact")
+    out = check.whole(resp).content
+    assert (out[0].text, out[0].signature) == ("the key [REDACTED:AWS_ACCESS_KEY] leaked", None)
+    assert (out[1].text, out[1].signature) == ("clean", SIG)
+    assert (out[2].text, out[2].signature) == ("also [REDACTED:AWS_ACCESS_KEY]", GEMINI_SIGNATURE_PREFIX + "x")
+    assert dict(check.found) == {"AWS_ACCESS_KEY": 2}
+    with pytest.raises(ContentBlocked):
+        OutputCheck(Scanner(credentials=True), "block").whole(
+            CanonicalResponse(id="r", model="m", content=[Thinking(f"key {AWS}", SIG), Text("ok")]))

@@ -17,7 +17,7 @@ import openai
 import pytest
 
 from tests.fakes.provider import FakeProvider
-from tests.harness import MASTER_KEY, Tollway, standard_config
+from tests.harness import MASTER_KEY, TEAM_KEY, Tollway, standard_config
 
 ADMIN_DSN = os.environ.get("TOLLWAY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -111,6 +111,11 @@ def test_nul_in_a_key_id_a_response_id_or_an_admin_filter_is_never_a_500_on_post
         second = client.responses.create(model="claude-haiku-4-5", input="Again", previous_response_id=first.id)
         assert client.responses.retrieve(second.id).id == second.id
         assert [i.type for i in client.responses.input_items.list(second.id)] == ["message"] * 3
+        kept = client.responses.create(model="gpt-4o-mini", input="Hi")  # OpenAI keeps it; Tollway notes whose
+        assert client.responses.retrieve(kept.id).id == kept.id
+        other = openai.OpenAI(base_url=f"{tw.url}/v1", api_key=TEAM_KEY, max_retries=0)
+        with pytest.raises(openai.NotFoundError):
+            other.responses.retrieve(kept.id)
         with pytest.raises(openai.NotFoundError):
             client.responses.create(model="claude-haiku-4-5", input="x", previous_response_id="resp_\x00abc")
         for method, path in (("GET", "/v1/responses/resp_%00abc"), ("DELETE", "/v1/responses/resp_%00abc"),

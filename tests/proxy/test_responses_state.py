@@ -1,5 +1,6 @@
 """Responses Tollway stores itself (non-OpenAI providers): whose they are, how long they live,
-how a chain is stored and bounded, their input items, and item references."""
+how a chain is stored and bounded, their input items, and item references. Responses the OpenAI
+provider keeps: whose they are, too."""
 
 from __future__ import annotations
 
@@ -191,6 +192,77 @@ def test_item_references_resolve_from_the_store(tw: Tollway, fake: FakeProvider)
     assert tool_use and tool_use[0]["id"] == call.call_id and tool_use[0]["input"] == {"city": "Paris"}
     items = client.responses.input_items.list(step2.id, order="asc")
     assert [i.type for i in items.data] == ["message", "function_call", "function_call_output"]
+
+
+# --- responses the OpenAI provider keeps ----------------------------------------------------------
+
+OPENAI_MODEL = "gpt-4o-mini"
+
+
+def _upstream_calls(fake: FakeProvider, rid: str) -> list[str]:
+    return [r.method for r in fake.requests if r.path.startswith(f"/v1/responses/{rid}")]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_response_the_provider_keeps_is_only_its_keys(tw: Tollway, fake: FakeProvider, stream: bool) -> None:
+    alpha, beta, master = openai_client(tw, TEAM_KEY), openai_client(tw, BETA_KEY), openai_client(tw, MASTER_KEY)
+    if stream:
+        with alpha.responses.stream(model=OPENAI_MODEL, input="The secret word is heliotrope.") as s:
+            rid = s.get_final_response().id
+    else:
+        rid = alpha.responses.create(model=OPENAI_MODEL, input="The secret word is heliotrope.").id
+    assert fake.requests[-1].path == "/v1/responses"  # the provider keeps it, not Tollway
+    before = len(fake.requests)
+    with pytest.raises(openai.NotFoundError):
+        beta.responses.retrieve(rid)
+    with pytest.raises(openai.NotFoundError):
+        beta.responses.input_items.list(rid)
+    with pytest.raises(openai.NotFoundError):
+        beta.responses.delete(rid)
+    with pytest.raises(openai.NotFoundError) as ei:
+        beta.responses.create(model=OPENAI_MODEL, previous_response_id=rid, input="What is the secret word?")
+    assert ei.value.body["param"] == "previous_response_id"
+    assert len(fake.requests) == before  # none of it reached the provider with Tollway's key
+
+    assert alpha.responses.retrieve(rid).id == rid  # its own key's reads go on to the provider
+    nxt = alpha.responses.create(model=OPENAI_MODEL, previous_response_id=rid, input="And now?")
+    assert fake.requests[-1].json["previous_response_id"] == rid
+    assert master.responses.retrieve(nxt.id).id == nxt.id  # the master key reaches every key's
+    alpha.responses.delete(rid)
+    assert _upstream_calls(fake, rid) == ["GET", "DELETE"]
+    with pytest.raises(openai.NotFoundError):  # deleted: no longer anyone's but the master key's
+        alpha.responses.retrieve(rid)
+    assert _upstream_calls(fake, rid) == ["GET", "DELETE"]
+
+
+def test_an_id_tollway_never_passed_on_is_not_found_for_a_key(tw: Tollway, fake: FakeProvider) -> None:
+    rid = "resp_" + "ab" * 24  # of the provider's form, but never created through Tollway
+    with pytest.raises(openai.NotFoundError):
+        openai_client(tw, TEAM_KEY).responses.retrieve(rid)
+    with pytest.raises(openai.NotFoundError):
+        openai_client(tw, TEAM_KEY).responses.create(model=OPENAI_MODEL, previous_response_id=rid, input="Hi")
+    assert _upstream_calls(fake, rid) == []
+    assert openai_client(tw, MASTER_KEY).responses.retrieve(rid).id == rid  # the master key: as before
+    assert _upstream_calls(fake, rid) == ["GET"]
+
+
+def test_a_response_not_stored_by_the_provider_is_not_claimed(tw: Tollway) -> None:
+    rid = openai_client(tw, TEAM_KEY).responses.create(model=OPENAI_MODEL, input="Hi", store=False).id
+    assert db(tw).execute("SELECT count(*) FROM upstream_responses WHERE id = ?", (rid,)).fetchone() == (0,)
+
+
+def test_upstream_owners_expire_with_stored_responses(fake: FakeProvider, workdir: Path) -> None:
+    t = Tollway(workdir, keyed_config(fake.url, ttl_days=1))
+    try:
+        alpha = openai_client(t, TEAM_KEY)
+        rid = alpha.responses.create(model=OPENAI_MODEL, input="Hi").id
+        assert alpha.responses.retrieve(rid).id == rid
+        with db(t) as conn:  # two days old
+            conn.execute("UPDATE upstream_responses SET created_at = created_at - 2 * 86400 WHERE id = ?", (rid,))
+        with pytest.raises(openai.NotFoundError):
+            alpha.responses.retrieve(rid)
+    finally:
+        t.stop()
 
 
 # --- no model: a stored prompt --------------------------------------------------------------------

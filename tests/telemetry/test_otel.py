@@ -148,8 +148,9 @@ def test_content_only_when_asked(fake: FakeProvider, otlp: OtlpReceiver, tmp_pat
 
 def test_captured_content_never_holds_what_the_guard_found(fake: FakeProvider, otlp: OtlpReceiver,
                                                            tmp_path: Path) -> None:
-    """A refused prompt, a prompt forwarded by policy, and an answer the output check redacted
-    or blocked: the spans' captured messages hold none of the secrets."""
+    """A refused prompt, a prompt forwarded by policy (a model call, and a pass-through call,
+    whose span captures no content), and an answer the output check redacted or blocked: the
+    spans hold none of the secrets."""
     from tests.fakes.scenario import LEAKED_KEY
 
     aws = "AKIA" + "ZT3XGQWM7N4RB2VC"  # FAKE
@@ -176,6 +177,11 @@ def test_captured_content_never_holds_what_the_guard_found(fake: FakeProvider, o
             openai_client(tw, "tw-block-key").chat.completions.create(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": "[[leak]]"}])
         traces.append(ei.value.response.headers["x-tollway-trace-id"])
+        with pytest.raises(openai.NotFoundError) as nf:  # a pass-through call, forwarded as the policy says
+            openai_client(tw, "tw-fwd-key").images.generate(model="dall-e-3", prompt=f"draw {aws}")
+        assert aws in fake.requests[-1].text
+        passed_on = otlp.find(**{"tollway.trace_id": nf.value.response.headers["x-tollway-trace-id"]}).attributes
+        assert passed_on["tollway.route"] == "passthrough.openai" and aws not in str(passed_on)
         for trace in traces:
             attrs = otlp.find(**{"tollway.trace_id": trace}).attributes
             dumped = str(attrs)

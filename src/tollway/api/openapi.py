@@ -446,18 +446,18 @@ def openapi_document() -> dict[str, Any]:
                           "404": {"description": "No such record", "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
         "/v1/responses/{response_id}": {
             "parameters": [{"name": "response_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "get": {"summary": "A stored Response: Tollway's own (non-OpenAI providers; only for the key that "
-                               "created it, or the master key), else the OpenAI provider's",
+            "get": {"summary": "A stored Response: Tollway's own (non-OpenAI providers), else the OpenAI "
+                               "provider's; either only for the key whose call created it, or the master key",
                     "security": _security("openai"),
                     "responses": {"200": {"description": "The Response object", "headers": _TRACE,
                                           "content": {"application/json": {"schema": {"type": "object"}}}},
-                                  "404": {"description": "Unknown id",
+                                  "404": {"description": "Unknown id, or another key's",
                                           "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}},
-            "delete": {"summary": "Delete a stored Response", "security": _security("openai"),
+            "delete": {"summary": "Delete a stored Response (the key's own)", "security": _security("openai"),
                        "responses": {"200": {"description": "Deleted", "content": {"application/json": {"schema": {
                            "type": "object", "properties": {"id": {"type": "string"}, "object": {"const": "response"},
                                                             "deleted": {"type": "boolean"}}}}}},
-                                     "404": {"description": "Unknown id",
+                                     "404": {"description": "Unknown id, or another key's",
                                              "content": {"application/json": {"schema": {"$ref": _REF + "OpenAIError"}}}}}}},
         "/v1/me": {"get": {
             "summary": "Who the presented key is: its id and roles (open: no keys configured)",
@@ -490,7 +490,7 @@ def openapi_document() -> dict[str, Any]:
         "/v1/responses/{response_id}/input_items": {
             "parameters": [{"name": "response_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "get": {"summary": "Input items of a stored Response (its conversation before it, then its own input); "
-                               "Tollway's own, else the OpenAI provider's",
+                               "Tollway's own, else the OpenAI provider's; only the key's own",
                     "security": _security("openai"),
                     "parameters": [
                         {"name": "limit", "in": "query", "required": False,

@@ -2,8 +2,9 @@
 
 Responses Tollway stored (translated providers) are answered from its store, for the key that
 created them only (`pipeline.responses_history.owner_of`): another key's, or an expired one, is
-a 404 and goes nowhere else. Any id Tollway never stored goes to the OpenAI provider, which
-keeps its own.
+a 404 and goes nowhere else. A response the OpenAI provider keeps goes there, for the key whose
+call created it only (`ResponseStore.upstream_owner`); an id Tollway never saw goes there only
+for the master key, or when no keys are configured.
 """
 
 from __future__ import annotations
@@ -84,12 +85,18 @@ class ResponsesStateRoute:
                 found, response = await store.find(response_id, owner)
                 if found is Found.MINE and response is not None:
                     return await answer(response)
-            upstream = state.catalog.first_of_kind("openai") if found is Found.ABSENT else None
+            if found is Found.ABSENT:  # not Tollway's: the provider's, if it is the caller's
+                found = await store.upstream_owner(response_id, owner)
+                if found is Found.ABSENT and owner.sees_all:
+                    found = Found.MINE  # open proxy or master key: any id goes on, as before
+            upstream = state.catalog.first_of_kind("openai") if found is Found.MINE else None
             if upstream is None:
                 raise ProxyError("not_found", f"No response found with id '{response_id}'.")
             ctx.route = "passthrough.openai"
             ctx.metered, ctx.cost_note = False, None
             await self._passthrough.forward(ctx, scope, receive, send, "/v1", *upstream)
+            if ctx.method == "DELETE" and not input_items and 200 <= ctx.status < 300:
+                await store.forget_upstream(response_id)
 
         async def on_error(ctx: RequestContext, err: ProxyError) -> None:
             await send_error(ctx, send, err)

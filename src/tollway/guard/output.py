@@ -1,9 +1,17 @@
 """Output checks: the scanners applied to the model's answer, streams included.
 
-`OutputCheck` is a content filter (pipeline.content) on canonical deltas. A secret
-split across two stream chunks must still be caught, without buffering the answer: per text
-block (and per tool call's arguments) the filter holds back only the tail that a match could
-still extend, and releases the rest at once:
+`OutputCheck` is a content filter (pipeline.content) on canonical deltas. It reads the answer
+text, tool-call arguments and the model's reasoning (Anthropic thinking blocks, Gemini thought
+parts, Responses reasoning summaries, Chat `reasoning_content`: all canonical thinking), with
+the same scanners and the same verdict: a finding in reasoning is counted, redacted or blocks
+exactly like one in the answer, whatever the client format. The filter runs before the client's
+writer, so reasoning a format does not show (Anthropic thinking asked through Chat Completions)
+is checked all the same: one answer, one verdict and one record, however it is asked for. Only
+redacted thinking (opaque, provider-encrypted data) is passed as it is.
+
+A secret split across two stream chunks must still be caught, without buffering the answer: per
+text block (per thinking block, per tool call's arguments) the filter holds back only the tail
+that a match could still extend, and releases the rest at once:
 
 - the trailing run of printable non-space ASCII (every credential token is such a run, so a
   token is released only once something that is not part of it follows); a run longer than
@@ -18,7 +26,23 @@ that need context (`password = ...`) still see it; a finding counts once, in the
 it ends. Everything held back is released at the end of its block, before any other kind of
 content delta, and at close(); usage and message-start deltas pass without releasing it
 (Gemini repeats its usage in every chunk: releasing there let a key split across chunks out).
-Thinking is not checked: its signature covers the text.
+
+Signed thinking. An Anthropic thinking block's `signature` covers its text: Anthropic refuses a
+later request that sends the block back with other text ("invalid signature"), and a client
+cannot repair that. So in `redact` mode a thinking block whose text was redacted loses its
+Anthropic signature: the client gets the redacted text unsigned (`"signature": ""`; a Responses
+reasoning item without `encrypted_content`, which is also what a stored Responses conversation
+keeps). Sent back through Tollway's translated path, unsigned thinking is left out of the
+request to Anthropic (and thinking is turned off for a tool-use turn that then lacks it, as for
+any unsigned history; `translation.strict` refuses that as a dropped parameter): the model loses
+that reasoning on the next turn, the conversation goes on, and the secret never reaches the
+client. (Sent back on the byte fast path, by a key without output checks, Anthropic refuses the
+empty signature, as it would a kept signature over changed text.) Keeping the signature would
+leave the secret redacted too but break the conversation at the next turn; replacing the whole
+block would lose the rest of the reasoning for nothing. A stream's signature is held until its
+block's text has been checked (it rides on the block's last thinking delta). Gemini thought
+signatures are kept: one stands for the model's internal thoughts, not for the thought summary
+text Gemini shows, and Gemini wants it back on later turns.
 """
 
 from __future__ import annotations
@@ -26,8 +50,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from tollway.formats.canonical import CanonicalResponse
-from tollway.formats.stream import MessageStart, TextDelta, ToolCallArgsDelta, UsageDelta
+from tollway.formats.canonical import GEMINI_SIGNATURE_PREFIX, CanonicalResponse
+from tollway.formats.stream import MessageStart, TextDelta, ThinkingDelta, ToolCallArgsDelta, UsageDelta
 from tollway.guard.scanner import Finding, Scanner
 from tollway.pipeline.content import ContentBlocked
 
@@ -80,6 +104,11 @@ def _hold_from(text: str, numbers: bool = False) -> int:
     return cut
 
 
+def _covers_text(signature: str) -> bool:
+    """An Anthropic thinking signature (it covers the text); Gemini's carry their prefix."""
+    return not signature.startswith(GEMINI_SIGNATURE_PREFIX)
+
+
 class OutputCheck:
     """One per answer. `found` counts finding types (the guard stage records them)."""
 
@@ -91,6 +120,8 @@ class OutputCheck:
         self.found: Counter[str] = Counter()
         self._pending: dict[tuple[str, int], str] = {}  # (kind, index) -> text held back
         self._context: dict[tuple[str, int], str] = {}  # (kind, index) -> last released text
+        self._signatures: dict[int, str] = {}  # thinking index -> signature, held until its text is checked
+        self._redacted: set[tuple[str, int]] = set()  # blocks whose text this check changed
 
     # -- scanning ---------------------------------------------------------------------------------
     def _check(self, key: tuple[str, int], text: str) -> str:
@@ -107,6 +138,7 @@ class OutputCheck:
         self._count(found)
         if self.mode != "redact":
             return text
+        self._redacted.add(key)
         clipped = [Finding(f.type, f.kind, max(f.start, len(ctx_b)), f.end) for f in found]
         return Scanner.redact_bytes(window, clipped)[len(ctx_b):].decode("utf-8", "surrogatepass")
 
@@ -119,12 +151,21 @@ class OutputCheck:
 
     # -- streams ----------------------------------------------------------------------------------
     def _delta(self, key: tuple[str, int], text: str) -> Any:
-        return TextDelta(key[1], text) if key[0] == "text" else ToolCallArgsDelta(key[1], text)
+        kind = key[0]
+        if kind == "text":
+            return TextDelta(key[1], text)
+        return ToolCallArgsDelta(key[1], text) if kind == "args" else ThinkingDelta(text, None, key[1])
 
     def _flush(self, out: list, keep: tuple[str, int] | None = None) -> None:
         for key in [k for k in self._pending if k != keep]:
             text = self._check(key, self._pending.pop(key))
-            if text:
+            if key[0] == "thinking":  # the block's text is all checked: its signature may follow
+                sig = self._signatures.pop(key[1], None)
+                if sig is not None and key in self._redacted and _covers_text(sig):
+                    sig = None
+                if text or sig:
+                    out.append(ThinkingDelta(text, sig, key[1]))
+            elif text:
                 out.append(self._delta(key, text))
 
     def feed(self, deltas: list) -> list:
@@ -134,6 +175,10 @@ class OutputCheck:
                 key, text = ("text", d.index), d.text
             elif isinstance(d, ToolCallArgsDelta):
                 key, text = ("args", d.index), d.fragment
+            elif isinstance(d, ThinkingDelta) and not d.redacted:
+                key, text = ("thinking", d.index), d.text
+                if d.signature:
+                    self._signatures[d.index] = d.signature
             elif isinstance(d, (UsageDelta, MessageStart)):
                 out.append(d)  # not content: Gemini repeats its usage in every chunk, mid-token
                 continue
@@ -166,6 +211,12 @@ class OutputCheck:
                 part.text = self.check_text(part.text)
             elif part.kind == "tool_call":
                 part.arguments_json = self.check_text(part.arguments_json)
+            elif part.kind == "thinking" and not part.redacted and part.text:
+                text = self.check_text(part.text)
+                if text != part.text:
+                    part.text = text
+                    if part.signature and _covers_text(part.signature):
+                        part.signature = None  # see the module docstring: signed thinking
         return resp
 
     def check_text(self, text: str) -> str:

@@ -13,6 +13,7 @@ recorded as cancelled with the tokens seen.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import TYPE_CHECKING
 
@@ -31,11 +32,14 @@ from tollway.pipeline.attempts import AttemptLoop, start_stream
 from tollway.pipeline.client_headers import with_client_headers
 from tollway.pipeline.content import ContentBlocked
 from tollway.pipeline.context import RequestContext
+from tollway.pipeline.responses_history import check_upstream_previous, keeps_owners
 from tollway.pipeline.translate import can_force_canonical, forward_translated, needs_translation
 from tollway.policy.credentials import with_key_credentials
 from tollway.providers.base import Endpoint, StreamRelay
 from tollway.providers.credentials import scrub
 from tollway.sse import EventTooLarge, encode_event
+
+log = logging.getLogger("tollway")
 
 if TYPE_CHECKING:
     from tollway.state import AppState
@@ -121,6 +125,9 @@ class Forwarder:
         endpoint = Endpoint(ctx.endpoint)
         if needs_translation(endpoint, dep.provider) or (ctx.canonical and can_force_canonical(endpoint, dep.provider)):
             return await forward_translated(self._state, ctx, receive, send)
+        owners = endpoint is Endpoint.RESPONSES and keeps_owners(self._state, ctx)
+        if owners:
+            await check_upstream_previous(self._state, ctx)
         call = dep.provider.prepare(endpoint, ctx.json, ctx.body, dep.model, ctx.stream, ctx.headers)
         call.request.headers = with_client_headers(call.request.headers, ctx.headers)
         if ctx.byok:
@@ -144,7 +151,7 @@ class Forwarder:
                 await send_bytes(send, resp.status, body, hdrs)
                 return
             if ctx.stream and _is_event_stream(resp.raw_headers):
-                await self._relay_stream(ctx, endpoint, call.injected_usage_option, resp, receive, send)
+                await self._relay_stream(ctx, endpoint, call.injected_usage_option, resp, receive, send, owners)
                 return
             body = await upstream.read(ctx, resp, limit)
             parsed = None
@@ -169,6 +176,8 @@ class Forwarder:
                     ctx.model_served = dep.provider.served_model(served)
                 if ctx.usage is None or not ctx.usage.known or ctx.usage.note is not None:
                     text = dep.provider.output_text(endpoint, parsed)
+                if owners and parsed.get("store") is not False:
+                    await self._claim(ctx, parsed.get("id"))
             parsed = None
             await meter(self._state, ctx, text)
             if ctx.byte_tap is not None:
@@ -182,6 +191,18 @@ class Forwarder:
             resp.release()
             upstream.finish(ctx)
 
+    async def _claim(self, ctx: RequestContext, response_id: object) -> None:
+        """Note whose the provider's stored response is, before the client learns its id. A store
+        that fails here costs the owner later reads of it (they are refused, never opened to
+        all), not this answer."""
+        if not isinstance(response_id, str) or not response_id:
+            return
+        try:
+            await self._state.responses.claim_upstream(response_id, ctx.key_id)
+        except Exception:
+            log.warning("could not note the owner of response %s (trace %s): reads of it through Tollway "
+                        "will be refused", response_id[:80], ctx.trace_id, exc_info=True)
+
     async def _blocked_whole(self, ctx: RequestContext, send: Send, e: ContentBlocked) -> None:
         """The output check refused a whole answer (legacy completions): 403, OpenAI's shape."""
         ctx.error_type = e.error_type
@@ -192,7 +213,7 @@ class Forwarder:
                                            (b"content-type", b"application/json")])
 
     async def _relay_stream(self, ctx: RequestContext, endpoint: Endpoint, injected: bool, resp,
-                            receive: Receive, send: Send) -> None:
+                            receive: Receive, send: Send, claim: bool = False) -> None:
         """Relay a same-format stream event by event: one linear SSE framing pass, a watcher
         that decodes only the events that matter, output counted in O(1) memory.
 
@@ -229,6 +250,10 @@ class Forwarder:
         try:
             async for chunk in resp.iter_chunks():
                 out = relay.feed(chunk)
+                if claim and getattr(watcher, "response_id", None) is not None:  # before the client sees the id
+                    claim = False
+                    if getattr(watcher, "stored", True):
+                        await self._claim(ctx, watcher.response_id)  # type: ignore[attr-defined]
                 if legacy is not None:
                     out = legacy.rewrite(out)
                 if ctx.ttft_ms is None and watcher.first_token:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from tollway.errors import ProxyError
 from tollway.pipeline.context import RequestContext
-from tollway.storage.responses import ChainLink, Owner, ResponseStore, response_of_item
+from tollway.storage.responses import ChainLink, Found, Owner, ResponseStore, response_of_item
 
 if TYPE_CHECKING:
     from tollway.state import AppState
@@ -33,6 +33,28 @@ def owner_of(state: "AppState", ctx: RequestContext) -> Owner:
     """With no keys configured everything is open; the master key (only it: not an admin role)
     sees every key's responses."""
     return Owner(ctx.key_id, sees_all=not state.keys.enabled or (ctx.key is not None and ctx.key.master))
+
+
+def keeps_owners(state: "AppState", ctx: RequestContext) -> bool:
+    """Whether Tollway must note and check whose the provider's responses are: keys are on and
+    the call goes upstream with Tollway's credentials (with the caller's own key, the provider
+    itself keeps them apart)."""
+    return state.keys.enabled and not ctx.byok
+
+
+async def check_upstream_previous(state: "AppState", ctx: RequestContext) -> None:
+    """A Responses call going on as it is (the provider keeps the conversation) may continue only
+    a response of the caller's key: another key's, an expired one, or one Tollway never passed on
+    is "not found" here, and the provider is never asked with Tollway's credentials."""
+    prev = (ctx.json or {}).get("previous_response_id")
+    if not isinstance(prev, str) or not prev or not keeps_owners(state, ctx):
+        return  # a malformed value is the provider's to refuse
+    owner = owner_of(state, ctx)
+    if owner.sees_all:
+        return
+    if await state.responses.upstream_owner(prev, owner) is not Found.MINE:
+        raise ProxyError("not_found", f"Previous response with id '{prev}' not found.",
+                         param="previous_response_id")
 
 
 async def load_conversation(state: "AppState", ctx: RequestContext) -> Conversation:

@@ -232,7 +232,15 @@ class Translated:
             self.response_id = f_responses.new_response_id()
             return f_responses.response_from_canonical(canon, self.ctx.json or {}, response_id=self.response_id,
                                                        model=model)
+        if self.client_fmt == "openai_chat":
+            return f_openai.response_from_canonical(canon, model=model, reasoning_field=self._reasoning_field())
         return self.client_mod.response_from_canonical(canon, model=model)
+
+    def _reasoning_field(self) -> str | None:
+        """Chat client, OpenAI-format provider (a same-format call made canonical for a content
+        filter): the provider's reasoning (`reasoning_content`, `reasoning`) goes on as
+        `reasoning_content`, as the fast path would have relayed it (and the filters check it)."""
+        return "reasoning_content" if self.wire == "openai" else None
 
     # -- stream ---------------------------------------------------------------------------------
     def _writer(self, req: CanonicalRequest) -> Any:
@@ -242,7 +250,8 @@ class Translated:
             return f_responses.StreamWriter(self.ctx.json or {}, model=model, response_id=self.response_id,
                                             created_at=time.time())
         if self.client_fmt == "openai_chat":
-            return f_openai.StreamWriter(model=model, include_usage=bool(req.include_usage))
+            return f_openai.StreamWriter(model=model, include_usage=bool(req.include_usage),
+                                         reasoning_field=self._reasoning_field())
         if self.client_fmt == "gemini":
             return f_gemini.StreamWriter(model=model)
         return f_anthropic.StreamWriter(model=model)

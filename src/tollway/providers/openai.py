@@ -202,7 +202,7 @@ def _is_preamble(obj: dict[str, Any]) -> bool:
 class ResponsesStreamWatcher:
     """Fast-path watcher for Responses API streams: usage arrives in response.completed."""
 
-    __slots__ = ("usage", "first_token", "error_type", "model_served", "done", "tally")
+    __slots__ = ("usage", "first_token", "error_type", "model_served", "done", "tally", "response_id", "stored")
 
     _FINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
     _TEXT = frozenset({"response.output_text.delta", "response.function_call_arguments.delta"})
@@ -213,6 +213,8 @@ class ResponsesStreamWatcher:
         self.first_token = False
         self.error_type: str | None = None
         self.model_served: str | None = None
+        self.response_id: str | None = None  # the response's id, from its first event that names it
+        self.stored = True  # the provider keeps the response (its `store` is not false)
         self.tally = (tally or OutputTally()).use(responses_delta_text)
 
     def relay(self, events: list[SSEEvent]) -> bytes:
@@ -230,6 +232,7 @@ class ResponsesStreamWatcher:
                     continue
                 resp = obj.get("response")
                 resp = resp if isinstance(resp, dict) else {}
+                self._note_id(resp)
                 self.done = True
                 self.usage = usage_from_openai(resp.get("usage"))
                 m = resp.get("model")
@@ -240,6 +243,8 @@ class ResponsesStreamWatcher:
             elif t == "response.created":  # the model, in case the stream never completes
                 obj = loads_object(ev.data)
                 resp = obj.get("response") if obj is not None else None
+                if isinstance(resp, dict):
+                    self._note_id(resp)
                 m = resp.get("model") if isinstance(resp, dict) else None
                 if isinstance(m, str) and m:
                     self.model_served = m
@@ -247,6 +252,12 @@ class ResponsesStreamWatcher:
                 self.error_type = "stream_error"
                 self.done = True
         return events[0].raw if len(events) == 1 else b"".join(ev.raw for ev in events)
+
+    def _note_id(self, resp: dict[str, Any]) -> None:
+        rid = resp.get("id")
+        if self.response_id is None and isinstance(rid, str) and rid:
+            self.response_id = rid
+            self.stored = resp.get("store") is not False
 
 
 class OpenAIProvider:

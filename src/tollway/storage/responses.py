@@ -13,6 +13,11 @@ open; the master key sees all. Rows expire `ttl_days` after creation: reads igno
 rows at once, and a background task deletes them in small batches. A walk stops at a missing
 link (deleted or expired): the history is what is still stored.
 
+Responses an OpenAI-format provider keeps itself (the call went on as it was) are the provider's
+to store, but whose they are is Tollway's to know: `claim_upstream` notes the caller's key for
+the id before the client learns it, and `upstream_owner` answers like `find` (another key's, an
+expired or an unknown id is not the caller's: Tollway's credentials never fetch it).
+
 Written before the response's last bytes are sent, so a client's immediate follow-up finds it.
 Text is kept as every store can keep it (`rows.storable_text`: no NUL, which Postgres refuses even
 in a query): a key id or project with one is stored with U+FFFD (and its owner still matches),
@@ -31,11 +36,13 @@ from typing import Any
 
 import orjson
 from sqlalchemy import delete, insert, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollway.config import ResponsesSettings
 from tollway.storage.rows import storable_text
 from tollway.storage.schema import responses as responses_table
+from tollway.storage.schema import upstream_responses
 
 log = logging.getLogger("tollway")
 
@@ -238,14 +245,46 @@ class ResponseStore:
                 await conn.execute(delete(responses_table).where(responses_table.c.id == response_id))
         return found
 
+    # -- responses the provider keeps ----------------------------------------------------------------
+    async def claim_upstream(self, response_id: str, key_id: str | None) -> None:
+        """Note that the provider's response `response_id` is `key_id`'s. The first claim of an
+        id stands (ids are the provider's, unique; a repeat cannot take one over)."""
+        if not _storable_id(response_id) or len(response_id) > 80:
+            return
+        mod = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        stmt = mod.insert(upstream_responses).on_conflict_do_nothing(index_elements=["id"])
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt, [{"id": response_id, "created_at": time.time(), "key_id": _text(key_id)}])
+
+    async def upstream_owner(self, response_id: str, owner: Owner) -> Found:
+        """MINE when the owner may reach the provider's response `response_id`; HIDDEN when it is
+        another key's or expired; ABSENT when Tollway never passed it on."""
+        if not _storable_id(response_id):
+            return Found.ABSENT
+        t = upstream_responses
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(t.c.key_id, t.c.created_at).where(t.c.id == response_id))).first()
+        if row is None:
+            return Found.ABSENT
+        if not owner.may(row.key_id) or row.created_at < self._cutoff():
+            return Found.HIDDEN
+        return Found.MINE
+
+    async def forget_upstream(self, response_id: str) -> None:
+        if _storable_id(response_id):
+            async with self._engine.begin() as conn:
+                await conn.execute(delete(upstream_responses).where(upstream_responses.c.id == response_id))
+
     # -- expiry ------------------------------------------------------------------------------------
     async def expire(self, batch: int = EXPIRY_BATCH) -> int:
-        """Delete up to `batch` expired rows; how many went."""
-        t = responses_table
-        doomed = select(t.c.id).where(t.c.created_at < self._cutoff()).limit(batch).scalar_subquery()
-        async with self._engine.begin() as conn:
-            result = await conn.execute(delete(t).where(t.c.id.in_(doomed)))
-        return int(result.rowcount or 0)
+        """Delete up to `batch` expired rows (of each table); how many went."""
+        total = 0
+        for t in (responses_table, upstream_responses):
+            doomed = select(t.c.id).where(t.c.created_at < self._cutoff()).limit(batch).scalar_subquery()
+            async with self._engine.begin() as conn:
+                result = await conn.execute(delete(t).where(t.c.id.in_(doomed)))
+            total = max(total, int(result.rowcount or 0))
+        return total
 
     def start(self) -> None:
         self._cleaner = asyncio.get_running_loop().create_task(self._clean_forever())

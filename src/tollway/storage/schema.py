@@ -118,6 +118,20 @@ responses = Table(
 
 Index("ix_responses_created_at", responses.c.created_at)
 
+# Responses an OpenAI-format provider keeps itself (Tollway passed the call on as it was): only
+# whose they are, so that another key's GET, DELETE, input items or previous_response_id never
+# reach the provider with Tollway's credentials (see storage/responses.py). Same lifetime as
+# the responses Tollway stores.
+upstream_responses = Table(
+    "upstream_responses",
+    metadata,
+    Column("id", String(80), primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("key_id", String),
+)
+
+Index("ix_upstream_responses_created_at", upstream_responses.c.created_at)
+
 # Billing events waiting for delivery to a webhook sink (see tollway/billing/). One row is a
 # batch: the events of one sink from one ledger batch (at most the sink's batch_size), written
 # in the same transaction as their usage records. `payload` is the events' JSON, comma-joined

@@ -12,7 +12,8 @@ drives it with wrk (c=64 non-streamed, c=16 streamed, SECS seconds each) and rea
 
   python3 bench/cpu_per_request.py bench/tollway.toml bench/tollway-limits.toml ...
   (each config: its [server] port must be free; the key is taken from BENCH_KEY or the first
-  key with the user role, else the master key). An argument `NAME=PORT=COMMAND` runs another
+  key with the user role, else the master key; its data_dir is replaced by a fresh empty one).
+  An argument `NAME=PORT=COMMAND` runs another
   server instead (e.g. the shared benchmark's floor proxy:
   "floor=18931=cd ../shared/bench && uvicorn floor_proxy:app --port 18931 --loop uvloop --http httptools --no-access-log").
 """
@@ -22,9 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import tomllib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -59,6 +63,23 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
+def fresh_data_dir(cfg: str, tmp: str) -> str:
+    """A copy of `cfg` whose [server] data_dir is a new empty directory under `tmp`: the
+    bench configs' data_dir is a fixed path under /tmp that every checkout on the machine
+    shares (a store another branch migrated further fails to start, and a store grown by
+    earlier runs costs more per request than a fresh one), so each config starts empty."""
+    with open(cfg) as f:
+        text = f.read()
+    data = tempfile.mkdtemp(prefix="data-", dir=tmp)
+    text, n = re.subn(r'(?m)^data_dir\s*=.*$', f"data_dir = {json.dumps(data)}", text, count=1)
+    if not n:
+        text = text.replace("[server]\n", f"[server]\ndata_dir = {json.dumps(data)}\n", 1)
+    path = os.path.join(tmp, os.path.basename(cfg))
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def measure(pid: int, url: str, body: str, headers: dict, conns: int, secs: int) -> dict:
     c0 = tree_cpu_s(pid)
     r = overhead.wrk(url, body, headers, conns, secs)
@@ -79,6 +100,7 @@ def main() -> None:
     ngx = subprocess.Popen(["taskset", "-c", "1", "nginx", "-c", os.path.join(SHARED, "mock_upstream.conf")],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rows = []
+    tmp = tempfile.mkdtemp(prefix="tollway-cpu-")
     try:
         assert overhead.wait_http("http://127.0.0.1:18080/v1/models", 10), "mock upstream did not start"
         for cfg in a.configs:
@@ -95,7 +117,7 @@ def main() -> None:
                         key = os.environ.get("BENCH_KEY") or k["key"]
                         break
                 name = os.path.basename(cfg)
-                cmd = ["taskset", "-c", "0", a.bin, "serve", "--config", cfg, "--port", str(port)]
+                cmd = ["taskset", "-c", "0", a.bin, "serve", "--config", fresh_data_dir(cfg, tmp), "--port", str(port)]
             log = open(f"/tmp/cpu_{name}.log", "w")
             p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             try:
@@ -117,6 +139,7 @@ def main() -> None:
     finally:
         ngx.send_signal(signal.SIGQUIT)
         ngx.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
     base = rows[0]
     print(f"{'config':32} {'µs/req':>8} {'ratio':>6} {'µs/stream':>10} {'ratio':>6} {'errors':>7}")
     for name, c, s in rows:

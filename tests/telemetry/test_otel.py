@@ -106,6 +106,25 @@ def test_streams_errors_and_new_traces(traced: Tollway, otlp: OtlpReceiver, fake
     assert attempt.status_code == 2 and attempt.attributes["http.response.status_code"] == 429
 
 
+def test_stream_finish_reasons_in_every_format(traced: Tollway, otlp: OtlpReceiver) -> None:
+    """A Responses API stream's reason is its final status; a Chat Completions stream's, the
+    finish_reason of its last chunk (the chunks before carry null)."""
+    client = openai_client(traced)
+    with client.responses.with_streaming_response.create(model="gpt-4o-mini", input="hi", stream=True) as r:
+        trace_id = r.headers["x-tollway-trace-id"]
+        events = "".join(r.iter_text())
+    assert "response.completed" in events
+    span = otlp.find(**{"tollway.trace_id": trace_id})
+    assert span.attributes["gen_ai.response.finish_reasons"] == ["completed"]
+    with client.chat.completions.with_streaming_response.create(
+            model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "hi"}]) as r:
+        trace_id = r.headers["x-tollway-trace-id"]
+        chunks = "".join(r.iter_text())
+    assert chunks.count('"finish_reason":null') >= 1
+    span = otlp.find(**{"tollway.trace_id": trace_id})
+    assert span.attributes["gen_ai.response.finish_reasons"] == ["stop"]
+
+
 def test_content_only_when_asked(fake: FakeProvider, otlp: OtlpReceiver, tmp_path: Path) -> None:
     tw = Tollway(tmp_path, standard_config(fake.url, otel={"endpoint": otlp.url, "capture_content": True,
                                                            "service_name": "tw-content"}), env=FAST_EXPORT)

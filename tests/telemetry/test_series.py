@@ -5,6 +5,7 @@ adds to prometheus-client's histogram children below their public API."""
 from __future__ import annotations
 
 import random
+from decimal import Decimal
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -50,7 +51,7 @@ def test_flushed_histograms_and_counters_equal_direct_calls() -> None:
         lat.overhead.observe(v)
         series.requests += 1
         series.tokens[0] += i
-        series.spend += 0.25
+        series.spend += Decimal("0.25")
         if not series.dirty:
             series.dirty = True
             pending.series.append(series)

@@ -29,7 +29,17 @@ PROVIDER_NAMES = {
 }
 
 _ID = re.compile(rb'"(?:id|responseId)"\s*:\s*"([^"]{1,200})"')
-_FINISH = re.compile(rb'"(?:finish_reason|stop_reason|finishReason)"\s*:\s*"([^"]{1,60})"')
+# A finish reason: `"finish_reason"`, `"stop_reason"` or `"finishReason"` with a string value.
+# Stream blocks are scanned for the keys' common tail (`eason"`, a literal the regex engine
+# finds fast) and a match is kept when the key before it is one of the three; a small block
+# where every such key is `null` (most chunks of an OpenAI stream, relayed one by one) is
+# skipped with two counts (on a large block they would cost more than the scan).
+_FINISH_TAIL = re.compile(rb'eason"\s*:\s*"([^"]{1,60})"')
+_FINISH_KEYS = (b'"finish_r', b'"stop_r', b'"finishR')
+# Client endpoints whose streams can hold Responses API status events: the Responses API's
+# own, and passthrough routes (the provider's bytes as they came). The others relay their
+# own format (Chat Completions, Messages, Gemini), whose events have no such type.
+STATUS_ENDPOINTS = frozenset(("responses", "passthrough"))
 _RESPONSE_STATUS = re.compile(rb'"type"\s*:\s*"response\.(completed|incomplete|failed)"')
 
 
@@ -63,14 +73,17 @@ def request_attributes(body: dict[str, Any] | None) -> dict[str, Any]:
 class ResponseMeta:
     """Response id and finish reasons, from a parsed body or from relayed stream bytes."""
 
-    __slots__ = ("id", "finish_reasons", "body", "stream_bytes", "keep_bytes")
+    __slots__ = ("id", "finish_reasons", "body", "stream_bytes", "keep_bytes", "statuses")
 
-    def __init__(self, keep_bytes: int = 0) -> None:
+    def __init__(self, keep_bytes: int = 0, statuses: bool = True) -> None:
         self.id: str | None = None
         self.finish_reasons: list[str] = []
         self.body: dict[str, Any] | None = None  # kept only when content is captured
         self.stream_bytes: list[bytes] = []
         self.keep_bytes = keep_bytes  # > 0: keep up to this many stream bytes for content capture
+        # look for Responses API status events (`"type":"response.completed"`, ...): only a
+        # stream that can carry them needs the scan (see STATUS_ENDPOINTS)
+        self.statuses = statuses
 
     def from_body(self, body: dict[str, Any]) -> None:
         rid = body.get("id") or body.get("responseId")
@@ -95,9 +108,11 @@ class ResponseMeta:
             m = _ID.search(block)
             if m:
                 self.id = m.group(1).decode("utf-8", "replace")
-        if b"reason" in block or b"Reason" in block:
-            self.finish_reasons.extend(m.decode() for m in _FINISH.findall(block))
-        if b'"response.' in block:
+        if len(block) > 1024 or ((n := block.count(b'eason"')) and n != block.count(b'eason":null')):
+            for m in _FINISH_TAIL.finditer(block):
+                if block.endswith(_FINISH_KEYS, 0, m.start()):
+                    self.finish_reasons.append(m.group(1).decode())
+        if self.statuses and b'"response.' in block:
             self.finish_reasons.extend(m.decode() for m in _RESPONSE_STATUS.findall(block))
         if self.keep_bytes > 0 and block:
             part = block[: self.keep_bytes]

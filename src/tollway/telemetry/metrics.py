@@ -237,7 +237,7 @@ class Metrics:
             if u.reasoning_tokens:
                 tok[4] += u.reasoning_tokens
         if ctx.cost:
-            s.spend += float(ctx.cost)
+            s.spend += ctx.cost
         lat = s.latency
         h = lat.duration
         h.counts[bisect_left(LATENCY_BUCKETS, elapsed)] += 1

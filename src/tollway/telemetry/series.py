@@ -24,9 +24,11 @@ behaviour against the public `observe()`).
 from __future__ import annotations
 
 from bisect import bisect_left
+from decimal import Decimal
 from typing import Any
 
 TOKEN_TYPES = ("input", "output", "cached", "cache_creation", "reasoning")
+ZERO_USD = Decimal(0)
 
 
 class Hist:
@@ -77,7 +79,9 @@ class LatencySeries:
 
 
 class RequestSeries:
-    """The counters of one (route, model, provider, status class[, opt-in labels]) label tuple."""
+    """The counters of one (route, model, provider, status class[, opt-in labels]) label tuple.
+    Spend adds up as Decimal (requests' costs are Decimal; adding one costs far less than
+    turning it into a float) and becomes a float once, at the flush."""
 
     __slots__ = ("requests", "tokens", "spend", "latency", "dirty", "_requests", "_tokens", "_spend")
 
@@ -85,7 +89,7 @@ class RequestSeries:
                  latency: LatencySeries) -> None:
         self.requests = 0
         self.tokens = [0] * len(TOKEN_TYPES)
-        self.spend = 0.0
+        self.spend = ZERO_USD
         self.latency = latency
         self.dirty = False
         self._requests = requests_child
@@ -102,8 +106,8 @@ class RequestSeries:
                 self._tokens[i].inc(n)
                 tokens[i] = 0
         if self.spend:
-            self._spend.inc(self.spend)
-            self.spend = 0.0
+            self._spend.inc(float(self.spend))
+            self.spend = ZERO_USD
         self.dirty = False
 
 

@@ -77,11 +77,12 @@ class SpanEncoder:
         self._shapes: dict[tuple, tuple[bytes, bytes, bool]] = {}
         self._whos: dict[tuple, bytes] = {}
         self._tokens: dict[tuple, bytes] = {}
-        self._attempt_shapes: dict[tuple, tuple[bytes, bytes, bytes]] = {}
+        self._attempt_shapes: dict[tuple, tuple[bytes, bytes]] = {}
         self._flag_fields: dict[int, tuple[bytes, bytes]] = {}
         self._trace_id = k["tollway.trace_id"]
         self._tid_head = self._trace_id.head(36)  # Tollway's trace ids are 36-character UUIDs
         self._response_id = k["gen_ai.response.id"]
+        self._rid_heads = self._response_id._heads  # string length -> the attribute's bytes before it
         self._cost_head = k["tollway.cost_usd"].double_head
         self._overhead_head = k["tollway.overhead_ms"].double_head
 
@@ -95,7 +96,7 @@ class SpanEncoder:
         shape = self._shapes.get(key)
         if shape is None:
             shape = self._request_shape(key)
-        name, attrs, error = shape
+        name_kind, attrs, error = shape
         tid, sid = t.trace_id, t.span_id
         state = otlp.field(b"\x1a", t.state.encode()) if t.state else b""
         flags = self._flag_fields.get(t.flags)
@@ -103,12 +104,14 @@ class SpanEncoder:
             flags = self._flags(t.flags)
         base = wall0 - t0  # perf_counter seconds + base = unix seconds
         tb = trace_id.encode()
-        parts = [b"\x0a\x10", tid, b"\x12\x08", sid, state, b"\x22\x08" + t.parent_id if t.parent_id else b"", name,
-                 otlp.KIND_SERVER, _times(0x39, int(wall0 * 1e9), 0x41, int((base + end_perf) * 1e9)),
+        parts = [b"\x0a\x10", tid, b"\x12\x08", sid, state, b"\x22\x08" + t.parent_id if t.parent_id else b"",
+                 name_kind, _times(0x39, int(wall0 * 1e9), 0x41, int((base + end_perf) * 1e9)),
                  self._tid_head + tb if len(tb) == 36 else self._trace_id.text(trace_id), attrs]
         append = parts.append
         if t.id:
-            append(self._response_id.text(t.id))
+            rid = t.id.encode("utf-8", "replace")
+            head = self._rid_heads.get(len(rid))
+            append((head if head is not None else self._response_id.head(len(rid))) + rid)
         if usage is not None:
             tk = (usage.input_tokens, usage.output_tokens)
             b = self._tokens.get(tk)
@@ -150,11 +153,11 @@ class SpanEncoder:
             ashape = self._attempt_shapes.get(akey)
             if ashape is None:
                 ashape = self._attempt_shape(akey)
-            aname, aattrs, astatus = ashape
-            body = b"".join((b"\x0a\x10", tid, b"\x12\x08", span_id, state, parent, aname, otlp.KIND_CLIENT,
+            aname_kind, aattrs_status = ashape
+            body = b"".join((b"\x0a\x10", tid, b"\x12\x08", span_id, state, parent, aname_kind,
                              _times(0x39, int((base + a.started) * 1e9), 0x41,
                                     int((base + (a.ended or a.headers_at or end_perf)) * 1e9)),
-                             aattrs, astatus, flags[1]))
+                             aattrs_status, flags[1]))
             n = len(body)
             out.append(b"\x12" + (_SMALL[n] if n < 128 else bytes(((n & 127) | 128, n >> 7)) if n < 16384
                                    else otlp.varint(n)) + body)
@@ -234,9 +237,10 @@ class SpanEncoder:
         err = error_type or (str(status) if status >= 400 else None)
         if err:
             parts.append(k["error.type"](err))
-        return _put(self._shapes, key, (otlp.field(b"\x2a", name.encode()), b"".join(parts), bool(err)))
+        return _put(self._shapes, key, (otlp.field(b"\x2a", name.encode()) + otlp.KIND_SERVER, b"".join(parts),
+                                        bool(err)))
 
-    def _attempt_shape(self, key: tuple) -> tuple[bytes, bytes, bytes]:
+    def _attempt_shape(self, key: tuple) -> tuple[bytes, bytes]:
         kind, model, url, method, provider_id, op, i, status, error_type = key
         parts = urlsplit(url)
         k = self.k
@@ -253,5 +257,5 @@ class SpanEncoder:
         if err:
             attrs.append(k["error.type"](err))
         name = f"{op} {model}" if op else f"{method} {provider_id}"
-        return _put(self._attempt_shapes, key, (otlp.field(b"\x2a", name.encode()), b"".join(attrs),
-                                                otlp.STATUS_ERROR if err else b""))
+        return _put(self._attempt_shapes, key, (otlp.field(b"\x2a", name.encode()) + otlp.KIND_CLIENT,
+                                                b"".join(attrs) + (otlp.STATUS_ERROR if err else b"")))

@@ -171,6 +171,7 @@ class RequestTrace(genai.ResponseMeta, _Propagating):
         self.id = None
         self.finish_reasons = []
         self.body = None
+        self.statuses = ctx.endpoint in genai.STATUS_ENDPOINTS
         keep = self.keep_bytes = tracing.keep_bytes
         self.stream_bytes = [] if keep else ()
         self._tracing = tracing

@@ -362,7 +362,8 @@ def test_remembered_counts_stay_exact(counter: TokenCounter) -> None:
         assert counter.count_openai_chat(model, {"messages": COOKBOOK_MESSAGES})[0] == (
             124 if model == "gpt-4o-mini" else 129)
     for memo in counter._memos.values():
-        assert "x" * 600 not in memo  # longer than _MEMO_CHARS: counted every time, never kept
+        assert hash("x" * 600) not in memo  # longer than _MEMO_CHARS: counted every time, never kept
+        assert hash("Hello") in memo and not any(isinstance(k, str) for k in memo)  # no prompt text kept
         assert len(memo) <= tokens._MEMO_MAX
     for i in range(tokens._MEMO_MAX + 10):
         counter.count_text("gpt-4o-mini", f"w{i}")

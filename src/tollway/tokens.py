@@ -51,6 +51,8 @@ _CACHE_MAX = 4096
 # Counts of short strings are remembered per encoding (roles, system prompts and earlier turns
 # come back on every call of a conversation): a dict lookup instead of a tokenizer call, which
 # costs microseconds on the request path. Exact: a string's count under an encoding never changes.
+# Keyed by the string's hash, so no prompt text is kept (two strings of one hash, a 2^-64 chance
+# per pair, would share a count: an estimate off by a few tokens, never a crash).
 _MEMO_CHARS = 512
 _MEMO_MAX = 8192
 _JSON_FALLBACK_LIMIT = 1 << 20  # never tokenize more than this many characters of "unknown" JSON
@@ -133,26 +135,27 @@ class _Tally:
 
     __slots__ = ("enc", "exact", "o200k", "model", "memo")
 
-    def __init__(self, enc: Any, exact: bool, model: str, memo: dict[str, int] | None = None,
+    def __init__(self, enc: Any, exact: bool, model: str, memo: dict[int, int] | None = None,
                  o200k: bool | None = None) -> None:
         self.enc = enc
         self.exact = exact
         self.o200k = getattr(enc, "name", "") != CL100K if o200k is None else o200k
         self.model = model
-        self.memo: dict[str, int] = {} if memo is None else memo  # short string -> its count (see _MEMO_CHARS)
+        self.memo: dict[int, int] = {} if memo is None else memo  # a short string's hash -> its count (_MEMO_CHARS)
 
     def text(self, value: Any) -> int:
         if isinstance(value, str):
             if not value:
                 return 0
             memo = self.memo
-            n = memo.get(value)
+            key = hash(value)  # not the text: prompts are not kept in memory by a counter
+            n = memo.get(key)
             if n is None:
                 n = len(self.enc.encode_ordinary(value))
                 if len(value) <= _MEMO_CHARS:
                     if len(memo) >= _MEMO_MAX:
                         memo.clear()
-                    memo[value] = n
+                    memo[key] = n
             return n
         if value is None:
             return 0
@@ -173,9 +176,9 @@ class TokenCounter:
     def __init__(self) -> None:
         self._encodings: dict[str, Any] = {}
         self._models: dict[str, tuple[str, bool]] = {}
-        self._memos: dict[int, dict[str, int]] = {}  # id(encoding) -> short string -> count
+        self._memos: dict[int, dict[int, int]] = {}  # id(encoding) -> a short string's hash -> count
         # model -> (encoding, exact, its memo, o200k): what a count needs, in one lookup
-        self._tallies: dict[str, tuple[Any, bool, dict[str, int], bool]] = {}
+        self._tallies: dict[str, tuple[Any, bool, dict[int, int], bool]] = {}
         self._lock = threading.Lock()
 
     # ---- encodings ---------------------------------------------------------------------------

@@ -34,6 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.join(HERE, "..", "..", "shared", "bench")
 sys.path.insert(0, SHARED)
 import overhead  # noqa: E402  (the shared benchmark: its mock provider)
+from cpu_per_request import fresh_data_dir  # noqa: E402  (beside this file)
 
 TICK = os.sysconf("SC_CLK_TCK")
 BIN = os.environ.get("TOLLWAY_BIN", os.path.join(HERE, "..", ".venv", "bin", "tollway"))
@@ -43,19 +44,6 @@ def cpu_s(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def fresh_config(cfg: str, tmp: str, i: int) -> str:
-    with open(cfg) as f:
-        text = f.read()
-    data = tempfile.mkdtemp(prefix="data-", dir=tmp)
-    text, n = re.subn(r"(?m)^data_dir\s*=.*$", f"data_dir = {json.dumps(data)}", text, count=1)
-    if not n:
-        text = text.replace("[server]\n", f"[server]\ndata_dir = {json.dumps(data)}\n", 1)
-    path = os.path.join(tmp, f"config-{i}.toml")
-    with open(path, "w") as f:
-        f.write(text)
-    return path
 
 
 def wrk(lua: str, port: int, conns: int, secs: str) -> int:
@@ -91,7 +79,7 @@ def main() -> None:
                 spec, env["PYTHONPATH"] = spec.split("@", 1)
             port = 18960 + i
             log = open(os.path.join(tmp, f"server-{i}.log"), "w")
-            p = subprocess.Popen(["taskset", "-c", "0", BIN, "serve", "--config", fresh_config(spec, tmp, i),
+            p = subprocess.Popen(["taskset", "-c", "0", BIN, "serve", "--config", fresh_data_dir(spec, tmp, f"config-{i}.toml"),
                                   "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True)
             servers.append((f"{name} #{i}", port, p))

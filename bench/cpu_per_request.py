@@ -63,18 +63,19 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
-def fresh_data_dir(cfg: str, tmp: str) -> str:
+def fresh_data_dir(cfg: str, tmp: str, name: str | None = None) -> str:
     """A copy of `cfg` whose [server] data_dir is a new empty directory under `tmp`: the
     bench configs' data_dir is a fixed path under /tmp that every checkout on the machine
     shares (a store another branch migrated further fails to start, and a store grown by
-    earlier runs costs more per request than a fresh one), so each config starts empty."""
+    earlier runs costs more per request than a fresh one), so each config starts empty. The
+    copy is `tmp/<name>` (default: the config's own file name)."""
     with open(cfg) as f:
         text = f.read()
     data = tempfile.mkdtemp(prefix="data-", dir=tmp)
     text, n = re.subn(r'(?m)^data_dir\s*=.*$', f"data_dir = {json.dumps(data)}", text, count=1)
     if not n:
         text = text.replace("[server]\n", f"[server]\ndata_dir = {json.dumps(data)}\n", 1)
-    path = os.path.join(tmp, os.path.basename(cfg))
+    path = os.path.join(tmp, name or os.path.basename(cfg))
     with open(path, "w") as f:
         f.write(text)
     return path

@@ -94,9 +94,15 @@ class ResponsesStateRoute:
                 raise ProxyError("not_found", f"No response found with id '{response_id}'.")
             ctx.route = "passthrough.openai"
             ctx.metered, ctx.cost_note = False, None
-            await self._passthrough.forward(ctx, scope, receive, send, "/v1", *upstream)
-            if ctx.method == "DELETE" and not input_items and 200 <= ctx.status < 300:
-                await store.forget_upstream(response_id)
+            relay = send
+            if ctx.method == "DELETE" and not input_items:
+                async def forget_then_send(message: Any) -> None:  # forgotten before the client hears it is gone
+                    if message["type"] == "http.response.start" and 200 <= message["status"] < 300:
+                        await store.forget_upstream(response_id)
+                    await send(message)
+
+                relay = forget_then_send
+            await self._passthrough.forward(ctx, scope, receive, relay, "/v1", *upstream)
 
         async def on_error(ctx: RequestContext, err: ProxyError) -> None:
             await send_error(ctx, send, err)

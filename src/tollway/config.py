@@ -25,7 +25,7 @@ from tollway.config_compat import translate as translate_llm_gateway
 from tollway.config_env import interpolate
 from tollway.config_types import Bool, Float, Int, StrictModel
 from tollway.routing.settings import ModelSettings, RoutingSettings, check_references
-from tollway.slugs import SLUG_RULE, is_slug
+from tollway.slugs import checked_project
 from tollway.pipeline.attempt_settings import CredentialProfile
 
 ProviderKind = Literal["openai", "anthropic", "azure_openai", "gemini", "openai_compatible", "demo"]
@@ -456,9 +456,7 @@ class KeySettings(LimitFields):
     @field_validator("project")
     @classmethod
     def _project(cls, v: str | None) -> str | None:
-        if v is not None and not is_slug(v):
-            raise ValueError(f"a project slug is {SLUG_RULE}")
-        return v
+        return checked_project(v)
 
 
 class GroupSettings(LimitFields):
@@ -529,9 +527,7 @@ class ProjectSettings(LimitFields):
     @field_validator("id")
     @classmethod
     def _slug(cls, v: str) -> str:
-        if not is_slug(v):
-            raise ValueError(f"a project slug is {SLUG_RULE}")
-        return v
+        return checked_project(v)  # type: ignore[return-value]
 
 
 class MetricsSettings(_Strict):

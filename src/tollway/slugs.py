@@ -20,3 +20,10 @@ def is_slug(value: str | bytes) -> bool:
     if isinstance(value, bytes):
         return _SLUG_BYTES.fullmatch(value) is not None
     return _SLUG.fullmatch(value) is not None
+
+
+def checked_project(value: str | None) -> str | None:
+    """A settings validator's check: `value` unchanged, or ValueError naming the rule."""
+    if value is not None and not is_slug(value):
+        raise ValueError(f"a project slug is {SLUG_RULE}")
+    return value

@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, 
 
 from tollway.config import MAX_BUDGET_USD, ProviderKind, parse_budget
 from tollway.policy.keys import parse_duration
-from tollway.slugs import SLUG_RULE, is_slug
+from tollway.slugs import checked_project
 
 Role = Literal["user", "viewer", "admin"]
 Scope = Literal["key", "team", "project", "customer"]
@@ -69,9 +69,7 @@ class KeyFields(_Limits):
     @field_validator("project")
     @classmethod
     def _project(cls, v: str | None) -> str | None:
-        if v is not None and not is_slug(v):
-            raise ValueError(f"a project slug is {SLUG_RULE}")
-        return v
+        return checked_project(v)
 
     @field_validator("models")
     @classmethod

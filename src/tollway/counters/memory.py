@@ -120,7 +120,7 @@ class MemoryCounters:
             spent_out: list[int] = []
             reserved_out: list[int] = []
             for i, h in enumerate(adm.budgets):
-                b = self._budgets.get(h.key) or self._budget(h.key)
+                b = self._budget(h.key)
                 if now >= b.next_expiry:
                     b.purge(now)
                 spent_out.append(b.spent)
@@ -173,9 +173,8 @@ class MemoryCounters:
         if self._unsettled.pop(adm.trace_id, None) is None:
             return  # settled before (idempotent by trace id)
         now = self._clock() * 1000.0
-        budgets = self._budgets
         for h in adm.budgets:
-            b = budgets.get(h.key) or self._budget(h.key)
+            b = self._budget(h.key)
             lease = b.leases.pop(adm.trace_id, None)
             if lease is not None:
                 b.reserved -= lease[0]

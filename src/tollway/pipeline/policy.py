@@ -106,8 +106,8 @@ class PolicyStage:
                 cost = 0
         usage = ctx.usage
         tokens: int | None
-        if usage is not None and (usage.input_tokens is not None or usage.output_tokens is not None):
-            tokens = (usage.input_tokens or 0) + (usage.output_tokens or 0)  # usage.total_tokens of a known usage
+        if usage is not None and usage.known:
+            tokens = usage.total_tokens
         else:
             tokens = 0 if ctx.status >= 400 or ctx.status == 0 else None
         state.counters.settle(Settlement(adm, cost if cost > 0 else 0, tokens))

@@ -120,11 +120,7 @@ def build_now(state: "AppState", ctx: "RequestContext", limits: "Sequence[Limits
         started = ctx.started
         for lim in limits:
             for b in lim.budgets:
-                win = b._win
-                if win is not None and win.start <= started < win.end:  # Budget.current's cached window
-                    counter = b._key
-                else:
-                    win, counter = b.current(started)
+                win, counter = b.current(started)
                 holds.append(BudgetHold(counter, b.limit, worst, win.ttl, (b, win)))
     return adm
 

@@ -55,7 +55,7 @@ async def input_tokens(state: "AppState", ctx: "RequestContext") -> int:
         return n
     model = ctx.plan[0].model if ctx.plan else (ctx.model or "")
     n = await state.counting.run(len(ctx.body), prompt_tokens, state.tokens, ctx.endpoint, model, ctx.json)
-    if not state.tokens.encoding_for(model)[1]:
+    if not state.tokens.exact_for(model):
         n = math.ceil(n * _ESTIMATE_MARGIN)
     return n
 

@@ -1,21 +1,25 @@
-"""The trace exporter: a bounded queue the request path appends to, and a background task
-that encodes batches (`spans.SpanEncoder`) and posts them over OTLP/HTTP (protobuf).
+"""The trace exporter: a bounded queue of encoded spans the request path appends to, and a
+background task that posts them in batches over OTLP/HTTP (protobuf).
 
-The request path's whole cost is `put()`: a length check and one deque append per request
-(the request's `RequestTrace`, which carries its spans' data). A full queue drops the
+A request's spans are encoded when it ends (`RequestTrace.end`, with `spans.SpanEncoder`), and
+`put()` queues their bytes: a length check and one deque append. Bytes are what the export
+needs anyway, and they are smaller to keep than the request's objects (its usage, attempts,
+...), which are then freed at once instead of living on in the queue. A full queue drops the
 request's spans and counts them (`dropped`, in `/metrics` as
 `tollway_otel_spans_total{outcome="dropped"}`): memory stays bounded when the receiver is slow
 or gone. The task wakes every `OTEL_BSP_SCHEDULE_DELAY` ms, or as soon as a batch's worth is
-queued, encodes `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` spans at a time (yielding to the event loop
-every few dozen requests, so requests never wait behind a batch) and posts it; 429, 502-504,
-timeouts and connection failures are retried with exponential backoff (up to 5 times), other
-refusals drop the batch (`failed`). Shutdown sends what is queued, once, within a bound.
+queued, takes up to `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` spans (whole requests), wraps them in one
+export request (a join) and posts it; 429, 502-504, timeouts and connection failures are
+retried with exponential backoff (up to 5 times), other refusals drop the batch (`failed`).
+Shutdown sends what is queued, once, within a bound.
 
-Why a task on the event loop, not the SDK's export thread: encoding is Python work either
-way, on the same core; a thread takes the GIL for up to 5 ms at a time (the switch
-interval), which stalls every request in flight, while the loop interleaves short slices
-between requests. The POST uses Tollway's own HTTP client (`providers.http_client`), the
-same keep-alive client as upstream calls, a few dozen µs per batch.
+Why a task on the event loop, not the SDK's export thread: a thread takes the GIL for up to
+5 ms at a time (the switch interval), which stalls every request in flight. Encoding in the
+task, in batches, was measured against encoding at the request's end: the same instructions
+per span (CPU is CPU on one core), plus the task's loop over queued records and the records
+kept alive until then; at the end it costs each request a few µs after its response is sent,
+and the task never holds the loop for a batch. The POST uses Tollway's own HTTP client
+(`providers.http_client`), the same keep-alive client as upstream calls, a few dozen µs per batch.
 
 Configuration: `[otel] endpoint` / `headers`, else the standard variables the OTLP exporter
 reads: `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`, `_HEADERS`, `_TIMEOUT` (seconds, as the
@@ -37,7 +41,6 @@ import zlib
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from tollway import __version__
 from tollway.errors import ProxyError
@@ -45,14 +48,10 @@ from tollway.providers.http_client import HttpClient
 from tollway.telemetry.otlp import Envelope
 from tollway.telemetry.spans import SpanEncoder
 
-if TYPE_CHECKING:
-    from tollway.telemetry.tracing import RequestTrace
-
 log = logging.getLogger("tollway.otel")
 
 RETRYABLE = frozenset((429, 502, 503, 504))
 MAX_RETRIES = 5
-SLICE = 64  # requests encoded between two yields to the event loop
 
 
 def traces_endpoint(base: str) -> str:
@@ -128,8 +127,8 @@ class SpanExporter:
     def __init__(self, config: ExportConfig, envelope: Envelope) -> None:
         self.config = config
         self._envelope = envelope
-        self._encoder = SpanEncoder()
-        self._queue: deque["RequestTrace"] = deque()
+        self.encoder = SpanEncoder()
+        self._queue: deque[tuple[bytes, int]] = deque()  # each request's encoded spans, and how many
         self._queued = 0  # spans in the queue
         self._max_queue = config.max_queue
         self._batch = min(config.batch_size, config.max_queue)
@@ -148,13 +147,13 @@ class SpanExporter:
         self.failed = 0  # spans the receiver refused, or could not be reached for
 
     # -- the request path ------------------------------------------------------------------------
-    def put(self, trace: "RequestTrace") -> None:
-        """Queue a finished request's spans (`trace.spans` of them), or drop them when full."""
-        queued = self._queued + trace.spans
+    def put(self, data: bytes, spans: int) -> None:
+        """Queue a finished request's encoded spans (`spans` of them), or drop them when full."""
+        queued = self._queued + spans
         if queued > self._max_queue or self._stopping:
-            self._drop(trace.spans)
+            self._drop(spans)
             return
-        self._queue.append(trace)
+        self._queue.append((data, spans))
         self._queued = queued
         if queued >= self._batch and not self._wake.is_set():
             self._wake.set()
@@ -184,33 +183,25 @@ class SpanExporter:
             while self._queue and not self._stopping:
                 full = self._queued >= self._batch
                 try:
-                    await self._send(await self._encode_batch(), retries=MAX_RETRIES)
+                    await self._send(self._take_batch(), retries=MAX_RETRIES)
                 except Exception:  # never let the exporter die: spans are best effort
                     log.exception("otel: export failed")
                 if not full:  # a partial batch went: wait for the next tick
                     break
 
-    async def _encode_batch(self) -> tuple[bytes, int]:
-        encoder, queue = self._encoder, self._queue
-        spans: list[bytes] = []
-        while queue and len(spans) < self._batch:
-            for _ in range(SLICE):
-                if not queue or len(spans) >= self._batch:
-                    break
-                t = queue.popleft()
-                self._queued -= t.spans
-                before = len(spans)
-                try:
-                    encoder.encode(t, spans)
-                except Exception:
-                    del spans[before:]
-                    self.failed += 1
-                    log.exception("otel: a span could not be encoded")
-            if queue and len(spans) < self._batch and not self._stopping:
-                await asyncio.sleep(0)  # let requests run between slices
+    def _take_batch(self) -> tuple[bytes, int]:
+        """Up to a batch's worth of queued spans (whole requests), wrapped in one export request."""
+        queue, limit = self._queue, self._batch
+        parts: list[bytes] = []
+        n = 0
+        while queue and n < limit:
+            data, k = queue.popleft()
+            parts.append(data)
+            n += k
+        self._queued -= n
         if self._full_warned and self._queued < self._max_queue // 2:
             self._full_warned = False
-        return self._envelope.request(spans), len(spans)
+        return self._envelope.request(parts), n
 
     async def _send(self, batch: tuple[bytes, int], retries: int) -> None:
         body, n = batch
@@ -267,7 +258,7 @@ class SpanExporter:
         try:
             async with asyncio.timeout(self.config.export_timeout):
                 while self._queue:
-                    await self._send(await self._encode_batch(), retries=0)
+                    await self._send(self._take_batch(), retries=0)
         except TimeoutError:
             log.warning("otel: shutdown left %d spans unsent", self._queued)
         finally:

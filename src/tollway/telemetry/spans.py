@@ -1,8 +1,8 @@
 """Request records to OTLP span bytes: the GenAI request span and one client span per attempt.
 
-Runs in the exporter's background task, never on the request path: a request only leaves
-its `RequestTrace` (ids, times, the response's id and finish reasons, and a tuple of what
-the context knew at the end; see `tracing`). Names and attributes are the GenAI semantic
+Runs once per request, when it ends (`RequestTrace.end`, after the response was sent), from
+its `RequestTrace` (ids, the response's id and finish reasons) and its finished context; the
+exporter's task only joins and posts the bytes (see `span_export`). Names and attributes are the GenAI semantic
 conventions (see `genai` and README, OpenTelemetry); they are what Tollway's earlier
 SDK-based spans carried, attribute for attribute.
 
@@ -12,12 +12,15 @@ requests, so they are cached in groups keyed by what decides them, each group bo
 parameters, finish reason), who it was for (customer, key, project, source), its token
 counts, and each attempt's shape. What is new for every request (ids, times, Tollway's
 trace id, the response id, cost, overhead) is packed fresh, and a span is one join of
-byte strings (framed as a `ScopeSpans.spans` entry: tag 0x12 and the length).
+byte strings (framed as a `ScopeSpans.spans` entry: tag 0x12 and the length). An attempt
+span without trace state has a fixed length for its shape, so its shape keeps it as a `%`
+template (framing included) that the ids, times and flags fill in.
 """
 
 from __future__ import annotations
 
 import struct
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -25,6 +28,7 @@ from tollway.telemetry import genai, otlp
 from tollway.telemetry.genai import OPERATIONS
 
 if TYPE_CHECKING:
+    from tollway.pipeline.context import Attempt, RequestContext
     from tollway.telemetry.tracing import RequestTrace
 
 CACHE = 4096  # entries per cache below; a full cache is cleared, not grown
@@ -77,7 +81,7 @@ class SpanEncoder:
         self._shapes: dict[tuple, tuple[bytes, bytes, bool]] = {}
         self._whos: dict[tuple, bytes] = {}
         self._tokens: dict[tuple, bytes] = {}
-        self._attempt_shapes: dict[tuple, tuple[bytes, bytes]] = {}
+        self._attempt_shapes: dict[tuple, tuple[bytes, bytes, bytes]] = {}
         self._flag_fields: dict[int, tuple[bytes, bytes]] = {}
         self._trace_id = k["tollway.trace_id"]
         self._tid_head = self._trace_id.head(36)  # Tollway's trace ids are 36-character UUIDs
@@ -85,82 +89,115 @@ class SpanEncoder:
         self._rid_heads = self._response_id._heads  # string length -> the attribute's bytes before it
         self._cost_head = k["tollway.cost_usd"].double_head
         self._overhead_head = k["tollway.overhead_ms"].double_head
+        self._ttft_head = k["gen_ai.response.time_to_first_chunk"].double_head
+        self._cancelled = k["tollway.cancelled"].true
+        self._cost_overhead = struct.Struct(f"<{len(self._cost_head)}sd{len(self._overhead_head)}sd").pack
 
-    def encode(self, t: "RequestTrace", out: list[bytes]) -> None:
-        """Append the request span and its attempt spans to `out` (as `ScopeSpans.spans` entries)."""
-        (trace_id, route, method, endpoint, provider, model, served, params, usage, ttft_ms, status, cost, project,
-         source, customer, key_id, cancelled, overhead, error_type, attempts, content, wall0, t0, end_perf) = t.data
+    def encode(self, t: "RequestTrace", ctx: "RequestContext",
+               content: list[tuple[str, str]] | None) -> tuple[bytes, int]:
+        """The request span and its attempt spans, as `ScopeSpans.spans` entries joined, and
+        how many spans that is."""
+        dep = ctx.deployment
+        provider = ctx.provider or (dep.provider if dep is not None else None)
+        served = ctx.model_served or (dep.model if dep is not None else None)
+        endpoint, status, error_type, attempts = ctx.endpoint, ctx.status, ctx.error_type, ctx.attempts
         reasons = t.finish_reasons
-        finish = reasons[0] if len(reasons) == 1 else tuple(reasons)
-        key = (route, method, endpoint, provider, model, served, params, status, error_type, finish)
+        key = (ctx.route, ctx.method, endpoint, provider, ctx.model or "", served, request_params(ctx.json), status,
+               error_type, reasons[0] if len(reasons) == 1 else tuple(reasons))
         shape = self._shapes.get(key)
         if shape is None:
             shape = self._request_shape(key)
-        name_kind, attrs, error = shape
-        tid, sid = t.trace_id, t.span_id
-        state = otlp.field(b"\x1a", t.state.encode()) if t.state else b""
+        tid, sid, state, parent_id = t.trace_id, t.span_id, t.state_field, t.parent_id
         flags = self._flag_fields.get(t.flags)
         if flags is None:
             flags = self._flags(t.flags)
-        base = wall0 - t0  # perf_counter seconds + base = unix seconds
+        wall0 = ctx.started
+        base = wall0 - ctx.t0  # perf_counter seconds + base = unix seconds
+        end_perf = time.perf_counter()
+        trace_id = ctx.trace_id
         tb = trace_id.encode()
-        parts = [b"\x0a\x10", tid, b"\x12\x08", sid, state, b"\x22\x08" + t.parent_id if t.parent_id else b"",
-                 name_kind, _times(0x39, int(wall0 * 1e9), 0x41, int((base + end_perf) * 1e9)),
-                 self._tid_head + tb if len(tb) == 36 else self._trace_id.text(trace_id), attrs]
-        append = parts.append
+        times = _times(0x39, int(wall0 * 1e9), 0x41, int((base + end_perf) * 1e9))
+        if not parent_id and len(tb) == 36:  # the usual case: one list, no appends
+            parts = [b"\x0a\x10", tid, b"\x12\x08", sid, state, shape[0], times, self._tid_head, tb, shape[1]]
+            append = parts.append
+        else:
+            parts = [b"\x0a\x10", tid, b"\x12\x08", sid, state, b"\x22\x08" + parent_id if parent_id else b"",
+                     shape[0], times]
+            append = parts.append
+            append(self._tid_head + tb if len(tb) == 36 else self._trace_id.text(trace_id))
+            append(shape[1])
         if t.id:
             rid = t.id.encode("utf-8", "replace")
             head = self._rid_heads.get(len(rid))
-            append((head if head is not None else self._response_id.head(len(rid))) + rid)
+            append(head if head is not None else self._response_id.head(len(rid)))
+            append(rid)
+        usage = ctx.usage
         if usage is not None:
             tk = (usage.input_tokens, usage.output_tokens)
             b = self._tokens.get(tk)
             append(b if b is not None else self._token_attrs(tk))
             if usage.cached_tokens or usage.cache_creation_tokens or usage.reasoning_tokens or usage.estimated:
                 parts.extend(self._usage_extra(usage))
-        if cost is not None:
-            append(self._cost_head + _pack_double(float(cost)))
-        if overhead is not None:
-            append(self._overhead_head + _pack_double(int(overhead * 1e6 + 0.5) / 1000.0))  # ms, to the µs
+        cost, overhead = ctx.cost, ctx.overhead
+        if cost is not None and overhead is not None:  # the usual case: both attributes in one pack
+            append(self._cost_overhead(self._cost_head, float(cost), self._overhead_head,
+                                       int(overhead * 1e6 + 0.5) / 1000.0))  # ms, to the µs
+        elif cost is not None:
+            append(self._cost_head)
+            append(_pack_double(float(cost)))
+        elif overhead is not None:
+            append(self._overhead_head)
+            append(_pack_double(int(overhead * 1e6 + 0.5) / 1000.0))
+        customer, key_id, project, source = ctx.customer, ctx.key_id, ctx.project, ctx.source
         if customer or key_id or project or source:
             wk = (customer, key_id, project, source)
             b = self._whos.get(wk)
             append(b if b is not None else self._who(wk))
-        if ttft_ms is not None:
-            append(self.k["gen_ai.response.time_to_first_chunk"].double(ttft_ms / 1000.0))
-        if cancelled:
-            append(self.k["tollway.cancelled"].true)
+        if ctx.ttft_ms is not None:
+            append(self._ttft_head)
+            append(_pack_double(ctx.ttft_ms / 1000.0))
+        if ctx.cancelled:
+            append(self._cancelled)
         if content:
             append(otlp.attributes(content))
         if t.extra:
             append(t.extra)
-        if error:
+        if shape[2]:
             append(otlp.STATUS_ERROR)
-        append(flags[0] if t.parent_id else flags[1])
+        append(flags[0] if parent_id else flags[1])
         body = b"".join(parts)
         n = len(body)
-        out.append(b"\x12" + (_SMALL[n] if n < 128 else bytes(((n & 127) | 128, n >> 7)) if n < 16384
-                               else otlp.varint(n)) + body)
+        span = b"\x12" + (_SMALL[n] if n < 128 else bytes(((n & 127) | 128, n >> 7)) if n < 16384
+                          else otlp.varint(n)) + body
         if not attempts:
-            return
-        parent = b"\x22\x08" + sid
-        op = OPERATIONS.get(endpoint)
+            return span, 1
+        out = [span]
+        n = self._attempts(out, attempts, tid, sid, state, base, end_perf, flags[1], OPERATIONS.get(endpoint))
+        return b"".join(out), 1 + n
+
+    def _attempts(self, out: list[bytes], attempts: list["Attempt"], tid: bytes, sid: bytes, state: bytes,
+                  base: float, end_perf: float, flags: bytes, op: str | None) -> int:
+        """Append the attempts' spans to `out`; returns how many. A span is its shape's
+        template (`_attempt_shape`) with the ids, times and flags filled in."""
+        n_spans = 0
         for i, a in enumerate(attempts):
             if a.span is None:
                 continue
+            n_spans += 1
             span_id, a_method = a.span
             akey = (a.provider_kind, a.model, a.url, a_method, a.provider_id, op, i, a.status, a.error_type)
             ashape = self._attempt_shapes.get(akey)
             if ashape is None:
                 ashape = self._attempt_shape(akey)
-            aname_kind, aattrs_status = ashape
-            body = b"".join((b"\x0a\x10", tid, b"\x12\x08", span_id, state, parent, aname_kind,
-                             _times(0x39, int((base + a.started) * 1e9), 0x41,
-                                    int((base + (a.ended or a.headers_at or end_perf)) * 1e9)),
-                             aattrs_status, flags[1]))
-            n = len(body)
-            out.append(b"\x12" + (_SMALL[n] if n < 128 else bytes(((n & 127) | 128, n >> 7)) if n < 16384
-                                   else otlp.varint(n)) + body)
+            times = _times(0x39, int((base + a.started) * 1e9), 0x41,
+                           int((base + (a.ended or a.headers_at or end_perf)) * 1e9))
+            if not state:
+                out.append(ashape[2] % (tid, span_id, sid, times, flags))
+                continue
+            body = b"".join((b"\x0a\x10", tid, b"\x12\x08", span_id, state, b"\x22\x08", sid, ashape[0], times,
+                             ashape[1], flags))
+            out.append(otlp.field(b"\x12", body))
+        return n_spans
 
     # -- the cached groups ----------------------------------------------------------------------
     def _flags(self, trace_flags: int) -> tuple[bytes, bytes]:
@@ -240,7 +277,7 @@ class SpanEncoder:
         return _put(self._shapes, key, (otlp.field(b"\x2a", name.encode()) + otlp.KIND_SERVER, b"".join(parts),
                                         bool(err)))
 
-    def _attempt_shape(self, key: tuple) -> tuple[bytes, bytes]:
+    def _attempt_shape(self, key: tuple) -> tuple[bytes, bytes, bytes]:
         kind, model, url, method, provider_id, op, i, status, error_type = key
         parts = urlsplit(url)
         k = self.k
@@ -257,5 +294,11 @@ class SpanEncoder:
         if err:
             attrs.append(k["error.type"](err))
         name = f"{op} {model}" if op else f"{method} {provider_id}"
-        return _put(self._attempt_shapes, key, (otlp.field(b"\x2a", name.encode()) + otlp.KIND_CLIENT,
-                                                b"".join(attrs) + (otlp.STATUS_ERROR if err else b"")))
+        name_kind = otlp.field(b"\x2a", name.encode()) + otlp.KIND_CLIENT
+        attrs_status = b"".join(attrs) + (otlp.STATUS_ERROR if err else b"")
+        # the span without trace state, as a `%` template: trace id, span id, parent (the
+        # request span), times (18 bytes), flags (6 bytes); constant bytes escaped
+        size = 18 + 10 + 10 + len(name_kind) + 18 + len(attrs_status) + 6
+        template = (b"\x12" + otlp.varint(size) + b"\x0a\x10%b\x12\x08%b\x22\x08%b" + name_kind.replace(b"%", b"%%")
+                    + b"%b" + attrs_status.replace(b"%", b"%%") + b"%b")
+        return _put(self._attempt_shapes, key, (name_kind, attrs_status, template))

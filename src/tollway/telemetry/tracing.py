@@ -132,7 +132,7 @@ class _Propagating:
             span_id = b"\x00" * 7 + b"\x01"
         attempt.span = (span_id, req.method)
         headers = dict(req.headers)  # providers share their header dicts between calls: copy
-        headers["traceparent"] = "00-" + self.trace_id.hex() + "-" + span_id.hex() + _FLAGS_HEX[self.flags]
+        headers["traceparent"] = f"00-{self.trace_id.hex()}-{span_id.hex()}{_FLAGS_HEX[self.flags]}"
         if self.state:
             headers["tracestate"] = self.state
         req.headers = headers

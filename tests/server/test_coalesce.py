@@ -13,7 +13,7 @@ import pytest
 
 from tests.fakes.provider import FakeProvider
 from tests.harness import MASTER_KEY, Tollway, standard_config
-from tollway.server.coalesce import CoalescingTransport
+from tollway.server.coalesce import DIRECT_BYTES, CoalescingTransport
 
 
 class _Socket(asyncio.Transport):
@@ -103,3 +103,18 @@ def test_a_slow_stream_reaches_the_client_event_by_event(tw: Tollway) -> None:
     total = time.monotonic() - t0
     assert arrivals[0] < total - 0.7  # the first words were on screen long before the last
 
+
+
+def test_a_large_write_goes_out_uncopied_after_what_is_held() -> None:
+    async def run() -> list[bytes]:
+        sock = _Socket()
+        t = CoalescingTransport(sock, asyncio.get_running_loop())
+        big = b"x" * DIRECT_BYTES
+        t.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        t.write(big)
+        assert sock.sent[1] is big  # the body itself, not a joined copy
+        t.write(b"tail")
+        await asyncio.sleep(0)
+        return sock.sent
+
+    assert asyncio.run(run()) == [b"HTTP/1.1 200 OK\r\n\r\n", b"x" * DIRECT_BYTES, b"tail"]

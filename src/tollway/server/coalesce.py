@@ -15,13 +15,17 @@ No HTTP library offers this for uvicorn's protocols (uvloop has no cork), hence 
 which the server's protocol puts around the socket's transport (server/protocol.py). What it
 holds is bounded by what the app writes between two waits, and the socket transport's own
 flow control (pause_writing at its high-water mark) sees every byte one iteration later at
-most. close() sends what is held first; abort() drops it, as the socket's abort() does.
+most. A large write (`DIRECT_BYTES` or more: a big answer's body) is not copied into a joined
+buffer: what is held goes first, then it, each as it is. close() sends what is held first;
+abort() drops it, as the socket's abort() does.
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
+
+DIRECT_BYTES = 64 * 1024  # writes this large go to the socket at once (after what is held), uncopied
 
 
 class CoalescingTransport:
@@ -41,6 +45,11 @@ class CoalescingTransport:
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
+            return
+        if len(data) >= DIRECT_BYTES:
+            self.flush()
+            if not self._transport.is_closing():
+                self._transport.write(data)
             return
         held = self._held
         if held is None:

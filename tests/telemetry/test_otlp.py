@@ -69,3 +69,51 @@ def test_spans_and_envelope_decode_with_opentelemetry_proto() -> None:
     assert len(server.attributes[0].value.string_value) == 70000 and server.attributes[1].value.int_value == 3
     assert client.parent_span_id == sid and client.kind == 3 and client.status.code == 0
     assert (client.start_time_unix_nano, client.end_time_unix_nano) == (0, 0)  # never negative
+
+
+def test_request_and_attempt_spans_decode_alike_with_and_without_trace_state() -> None:
+    """An attempt span without trace state comes from its shape's `%` template (framing
+    included); with trace state, from a join. Both decode to the same span, also when the
+    shape's bytes hold a `%` and need two-byte lengths."""
+    import time
+    from decimal import Decimal
+
+    from tollway.config import OtelSettings
+    from tollway.pipeline.context import Attempt, RequestContext
+    from tollway.providers.base import UpstreamRequest
+    from tollway.telemetry.tracing import Tracing
+    from tollway.usage import Usage
+
+    class Provider:
+        id, kind = "mock", "openai"
+
+    model = "gpt-100%-" + "x" * 150
+    url = "http://127.0.0.1:9/v1/chat/completions"
+    tracing = Tracing(OtelSettings(endpoint="http://127.0.0.1:9"))
+
+    def spans(state: str) -> tuple[ScopeSpans, int]:
+        ctx = RequestContext("openai.chat", "openai", "chat", "POST", "/v1/chat/completions", {})
+        ctx.provider, ctx.model, ctx.json = Provider(), model, {"model": model, "max_tokens": 5}  # type: ignore[assignment]
+        trace = tracing.start(ctx)
+        trace.state, trace.state_field = state, otlp.field(b"\x1a", state.encode()) if state else b""  # type: ignore[union-attr]
+        a = Attempt("mock", "openai", model, url, time.perf_counter())
+        ctx.attempts.append(a)
+        trace.start_attempt(a, UpstreamRequest("POST", url, {}, b""))
+        trace.response_body({"id": "chatcmpl-1", "choices": [{"finish_reason": "stop"}]})
+        a.headers_at = a.ended = time.perf_counter()
+        a.status = ctx.status = 200
+        ctx.usage, ctx.cost, ctx.overhead = Usage(12, 9), Decimal("0.0000072"), 0.0004
+        data, n = tracing.exporter.encoder.encode(trace, ctx, None)  # type: ignore[union-attr]
+        return ScopeSpans.FromString(data), n
+
+    (plain, n1), (stated, n2) = spans(""), spans("vendor=abc")
+    assert n1 == n2 == len(plain.spans) == len(stated.spans) == 2
+    for x, y in zip(plain.spans, stated.spans, strict=True):
+        assert (x.name, x.kind, x.flags, x.status.code) == (y.name, y.kind, y.flags, y.status.code)
+        assert {kv.key: _value(kv.value) for kv in x.attributes}.keys() == {kv.key: _value(kv.value) for kv in
+                                                                             y.attributes}.keys()
+        assert x.trace_state == "" and y.trace_state == "vendor=abc"
+    attempt = plain.spans[1]
+    assert attempt.name == f"chat {model}" and attempt.parent_span_id == plain.spans[0].span_id
+    assert {kv.key: _value(kv.value) for kv in attempt.attributes}["gen_ai.request.model"] == model
+    assert attempt.start_time_unix_nano <= attempt.end_time_unix_nano

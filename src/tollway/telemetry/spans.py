@@ -91,6 +91,7 @@ class SpanEncoder:
         self._overhead_head = k["tollway.overhead_ms"].double_head
         self._ttft_head = k["gen_ai.response.time_to_first_chunk"].double_head
         self._cancelled = k["tollway.cancelled"].true
+        self._ttft = struct.Struct(f"<{len(self._ttft_head)}sd").pack
         self._cost_overhead = struct.Struct(f"<{len(self._cost_head)}sd{len(self._overhead_head)}sd").pack
 
     def encode(self, t: "RequestTrace", ctx: "RequestContext",
@@ -117,17 +118,51 @@ class SpanEncoder:
         trace_id = ctx.trace_id
         tb = trace_id.encode()
         times = _times(0x39, int(wall0 * 1e9), 0x41, int((base + end_perf) * 1e9))
-        if not parent_id and len(tb) == 36:  # the usual case: one list, no appends
-            parts = [b"\x0a\x10", tid, b"\x12\x08", sid, state, shape[0], times, self._tid_head, tb, shape[1]]
-            append = parts.append
+        rid = t.id.encode("utf-8", "replace") if t.id else b""
+        usage = ctx.usage
+        cost, overhead = ctx.cost, ctx.overhead
+        customer, key_id, project, source = ctx.customer, ctx.key_id, ctx.project, ctx.source
+        if (not parent_id and len(tb) == 36 and usage is not None and not usage.cached_tokens
+                and not usage.cache_creation_tokens and not usage.reasoning_tokens and not usage.estimated
+                and cost is not None and overhead is not None and not ctx.cancelled and not content
+                and not t.extra):
+            # the usual case (a priced call or stream): one join of a fixed tuple of parts
+            ttft = ctx.ttft_ms
+            head = self._rid_heads.get(len(rid)) if rid else b""
+            tk = (usage.input_tokens, usage.output_tokens)
+            tokens = self._tokens.get(tk)
+            wk = (customer, key_id, project, source)
+            who = self._whos.get(wk) if customer or key_id or project or source else b""
+            body = b"".join((
+                b"\x0a\x10", tid, b"\x12\x08", sid, state, shape[0], times, self._tid_head, tb, shape[1],
+                head if head is not None else self._response_id.head(len(rid)), rid,
+                tokens if tokens is not None else self._token_attrs(tk),
+                self._cost_overhead(self._cost_head, float(cost), self._overhead_head,
+                                    int(overhead * 1e6 + 0.5) / 1000.0),  # ms, to the µs
+                who if who is not None else self._who(wk),
+                self._ttft(self._ttft_head, ttft / 1000.0) if ttft is not None else b"",
+                otlp.STATUS_ERROR if shape[2] else b"", flags[1]))
         else:
-            parts = [b"\x0a\x10", tid, b"\x12\x08", sid, state, b"\x22\x08" + parent_id if parent_id else b"",
-                     shape[0], times]
-            append = parts.append
-            append(self._tid_head + tb if len(tb) == 36 else self._trace_id.text(trace_id))
-            append(shape[1])
-        if t.id:
-            rid = t.id.encode("utf-8", "replace")
+            body = self._request_body(t, ctx, content, shape, flags, times, tb, rid)
+        n = len(body)
+        span = b"\x12" + (_SMALL[n] if n < 128 else bytes(((n & 127) | 128, n >> 7)) if n < 16384
+                          else otlp.varint(n)) + body
+        if not attempts:
+            return span, 1
+        out = [span]
+        n = self._attempts(out, attempts, tid, sid, state, base, end_perf, flags[1], OPERATIONS.get(endpoint))
+        return b"".join(out), 1 + n
+
+    def _request_body(self, t: "RequestTrace", ctx: "RequestContext", content: list[tuple[str, str]] | None,
+                      shape: tuple[bytes, bytes, bool], flags: tuple[bytes, bytes], times: bytes, tb: bytes,
+                      rid: bytes) -> bytes:
+        """The request span's body, any case (remote parent, usage details, streams, content, ...)."""
+        parent_id = t.parent_id
+        parts = [b"\x0a\x10", t.trace_id, b"\x12\x08", t.span_id, t.state_field,
+                 b"\x22\x08" + parent_id if parent_id else b"", shape[0], times,
+                 self._tid_head + tb if len(tb) == 36 else self._trace_id.text(ctx.trace_id), shape[1]]
+        append = parts.append
+        if rid:
             head = self._rid_heads.get(len(rid))
             append(head if head is not None else self._response_id.head(len(rid)))
             append(rid)
@@ -139,15 +174,12 @@ class SpanEncoder:
             if usage.cached_tokens or usage.cache_creation_tokens or usage.reasoning_tokens or usage.estimated:
                 parts.extend(self._usage_extra(usage))
         cost, overhead = ctx.cost, ctx.overhead
-        if cost is not None and overhead is not None:  # the usual case: both attributes in one pack
-            append(self._cost_overhead(self._cost_head, float(cost), self._overhead_head,
-                                       int(overhead * 1e6 + 0.5) / 1000.0))  # ms, to the µs
-        elif cost is not None:
+        if cost is not None:
             append(self._cost_head)
             append(_pack_double(float(cost)))
-        elif overhead is not None:
+        if overhead is not None:
             append(self._overhead_head)
-            append(_pack_double(int(overhead * 1e6 + 0.5) / 1000.0))
+            append(_pack_double(int(overhead * 1e6 + 0.5) / 1000.0))  # ms, to the µs
         customer, key_id, project, source = ctx.customer, ctx.key_id, ctx.project, ctx.source
         if customer or key_id or project or source:
             wk = (customer, key_id, project, source)
@@ -165,15 +197,7 @@ class SpanEncoder:
         if shape[2]:
             append(otlp.STATUS_ERROR)
         append(flags[0] if parent_id else flags[1])
-        body = b"".join(parts)
-        n = len(body)
-        span = b"\x12" + (_SMALL[n] if n < 128 else bytes(((n & 127) | 128, n >> 7)) if n < 16384
-                          else otlp.varint(n)) + body
-        if not attempts:
-            return span, 1
-        out = [span]
-        n = self._attempts(out, attempts, tid, sid, state, base, end_perf, flags[1], OPERATIONS.get(endpoint))
-        return b"".join(out), 1 + n
+        return b"".join(parts)
 
     def _attempts(self, out: list[bytes], attempts: list["Attempt"], tid: bytes, sid: bytes, state: bytes,
                   base: float, end_perf: float, flags: bytes, op: str | None) -> int:

@@ -6,7 +6,7 @@ on a machine others are using.
     python3 bench/cpu_ab.py --stream A.toml B.toml            # c=16 streams instead of c=64 calls
     python3 bench/cpu_ab.py A.toml "A.toml@/tmp/old/src"      # the same config on other code (PYTHONPATH)
     python3 bench/cpu_ab.py A.toml "A.toml|OTEL_BSP_MAX_EXPORT_BATCH_SIZE=128"   # with a variable set
-    ROUNDS=12 BURST=2 python3 bench/cpu_ab.py ...
+    ROUNDS=12 BURST=2 PORT_BASE=18960 python3 bench/cpu_ab.py ...   # servers on PORT_BASE, PORT_BASE+1, ...
 
 `bench/cpu_per_request.py` measures one config after the other, so a change in the machine's
 load between two configs shows up as a difference between them (±15 % here). This starts a
@@ -94,7 +94,7 @@ def main() -> None:
                 env[var] = value
             if "@" in spec:
                 spec, env["PYTHONPATH"] = spec.split("@", 1)
-            port = 18960 + i
+            port = int(os.environ.get("PORT_BASE", "18960")) + i
             log = open(os.path.join(tmp, f"server-{i}.log"), "w")
             p = subprocess.Popen(["taskset", "-c", "0", BIN, "serve", "--config", fresh_data_dir(spec, tmp, f"config-{i}.toml"),
                                   "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -117,6 +117,9 @@ def main() -> None:
                 c0 = cpu_s(p.pid)
                 n = wrk(lua, port, conns, burst)
                 used = cpu_s(p.pid) - c0
+                if n == 0:  # a stalled burst (the machine is shared): nothing to divide by
+                    print(f"{name}: a burst served no request; skipped", file=sys.stderr)
+                    continue
                 bursts[name].append(used / n * 1e6)
                 totals[name][0] += used
                 totals[name][1] += n

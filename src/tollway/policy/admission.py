@@ -3,6 +3,9 @@ headers and errors a client sees (`headers`, `refusal_error`).
 
 Which limits apply: the key's own (RPM, TPM, budgets, max concurrency), its team's, the
 request's project's and customer's. Every budget that applies must allow the request.
+A key's own (and team's) limits come with their `Recipe` (policy.model), made once by the
+same `recipe()` that reads project and customer limits per request: the same charges and
+holds in the same order either way.
 """
 
 from __future__ import annotations

@@ -130,3 +130,49 @@ def test_nul_in_a_key_id_a_response_id_or_an_admin_filter_is_never_a_500_on_post
     finally:
         tw.stop()
 
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_response_the_provider_keeps_is_only_its_keys_across_two_instances(
+        fake: FakeProvider, tmp_path, pg_database: str, stream: bool) -> None:
+    """Whose a response OpenAI keeps is noted in the shared store: the instance that relayed it
+    and every other instance on the same Postgres refuse another key alike, before the provider
+    is called, and a delete through one is seen by the other."""
+    beta_key = "tw-team-beta-key"
+    cfg = standard_config(fake.url, store={"url": pg_database, "flush_interval_ms": 20})
+    cfg["keys"].append({"id": "team-beta", "key": beta_key})
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = Tollway(tmp_path / "a", cfg), Tollway(tmp_path / "b", cfg)
+    try:
+        def client(tw: Tollway, key: str) -> openai.OpenAI:
+            return openai.OpenAI(base_url=f"{tw.url}/v1", api_key=key, max_retries=0)
+
+        alpha_1, alpha_2, beta_2 = client(first, TEAM_KEY), client(second, TEAM_KEY), client(second, beta_key)
+        if stream:
+            with alpha_1.responses.stream(model="gpt-4o-mini", input="The secret word is heliotrope.") as s:
+                rid = s.get_final_response().id
+        else:
+            rid = alpha_1.responses.create(model="gpt-4o-mini", input="The secret word is heliotrope.").id
+        assert fake.requests[-1].path == "/v1/responses"  # the provider keeps it, not Tollway
+        before = len(fake.requests)
+        with pytest.raises(openai.NotFoundError):
+            beta_2.responses.retrieve(rid)
+        with pytest.raises(openai.NotFoundError):
+            beta_2.responses.input_items.list(rid)
+        with pytest.raises(openai.NotFoundError):
+            beta_2.responses.delete(rid)
+        with pytest.raises(openai.NotFoundError) as ei:
+            beta_2.responses.create(model="gpt-4o-mini", previous_response_id=rid, input="What is the secret word?")
+        assert ei.value.body["param"] == "previous_response_id"
+        assert len(fake.requests) == before  # none of it reached the provider with Tollway's key
+
+        assert alpha_2.responses.retrieve(rid).id == rid  # its own key, through the other instance
+        alpha_2.responses.delete(rid)
+        assert [r.method for r in fake.requests if r.path.startswith(f"/v1/responses/{rid}")] == ["GET", "DELETE"]
+        with pytest.raises(openai.NotFoundError):  # forgotten in the shared store: the first instance knows
+            alpha_1.responses.retrieve(rid)
+        assert [r.method for r in fake.requests if r.path.startswith(f"/v1/responses/{rid}")] == ["GET", "DELETE"]
+    finally:
+        first.stop()
+        second.stop()

@@ -39,6 +39,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from tollway.errors import ProxyError, render
+from tollway.server.coalesce import CoalescingTransport
 from tollway.server.limits import ConnectionTracker
 
 log = logging.getLogger("tollway.server")
@@ -74,6 +75,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # a response's writes of one loop iteration leave as one (server/coalesce.py); flow
+        # control (uvicorn's FlowControl) keeps the socket's own transport
+        self.transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
         if not self._tracker.opened(self):
             self._answer("overloaded", "The server has no free connection slot; retry shortly.")
             return
@@ -154,6 +158,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 # the sessions (api.realtime).
                 self._cancel_timers()
                 self._tracker.closed(self)
+                if isinstance(self.transport, CoalescingTransport):  # the session gets the socket's own
+                    self.transport.flush()
+                    self.transport = self.transport.transport
                 self.handle_websocket_upgrade()
             else:  # uvicorn warns twice per such request: a log flood for the asking
                 log.debug("unsupported upgrade request from %s", self.client)

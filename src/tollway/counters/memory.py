@@ -90,8 +90,7 @@ class MemoryCounters:
         remaining: list[int] = []
         resets: list[int] = []
         settle = False
-        i = 0
-        for r in rates:
+        for i, r in enumerate(rates):
             period = r.period_ms
             limit = r.limit
             cost = r.cost
@@ -117,7 +116,6 @@ class MemoryCounters:
                 remaining.append(int((now - allow_at) / ei))
                 resets.append(math.ceil(new_tat - now))
             new_tats.append(new_tat)
-            i += 1
         adm.rate_remaining, adm.rate_reset_ms = remaining, resets
         holds = adm.budgets
         found: list[_Budget] = []
@@ -125,8 +123,7 @@ class MemoryCounters:
             settle = True
             spent_out: list[int] = []
             reserved_out: list[int] = []
-            i = 0
-            for h in holds:
+            for i, h in enumerate(holds):
                 b = self._budget(h.key)
                 if now >= b.next_expiry:
                     b.purge(now)
@@ -136,7 +133,6 @@ class MemoryCounters:
                 found.append(b)
                 if refusal is None and spent + reserved + h.amount > h.limit:
                     refusal = Refusal("budget", i, 0)
-                i += 1
             adm.budget_spent, adm.budget_reserved = spent_out, reserved_out
         slot = adm.slot
         if slot is not None:
@@ -149,16 +145,11 @@ class MemoryCounters:
                         refusal = Refusal("slot", 0, 0)
         if refusal is not None:
             return refusal
-        i = 0
-        for r in rates:
-            tats[r.key] = new_tats[i]
-            i += 1
+        for r, t in zip(rates, new_tats, strict=True):
+            tats[r.key] = t
         until = now + adm.lease_ms
         trace = adm.trace_id
-        i = 0
-        for h in holds:
-            b = found[i]
-            i += 1
+        for h, b in zip(holds, found, strict=True):
             if h.ttl_s:
                 b.expires = now + h.ttl_s * 1000.0
             amount = h.amount

@@ -141,14 +141,12 @@ def headers(adm: Admission, with_budget: bool = True) -> list[tuple[bytes, bytes
     if rates:
         rem = adm.rate_remaining
         req = tok = -1
-        i = 0
-        for r in rates:
+        for i, r in enumerate(rates):
             if r.tokens:
                 if tok < 0 or rem[i] < rem[tok]:
                     tok = i
             elif req < 0 or rem[i] < rem[req]:
                 req = i
-            i += 1
         resets = adm.rate_reset_ms
         if req >= 0:
             r, ms = rates[req], resets[req]

@@ -48,6 +48,7 @@ _THOUSAND = Decimal(1_000)
 _ZERO = Decimal(0)
 _INF = float("inf")
 _CACHE_MAX = 4096
+_UNKNOWN = object()  # a context window not looked up yet (None: the price data has none)
 
 # Tollway provider kind -> genai-prices provider id. A kind that is itself a genai-prices
 # provider id (e.g. "novita") is used as is; others (ollama, vllm, lmstudio, llamacpp,
@@ -274,17 +275,19 @@ class PriceBook:
     def context_window(self, provider_kind: str, model: str) -> int | None:
         """The model's context window from the price data (input + output tokens), or None."""
         key = (provider_kind, model)
-        if key not in self._windows:
+        known = self._windows.get(key, _UNKNOWN)  # one lookup on the request path (a worst case)
+        if known is not _UNKNOWN:
+            return known  # type: ignore[return-value]
+        window = None
+        try:
+            calc = _genai_lookup(self._genai_provider_id(provider_kind), model)
+            window = getattr(calc.model, "context_window", None) if calc is not None else None
+        except Exception:  # the price data is optional here: no window, no harm
             window = None
-            try:
-                calc = _genai_lookup(self._genai_provider_id(provider_kind), model)
-                window = getattr(calc.model, "context_window", None) if calc is not None else None
-            except Exception:  # the price data is optional here: no window, no harm
-                window = None
-            if len(self._windows) >= _CACHE_MAX:
-                self._windows.clear()
-            self._windows[key] = window if isinstance(window, int) and window > 0 else None
-        return self._windows[key]
+        if len(self._windows) >= _CACHE_MAX:
+            self._windows.clear()
+        found = self._windows[key] = window if isinstance(window, int) and window > 0 else None
+        return found
 
     def source_of(self, provider_kind: str, model: str) -> str | None:
         """Where the price came from: "override:<pattern>" or "genai-prices:<provider>/<model id>"."""

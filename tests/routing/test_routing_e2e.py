@@ -263,3 +263,24 @@ def test_max_tpm_moves_traffic_on_once_a_deployment_used_its_minute(fake: FakePr
         assert health["removed"] == [{"deployment": "openai:gpt-4o", "reason": "at max_tpm (30 tokens this minute)"}]
     finally:
         t.stop()
+
+
+def test_under_a_budget_an_unpriced_deployment_gives_way_to_a_priced_one(fake: FakeProvider, tmp_path: Path) -> None:
+    """`[budgets] unpriced = "refuse"` (the default): a key with a budget is routed to the priced
+    deployment of a model whose first deployment has no known price; a key without one is not."""
+    cfg = standard_config(fake.url, models=[{"name": "mixed", "policy": "priority", "deployments": [
+        {"target": "openai:gpt-4.1-house-tuned"}, {"target": "openai:gpt-4o-mini"}]}])
+    cfg["keys"].append({"id": "budgeted", "key": "tw-budgeted-key", "budget": "100/month"})
+    t = Tollway(tmp_path, cfg)
+    try:
+        status, explained = post(t, "/v1/route/explain", {"model": "mixed", "messages": HELLO}, key="tw-budgeted-key")
+        assert status == 200 and explained["plan"] == ["openai:gpt-4o-mini"]
+        policy = next(layer for layer in explained["layers"] if layer["name"] == "policy")
+        assert policy["removed"] == [{"deployment": "openai:gpt-4.1-house-tuned",
+                                      "reason": "no known price, and the key has a budget"}]
+        raw = openai_client(t, "tw-budgeted-key").chat.completions.with_raw_response.create(model="mixed", messages=HELLO)
+        assert raw.headers["x-tollway-route"] == "openai:gpt-4o-mini"
+        raw = openai_client(t, TEAM_KEY).chat.completions.with_raw_response.create(model="mixed", messages=HELLO)
+        assert raw.headers["x-tollway-route"] == "openai:gpt-4.1-house-tuned"  # no budget: the first as planned
+    finally:
+        t.stop()

@@ -47,7 +47,7 @@ def relay_headers(raw: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
 def with_own_headers(relayed: list[tuple[bytes, bytes]], own: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """The provider's headers plus Tollway's; where both set one (x-ratelimit-*), Tollway's wins."""
     if len(own) > 1:  # more than the trace id: drop the provider's of the same names
-        names = {k for k, _ in own}
+        names = dict(own)  # (a dict made in C: only its keys, the names, are looked up)
         relayed = [(k, v) for k, v in relayed if k.lower() not in names]
     relayed.extend(own)
     return relayed

@@ -85,21 +85,24 @@ class MemoryCounters:
             self._sweep(now)
         refusal: Refusal | None = None
         tats = self._tat
+        rates = adm.rates
         new_tats: list[float] = []
         remaining: list[int] = []
         resets: list[int] = []
         settle = False
-        for i, r in enumerate(adm.rates):
+        for i, r in enumerate(rates):
             period = r.period_ms
-            ei = period / r.limit
+            limit = r.limit
+            cost = r.cost
+            ei = period / limit
             tat = tats.get(r.key, now)
             if tat < now:
                 tat = now
-            new_tat = tat + ei * r.cost
+            new_tat = tat + ei * cost
             allow_at = new_tat - period
             if r.tokens:
                 settle = True
-            if r.cost > r.limit:
+            if cost > limit:
                 refusal = refusal or Refusal("too_large", i, 0)
                 remaining.append(max(0, int((now - (tat - period)) / ei)))
                 resets.append(math.ceil(tat - now))
@@ -114,19 +117,21 @@ class MemoryCounters:
                 resets.append(math.ceil(new_tat - now))
             new_tats.append(new_tat)
         adm.rate_remaining, adm.rate_reset_ms = remaining, resets
+        holds = adm.budgets
         found: list[_Budget] = []
-        if adm.budgets:
+        if holds:
             settle = True
             spent_out: list[int] = []
             reserved_out: list[int] = []
-            for i, h in enumerate(adm.budgets):
+            for i, h in enumerate(holds):
                 b = self._budget(h.key)
                 if now >= b.next_expiry:
                     b.purge(now)
-                spent_out.append(b.spent)
-                reserved_out.append(b.reserved)
+                spent, reserved = b.spent, b.reserved
+                spent_out.append(spent)
+                reserved_out.append(reserved)
                 found.append(b)
-                if refusal is None and b.spent + b.reserved + h.amount > h.limit:
+                if refusal is None and spent + reserved + h.amount > h.limit:
                     refusal = Refusal("budget", i, 0)
             adm.budget_spent, adm.budget_reserved = spent_out, reserved_out
         slot = adm.slot
@@ -140,16 +145,17 @@ class MemoryCounters:
                         refusal = Refusal("slot", 0, 0)
         if refusal is not None:
             return refusal
-        for r, t in zip(adm.rates, new_tats, strict=True):
+        for r, t in zip(rates, new_tats, strict=True):
             tats[r.key] = t
         until = now + adm.lease_ms
         trace = adm.trace_id
-        for h, b in zip(adm.budgets, found, strict=True):
+        for h, b in zip(holds, found, strict=True):
             if h.ttl_s:
                 b.expires = now + h.ttl_s * 1000.0
-            if h.amount:
-                b.reserved += h.amount
-                b.leases[trace] = (h.amount, until)
+            amount = h.amount
+            if amount:
+                b.reserved += amount
+                b.leases[trace] = (amount, until)
                 if until < b.next_expiry:
                     b.next_expiry = until
         if slot is not None:
@@ -170,27 +176,34 @@ class MemoryCounters:
         if adm.settled or not adm.acquired:
             return
         adm.settled = True
-        if self._unsettled.pop(adm.trace_id, None) is None:
+        trace = adm.trace_id
+        if self._unsettled.pop(trace, None) is None:
             return  # settled before (idempotent by trace id)
         now = self._clock() * 1000.0
-        for h in adm.budgets:
-            b = self._budget(h.key)
-            lease = b.leases.pop(adm.trace_id, None)
-            if lease is not None:
-                b.reserved -= lease[0]
-            b.spent += s.cost
-        if s.tokens is not None:
+        holds = adm.budgets
+        if holds:
+            cost = s.cost
+            for h in holds:
+                b = self._budget(h.key)
+                lease = b.leases.pop(trace, None)
+                if lease is not None:
+                    b.reserved -= lease[0]
+                b.spent += cost
+        tokens = s.tokens
+        if tokens is not None:
+            tats = self._tat
             for r in adm.rates:
-                if r.tokens and s.tokens != r.cost:
-                    tat = max(self._tat.get(r.key, now), now) + (s.tokens - r.cost) * r.period_ms / r.limit
+                if r.tokens and tokens != r.cost:
+                    tat = max(tats.get(r.key, now), now) + (tokens - r.cost) * r.period_ms / r.limit
                     if tat > now:
-                        self._tat[r.key] = tat
+                        tats[r.key] = tat
                     else:
-                        self._tat.pop(r.key, None)
-        if adm.slot is not None:
-            held = self._slots.get(adm.slot.key)
-            if held is not None and held.pop(adm.trace_id, None) is not None and self.on_released is not None:
-                self.on_released(adm.slot.key)
+                        tats.pop(r.key, None)
+        slot = adm.slot
+        if slot is not None:
+            held = self._slots.get(slot.key)
+            if held is not None and held.pop(trace, None) is not None and self.on_released is not None:
+                self.on_released(slot.key)
 
     async def flush(self) -> None:
         return None

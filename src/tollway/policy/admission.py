@@ -3,6 +3,9 @@ headers and errors a client sees (`headers`, `refusal_error`).
 
 Which limits apply: the key's own (RPM, TPM, budgets, max concurrency), its team's, the
 request's project's and customer's. Every budget that applies must allow the request.
+A key's own (and team's) limits come with their `Recipe` (policy.model), made once by the
+same `recipe()` that reads project and customer limits per request: the same charges and
+holds in the same order either way.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from tollway.counters.base import Admission, BudgetHold, RateCharge, Refusal, SlotHold
 from tollway.errors import ProxyError
+from tollway.policy.model import recipe
 from tollway.policy.worstcase import input_tokens, input_tokens_inline, requested_output, worst_case
 
 if TYPE_CHECKING:
@@ -30,6 +34,13 @@ def _usd(nanos: int) -> str:
     sign = "-" if nanos < 0 else ""
     nanos = abs(nanos)
     return f"{sign}{nanos // 1_000_000_000}.{nanos % 1_000_000_000:09d}"
+
+
+def _usd_b(nanos: int) -> bytes:
+    """`_usd(nanos).encode()` in one step (a header value on every answer)."""
+    if nanos >= 0:
+        return b"%d.%09d" % divmod(nanos, 1_000_000_000)
+    return b"-%d.%09d" % divmod(-nanos, 1_000_000_000)
 
 
 def _duration(ms: int) -> str:
@@ -86,27 +97,25 @@ def build_now(state: "AppState", ctx: "RequestContext", limits: "Sequence[Limits
     slot = SlotHold("c:" + key.id, kp.max_concurrency) if kp is not None and kp.max_concurrency else None  # type: ignore[union-attr]
     if not limits and slot is None:
         return None
+    # a key's own (and team's) limits: their recipe was made with the policy
+    rec = kp.recipe if kp is not None and limits is kp.limits else recipe(limits)
     adm = Admission(ctx.trace_id, state.lease_ms, slot=slot)
-    needs_tokens = needs_cost = False
-    for lim in limits:
-        if lim.tpm is not None:
-            needs_tokens = True
-        if lim.budgets:
-            needs_cost = True
+    needs_cost = rec.needs_cost
     n_input = out_req = 0
-    if metered_call and (needs_tokens or needs_cost):
+    if metered_call and (rec.needs_tokens or needs_cost):
         n = input_tokens_inline(state, ctx) if counted is None else counted
         if n is None:
             raise CountFirst
         n_input = n
         out_req = requested_output(ctx.json)
-    rates = adm.rates
-    for lim in limits:
-        if lim.rpm_charge is not None:
-            rates.append(lim.rpm_charge)
-        if lim.tpm is not None:
-            rates.append(RateCharge(lim.tpm_name, lim.tpm, _MINUTE_MS, n_input + (out_req or 0), True, lim.tpm_label,
-                                    lim.tpm_b))
+    if rec.rates:
+        rates = adm.rates
+        charged = n_input + (out_req or 0)
+        for r in rec.rates:
+            if type(r) is RateCharge:
+                rates.append(r)
+            else:  # a TPM limit: its charge is this request's tokens
+                rates.append(RateCharge(r.tpm_name, r.tpm, _MINUTE_MS, charged, True, r.tpm_label, r.tpm_b))
     if needs_cost:
         worst = 0
         if metered_call and ctx.plan:
@@ -118,10 +127,9 @@ def build_now(state: "AppState", ctx: "RequestContext", limits: "Sequence[Limits
                                  code="model_unpriced")
         holds = adm.budgets
         started = ctx.started
-        for lim in limits:
-            for b in lim.budgets:
-                win, counter = b.current(started)
-                holds.append(BudgetHold(counter, b.limit, worst, win.ttl, (b, win)))
+        for b in rec.budgets:
+            win, counter = b.current(started)
+            holds.append(BudgetHold(counter, b.limit, worst, win.ttl, (b, win)))
     return adm
 
 
@@ -143,12 +151,12 @@ def headers(adm: Admission, with_budget: bool = True) -> list[tuple[bytes, bytes
         if req >= 0:
             r, ms = rates[req], resets[req]
             out += ((b"x-ratelimit-limit-requests", r.limit_b or str(r.limit).encode()),
-                    (b"x-ratelimit-remaining-requests", str(rem[req]).encode()),
+                    (b"x-ratelimit-remaining-requests", b"%d" % rem[req]),
                     (b"x-ratelimit-reset-requests", _MS[ms] if 0 <= ms < 1000 else _duration(ms).encode()))
         if tok >= 0:
             r, ms = rates[tok], resets[tok]
             out += ((b"x-ratelimit-limit-tokens", r.limit_b or str(r.limit).encode()),
-                    (b"x-ratelimit-remaining-tokens", str(rem[tok]).encode()),
+                    (b"x-ratelimit-remaining-tokens", b"%d" % rem[tok]),
                     (b"x-ratelimit-reset-tokens", _MS[ms] if 0 <= ms < 1000 else _duration(ms).encode()))
     holds = adm.budgets
     if with_budget and holds and adm.budget_spent:
@@ -165,9 +173,9 @@ def _budget_headers(adm: Admission, j: int) -> list[tuple[bytes, bytes]]:
     if budget._win is win:
         name, limit, reset = budget.headers
     else:  # a call that started in the window before the current one
-        name, limit, reset = budget.name.encode(), _usd(budget.limit).encode(), (win.reset or "never").encode()
+        name, limit, reset = budget.name.encode(), _usd_b(budget.limit), (win.reset or "never").encode()
     return [(b"x-tollway-budget", name), (b"x-tollway-budget-limit", limit),
-            (b"x-tollway-budget-spent", _usd(adm.budget_spent[j]).encode()), (b"x-tollway-budget-reset", reset)]
+            (b"x-tollway-budget-spent", _usd_b(adm.budget_spent[j])), (b"x-tollway-budget-reset", reset)]
 
 
 def refusal_error(adm: Admission, refusal: Refusal) -> tuple[ProxyError, list[tuple[bytes, bytes]]]:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from tollway.policy.windows import Window, window_at
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from tollway.policy.allowlist import AllowList
 
 SCOPES: tuple[str, ...] = ("key", "team", "project", "customer")
@@ -104,6 +106,32 @@ class Limits:
         return self.rpm is None and self.tpm is None and not self.budgets
 
 
+class Recipe:
+    """What a sequence of limits asks of each request, in their order: `rates` holds each
+    limit's RPM charge (the same for every request) or, for a TPM limit, the Limits itself (its
+    charge depends on the request's tokens); `budgets` every budget; and whether the request's
+    tokens or its worst-case cost must be known. A key's own limits have theirs made once."""
+
+    __slots__ = ("rates", "budgets", "needs_tokens", "needs_cost")
+
+    def __init__(self, rates: tuple[Any, ...], budgets: tuple[Budget, ...], needs_tokens: bool) -> None:
+        self.rates = rates
+        self.budgets = budgets
+        self.needs_tokens = needs_tokens
+        self.needs_cost = bool(budgets)
+
+
+def recipe(limits: "Sequence[Limits]") -> Recipe:
+    rates: list[Any] = []
+    for lim in limits:
+        if lim.rpm_charge is not None:
+            rates.append(lim.rpm_charge)
+        if lim.tpm is not None:
+            rates.append(lim)
+    return Recipe(tuple(rates), tuple(b for lim in limits for b in lim.budgets),
+                  any(lim.tpm is not None for lim in limits))
+
+
 @dataclass(frozen=True, slots=True)
 class KeyPolicy:
     """What a key may do beyond calling models at all; None on KeyInfo when it has no limits."""
@@ -119,9 +147,13 @@ class KeyPolicy:
     # check (allow-list, max_tokens, body size) applies
     limits: "tuple[Limits, ...]" = field(init=False, compare=False, repr=False, default=())
     static_checks: bool = field(init=False, compare=False, repr=False, default=False)
+    # what those limits ask of every request (`recipe`), made once
+    recipe: "Recipe | None" = field(init=False, compare=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "limits", tuple(lim for lim in (self.own, self.team) if lim is not None))
+        limits = tuple(lim for lim in (self.own, self.team) if lim is not None)
+        object.__setattr__(self, "limits", limits)
+        object.__setattr__(self, "recipe", recipe(limits))
         object.__setattr__(self, "static_checks", self.models is not None or self.max_tokens is not None
                            or self.max_body_bytes is not None)
 

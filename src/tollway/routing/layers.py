@@ -196,7 +196,8 @@ def policy(router: "Router", ctx: "RequestContext", route: "ModelRoute", cands: 
 
 
 def _refuses_unpriced(router: "Router", kp: Any) -> bool:
-    return bool(getattr(kp, "budgets", None)) and router.settings.budgets.unpriced == "refuse"
+    """The key (or its team) has a budget, and unpriced models are refused under one."""
+    return kp.recipe is not None and kp.recipe.needs_cost and router.settings.budgets.unpriced == "refuse"
 
 
 def health(router: "Router", ctx: "RequestContext", route: "ModelRoute", cands: list["Deployment"],

@@ -160,9 +160,9 @@ class UnsampledTrace(_Propagating):
 
 
 class RequestTrace(genai.ResponseMeta, _Propagating):
-    """The spans of one sampled request: ids decided at the start, what the response says as
-    it passes (it is its own `ResponseMeta`), and (`data`) what the context knew at the end;
-    the exporter's task turns it into span bytes (see `spans`)."""
+    """The spans of one sampled request: ids decided at the start and what the response says
+    as it passes (it is its own `ResponseMeta`); at the end, with the finished context, they
+    become span bytes (`spans`) on the exporter's queue."""
 
     __slots__ = ("_tracing", "trace_id", "span_id", "parent_id", "flags", "state", "state_field", "extra")
 

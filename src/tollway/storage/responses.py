@@ -126,6 +126,8 @@ class ResponseStore:
         self._engine = engine
         self.settings = settings
         self._cleaner: asyncio.Task[None] | None = None
+        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        self._claim = dialect.insert(upstream_responses).on_conflict_do_nothing(index_elements=["id"])
 
     @property
     def ttl_secs(self) -> float:
@@ -251,10 +253,8 @@ class ResponseStore:
         id stands (ids are the provider's, unique; a repeat cannot take one over)."""
         if not _storable_id(response_id) or len(response_id) > 80:
             return
-        mod = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-        stmt = mod.insert(upstream_responses).on_conflict_do_nothing(index_elements=["id"])
         async with self._engine.begin() as conn:
-            await conn.execute(stmt, [{"id": response_id, "created_at": time.time(), "key_id": _text(key_id)}])
+            await conn.execute(self._claim, [{"id": response_id, "created_at": time.time(), "key_id": _text(key_id)}])
 
     async def upstream_owner(self, response_id: str, owner: Owner) -> Found:
         """MINE when the owner may reach the provider's response `response_id`; HIDDEN when it is
@@ -277,13 +277,14 @@ class ResponseStore:
 
     # -- expiry ------------------------------------------------------------------------------------
     async def expire(self, batch: int = EXPIRY_BATCH) -> int:
-        """Delete up to `batch` expired rows (of each table); how many went."""
+        """Delete up to `batch` expired rows of each table; how many went in all (`batch` or more:
+        more may be waiting)."""
         total = 0
         for t in (responses_table, upstream_responses):
             doomed = select(t.c.id).where(t.c.created_at < self._cutoff()).limit(batch).scalar_subquery()
             async with self._engine.begin() as conn:
                 result = await conn.execute(delete(t).where(t.c.id.in_(doomed)))
-            total = max(total, int(result.rowcount or 0))
+            total += int(result.rowcount or 0)
         return total
 
     def start(self) -> None:

@@ -45,9 +45,10 @@ def keeps_owners(state: "AppState", ctx: RequestContext) -> bool:
 async def check_upstream_previous(state: "AppState", ctx: RequestContext) -> None:
     """A Responses call going on as it is (the provider keeps the conversation) may continue only
     a response of the caller's key: another key's, an expired one, or one Tollway never passed on
-    is "not found" here, and the provider is never asked with Tollway's credentials."""
+    is "not found" here, and the provider is never asked with Tollway's credentials. Called
+    where `keeps_owners` holds."""
     prev = (ctx.json or {}).get("previous_response_id")
-    if not isinstance(prev, str) or not prev or not keeps_owners(state, ctx):
+    if not isinstance(prev, str) or not prev:
         return  # a malformed value is the provider's to refuse
     owner = owner_of(state, ctx)
     if owner.sees_all:
